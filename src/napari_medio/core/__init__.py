@@ -1,0 +1,15 @@
+"""napari-free core: geometry, data model, format registry, safe file writing."""
+from .errors import CancelledError, FormatError, MedioError, UnsupportedFormatError, WriteError
+from .geometry import Geometry
+from .volume import AxisInfo, Volume
+
+__all__ = [
+    "AxisInfo",
+    "CancelledError",
+    "FormatError",
+    "Geometry",
+    "MedioError",
+    "UnsupportedFormatError",
+    "Volume",
+    "WriteError",
+]

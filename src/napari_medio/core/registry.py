@@ -1,0 +1,292 @@
+"""The format registry: every reader and writer is found here, and only here.
+
+Each format module calls :func:`register` with a :class:`FileFormat` that names
+its extensions, a cheap content sniff on the first bytes of a file, and its
+read/write functions.  The npe2 reader and writers, the ``medio`` CLI, the
+Python API and the scene loader all call :func:`read` / :func:`write`, so a new
+format is one new module.
+
+Dispatch on read: the formats whose extension matches are tried first, in
+order of extension length (``.seg.nrrd`` before ``.nrrd``); a format whose
+sniff rejects the content is passed over, and the content decides among all
+formats when the extension lies (a NIfTI named ``.nrrd`` is read as NIfTI).  A
+file that nothing recognises raises :class:`UnsupportedFormatError`.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+from .errors import FormatError, MedioError, UnsupportedFormatError
+
+__all__ = [
+    "FileFormat",
+    "register",
+    "formats",
+    "get_format",
+    "find_reader",
+    "find_writer",
+    "read",
+    "write",
+    "read_head",
+    "matching_extension",
+    "all_read_extensions",
+    "all_write_extensions",
+]
+
+#: Bytes given to sniff functions.
+HEAD_SIZE = 4096
+
+#: Packages whose modules register formats when imported (missing ones are skipped).
+PROVIDER_PACKAGES = (
+    "napari_medio.formats",
+    "napari_medio.dicom",
+    "napari_medio.scene",
+)
+
+Sniff = Callable[[bytes, Path], bool]
+Reader = Callable[..., list]
+Writer = Callable[..., Any]
+
+
+@dataclass
+class FileFormat:
+    """A file format: what it is called, how to recognise it, how to read and write it.
+
+    ``extensions`` are lower-case with the leading dot, compound ones included
+    (``".nii.gz"``).  ``sniff(head, path)`` gets the first :data:`HEAD_SIZE`
+    bytes and returns True when the content is this format; formats without a
+    magic number (raw data, ambiguous text) leave it ``None`` and are chosen by
+    extension only.  ``read(path, **options)`` returns a list of data objects;
+    ``write(obj, path, **options)`` writes one.  ``kinds`` lists the data
+    object kinds the writer accepts ("volume", "labelmap", "segmentation",
+    "model", ...).  ``directories`` marks readers that take a folder.
+    """
+
+    name: str
+    description: str
+    extensions: tuple[str, ...]
+    read: Optional[Reader] = None
+    write: Optional[Writer] = None
+    sniff: Optional[Sniff] = None
+    kinds: tuple[str, ...] = ()
+    directories: bool = False
+    priority: int = 0
+    backend: str = ""
+    read_options: dict = field(default_factory=dict)
+    write_options: dict = field(default_factory=dict)
+
+    def matches_extension(self, path: "str | os.PathLike[str]") -> Optional[str]:
+        """The longest of this format's extensions that ``path`` ends with, or None."""
+        lower = os.fspath(path).lower()
+        hits = [e for e in self.extensions if lower.endswith(e)]
+        return max(hits, key=len) if hits else None
+
+
+_FORMATS: dict[str, FileFormat] = {}
+_LOADED = False
+
+
+def register(fmt: FileFormat) -> FileFormat:
+    """Add (or replace) a format in the registry; returns it for decorator-style use."""
+    fmt.extensions = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in fmt.extensions)
+    _FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def load_providers() -> None:
+    """Import every format module once (they register themselves)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for package_name in PROVIDER_PACKAGES:
+        try:
+            package = importlib.import_module(package_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == package_name:
+                continue
+            raise
+        for info in pkgutil.iter_modules(getattr(package, "__path__", []), package_name + "."):
+            if info.name.rsplit(".", 1)[-1].startswith("_"):
+                continue
+            importlib.import_module(info.name)
+
+
+def formats() -> list[FileFormat]:
+    """All registered formats."""
+    load_providers()
+    return list(_FORMATS.values())
+
+
+def get_format(name: str) -> FileFormat:
+    """The format registered under ``name``."""
+    load_providers()
+    try:
+        return _FORMATS[name]
+    except KeyError:
+        raise UnsupportedFormatError(None, f"no format named {name!r}") from None
+
+
+def all_read_extensions() -> list[str]:
+    """Every extension some reader accepts."""
+    return sorted({e for f in formats() if f.read for e in f.extensions})
+
+
+def all_write_extensions() -> list[str]:
+    """Every extension some writer accepts."""
+    return sorted({e for f in formats() if f.write for e in f.extensions})
+
+
+def matching_extension(path: "str | os.PathLike[str]") -> Optional[str]:
+    """The longest registered extension that ``path`` ends with."""
+    hits = [f.matches_extension(path) for f in formats()]
+    hits = [h for h in hits if h]
+    return max(hits, key=len) if hits else None
+
+
+def read_head(path: "str | os.PathLike[str]", size: int = HEAD_SIZE) -> bytes:
+    """The first ``size`` bytes of a file ('' for a folder); raises FormatError when unreadable."""
+    p = Path(path)
+    if p.is_dir():
+        return b""
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(size)
+    except FileNotFoundError:
+        raise FormatError(p, "file not found") from None
+    except OSError as exc:
+        raise FormatError(p, f"cannot open file: {exc.strerror or exc}") from None
+
+
+def _sniff(fmt: FileFormat, head: bytes, path: Path) -> Optional[bool]:
+    if fmt.sniff is None:
+        return None
+    try:
+        return bool(fmt.sniff(head, path))
+    except Exception:  # a sniff must never break dispatch
+        return False
+
+
+def _by_extension(path: Path, candidates: Iterable[FileFormat]) -> list[FileFormat]:
+    scored = []
+    for fmt in candidates:
+        ext = fmt.matches_extension(path)
+        if ext:
+            scored.append((len(ext), fmt.priority, fmt))
+    scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
+    return [t[2] for t in scored]
+
+
+def find_reader(path: "str | os.PathLike[str]", format: Optional[str] = None) -> FileFormat:
+    """The format that reads ``path``: by content where it can be sniffed, else by extension."""
+    p = Path(path)
+    if format is not None:
+        return get_format(format)
+    readers = [f for f in formats() if f.read is not None]
+    if p.is_dir():
+        folder_readers = sorted((f for f in readers if f.directories), key=lambda f: -f.priority)
+        for fmt in folder_readers:
+            if _sniff(fmt, b"", p) is not False:
+                return fmt
+        raise UnsupportedFormatError(p, "no reader recognises this folder")
+    if not p.exists():
+        raise FormatError(p, "file not found")
+    head = read_head(p)
+    if not head:
+        raise FormatError(p, "file is empty")
+    by_ext = _by_extension(p, readers)
+    for fmt in by_ext:
+        verdict = _sniff(fmt, head, p)
+        if verdict is True:
+            return fmt
+    # The extension's formats rejected the content: let the content decide.
+    for fmt in sorted(readers, key=lambda f: -f.priority):
+        if fmt in by_ext or fmt.directories and not fmt.extensions:
+            continue
+        if _sniff(fmt, head, p) is True:
+            return fmt
+    for fmt in by_ext:
+        if fmt.sniff is None:
+            return fmt
+    if by_ext:
+        names = ", ".join(f.name for f in by_ext)
+        raise FormatError(p, f"content is not a valid {names} file (and matches no other known format)")
+    raise UnsupportedFormatError(p, "unknown file type: no registered reader for this extension or content")
+
+
+def find_writer(path: "str | os.PathLike[str]", kind: Optional[str] = None, format: Optional[str] = None) -> FileFormat:
+    """The format that writes ``path`` (chosen by its extension) for data of ``kind``."""
+    if format is not None:
+        return get_format(format)
+    p = Path(path)
+    writers = [f for f in formats() if f.write is not None]
+    candidates = _by_extension(p, writers)
+    if kind is not None:
+        suitable = [f for f in candidates if not f.kinds or kind in f.kinds]
+        if candidates and not suitable:
+            names = ", ".join(f.name for f in candidates)
+            raise UnsupportedFormatError(p, f"{names} cannot hold a {kind}")
+        candidates = suitable
+    if not candidates:
+        raise UnsupportedFormatError(p, "no writer for this extension")
+    return candidates[0]
+
+
+def read(path: "str | os.PathLike[str]", format: Optional[str] = None, **options: Any) -> list:
+    """Read a file (or folder) into a list of data objects through the registry."""
+    p = Path(path)
+    fmt = find_reader(p, format=format)
+    try:
+        objects = fmt.read(p, **options)
+    except MedioError:
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            raise MedioError(p, f"{fmt.name} reader: {exc}") from exc
+        raise FormatError(p, f"cannot read as {fmt.name}: {exc}") from exc
+    except Exception as exc:  # any library failure becomes one clear error
+        raise FormatError(p, f"cannot read as {fmt.name}: {type(exc).__name__}: {exc}") from exc
+    for obj in objects:
+        if getattr(obj, "source", None) is None:
+            try:
+                obj.source = os.fspath(p)
+            except AttributeError:
+                pass
+    return objects
+
+
+def write(obj: Any, path: "str | os.PathLike[str]", format: Optional[str] = None, **options: Any) -> list[str]:
+    """Write one data object to ``path`` in the format its extension names; returns written paths."""
+    p = Path(path)
+    fmt = find_writer(p, kind=getattr(obj, "kind", None), format=format)
+    try:
+        result = fmt.write(obj, p, **options)
+    except MedioError:
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        from .errors import WriteError
+
+        raise WriteError(p, f"cannot write as {fmt.name}: {type(exc).__name__}: {exc}") from exc
+    if result is None:
+        return [os.fspath(p)]
+    if isinstance(result, (str, os.PathLike)):
+        return [os.fspath(result)]
+    return [os.fspath(r) for r in result]
+
+
+def describe(paths: Sequence[str]) -> list[dict]:
+    """Format name and description for each path (for ``medio info`` and widgets)."""
+    out = []
+    for path in paths:
+        fmt = find_reader(path)
+        out.append({"path": os.fspath(path), "format": fmt.name, "description": fmt.description})
+    return out

@@ -1,0 +1,1 @@
+"""One module per file-format family; each registers itself with the registry on import."""

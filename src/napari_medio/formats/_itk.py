@@ -1,0 +1,151 @@
+"""Conversion between :class:`~napari_medio.core.Volume` and SimpleITK images.
+
+SimpleITK images live in LPS physical space with the same (i, j, k) geometry
+convention as the core, so conversion is direct.  A 4D ITK image (time or
+sequence as its 4th index axis) becomes a 3D geometry plus one leading extra
+axis whose values are the 4th axis' physical coordinates.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..core.errors import FormatError
+from ..core.geometry import Geometry
+from ..core.volume import AxisInfo, Volume
+
+
+def sitk():
+    """The SimpleITK module (imported lazily: it is large)."""
+    import SimpleITK
+
+    return SimpleITK
+
+
+def volume_from_sitk(
+    image: Any,
+    *,
+    kind: str = "volume",
+    name: str = "",
+    rgb: Optional[bool] = None,
+    metadata: Optional[dict] = None,
+    source: Optional[str] = None,
+) -> Volume:
+    """Volume from a SimpleITK image (LPS), keeping the voxel type.
+
+    ``rgb`` forces (True) or forbids (False) treating 3/4-component 8-bit
+    voxels as colour; by default ITK's pixel type decides.
+    """
+    s = sitk()
+    array = s.GetArrayFromImage(image)
+    dim = image.GetDimension()
+    ncomp = image.GetNumberOfComponentsPerPixel()
+    spacing = np.array(image.GetSpacing(), dtype=float)
+    origin = np.array(image.GetOrigin(), dtype=float)
+    direction = np.array(image.GetDirection(), dtype=float).reshape(dim, dim)
+    extra: list[AxisInfo] = []
+    if dim == 4:
+        n4 = image.GetSize()[3]
+        values = (origin[3] + spacing[3] * np.arange(n4)).tolist()
+        extra.append(AxisInfo(name="time", unit="", values=values, kind="time"))
+        spacing, origin, direction = spacing[:3], origin[:3], direction[:3, :3]
+    elif dim not in (2, 3):
+        raise FormatError(source, f"{dim}D images are not supported")
+    components = None
+    if ncomp > 1:
+        pixel_id = image.GetPixelID()
+        is_color = pixel_id in (s.sitkVectorUInt8,) and ncomp in (3, 4)
+        if rgb is None:
+            rgb = is_color
+        kind_name = ("RGB-color" if ncomp == 3 else "RGBA-color") if rgb and is_color else "vector"
+        components = AxisInfo(name="component", kind=kind_name)
+    geometry = Geometry(spacing, origin, direction)
+    return Volume(
+        array=array,
+        geometry=geometry,
+        kind=kind,
+        name=name,
+        extra_axes=extra,
+        components=components,
+        metadata=dict(metadata or {}),
+        source=source,
+    )
+
+
+def volume_to_sitk(volume: Volume) -> Any:
+    """SimpleITK image of a volume (one extra axis becomes ITK's 4th dimension)."""
+    s = sitk()
+    array = np.ascontiguousarray(np.asarray(volume.array))
+    is_vector = volume.components is not None
+    if len(volume.extra_axes) > 1:
+        raise FormatError(volume.source, "ITK images hold at most one non-spatial axis")
+    if volume.extra_axes:
+        axis = volume.extra_axes[0]
+        if is_vector:
+            raise FormatError(volume.source, "a 4D image with vector voxels cannot be written by ITK")
+        image = s.GetImageFromArray(array, isVector=False)
+        values = axis.values or []
+        t0 = float(values[0]) if values and _is_number(values[0]) else 0.0
+        dt = float(values[1]) - float(values[0]) if len(values) > 1 and all(_is_number(v) for v in values[:2]) else 1.0
+        if dt <= 0:
+            dt = 1.0
+        g = volume.geometry.as_3d()
+        d = np.eye(4)
+        d[:3, :3] = g.direction
+        image.SetSpacing([*g.spacing.tolist(), dt])
+        image.SetOrigin([*g.origin.tolist(), t0])
+        image.SetDirection(d.reshape(-1).tolist())
+        return image
+    image = s.GetImageFromArray(array, isVector=is_vector)
+    g = volume.geometry
+    image.SetSpacing(g.spacing.tolist())
+    image.SetOrigin(g.origin.tolist())
+    image.SetDirection(g.direction.reshape(-1).tolist())
+    return image
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def read_with_sitk(path: "str | os.PathLike[str]", imageio: Optional[str] = None, **kwargs: Any) -> Any:
+    """Read an image with SimpleITK, turning its exceptions into :class:`FormatError`."""
+    s = sitk()
+    reader = s.ImageFileReader()
+    reader.SetFileName(os.fspath(path))
+    if imageio:
+        reader.SetImageIO(imageio)
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise FormatError(path, _itk_reason(exc)) from None
+
+
+def write_with_sitk(image: Any, path: Path, imageio: Optional[str] = None, compress: bool = False) -> None:
+    """Write with SimpleITK to exactly ``path`` (the caller handles atomic renames)."""
+    s = sitk()
+    writer = s.ImageFileWriter()
+    writer.SetFileName(os.fspath(path))
+    if imageio:
+        writer.SetImageIO(imageio)
+    writer.SetUseCompression(bool(compress))
+    try:
+        writer.Execute(image)
+    except RuntimeError as exc:
+        raise FormatError(path, _itk_reason(exc)) from None
+
+
+def _itk_reason(exc: Exception) -> str:
+    """The useful last line of an ITK exception text."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.lower().startswith("description:"):
+            return "ITK: " + ln.split(":", 1)[1].strip()
+    return "ITK: " + (lines[-1] if lines else "unreadable")

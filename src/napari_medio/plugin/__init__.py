@@ -1,0 +1,1 @@
+"""napari adapter: the only package that imports napari or Qt."""

@@ -1,0 +1,47 @@
+"""npe2 reader contribution: any file or folder the format registry recognises."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from ..core import registry
+from ..core.errors import MedioError
+from .layers import to_layer_data
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _recognised(path: PathLike) -> bool:
+    try:
+        registry.find_reader(path)
+        return True
+    except MedioError:
+        return False
+
+
+def get_reader(path: Union[PathLike, list]) -> Optional[Callable[..., list]]:
+    """npe2 ``get_reader``: a reader function when napari-medio can read ``path`` (or every path in a list)."""
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    if not paths or not all(_recognised(p) for p in paths):
+        return None
+    return read_layers
+
+
+def read_layers(path: Union[PathLike, list], **options: Any) -> list:
+    """Read file(s) through the registry and return napari LayerData tuples.
+
+    Errors are :class:`~napari_medio.core.errors.MedioError` naming the file, which
+    napari shows as one notification line.
+    """
+    from ..core.settings import load_settings
+
+    settings = load_settings()
+    options.setdefault("resample_oblique", settings.get("resample_oblique", False))
+    paths = path if isinstance(path, (list, tuple)) else [path]
+    layers: list = []
+    for p in paths:
+        read_opts = {k: v for k, v in options.items() if k not in ("resample_oblique",)}
+        for obj in registry.read(Path(p), **read_opts):
+            layers.extend(to_layer_data(obj, **options))
+    return layers

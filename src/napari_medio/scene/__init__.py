@@ -1,0 +1,1 @@
+"""Slicer scenes (.mrml, .mrb): filled in by the scenes issue."""
