@@ -1,9 +1,9 @@
 """The ``medio`` command line: ``info``, ``convert``, ``formats``, ``demo`` and subcommands
 that other packages add (``dicom``, ``scene``, ...), all on the same core and registry.
 
-Subcommand providers: a module listed in :data:`SUBCOMMAND_MODULES` that defines
-``add_subcommands(subparsers)`` is imported when present; each subcommand sets
-``func(args) -> int`` with ``set_defaults``.
+Subcommand providers: every module of the ``napari_medio.commands`` package defines
+``add_subcommands(subparsers)``; each subcommand sets ``func(args) -> int`` with
+``set_defaults``.  A new command family is one new module there.
 """
 from __future__ import annotations
 
@@ -17,13 +17,8 @@ from typing import Any, Optional, Sequence
 
 from .core.errors import MedioError
 
-#: Modules that add subcommands to ``medio`` (skipped when not installed yet).
-SUBCOMMAND_MODULES = (
-    "napari_medio.dicom.cli",
-    "napari_medio.scene.cli",
-    "napari_medio.formats.cli_tools",
-    "napari_medio.batch.cli",
-)
+#: Package whose modules add subcommands: each defines ``add_subcommands(subparsers)``.
+COMMANDS_PACKAGE = "napari_medio.commands"
 
 
 def _json_default(value: Any) -> Any:
@@ -181,14 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PNG", help="write a screenshot of the canvas and exit")
     p.set_defaults(func=cmd_demo)
 
-    for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        module.add_subcommands(sub)
+    import pkgutil
+
+    commands = importlib.import_module(COMMANDS_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(commands.__path__, COMMANDS_PACKAGE + "."), key=lambda i: i.name):
+        if not info.name.rsplit(".", 1)[-1].startswith("_"):
+            importlib.import_module(info.name).add_subcommands(sub)
     return parser
 
 

@@ -262,10 +262,28 @@ def read(path: "str | os.PathLike[str]", format: Optional[str] = None, **options
     return objects
 
 
+def _convert_for_writer(obj: Any, path: Path, format: Optional[str]) -> tuple[FileFormat, Any]:
+    """A writer for ``path`` after converting ``obj`` with its ``convert_to(kind)`` (e.g. segmentation -> labelmap)."""
+    convert = getattr(obj, "convert_to", None)
+    candidates = [get_format(format)] if format else _by_extension(path, [f for f in formats() if f.write])
+    if convert is not None:
+        for fmt in candidates:
+            for kind in fmt.kinds:
+                converted = convert(kind)
+                if converted is not None:
+                    return fmt, converted
+    # Nothing converts: raise the original, informative error.
+    find_writer(path, kind=getattr(obj, "kind", None), format=format)
+    raise UnsupportedFormatError(path, "no writer for this data")  # pragma: no cover
+
+
 def write(obj: Any, path: "str | os.PathLike[str]", format: Optional[str] = None, **options: Any) -> list[str]:
     """Write one data object to ``path`` in the format its extension names; returns written paths."""
     p = Path(path)
-    fmt = find_writer(p, kind=getattr(obj, "kind", None), format=format)
+    try:
+        fmt = find_writer(p, kind=getattr(obj, "kind", None), format=format)
+    except UnsupportedFormatError:
+        fmt, obj = _convert_for_writer(obj, p, format)
     try:
         result = fmt.write(obj, p, **options)
     except MedioError:

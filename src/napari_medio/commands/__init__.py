@@ -1,0 +1,1 @@
+"""``medio`` subcommand families: each module defines ``add_subcommands(subparsers)``."""
