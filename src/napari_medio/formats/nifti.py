@@ -130,6 +130,11 @@ def _similar(a: np.ndarray, b: np.ndarray, tol: float = 1e-4) -> bool:
 def _load(path: Path):
     import nibabel as nib
 
+    lower = path.name.lower()
+    if lower.endswith((".hdr", ".img", ".img.gz")):
+        return _load_pair(path)
+    if not lower.endswith((".nii", ".nii.gz")):
+        return _load_by_content(path)
     try:
         return nib.load(os.fspath(path))
     except FileNotFoundError as exc:
@@ -138,15 +143,68 @@ def _load(path: Path):
         raise FormatError(path, f"not a readable NIfTI/Analyze file: {exc}") from None
 
 
+def _pair_paths(path: Path) -> tuple[Path, Path]:
+    """The (.hdr, .img or .img.gz) files of an Analyze / NIfTI pair given either one."""
+    lower = path.name.lower()
+    stem = path.name[: -len(".img.gz")] if lower.endswith(".img.gz") else path.name[: -4]
+    hdr = next((c for c in (path.with_name(stem + e) for e in (".hdr", ".HDR", ".hdr.gz")) if c.exists()), None)
+    img = next((c for c in (path.with_name(stem + e) for e in (".img", ".IMG", ".img.gz")) if c.exists()), None)
+    if hdr is None:
+        raise FormatError(path, "the .hdr header of this image pair is missing")
+    if img is None:
+        raise FormatError(path, "the .img data file of this image pair is missing")
+    return hdr, img
+
+
+def _load_pair(path: Path):
+    """Load a .hdr/.img(.gz) pair as NIfTI-1 pair (magic 'ni1') or Analyze 7.5."""
+    import nibabel as nib
+
+    hdr_path, img_path = _pair_paths(path)
+    with open(hdr_path, "rb") as fh:
+        head = fh.read(348)
+    if len(head) < 348:
+        raise FormatError(path, f"header {hdr_path.name} is truncated ({len(head)} of 348 bytes)")
+    klass = nib.Nifti1Pair if head[344:347] == b"ni1" else nib.AnalyzeImage
+    try:
+        file_map = {"header": nib.fileholders.FileHolder(filename=str(hdr_path)),
+                    "image": nib.fileholders.FileHolder(filename=str(img_path))}
+        return klass.from_file_map(file_map)
+    except Exception as exc:
+        raise FormatError(path, f"not a readable Analyze/NIfTI pair: {exc}") from None
+
+
+def _load_by_content(path: Path):
+    """Load a single-file NIfTI whose name does not say so (read fully into memory)."""
+    import gzip
+    import io
+
+    import nibabel as nib
+
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except Exception as exc:
+            raise FormatError(path, f"gzip data is corrupt or truncated: {exc}") from None
+    klass = nib.Nifti2Image if raw[4:7] == b"n+2" or raw[:4] in (b"\x1c\x02\x00\x00", b"\x00\x00\x02\x1c") \
+        else nib.Nifti1Image
+    try:
+        holder = nib.fileholders.FileHolder(fileobj=io.BytesIO(raw))
+        return klass.from_file_map({"image": holder, "header": holder})
+    except Exception as exc:
+        raise FormatError(path, f"not a readable NIfTI file: {exc}") from None
+
+
 def _core_array(img: Any, path: Path) -> tuple[np.ndarray, dict]:
     """Voxels as (t, k, j, i[, c]) with their stored type (scaled to float only if the header scales)."""
     proxy = img.dataobj
     info: dict[str, Any] = {}
-    slope = inter = None
-    try:
-        slope, inter = img.header.get_slope_inter()
-    except Exception:
-        pass
+    # nibabel moves the header's scaling into the array proxy when it loads an image
+    slope = getattr(proxy, "slope", None)
+    inter = getattr(proxy, "inter", None)
+    if slope is not None:
+        slope, inter = float(slope), float(inter or 0.0)
     try:
         expected = int(np.prod(img.shape)) * img.get_data_dtype().itemsize
         offset = int(getattr(proxy, "offset", 0))
@@ -290,7 +348,7 @@ def _nifti_header(volume: Volume, pair: bool) -> tuple[Any, np.ndarray]:
     t = [int(volume.shape[0])] if n_extra else []
     rgb = volume.is_rgb
     ncomp = volume.n_components if volume.components is not None else 0
-    hdr = nib.Nifti1PairHeader() if pair else nib.Nifti1Header()
+    hdr = nib.nifti1.Nifti1PairHeader() if pair else nib.Nifti1Header()
     if rgb:
         names = ("R", "G", "B", "A")[:ncomp]
         hdr.set_data_dtype(np.dtype([(n, "u1") for n in names]))

@@ -464,7 +464,7 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
         units.append("")
         axes_info.append(None)
     for ax in extra:
-        kinds.append(ax.kind if ax.kind in ("time", "list", "space", "vector") and ax.kind != "space" else "list")
+        kinds.append("list" if sequence or ax.kind not in ("time", "list", "vector") else ax.kind)
         dirs.append("none")
         labels.append(ax.name or "")
         units.append(ax.unit or "")
