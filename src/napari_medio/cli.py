@@ -129,7 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Launch napari with the plugin's sample data (or write a screenshot and exit)."""
     import napari
 
-    viewer = napari.Viewer(show=not args.screenshot)
+    viewer = napari.Viewer(show=True)  # an unshown canvas renders black screenshots
     viewer.open_sample("napari-medio", "ct-phantom")
     for path in args.paths:
         viewer.open(path, plugin="napari-medio")

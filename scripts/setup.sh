@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up everything napari-medio needs on a Debian machine: the Debian packages a
+# headless viewer and the DICOM peers need (when missing, and when we may install
+# them), a virtual environment in .venv, and the package with all its extras.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+DEBIAN_PACKAGES="xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 libxcb-icccm4 \
+libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xfixes0 \
+libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1 dcmtk dicom3tools dcm2niix orthanc orthanc-dicomweb"
+
+if command -v dpkg-query >/dev/null 2>&1; then
+  missing=""
+  for pkg in $DEBIAN_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+  done
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" = "0" ]; then
+      echo "setup: installing Debian packages:$missing" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    elif command -v sudo >/dev/null 2>&1; then
+      echo "setup: installing Debian packages with sudo:$missing" >&2
+      sudo apt-get update -qq
+      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    else
+      echo "setup: please install these Debian packages:$missing" >&2
+    fi
+  fi
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.napari-medio-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  touch "$stamp"
+fi
