@@ -133,10 +133,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     viewer.open_sample("napari-medio", "ct-phantom")
     for path in args.paths:
         viewer.open(path, plugin="napari-medio")
+    viewer.dims.ndisplay = 2
+    viewer.dims.order = tuple(range(viewer.dims.ndim))  # axial: S is the slider
+    viewer.dims.set_point(viewer.dims.ndim - 3, 10.0)  # 10 mm superior: both markers in view
+    viewer.reset_view()
     if args.screenshot:
-        viewer.dims.ndisplay = 2
-        viewer.reset_view()
-        viewer.screenshot(args.screenshot, canvas_only=True)
+        viewer.screenshot(args.screenshot, canvas_only=not args.window, flash=False)
         print(args.screenshot)
         viewer.close()
         return 0
@@ -174,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="open napari with the sample data")
     p.add_argument("paths", nargs="*", help="more files to open")
     p.add_argument("--screenshot", metavar="PNG", help="write a screenshot of the canvas and exit")
+    p.add_argument("--window", action="store_true", help="with --screenshot: capture the whole window")
     p.set_defaults(func=cmd_demo)
 
     import pkgutil
