@@ -204,8 +204,10 @@ def find_reader(path: "str | os.PathLike[str]", format: Optional[str] = None) ->
         verdict = _sniff(fmt, head, p)
         if verdict is True:
             return fmt
-    # The extension's formats rejected the content: let the content decide.
-    for fmt in sorted(readers, key=lambda f: -f.priority):
+    # The extension's formats rejected the content: let the content decide.  The most
+    # general reader of that content wins (lowest priority: priorities exist to let
+    # specialised readers beat general ones on a shared extension, e.g. .seg.nrrd).
+    for fmt in sorted(readers, key=lambda f: f.priority):
         if fmt in by_ext or fmt.directories and not fmt.extensions:
             continue
         if _sniff(fmt, head, p) is True:
