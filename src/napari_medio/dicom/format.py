@@ -1,0 +1,134 @@
+"""The "dicom" format in the registry: files (.dcm, .ima, DICOMDIR, no extension), folders and .zip.
+
+Import stays cheap: pydicom and the series code load on first read.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from ..core.registry import FileFormat, register
+
+__all__ = ["sniff_dicom_bytes", "sniff", "read", "DICOM_FORMAT"]
+
+#: Files checked when sniffing a folder, and how deep.
+_SNIFF_FILES = 12
+_SNIFF_DEPTH = 4
+
+
+def sniff_dicom_bytes(head: bytes) -> bool:
+    """True for 'DICM' at byte 128, or a plausible preamble-less start (group 0002/0008, explicit or implicit VR)."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 12:
+        return False
+    group, elem = struct.unpack_from("<HH", head, 0)
+    if group not in (0x0002, 0x0008):
+        return False
+    if elem > 0x0200:
+        return False
+    vr = head[4:6]
+    if 65 <= vr[0] <= 90 and 65 <= vr[1] <= 90:
+        return True  # explicit VR
+    (length,) = struct.unpack_from("<I", head, 4)
+    if length > 0x10000 and length != 0xFFFFFFFF:
+        return False
+    # Implicit VR: the next element must also start with a small group number.
+    nxt = 8 + length
+    if length == 0xFFFFFFFF or nxt + 4 > len(head):
+        return elem <= 0x0020
+    g2, _ = struct.unpack_from("<HH", head, nxt)
+    return g2 in (0x0002, 0x0008, 0x0010)
+
+
+def _sniff_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return sniff_dicom_bytes(fh.read(256))
+    except OSError:
+        return False
+
+
+def _sniff_folder(path: Path) -> bool:
+    checked = 0
+    stack = [(path, 0)]
+    while stack and checked < _SNIFF_FILES:
+        folder, depth = stack.pop(0)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for e in entries:
+            if checked >= _SNIFF_FILES:
+                break
+            try:
+                if e.is_dir():
+                    subdirs.append(Path(e.path))
+                    continue
+                if not e.is_file() or e.name.startswith("."):
+                    continue
+            except OSError:
+                continue
+            if e.name.upper() == "DICOMDIR":
+                return True
+            checked += 1
+            if _sniff_file(Path(e.path)):
+                return True
+        if depth < _SNIFF_DEPTH:
+            stack.extend((d, depth + 1) for d in subdirs)
+    return False
+
+
+def _sniff_zip(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [i for i in zf.infolist() if not i.is_dir()]
+            for info in members[:_SNIFF_FILES]:
+                name = info.filename.rsplit("/", 1)[-1]
+                if name.upper() == "DICOMDIR":
+                    return True
+                with zf.open(info) as fh:
+                    if sniff_dicom_bytes(fh.read(256)):
+                        return True
+    except Exception:
+        return False
+    return False
+
+
+def sniff(head: bytes, path: Path) -> bool:
+    """Registry sniff: a DICOM file, a folder holding DICOM files, or a zip of them."""
+    p = Path(path)
+    if head:
+        if head[:4] == b"PK\x03\x04":
+            return _sniff_zip(p)
+        return sniff_dicom_bytes(head)
+    if p.is_dir():
+        return _sniff_folder(p)
+    return False
+
+
+def read(path: "str | os.PathLike[str]", **options: Any) -> list:
+    """Every image series in the file/folder/zip as a Volume (one per series or sub-volume)."""
+    from .series import read_dicom_path
+
+    return read_dicom_path(path, progress=options.get("progress"), cancel=options.get("cancel"))
+
+
+DICOM_FORMAT = register(
+    FileFormat(
+        name="dicom",
+        description="DICOM images: files, DICOMDIR, folders and .zip archives (one volume per series)",
+        extensions=(".dcm", ".dicom", ".ima", ".zip"),
+        read=read,
+        sniff=sniff,
+        kinds=("volume",),
+        directories=True,
+        priority=-1,
+        backend="napari-medio on pydicom",
+    )
+)
