@@ -61,7 +61,8 @@ class FileFormat:
     (``".nii.gz"``).  ``sniff(head, path)`` gets the first :data:`HEAD_SIZE`
     bytes and returns True when the content is this format; formats without a
     magic number (raw data, ambiguous text) leave it ``None`` and are chosen by
-    extension only.  ``read(path, **options)`` returns a list of data objects;
+    extension only; ``content_sniff=False`` marks a sniff too loose to pick a format
+    against the extension (CSV, plain text).  ``read(path, **options)`` returns a list of data objects;
     ``write(obj, path, **options)`` writes one.  ``kinds`` lists the data
     object kinds the writer accepts ("volume", "labelmap", "segmentation",
     "model", ...).  ``directories`` marks readers that take a folder.
@@ -76,6 +77,9 @@ class FileFormat:
     kinds: tuple[str, ...] = ()
     directories: bool = False
     priority: int = 0
+    #: False for formats whose sniff only says "plausible" (plain text, CSV): they are
+    #: chosen by extension, never when the content has to decide for a lying extension.
+    content_sniff: bool = True
     backend: str = ""
     read_options: dict = field(default_factory=dict)
     write_options: dict = field(default_factory=dict)
@@ -208,7 +212,7 @@ def find_reader(path: "str | os.PathLike[str]", format: Optional[str] = None) ->
     # general reader of that content wins (lowest priority: priorities exist to let
     # specialised readers beat general ones on a shared extension, e.g. .seg.nrrd).
     for fmt in sorted(readers, key=lambda f: f.priority):
-        if fmt in by_ext or fmt.directories and not fmt.extensions:
+        if fmt in by_ext or not fmt.content_sniff or (fmt.directories and not fmt.extensions):
             continue
         if _sniff(fmt, head, p) is True:
             return fmt
