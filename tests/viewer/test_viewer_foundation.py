@@ -136,3 +136,25 @@ def test_reader_errors_name_the_file(tmp_path):
     reader = get_reader(str(bad))
     with pytest.raises(ValueError, match="broken.nrrd"):
         reader(str(bad))
+
+
+def test_open_with_options_widget(make_napari_viewer, tmp_path):
+    from napari_medio.plugin.open_widget import OpenWithOptionsWidget
+
+    vol = _unique_volume(ACQUISITIONS["oblique"])
+    path = tmp_path / "scan.nrrd"
+    napari_medio.write(vol.with_array((vol.array % 7).astype(np.uint8)), path)
+    viewer = make_napari_viewer()
+    widget = OpenWithOptionsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget._path.value = path
+    widget._kind.value = "label map"
+    widget._resample.value = True
+    widget._load.clicked.emit()
+    [layer] = viewer.layers
+    assert layer._type_string == "labels"
+    assert np.allclose(layer.affine.affine_matrix, np.eye(4))  # resampled onto the patient axes
+    assert "loaded 1 layer" in widget._status.value
+    widget._path.value = tmp_path / "missing.nrrd"
+    widget._load.clicked.emit()
+    assert "missing.nrrd" in widget._status.value and len(viewer.layers) == 1
