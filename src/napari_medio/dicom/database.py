@@ -1,0 +1,663 @@
+"""The DICOM database: SQLite (WAL) index of patients, studies, series and instances.
+
+* One folder holds ``medio-dicom.sqlite`` and, in copy mode, the files under
+  ``store/`` named by the SHA-1 of their SOP Instance UID (the same instance is
+  stored once).  Link mode records the files where they are.
+* Import is idempotent and incremental: every scanned file is remembered with
+  its size and modification time (``files`` table) and is not parsed again
+  while unchanged; non-DICOM files are counted and skipped; DICOMDIRs are
+  followed.  Header parsing runs on a process pool (all cores) for large
+  imports.
+* Crash-safe: each batch is one transaction; files are copied before the
+  transaction that references them commits, and copies that a killed import
+  left without a row are removed on the next import.  Several processes may
+  share a database (WAL + busy timeout + ``BEGIN IMMEDIATE``).
+* Schema version in ``schema_version``; :data:`MIGRATIONS` upgrades old files.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+from ..core.errors import CancelledError, MedioError
+
+__all__ = ["DicomDatabase", "ImportReport", "default_database_folder", "SCHEMA_VERSION", "DB_NAME"]
+
+DB_NAME = "medio-dicom.sqlite"
+STORE = "store"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS patients (
+    id INTEGER PRIMARY KEY,
+    patient_id TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL DEFAULT '',
+    birth_date TEXT, sex TEXT,
+    UNIQUE (patient_id, name)
+);
+CREATE TABLE IF NOT EXISTS studies (
+    uid TEXT PRIMARY KEY,
+    patient INTEGER NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+    date TEXT, time TEXT, description TEXT, accession TEXT, study_id TEXT, institution TEXT
+);
+CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient);
+CREATE INDEX IF NOT EXISTS studies_date ON studies(date);
+CREATE TABLE IF NOT EXISTS series (
+    uid TEXT PRIMARY KEY,
+    study_uid TEXT NOT NULL REFERENCES studies(uid) ON DELETE CASCADE,
+    number INTEGER, description TEXT, modality TEXT, date TEXT, time TEXT,
+    body_part TEXT, frame_of_reference TEXT, manufacturer TEXT
+);
+CREATE INDEX IF NOT EXISTS series_study ON series(study_uid);
+CREATE INDEX IF NOT EXISTS series_modality ON series(modality);
+CREATE TABLE IF NOT EXISTS instances (
+    sop_uid TEXT PRIMARY KEY,
+    series_uid TEXT NOT NULL REFERENCES series(uid) ON DELETE CASCADE,
+    sop_class TEXT, instance_number INTEGER,
+    path TEXT NOT NULL, size INTEGER, mtime REAL, stored INTEGER NOT NULL DEFAULT 0,
+    rows INTEGER, columns INTEGER, frames INTEGER, transfer_syntax TEXT, position TEXT,
+    inserted REAL
+);
+CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
+CREATE INDEX IF NOT EXISTS instances_path ON instances(path);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER, mtime REAL, sop_uid TEXT
+);
+CREATE INDEX IF NOT EXISTS files_sop ON files(sop_uid);
+"""
+
+#: version -> SQL that upgrades a database from ``version - 1``.
+MIGRATIONS: dict[int, str] = {}
+
+
+def default_database_folder() -> Path:
+    """The database folder: the persisted setting, ``$NAPARI_MEDIO_DICOM_DB``, or the per-user data folder."""
+    env = os.environ.get("NAPARI_MEDIO_DICOM_DB")
+    if env:
+        return Path(env)
+    from ..core.settings import load_settings
+
+    chosen = load_settings().get("dicom_database")
+    if chosen:
+        return Path(chosen)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("napari-medio")) / "dicom"
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    scanned: int = 0
+    added: int = 0
+    unchanged: int = 0
+    non_dicom: int = 0
+    copied: int = 0
+    errors: list = field(default_factory=list)  # (path, reason)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"scanned": self.scanned, "added": self.added, "unchanged": self.unchanged,
+                "non_dicom": self.non_dicom, "copied": self.copied,
+                "errors": [list(e) for e in self.errors], "seconds": self.seconds}
+
+
+def _parse_chunk(paths: Sequence[str]) -> list:
+    """Worker: (path, header or None, error) for each path (module-level for process pools)."""
+    from ._parse import NotDicomError, parse_header
+
+    out = []
+    for p in paths:
+        try:
+            h = parse_header(p)
+            h.pop("_frames", None)
+            out.append((p, h, None))
+        except NotDicomError as exc:
+            out.append((p, None, "empty file" if str(exc) == "file is empty" else None))
+        except OSError as exc:
+            out.append((p, None, f"cannot read: {exc.strerror or exc}"))
+        except Exception as exc:  # never let one file stop an import
+            out.append((p, None, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _s(v: Any) -> Optional[str]:
+    if v is None:
+        return None
+    if isinstance(v, list):
+        return "\\".join(str(x) for x in v)
+    return str(v)
+
+
+def _int(v: Any) -> Optional[int]:
+    if isinstance(v, list):
+        v = v[0] if v else None
+    try:
+        return int(v) if v is not None and v != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _store_name(sop_uid: str) -> str:
+    h = hashlib.sha1(sop_uid.encode("ascii", "replace")).hexdigest()
+    return f"{h[:2]}/{h}.dcm"
+
+
+class DicomDatabase:
+    """A DICOM database in ``folder`` (created when missing)."""
+
+    def __init__(self, folder: "str | os.PathLike[str] | None" = None) -> None:
+        self.folder = Path(folder) if folder is not None else default_database_folder()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MedioError(self.folder, f"cannot create the DICOM database folder: {exc.strerror or exc}") from None
+        self.path = self.folder / DB_NAME
+        self.store = self.folder / STORE
+        self._conn: Optional[sqlite3.Connection] = None
+        self._open()
+
+    # -- connection ----------------------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise MedioError(self.path, f"not a usable DICOM database: {exc}") from None
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        with self._transaction() as c:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+            row = c.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                c.execute("INSERT INTO schema_version(version) VALUES (?)", (SCHEMA_VERSION,))
+            else:
+                version = int(row[0])
+                if version > SCHEMA_VERSION:
+                    raise MedioError(self.path, f"database schema {version} is newer than this napari-medio ({SCHEMA_VERSION})")
+                while version < SCHEMA_VERSION:
+                    version += 1
+                    for stmt in MIGRATIONS.get(version, "").split(";"):
+                        if stmt.strip():
+                            c.execute(stmt)
+                    c.execute("UPDATE schema_version SET version=?", (version,))
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._open()
+        assert self._conn is not None
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "DicomDatabase":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        else:
+            c.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("SELECT version FROM schema_version").fetchone()[0])
+
+    # -- import --------------------------------------------------------------------------------
+    def _expand(self, paths: Iterable["str | os.PathLike[str]"], report: ImportReport) -> list[str]:
+        from .series import dicomdir_files, scan_files
+
+        out: list[str] = []
+        seen: set[str] = set()
+        store = os.fspath(self.folder.resolve())
+        for f in scan_files([Path(p) for p in paths]):
+            full = os.path.abspath(f)
+            if full.startswith(store + os.sep) or full in seen:
+                continue
+            if not os.path.exists(full):
+                report.errors.append((full, "file not found"))
+                continue
+            if os.path.basename(full).upper() == "DICOMDIR":
+                try:
+                    for ref in dicomdir_files(full):
+                        ref = os.path.abspath(ref)
+                        if ref not in seen:
+                            seen.add(ref)
+                            out.append(ref)
+                except MedioError as exc:
+                    report.errors.append((full, exc.reason))
+                seen.add(full)
+                continue
+            seen.add(full)
+            out.append(full)
+        return out
+
+    def import_paths(self, paths: Iterable["str | os.PathLike[str]"], copy: bool = False,
+                     progress: Optional[Callable[[int, int], None]] = None,
+                     cancel: Optional[Callable[[], bool]] = None, workers: Optional[int] = None,
+                     batch_size: int = 500) -> ImportReport:
+        """Import files and folders (recursive); ``copy`` stores copies in the database folder."""
+        t0 = time.perf_counter()
+        report = ImportReport()
+        marker = self._begin_session()
+        try:
+            files = self._expand(paths, report)
+            report.scanned = len(files)
+            todo = self._changed(files, report)
+            total = len(files)
+            done = report.unchanged
+            if progress is not None:
+                progress(done, total)
+            for chunk_result in self._parse_all(todo, workers, batch_size):
+                if cancel is not None and cancel():
+                    raise CancelledError(None, "import cancelled")
+                self._commit_batch(chunk_result, copy, report)
+                done += len(chunk_result)
+                if progress is not None:
+                    progress(done, total)
+                delay = os.environ.get("NAPARI_MEDIO_DICOM_TEST_BATCH_DELAY")
+                if delay:
+                    time.sleep(float(delay))
+        finally:
+            self._end_session(marker)
+            report.seconds = time.perf_counter() - t0
+        return report
+
+    def _changed(self, files: list[str], report: ImportReport) -> list[tuple[str, int, float]]:
+        known: dict[str, tuple[int, float]] = {}
+        c = self.conn
+        for i in range(0, len(files), 500):
+            part = files[i:i + 500]
+            q = f"SELECT path, size, mtime FROM files WHERE path IN ({','.join('?' * len(part))})"
+            for row in c.execute(q, part):
+                known[row[0]] = (row[1], row[2])
+        todo = []
+        for f in files:
+            try:
+                st = os.stat(f)
+            except OSError as exc:
+                report.errors.append((f, f"cannot read: {exc.strerror or exc}"))
+                continue
+            k = known.get(f)
+            if k is not None and k[0] == st.st_size and abs(k[1] - st.st_mtime) < 1e-6:
+                report.unchanged += 1
+                continue
+            todo.append((f, st.st_size, st.st_mtime))
+        return todo
+
+    def _parse_all(self, todo: list[tuple[str, int, float]], workers: Optional[int], batch_size: int):
+        """Yield lists of (path, size, mtime, header|None, error) per batch; a process pool for big imports."""
+        stats = {p: (s, m) for p, s, m in todo}
+        paths = [p for p, _, _ in todo]
+        n_workers = workers if workers is not None else (os.cpu_count() or 1)
+        batches = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+
+        def attach(results):
+            return [(p, stats[p][0], stats[p][1], h, e) for p, h, e in results]
+
+        if n_workers <= 1 or len(paths) < 1000:
+            for b in batches:
+                yield attach(_parse_chunk(b))
+            return
+        ctx = _mp_context()
+        # Smaller chunks for the workers so both stay busy; results are regrouped per batch.
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+            sub = max(32, batch_size // (2 * n_workers))
+            futures = [[pool.submit(_parse_chunk, b[i:i + sub]) for i in range(0, len(b), sub)] for b in batches]
+            for group in futures:
+                results = []
+                for fut in group:
+                    results.extend(fut.result())
+                yield attach(results)
+
+    def _commit_batch(self, results: list, copy: bool, report: ImportReport) -> None:
+        now = time.time()
+        file_rows = []
+        inst_rows = []
+        patients: dict[tuple[str, str], tuple] = {}
+        studies: dict[str, tuple] = {}
+        series: dict[str, tuple] = {}
+        to_copy: list[tuple[str, Path]] = []
+        for path, size, mtime, h, err in results:
+            sop = h.get("SOPInstanceUID") if h else None
+            if h is None or not sop or not h.get("SeriesInstanceUID") or not h.get("StudyInstanceUID"):
+                if err:
+                    report.errors.append((path, err))
+                else:
+                    report.non_dicom += 1
+                file_rows.append((path, size, mtime, None))
+                continue
+            pkey = (str(h.get("PatientID") or ""), str(h.get("PatientName") or ""))
+            patients[pkey] = (pkey[0], pkey[1], _s(h.get("PatientBirthDate")), _s(h.get("PatientSex")))
+            studies[h["StudyInstanceUID"]] = (h["StudyInstanceUID"], pkey, _s(h.get("StudyDate")), _s(h.get("StudyTime")),
+                                              _s(h.get("StudyDescription")), _s(h.get("AccessionNumber")),
+                                              _s(h.get("StudyID")), _s(h.get("InstitutionName")))
+            series[h["SeriesInstanceUID"]] = (h["SeriesInstanceUID"], h["StudyInstanceUID"], _int(h.get("SeriesNumber")),
+                                              _s(h.get("SeriesDescription")), _s(h.get("Modality")),
+                                              _s(h.get("SeriesDate")), _s(h.get("SeriesTime")),
+                                              _s(h.get("BodyPartExamined")), _s(h.get("FrameOfReferenceUID")),
+                                              _s(h.get("Manufacturer")))
+            target = path
+            if copy:
+                dest = self.store / _store_name(sop)
+                to_copy.append((path, dest))
+                target = os.fspath(dest)
+            ipp = h.get("ImagePositionPatient")
+            inst_rows.append((sop, h["SeriesInstanceUID"], _s(h.get("SOPClassUID")), _int(h.get("InstanceNumber")),
+                              target, size, mtime, 1 if copy else 0, _int(h.get("Rows")), _int(h.get("Columns")),
+                              _int(h.get("NumberOfFrames")) or 1, _s(h.get("_ts")),
+                              json.dumps(ipp) if ipp is not None else None, now))
+            file_rows.append((path, size, mtime, sop))
+        # Copies first (atomic renames); the transaction below makes them visible.
+        for src, dest in to_copy:
+            if dest.exists():
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
+            try:
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, dest)
+                report.copied += 1
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                report.errors.append((src, f"cannot copy into the database: {exc.strerror or exc}"))
+                inst_rows = [r for r in inst_rows if r[4] != os.fspath(dest)]
+        with self._transaction() as c:
+            c.executemany("INSERT OR IGNORE INTO patients(patient_id, name, birth_date, sex) VALUES (?,?,?,?)",
+                          list(patients.values()))
+            ids = {}
+            for key in patients:
+                ids[key] = c.execute("SELECT id FROM patients WHERE patient_id=? AND name=?", key).fetchone()[0]
+            c.executemany(
+                "INSERT INTO studies(uid, patient, date, time, description, accession, study_id, institution) "
+                "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
+                [(s[0], ids[s[1]]) + s[2:] for s in studies.values()])
+            c.executemany(
+                "INSERT INTO series(uid, study_uid, number, description, modality, date, time, body_part, "
+                "frame_of_reference, manufacturer) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
+                list(series.values()))
+            c.executemany(
+                "INSERT INTO instances(sop_uid, series_uid, sop_class, instance_number, path, size, mtime, stored, "
+                "rows, columns, frames, transfer_syntax, position, inserted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(sop_uid) DO UPDATE SET path=excluded.path, size=excluded.size, mtime=excluded.mtime, "
+                "stored=excluded.stored WHERE excluded.stored >= instances.stored AND "
+                "(instances.stored = 0 OR instances.path = excluded.path)",
+                inst_rows)
+            existing = c.execute(
+                f"SELECT COUNT(*) FROM instances WHERE inserted=? AND sop_uid IN ({','.join('?' * len(inst_rows))})",
+                [now] + [r[0] for r in inst_rows]).fetchone()[0] if inst_rows else 0
+            report.added += existing
+            c.executemany("INSERT OR REPLACE INTO files(path, size, mtime, sop_uid) VALUES (?,?,?,?)", file_rows)
+
+    # -- sessions and orphans ------------------------------------------------------------------
+    def _sessions(self) -> Path:
+        d = self.folder / "sessions"
+        d.mkdir(exist_ok=True)
+        return d
+
+    def _begin_session(self) -> Path:
+        d = self._sessions()
+        stale = []
+        live = []
+        for m in d.iterdir():
+            try:
+                pid = int(m.name.split("-")[0])
+            except ValueError:
+                stale.append(m)
+                continue
+            (live if _alive(pid) and pid != os.getpid() else stale).append(m)
+        marker = d / f"{os.getpid()}-{time.time_ns()}"
+        marker.write_text("")
+        if stale and not live:
+            self.remove_orphans()
+        for m in stale:
+            with contextlib.suppress(OSError):
+                m.unlink()
+        return marker
+
+    def _end_session(self, marker: Path) -> None:
+        with contextlib.suppress(OSError):
+            marker.unlink()
+
+    def remove_orphans(self) -> dict:
+        """Delete stored files no row references and rows whose series/study/patient is gone."""
+        removed_files = 0
+        if self.store.is_dir():
+            referenced = {r[0] for r in self.conn.execute("SELECT path FROM instances WHERE stored=1")}
+            for root, _, names in os.walk(self.store):
+                for n in names:
+                    full = os.path.join(root, n)
+                    if full not in referenced:
+                        with contextlib.suppress(OSError):
+                            os.unlink(full)
+                            removed_files += 1
+        with self._transaction() as c:
+            c.execute("DELETE FROM instances WHERE series_uid NOT IN (SELECT uid FROM series)")
+            c.execute("DELETE FROM series WHERE study_uid NOT IN (SELECT uid FROM studies)")
+            c.execute("DELETE FROM studies WHERE patient NOT IN (SELECT id FROM patients)")
+        return {"files": removed_files}
+
+    # -- queries -------------------------------------------------------------------------------
+    def counts(self) -> dict:
+        c = self.conn
+        return {t: c.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for t in ("patients", "studies", "series", "instances")}
+
+    def patients(self, search: str = "") -> list[dict]:
+        """Patients with study counts; ``search`` matches any shown text of the patient, studies or series."""
+        where, args = self._search_clause(search)
+        q = ("SELECT p.id, p.patient_id, p.name, p.birth_date, p.sex, COUNT(DISTINCT st.uid) AS studies "
+             "FROM patients p JOIN studies st ON st.patient = p.id JOIN series se ON se.study_uid = st.uid "
+             f"{where} GROUP BY p.id ORDER BY p.name, p.patient_id")
+        return [dict(r) for r in self.conn.execute(q, args)]
+
+    def studies(self, patient: Optional[int] = None, search: str = "") -> list[dict]:
+        where, args = self._search_clause(search)
+        if patient is not None:
+            where = (where + " AND " if where else "WHERE ") + "p.id = ?"
+            args = list(args) + [patient]
+        q = ("SELECT st.uid, st.date, st.time, st.description, st.accession, st.study_id, p.id AS patient, "
+             "p.name AS patient_name, p.patient_id, COUNT(DISTINCT se.uid) AS series "
+             "FROM studies st JOIN patients p ON st.patient = p.id JOIN series se ON se.study_uid = st.uid "
+             f"{where} GROUP BY st.uid ORDER BY st.date, st.time")
+        return [dict(r) for r in self.conn.execute(q, args)]
+
+    def series(self, study_uid: Optional[str] = None, search: str = "") -> list[dict]:
+        where, args = self._search_clause(search)
+        if study_uid is not None:
+            where = (where + " AND " if where else "WHERE ") + "st.uid = ?"
+            args = list(args) + [study_uid]
+        q = ("SELECT se.uid, se.number, se.description, se.modality, se.date, se.study_uid, "
+             "(SELECT COUNT(*) FROM instances i WHERE i.series_uid = se.uid) AS images, "
+             "(SELECT COALESCE(SUM(i.size), 0) FROM instances i WHERE i.series_uid = se.uid) AS size "
+             "FROM series se JOIN studies st ON se.study_uid = st.uid JOIN patients p ON st.patient = p.id "
+             f"{where} ORDER BY se.number, se.description")
+        return [dict(r) for r in self.conn.execute(q, args)]
+
+    @staticmethod
+    def _search_clause(search: str) -> tuple[str, list]:
+        text = (search or "").strip()
+        if not text:
+            return "", []
+        like = f"%{text}%"
+        cols = ["p.name", "p.patient_id", "st.description", "st.accession", "st.date", "se.description",
+                "se.modality", "CAST(se.number AS TEXT)", "se.uid", "st.uid"]
+        return "WHERE (" + " OR ".join(f"{c} LIKE ?" for c in cols) + ")", [like] * len(cols)
+
+    def tree(self) -> list[dict]:
+        """Patients -> studies -> series with UIDs and counts (``medio dicom list --json``)."""
+        out = []
+        for p in self.patients():
+            studies = []
+            for st in self.studies(patient=p["id"]):
+                studies.append({**{k: st[k] for k in ("uid", "date", "description", "accession")},
+                                "series": self.series(study_uid=st["uid"])})
+            out.append({"patient_id": p["patient_id"], "name": p["name"], "birth_date": p["birth_date"],
+                        "sex": p["sex"], "studies": studies})
+        return out
+
+    def instance_files(self, series_uid: str) -> tuple[list[str], list[str]]:
+        """(existing files, missing files) of a series."""
+        rows = self.conn.execute("SELECT path FROM instances WHERE series_uid=? ORDER BY instance_number",
+                                 (series_uid,)).fetchall()
+        present, missing = [], []
+        for (p,) in rows:
+            (present if os.path.exists(p) else missing).append(p)
+        return present, missing
+
+    def instances(self, series_uid: str) -> list[dict]:
+        return [dict(r) for r in self.conn.execute(
+            "SELECT * FROM instances WHERE series_uid=? ORDER BY instance_number", (series_uid,))]
+
+    def series_info(self, series_uid: str) -> Optional[dict]:
+        r = self.conn.execute("SELECT * FROM series WHERE uid=?", (series_uid,)).fetchone()
+        return dict(r) if r else None
+
+    def load_series(self, series_uid: str, progress: Optional[Callable[[int, int], None]] = None,
+                    cancel: Optional[Callable[[], bool]] = None) -> list:
+        """The volumes of one series (missing link targets are reported, not crashed on)."""
+        import warnings
+
+        from .series import DicomWarning, load_volumes, read_headers
+
+        if self.series_info(series_uid) is None:
+            raise MedioError(None, f"no series {series_uid} in the DICOM database {self.folder}")
+        files, missing = self.instance_files(series_uid)
+        if not files:
+            raise MedioError(missing[0] if missing else None,
+                             f"none of the {len(missing)} files of series {series_uid} exist any more")
+        if missing:
+            warnings.warn(f"{len(missing)} file(s) of series {series_uid} are missing (e.g. {missing[0]})",
+                          DicomWarning, stacklevel=2)
+        headers, problems, _ = read_headers(files, cancel=cancel)
+        headers = [h for h in headers if h.get("SeriesInstanceUID") == series_uid]
+        volumes, _, failed, others = load_volumes(headers, progress, cancel)
+        if not volumes:
+            reason = "; ".join(f"{p}: {r}" for p, r in list(failed.items())[:3]) or "no image data in this series"
+            raise MedioError(files[0], reason)
+        return volumes
+
+    def header_text(self, sop_uid: str) -> str:
+        """Every tag of an instance as text, nested sequences included."""
+        import pydicom
+
+        row = self.conn.execute("SELECT path FROM instances WHERE sop_uid=?", (sop_uid,)).fetchone()
+        if row is None:
+            raise MedioError(None, f"no instance {sop_uid}")
+        try:
+            ds = pydicom.dcmread(row[0], force=True, defer_size=256)
+        except Exception as exc:
+            raise MedioError(row[0], f"cannot read: {exc}") from None
+        return str(ds)
+
+    # -- delete --------------------------------------------------------------------------------
+    def delete_series(self, uids: Sequence[str]) -> int:
+        """Remove series (and their copied files); empty studies and patients go too."""
+        uids = list(uids)
+        if not uids:
+            return 0
+        q = ",".join("?" * len(uids))
+        marker = self._begin_session()
+        try:
+            with self._transaction() as c:
+                stored = [r[0] for r in c.execute(
+                    f"SELECT path FROM instances WHERE stored=1 AND series_uid IN ({q})", uids)]
+                n = c.execute(f"SELECT COUNT(*) FROM instances WHERE series_uid IN ({q})", uids).fetchone()[0]
+                c.execute(f"DELETE FROM files WHERE sop_uid IN (SELECT sop_uid FROM instances WHERE series_uid IN ({q}))",
+                          uids)
+                c.execute(f"DELETE FROM instances WHERE series_uid IN ({q})", uids)
+                c.execute(f"DELETE FROM series WHERE uid IN ({q})", uids)
+                c.execute("DELETE FROM studies WHERE uid NOT IN (SELECT study_uid FROM series)")
+                c.execute("DELETE FROM patients WHERE id NOT IN (SELECT patient FROM studies)")
+            for p in stored:
+                with contextlib.suppress(OSError):
+                    os.unlink(p)
+        finally:
+            self._end_session(marker)
+        return int(n)
+
+    def delete_studies(self, uids: Sequence[str]) -> int:
+        q = ",".join("?" * len(uids))
+        series = [r[0] for r in self.conn.execute(f"SELECT uid FROM series WHERE study_uid IN ({q})", list(uids))]
+        return self.delete_series(series)
+
+    def delete_patients(self, ids: Sequence[int]) -> int:
+        q = ",".join("?" * len(ids))
+        series = [r[0] for r in self.conn.execute(
+            f"SELECT se.uid FROM series se JOIN studies st ON se.study_uid = st.uid WHERE st.patient IN ({q})",
+            list(ids))]
+        return self.delete_series(series)
+
+    def integrity(self) -> dict:
+        """Consistency figures (for tests and ``medio dicom list``)."""
+        c = self.conn
+        orphan_rows = c.execute(
+            "SELECT (SELECT COUNT(*) FROM instances WHERE series_uid NOT IN (SELECT uid FROM series)) + "
+            "(SELECT COUNT(*) FROM series WHERE study_uid NOT IN (SELECT uid FROM studies)) + "
+            "(SELECT COUNT(*) FROM studies WHERE patient NOT IN (SELECT id FROM patients))").fetchone()[0]
+        stored = {r[0] for r in c.execute("SELECT path FROM instances WHERE stored=1")}
+        on_disk = set()
+        if self.store.is_dir():
+            for root, _, names in os.walk(self.store):
+                on_disk.update(os.path.join(root, n) for n in names)
+        return {"check": c.execute("PRAGMA integrity_check").fetchone()[0], "orphan_rows": orphan_rows,
+                "orphan_files": len(on_disk - stored), "missing_stored_files": len(stored - on_disk)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _mp_context():
+    """fork is fastest, but unsafe in a process running Qt threads: use spawn there."""
+    import multiprocessing as mp
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux") and threading.active_count() == 1 and not any(
+            m in sys.modules for m in ("PyQt5", "PyQt6", "PySide2", "PySide6")):
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
