@@ -1,0 +1,290 @@
+"""Helpers shared by the image format modules (MetaImage, VTK, raster, ITK misc, Scanco, ...).
+
+* :func:`volume_kind` -- the ``labelmap`` reader option, Slicer-style name guess;
+* :func:`read_sitk` -- read one file with SimpleITK into a :class:`Volume`;
+* :func:`write_sitk` -- write with SimpleITK atomically, even when ITK writes
+  several files (``.mhd`` + ``.raw``): ITK writes into a private folder beside
+  the target under the *final* names (so a header names its final data file),
+  then every file is renamed into place through :func:`atomic_outputs`;
+* :func:`check_direction` -- refuse to silently drop an oblique/permuted
+  direction in formats that cannot store one (option ``allow_direction_loss``);
+* small binary/text sniffing and size checks.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import FormatError, MedioError, WriteError
+from ..core.fileio import atomic_outputs
+from ..core.volume import Volume
+from ._common import base_name, looks_like_labelmap
+from ._itk import read_with_sitk, sitk, volume_from_sitk, volume_to_sitk
+
+__all__ = [
+    "check_direction",
+    "check_writable",
+    "file_size",
+    "head_text",
+    "read_sitk",
+    "require_bytes",
+    "sidecar",
+    "volume_kind",
+    "write_files_atomically",
+    "write_sitk",
+]
+
+
+def volume_kind(path: str | os.PathLike[str], labelmap: bool | None, dtype: Any, n_components: int = 1) -> str:
+    """``"labelmap"`` or ``"volume"`` for the ``labelmap`` reader option.
+
+    ``None`` guesses from the file name as Slicer does (``-label``, ``_seg``), for
+    scalar integer voxels only; ``True`` demands integer scalar voxels.
+    """
+    integer = np.issubdtype(np.dtype(dtype), np.integer) or np.dtype(dtype) == np.bool_
+    if labelmap is None:
+        return "labelmap" if integer and n_components == 1 and looks_like_labelmap(path) else "volume"
+    if labelmap:
+        if not integer or n_components != 1:
+            raise MedioError(path, f"cannot load as a label map: voxels are {np.dtype(dtype)}"
+                                   f"{' vectors' if n_components != 1 else ''}, label maps need integer scalars")
+        return "labelmap"
+    return "volume"
+
+
+def read_sitk(
+    path: str | os.PathLike[str],
+    imageio: str | None,
+    *,
+    labelmap: bool | None = None,
+    rgb: bool | None = None,
+    metadata: dict | None = None,
+) -> Volume:
+    """Read ``path`` with SimpleITK (``imageio`` forces the ImageIO) into a Volume."""
+    image = read_with_sitk(path, imageio)
+    vol = volume_from_sitk(image, name=base_name(path), rgb=rgb, metadata=metadata, source=os.fspath(path))
+    vol.kind = volume_kind(path, labelmap, vol.dtype, vol.n_components)
+    return vol
+
+
+def file_size(path: str | os.PathLike[str]) -> int:
+    """Size of a file in bytes; FormatError when it cannot be read."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        raise FormatError(path, "file not found") from None
+    except OSError as exc:
+        raise FormatError(path, f"cannot open file: {exc.strerror or exc}") from None
+
+
+def require_bytes(path: str | os.PathLike[str], needed: int, available: int | None = None, what: str = "voxel data") -> None:
+    """FormatError (truncated) when fewer than ``needed`` bytes are available."""
+    if available is None:
+        available = file_size(path)
+    if available < needed:
+        raise FormatError(path, f"file is truncated: {what} needs {needed} bytes, only {available} present")
+
+
+def head_text(head: bytes) -> str:
+    """The head of a file as text (latin-1 never fails)."""
+    return head.decode("latin-1")
+
+
+def sidecar(path: str | os.PathLike[str], name: str) -> Path:
+    """A file named in a header, relative to the header's folder unless absolute."""
+    p = Path(name)
+    return p if p.is_absolute() else Path(path).parent / p
+
+
+def check_direction(volume: Volume, path: str | os.PathLike[str], format_name: str, allow_direction_loss: bool) -> None:
+    """Refuse to write a non-identity direction to a format that cannot hold it."""
+    d = volume.geometry.direction
+    if np.allclose(d, np.eye(d.shape[0]), atol=1e-6, rtol=0):
+        return
+    if allow_direction_loss:
+        return
+    raise MedioError(
+        path,
+        f"{format_name} cannot store the image axis directions (this volume is not axis-aligned with "
+        "identity direction), so the saved image would be misplaced or flipped when read back; "
+        "save as NRRD, NIfTI or MetaImage instead, or pass allow_direction_loss=True to write anyway",
+    )
+
+
+def check_writable(
+    volume: Volume,
+    path: str | os.PathLike[str],
+    format_name: str,
+    *,
+    dtypes: Iterable[Any] | None = None,
+    ndims: Iterable[int] = (2, 3),
+    max_extra_axes: int = 0,
+    components: Iterable[int] = (1,),
+    component_dtypes: Iterable[Any] | None = None,
+) -> None:
+    """Raise a clear MedioError when ``format_name`` cannot hold the volume's voxels."""
+    if not isinstance(volume, Volume):
+        raise MedioError(path, f"{format_name} writes image volumes, not {type(volume).__name__}")
+    dt = volume.dtype
+    n = volume.n_components
+    if volume.geometry.ndim not in tuple(ndims):
+        raise MedioError(path, f"{format_name} cannot hold a {volume.geometry.ndim}D image")
+    if len(volume.extra_axes) > max_extra_axes:
+        raise MedioError(path, f"{format_name} cannot hold an image with {len(volume.extra_axes)} non-spatial "
+                               f"axes (at most {max_extra_axes})")
+    if n not in tuple(components):
+        raise MedioError(path, f"{format_name} cannot hold {n}-component voxels")
+    allowed = component_dtypes if (n > 1 and component_dtypes is not None) else dtypes
+    if allowed is not None:
+        allowed = [np.dtype(a) for a in allowed]
+        if dt not in allowed:
+            names = ", ".join(str(a) for a in allowed)
+            raise MedioError(path, f"{format_name} cannot hold {dt} voxels{' vectors' if n > 1 else ''} "
+                                   f"(it holds {names}); convert the volume first")
+
+
+@contextlib.contextmanager
+def _private_dir(beside: Path):
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix=f".{beside.name}.", suffix=".tmpdir", dir=beside.parent))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def write_files_atomically(path: str | os.PathLike[str], produce, *, first: bool = True) -> list[str]:
+    """Run ``produce(folder)``, which writes files under their *final* names into a private
+    ``folder`` beside ``path``; then rename them all into place together (all or nothing).
+
+    Returns the final paths (``path`` first when ``first``: it must then be among them).
+    """
+    target = Path(path)
+    with _private_dir(target) as folder:
+        produce(folder)
+        produced = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: (p.name != target.name, p.name))
+        if not produced or (first and produced[0].name != target.name):
+            raise WriteError(target, "writer produced no file")
+        finals = [target.parent / p.name for p in produced]
+        with atomic_outputs(finals) as temps:
+            for src, temp in zip(produced, temps):
+                os.replace(src, temp)
+    return [os.fspath(f) for f in finals]
+
+
+def sitk_write_into(image: Any, filename: Path, imageio: str, *, target: str | os.PathLike[str],
+                    compress: bool = False, level: int | None = None) -> None:
+    """Write a SimpleITK image to exactly ``filename`` with ``imageio``; errors name ``target``."""
+    s = sitk()
+    writer = s.ImageFileWriter()
+    writer.SetFileName(os.fspath(filename))
+    writer.SetImageIO(imageio)
+    writer.SetUseCompression(bool(compress))
+    if level is not None:
+        writer.SetCompressionLevel(int(level))
+    try:
+        writer.Execute(image)
+    except RuntimeError as exc:
+        from ._itk import _itk_reason
+
+        raise WriteError(target, _itk_reason(exc)) from None
+
+
+def write_sitk(
+    volume: Volume,
+    path: str | os.PathLike[str],
+    imageio: str,
+    *,
+    compress: bool = False,
+    level: int | None = None,
+    image: Any = None,
+) -> list[str]:
+    """Write ``volume`` (or a ready SimpleITK ``image``) with SimpleITK's ``imageio``, atomically.
+
+    ITK chooses companion file names from the header name, so it writes under the
+    final names in a private folder; the files are then renamed into place.
+    """
+    if image is None:
+        image = to_sitk(volume, path)
+    target = Path(path)
+    return write_files_atomically(
+        target, lambda folder: sitk_write_into(image, folder / target.name, imageio, target=target,
+                                               compress=compress, level=level)
+    )
+
+
+def to_sitk(volume: Volume, path: str | os.PathLike[str]) -> Any:
+    """SimpleITK image of a volume; a clear error naming ``path`` when ITK cannot hold it."""
+    try:
+        return volume_to_sitk(volume)
+    except FormatError as exc:
+        raise MedioError(path, exc.reason) from None
+
+
+def as_volume(obj: Any, path: str | os.PathLike[str], format_name: str) -> Volume:
+    """``obj`` when it is a Volume, else a clear error."""
+    if not isinstance(obj, Volume):
+        raise MedioError(path, f"{format_name} writes image volumes, not {type(obj).__name__}")
+    return obj
+
+
+def numbered_siblings(path: str | os.PathLike[str]) -> list[Path]:
+    """Files beside ``path`` whose names differ from it only in the last number (``slice_001.png``),
+    in numeric order; ``[path]`` when the name has no number."""
+    import re
+
+    p = Path(path)
+    m = None
+    for m in re.finditer(r"\d+", p.name):
+        pass
+    if m is None:
+        return [p]
+    prefix, suffix = p.name[: m.start()], p.name[m.end():]
+    pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + r"\Z")
+    found = []
+    try:
+        entries = list(p.parent.iterdir())
+    except OSError:
+        return [p]
+    for entry in entries:
+        mm = pattern.match(entry.name)
+        if mm and entry.is_file():
+            found.append((int(mm.group(1)), entry.name, entry))
+    if not found:
+        return [p]
+    found.sort(key=lambda t: (t[0], t[1]))
+    return [t[2] for t in found]
+
+
+def numbered_names(path: str | os.PathLike[str], count: int, start: int = 0) -> list[Path]:
+    """``count`` file names for a series written to ``path``: ``name_000.ext`` ... (suffixes kept)."""
+    p = Path(path)
+    name = p.name
+    lower = name.lower()
+    ext = ""
+    for candidate in (".ome.tiff", ".ome.tif"):
+        if lower.endswith(candidate):
+            ext = name[-len(candidate):]
+            break
+    if not ext:
+        ext = p.suffix
+    stem = name[: len(name) - len(ext)]
+    width = max(3, len(str(start + count - 1)))
+    return [p.with_name(f"{stem}_{i:0{width}d}{ext}") for i in range(start, start + count)]
+
+
+def stack_frames(frames: Sequence[np.ndarray], paths: Sequence[Path]) -> np.ndarray:
+    """Stack same-shaped 2D frames into a 3D array (clear error naming the odd frame)."""
+    first = frames[0]
+    for fr, fp in zip(frames, paths):
+        if fr.shape != first.shape or fr.dtype != first.dtype:
+            raise FormatError(fp, f"series frame has shape {fr.shape} {fr.dtype}, unlike the first frame "
+                                  f"{paths[0].name} ({first.shape} {first.dtype})")
+    return np.stack(frames, axis=0)

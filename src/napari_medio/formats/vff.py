@@ -1,0 +1,141 @@
+"""Vista cone beam optical CT volumes (``.vff``), read by hand as SlicerRT's VffFileReader does.
+
+The file is Sun's "vff" raster: ``ncaa`` on the first line, then
+``key=value;`` parameters (``rank=3; type=raster; format=slice; bits=32;
+bands=1; size=X Y Z; spacing=...; origin=...; rawsize=...; data_scale=...;
+data_offset=...; title=...; date=...``), a form feed and a line feed, then the
+voxels big-endian, x fastest.
+
+Placement follows SlicerRT exactly (so a scene that references the file lines
+up): the spacing is used as is and the origin as a RAS position with the i and
+j axes running towards -R and -A; in LPS that is an identity direction with
+origin ``(-x0, -y0, z0)``.  Voxels: 32-bit float (what the scanner writes and
+SlicerRT reads), also 8-bit unsigned and 16-bit signed.
+
+Reader options:
+    ``labelmap`` (bool | None).
+    ``rescale`` (bool, default False): apply ``data_scale`` and ``data_offset``
+    from the header (SlicerRT's "use image intensity scale and offset"); only
+    for float volumes, which stay float32.
+Reading only.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import FormatError, MedioError
+from ..core.geometry import Geometry
+from ..core.registry import FileFormat, register
+from ..core.volume import Volume
+from ._common import base_name
+from ._imageio import file_size, require_bytes, volume_kind
+
+NAME = "vff"
+
+_DTYPES = {8: ">u1", 16: ">i2", 32: ">f4"}
+
+
+def sniff(head: bytes, path: Path) -> bool:
+    """``ncaa`` first line followed by ``key=value;`` parameters."""
+    if not head.startswith(b"ncaa"):
+        return False
+    rest = head[4:].split(b"\f", 1)[0]
+    return b"=" in rest and b";" in rest and b"\0" not in rest
+
+
+def _header(p: Path, data: bytes) -> tuple[dict, int]:
+    end = data.find(b"\f")
+    if end < 0:
+        raise FormatError(p, "VFF header has no form feed before the voxels (truncated or not a VFF file)")
+    text = data[:end].decode("latin-1")
+    text = text.removeprefix("ncaa")  # the magic line
+    text = text.replace("\n", "").replace("\r", "")
+    params: dict[str, str] = {}
+    for item in text.split(";"):
+        key, sep, value = item.strip().partition("=")
+        if sep:
+            params[key.strip().lower()] = value.strip()
+    start = end + 1
+    if data[start: start + 1] == b"\n":
+        start += 1
+    return params, start
+
+
+def _numbers(p: Path, params: dict, key: str, n: int, cast=float, default=None) -> list:
+    value = params.get(key)
+    if value is None:
+        if default is not None:
+            return default
+        raise FormatError(p, f"VFF header has no {key}")
+    parts = value.replace(",", " ").split()
+    try:
+        out = [cast(v) for v in parts[:n]]
+    except ValueError:
+        raise FormatError(p, f"VFF header {key} is not numeric: {value!r}") from None
+    if len(out) < n:
+        raise FormatError(p, f"VFF header {key} needs {n} values: {value!r}")
+    return out
+
+
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, rescale: bool = False,
+         **_: Any) -> list[Volume]:
+    """Read a ``.vff`` optical CT volume."""
+    p = Path(path)
+    size = file_size(p)
+    if size == 0:
+        raise FormatError(p, "file is empty")
+    with open(p, "rb") as fh:
+        head = fh.read(1 << 16)
+    if not sniff(head, p):
+        raise FormatError(p, "not a VFF file (no ncaa header)")
+    params, start = _header(p, head)
+    if params.get("rank", "3").strip() != "3":
+        raise FormatError(p, f"VFF rank {params.get('rank')} is not supported (3 only)")
+    for key, want in (("type", "raster"), ("format", "slice")):
+        if params.get(key, want).lower() != want:
+            raise FormatError(p, f"VFF {key} {params[key]!r} is not supported ({want} only)")
+    bits = _numbers(p, params, "bits", 1, int)[0]
+    bands = _numbers(p, params, "bands", 1, int, [1])[0]
+    if bits not in _DTYPES or bands != 1:
+        raise FormatError(p, f"VFF with {bits} bits and {bands} bands is not supported")
+    dims = _numbers(p, params, "size", 3, int)
+    if any(d < 1 for d in dims):
+        raise FormatError(p, f"invalid VFF size {dims}")
+    spacing = _numbers(p, params, "spacing", 3, float, [1.0, 1.0, 1.0])
+    spacing = [s if s > 0 else 1.0 for s in spacing]
+    origin = _numbers(p, params, "origin", 3, float, [0.0, 0.0, 0.0])
+    dtype = np.dtype(_DTYPES[bits])
+    count = dims[0] * dims[1] * dims[2]
+    require_bytes(p, start + count * dtype.itemsize, size)
+    array = np.fromfile(p, dtype=dtype, count=count, offset=start).astype(dtype.newbyteorder("="), copy=False)
+    array = array.reshape(dims[2], dims[1], dims[0])
+    meta = {k: params[k] for k in ("title", "date", "filter", "data_scale", "data_offset", "rawsize") if k in params}
+    if rescale:
+        if dtype.kind != "f":
+            raise MedioError(p, "rescale=True applies to float VFF volumes only")
+        scale = _numbers(p, params, "data_scale", 1, float, [1.0])[0]
+        offset = _numbers(p, params, "data_offset", 1, float, [0.0])[0]
+        array = (array * np.float32(scale) + np.float32(offset)).astype(np.float32, copy=False)
+    geometry = Geometry(spacing, [-origin[0], -origin[1], origin[2]], np.eye(3))
+    vol = Volume(array, geometry, name=base_name(p), metadata={"vff": meta} if meta else {}, source=os.fspath(p))
+    vol.kind = volume_kind(p, labelmap, vol.dtype)
+    return [vol]
+
+
+FORMAT = register(
+    FileFormat(
+        name=NAME,
+        description="Vista cone beam optical scanner volume (.vff)",
+        extensions=(".vff",),
+        read=read,
+        sniff=sniff,
+        kinds=("volume", "labelmap"),
+        backend="napari-medio (hand-written)",
+        read_options={"labelmap": "load as a label map (None: guess from the file name)",
+                      "rescale": "apply data_scale / data_offset from the header (default False)"},
+    )
+)
