@@ -140,10 +140,9 @@ def read_markups_json(path: "str | os.PathLike[str]", **_: Any) -> list[Markups]
     errors = sorted(jsonschema.Draft7Validator(_reading_schema()).iter_errors(doc), key=lambda e: list(e.path))
     if errors:
         e = errors[0]
-        detail = e.message
-        if e.context:  # anyOf: report the most specific reason
-            detail = min(e.context, key=lambda c: -len(c.path)).message
-        raise FormatError(p, f"schema violation at {_json_path(e.absolute_path)}: {detail}")
+        while e.context:  # anyOf: descend to the most specific reason
+            e = max(e.context, key=lambda c: len(c.absolute_path))
+        raise FormatError(p, f"schema violation at {_json_path(e.absolute_path)}: {e.message}")
     items = doc.get("markups")
     if not items:
         raise FormatError(p, "the file holds no markups (empty \"markups\" array)")

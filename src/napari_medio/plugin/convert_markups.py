@@ -204,11 +204,15 @@ def markups_from_points(data: Any, attributes: dict) -> Markups:
         pid = _clean(cols["id"][i])
         prev = old.get(pid) if pid and pid not in seen else None
         label = _clean(cols["label"][i])
+        description = _clean(cols["description"][i])
         if prev is None:
+            copied = old.get(pid) if pid in seen else None  # napari copies the selected point's features
             new_id, auto_label = base.next_label()
             while new_id in old or new_id in seen:
                 new_id, auto_label = base.next_label()
             pid = new_id
+            if copied is not None and label == copied.label:
+                label, description = "", ""
             label = label or auto_label
         seen.add(pid)
         status = _clean(cols["position_status"][i], "defined") or "defined"
@@ -217,7 +221,7 @@ def markups_from_points(data: Any, attributes: dict) -> Markups:
         sel = cols["selected"][i]
         lock = cols["locked"][i]
         cp = ControlPoint(
-            id=pid, label=label, description=_clean(cols["description"][i]),
+            id=pid, label=label, description=description,
             associated_node_id=_clean(cols["associated_node_id"][i]), position=positions[i],
             orientation=prev.orientation if prev is not None else flip_orientation(np.eye(3)),
             selected=bool(sel) if sel is not None and not (isinstance(sel, float) and np.isnan(sel)) else True,
