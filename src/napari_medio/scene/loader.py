@@ -1,0 +1,489 @@
+"""Open a Slicer scene: every data node with a storage node, through the format registry.
+
+:func:`scan_scene` lists what a scene holds (node, kind, file, subject-hierarchy
+folder, composed parent transform) reading only the transform files it needs;
+:func:`read_scene` then reads every data file through
+:func:`napari_medio.core.registry.read` and returns plain data objects, each
+placed in the world by its parent transforms and carrying what the scene said
+about it in ``obj.metadata["scene"]`` (see :func:`scene_metadata`).  The CLI,
+the npe2 reader and the widgets all use these two functions.
+
+Coordinates: the scene is RAS, the world LPS (``F M F``, through
+:func:`~napari_medio.core.geometry.flip_lps_ras_matrix`).  Linear parent
+transforms are applied to volumes and segmentations as a new geometry (no
+resampling), to objects with a ``transformed(matrix_lps)`` method through it;
+for other objects the matrix stays in ``metadata["scene"]["pending_matrix"]`` for
+the napari layer's affine.  Non-linear parents are recorded, not applied.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..core.errors import CancelledError, FormatError, MedioError
+from .mrml import MrmlDocument, MrmlNode, parse_bool, parse_floats, read_mrml, url_decode
+from .nodes import MARKUP_TAGS, TRANSFORM_TAGS, kind_of_tag
+
+__all__ = ["SceneEntry", "ScanResult", "scan_scene", "read_scene", "open_scene_source", "apply_world_matrix",
+           "display_properties", "SceneMissingFileWarning"]
+
+_BUNDLE_SUFFIXES = (".mrb", ".zip")
+
+
+class SceneMissingFileWarning(UserWarning):
+    """A data file a scene refers to does not exist (the node is skipped)."""
+
+
+@dataclass
+class SceneEntry:
+    """One data node of a scene and where its data is."""
+
+    node: MrmlNode
+    kind: str
+    file: Optional[str] = None  # as the scene writes it (relative, decoded)
+    path: Optional[Path] = None  # resolved absolute path
+    extra_files: list[Path] = field(default_factory=list)
+    storage: Optional[MrmlNode] = None
+    display: Optional[MrmlNode] = None
+    folder: str = ""
+    chain: list[dict] = field(default_factory=list)  # parent transforms, nearest first
+    parent_transform: np.ndarray = field(default_factory=lambda: np.eye(4))  # LPS to-world
+    linear_parents: bool = True
+
+    @property
+    def exists(self) -> bool:
+        return self.path is not None and self.path.exists()
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    def info(self) -> dict:
+        """The ``medio scene info --json`` record."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "file": self.file,
+            "parent_transform": np.asarray(self.parent_transform).tolist(),
+            "folder": self.folder,
+            "node_id": self.node.id,
+            "node_class": self.node.tag,
+            "exists": self.exists,
+            "parent_transform_linear": self.linear_parents,
+            "transforms": [c["name"] for c in self.chain],
+        }
+
+
+@dataclass
+class ScanResult:
+    """What :func:`scan_scene` found."""
+
+    mrml: Path
+    document: MrmlDocument
+    entries: list[SceneEntry]
+    source: Path  # the file the user named (.mrml, .mrb, .zip)
+    bundle_dir: Optional[Path] = None
+    transforms: dict = field(default_factory=dict)  # node id -> Transform object (read from files)
+
+    def missing(self) -> list[SceneEntry]:
+        return [e for e in self.entries if e.file and not e.exists]
+
+
+def open_scene_source(path: "os.PathLike[str] | str", **extract_options: Any) -> tuple[Path, Optional[Path]]:
+    """The ``.mrml`` to parse for ``path`` (a bundle is safely extracted to a temporary folder)."""
+    p = Path(path)
+    if p.is_dir():
+        from .mrb import find_main_mrml
+
+        main = find_main_mrml(p)
+        if main is None:
+            raise FormatError(p, "folder holds no .mrml scene")
+        return main, None
+    if not p.exists():
+        raise FormatError(p, "file not found")
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+    if p.suffix.lower() in _BUNDLE_SUFFIXES or head == b"PK\x03\x04":
+        if head != b"PK\x03\x04":
+            raise FormatError(p, "not a scene bundle: a .mrb/.zip must be a zip archive"
+                              if head else "file is empty")
+        from .mrb import extract_to_temp
+
+        folder, main = extract_to_temp(p, **extract_options)
+        return main, folder
+    return p, None
+
+
+# -- display ---------------------------------------------------------------------------------------
+_COLOR_KEYS = ("color", "selectedColor", "edgeColor")
+
+
+def display_properties(node: Optional[MrmlNode]) -> dict:
+    """Display node attributes that napari can show, normalised (plus the raw attributes)."""
+    if node is None:
+        return {}
+    a = node.attrs
+    out: dict[str, Any] = {"node_class": node.tag, "raw": {k: v for k, v in a.items() if k not in ("id",)}}
+    if "visibility" in a:
+        out["visible"] = parse_bool(a.get("visibility"), True)
+    if "opacity" in a:
+        try:
+            out["opacity"] = float(a["opacity"])
+        except ValueError:
+            pass
+    for key in _COLOR_KEYS:
+        c = parse_floats(a.get(key))
+        if c and len(c) >= 3:
+            out[key if key != "color" else "color"] = [float(x) for x in c[:3]]
+    w, lv = parse_floats(a.get("window")), parse_floats(a.get("level"))
+    if w and lv:
+        out["window"], out["level"] = float(w[0]), float(lv[0])
+        out["auto_window_level"] = parse_bool(a.get("autoWindowLevel"), False)
+    color_node = a.get("colorNodeID") or (node.references.get("colorNode") or [None])[0]
+    if color_node:
+        out["color_node"] = color_node
+    if "scalarVisibility" in a:
+        out["scalar_visibility"] = parse_bool(a.get("scalarVisibility"))
+    if "activeScalarName" in a:
+        out["active_scalar"] = a["activeScalarName"]
+    return out
+
+
+# -- transforms -------------------------------------------------------------------------------------
+def _matrix_from_node(node: MrmlNode) -> Optional[np.ndarray]:
+    """LPS to-parent matrix written in a LinearTransform element, or None."""
+    from ..core.geometry import flip_lps_ras_matrix
+
+    for key, inverse in (("matrixTransformToParent", False), ("matrixTransformFromParent", True)):
+        values = parse_floats(node.get(key))
+        if values and len(values) == 16:
+            m = np.array(values, dtype=float).reshape(4, 4)
+            if inverse:
+                m = np.linalg.inv(m)
+            return flip_lps_ras_matrix(m)
+    return None
+
+
+def _storage_paths(doc: MrmlDocument, node: MrmlNode, root: Path, bundle_dir: Optional[Path],
+                   scene_path: Path) -> tuple[Optional[MrmlNode], Optional[str], Optional[Path], list[Path]]:
+    storage = doc.node(node.reference("storage"))
+    if storage is None:
+        return None, None, None, []
+    raw = storage.get("fileName")
+    if not raw:
+        uri = storage.get("uri")
+        if uri:
+            raise FormatError(scene_path, f"node {node.name!r} refers to a remote URI ({uri}); only local files "
+                                          f"are read")
+        return storage, None, None, []
+    rel = url_decode(raw)
+    path = _resolve(rel, root, bundle_dir, scene_path)
+    extras = []
+    i = 0
+    while storage.get(f"fileListMember{i}") is not None:
+        extras.append(_resolve(url_decode(storage.get(f"fileListMember{i}")), root, bundle_dir, scene_path))
+        i += 1
+    return storage, rel, path, extras
+
+
+def _resolve(rel: str, root: Path, bundle_dir: Optional[Path], scene_path: Path) -> Path:
+    p = Path(rel)
+    full = p if p.is_absolute() else root / p
+    full = Path(os.path.normpath(full))
+    if bundle_dir is not None:
+        b = Path(os.path.normpath(bundle_dir.resolve()))
+        if not (os.path.normpath(full.resolve()) + os.sep).startswith(str(b) + os.sep):
+            # A bundle may only refer to its own files (Slicer rewrites paths inside the bundle).
+            alt = root / p.name
+            if p.is_absolute() and alt.exists():
+                return alt
+            raise FormatError(scene_path, f"bundled scene refers to a file outside the bundle: {rel!r}; refused")
+    return full
+
+
+def scan_scene(path: "os.PathLike[str] | str", **extract_options: Any) -> ScanResult:
+    """Parse a scene and plan its loading: one :class:`SceneEntry` per data node."""
+    source = Path(path)
+    mrml, bundle_dir = open_scene_source(source, **extract_options)
+    doc = read_mrml(mrml)
+    root = mrml.parent
+    scene_label = source
+    entries: list[SceneEntry] = []
+    transforms: dict[str, Any] = {}
+    matrices: dict[str, tuple[Optional[np.ndarray], bool]] = {}
+
+    def transform_matrix(tnode: MrmlNode) -> tuple[Optional[np.ndarray], bool]:
+        """(LPS to-parent matrix or None, linear?) of a transform node (reads its file when needed)."""
+        if tnode.id in matrices:
+            return matrices[tnode.id]
+        m = _matrix_from_node(tnode) if tnode.tag == "LinearTransform" else None
+        result: tuple[Optional[np.ndarray], bool] = (m, True)
+        if m is None:
+            _, rel, tpath, _ = _storage_paths(doc, tnode, root, bundle_dir, scene_label)
+            if tpath is not None and tpath.exists():
+                tx = _read_transform(tnode, tpath)
+                transforms[tnode.id] = tx
+                if tx.is_linear:
+                    result = (tx.matrix_to_parent_lps, True)
+                else:
+                    result = (None, False)
+            elif tnode.tag != "LinearTransform":
+                result = (None, False)
+            else:
+                result = (np.eye(4), True)
+        matrices[tnode.id] = result
+        return result
+
+    for node in doc.nodes:
+        kind = kind_of_tag(node.tag, node.attrs)
+        if kind is None:
+            continue
+        storage, rel, fpath, extras = _storage_paths(doc, node, root, bundle_dir, scene_label)
+        if rel is None and not (node.tag == "LinearTransform" and _matrix_from_node(node) is not None):
+            continue  # nothing to load (a node kept only in the scene, e.g. a default colour table)
+        if node.tag == "Sequence" and node.get("hideFromEditors") == "true":
+            continue
+        display = doc.node(node.reference("display"))
+        entry = SceneEntry(node=node, kind=kind, file=rel, path=fpath, extra_files=extras, storage=storage,
+                           display=display, folder=doc.folder_of(node.id))
+        # Parent transform chain, nearest first.
+        world = np.eye(4)
+        seen = {node.id}
+        tid = node.reference("transform")
+        while tid:
+            tnode = doc.node(tid)
+            if tnode is None or tid in seen:
+                if tid in seen:
+                    raise FormatError(scene_label, f"transform hierarchy of {node.name!r} has a cycle at {tid}")
+                warnings.warn(f"{scene_label}: {node.name!r} refers to a missing transform node {tid}",
+                              SceneMissingFileWarning, stacklevel=2)
+                break
+            seen.add(tid)
+            m, linear = transform_matrix(tnode)
+            _, trel, _, _ = _storage_paths(doc, tnode, root, bundle_dir, scene_label)
+            entry.chain.append({
+                "id": tnode.id, "name": tnode.name, "tag": tnode.tag, "linear": linear,
+                "matrix_to_parent_lps": None if m is None else np.asarray(m).tolist(), "file": trel,
+                "parent": tnode.reference("transform"),
+            })
+            if linear and m is not None:
+                world = m @ world
+            else:
+                entry.linear_parents = False
+            tid = tnode.reference("transform")
+        entry.parent_transform = world
+        entries.append(entry)
+    return ScanResult(mrml=mrml, document=doc, entries=entries, source=source, bundle_dir=bundle_dir,
+                      transforms=transforms)
+
+
+def _read_transform(tnode: MrmlNode, path: Path) -> Any:
+    from ..core import registry
+
+    fmt = None
+    if tnode.tag == "GridTransform" or path.name.lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd", ".nii",
+                                                                  ".nii.gz")):
+        fmt = "displacement-field"
+    objs = registry.read(path, format=fmt)
+    tx = next((o for o in objs if getattr(o, "kind", None) == "transform"), None)
+    if tx is None:
+        raise FormatError(path, f"transform node {tnode.name!r}: file holds no transform")
+    tx.name = tnode.name or tx.name
+    return tx
+
+
+# -- applying a world matrix ------------------------------------------------------------------------
+def apply_world_matrix(obj: Any, matrix_lps: np.ndarray) -> tuple[Any, Optional[np.ndarray]]:
+    """``obj`` moved by an LPS 4x4; returns (object, matrix still to apply on the layer or None).
+
+    Volumes and segmentations get a new geometry (composed index-to-LPS matrix);
+    objects with ``transformed(matrix)`` use it; others are returned unchanged with
+    the matrix pending (the napari layer's affine then carries it).
+    """
+    from ..core.geometry import Geometry
+
+    m = np.asarray(matrix_lps, dtype=float)
+    if np.allclose(m, np.eye(4), atol=1e-12, rtol=0):
+        return obj, None
+    if getattr(obj, "kind", None) == "transform":
+        return obj, None  # a transform node's own parent stays a hierarchy
+    geometry = getattr(obj, "geometry", None)
+    if isinstance(geometry, Geometry) and geometry.ndim == 3:
+        new = Geometry.from_index_to_lps(m @ geometry.index_to_lps_matrix())
+        if dataclasses.is_dataclass(obj):
+            return dataclasses.replace(obj, geometry=new), None
+        import copy
+
+        out = copy.copy(obj)
+        out.geometry = new
+        return out, None
+    transformed = getattr(obj, "transformed", None)
+    if callable(transformed):
+        return transformed(m), None
+    return obj, m
+
+
+# -- reading -----------------------------------------------------------------------------------------
+def _read_entry(entry: SceneEntry, read_options: dict) -> list:
+    from ..core import registry
+
+    assert entry.path is not None
+    node = entry.node
+    if entry.kind == "transform":
+        return [_read_transform(node, entry.path)]
+    options = dict(read_options)
+    fmt = None
+    if entry.kind == "labelmap":
+        options["labelmap"] = True
+    if entry.kind == "model" and entry.storage is not None:
+        # Files without a SPACE marker: the storage node decides; an element without
+        # coordinateSystem is legacy RAS (vtkMRMLModelStorageNode::ReadXMLAttributes).
+        cs = str(entry.storage.get("coordinateSystem", "RAS")).strip().upper()
+        options["coordinate_system"] = {"0": "RAS", "1": "LPS"}.get(cs, cs if cs in ("LPS", "RAS") else "LPS")
+    if entry.kind in ("volume", "labelmap") and entry.path.name.lower().endswith((".seg.nrrd", ".seg.nhdr")):
+        fmt = None
+    try:
+        objs = registry.read(entry.path, format=fmt, **options)
+    except MedioError as exc:
+        if "unexpected keyword" in str(exc) and options:
+            objs = registry.read(entry.path, format=fmt)
+        else:
+            raise
+    out = []
+    for obj in objs:
+        kind = getattr(obj, "kind", None)
+        if entry.kind in ("volume", "labelmap") and kind != entry.kind:
+            if kind in ("volume", "labelmap") and hasattr(obj, "with_array"):
+                obj = obj.with_array(obj.array, kind=entry.kind)
+            elif hasattr(obj, "convert_to"):
+                converted = obj.convert_to(entry.kind)
+                obj = converted if converted is not None else obj
+        out.append(obj)
+    return out
+
+
+def scene_metadata(entry: SceneEntry, scan: ScanResult) -> dict:
+    """The JSON-able ``metadata["scene"]`` record kept with every object of a scene."""
+    node = entry.node
+    md: dict[str, Any] = {
+        "node_id": node.id,
+        "node_class": node.tag,
+        "name": node.name,
+        "file": entry.file,
+        "path": os.fspath(entry.path) if entry.path else None,
+        "folder": entry.folder,
+        "parent_transform": np.asarray(entry.parent_transform).tolist(),
+        "parent_transform_linear": entry.linear_parents,
+        "transforms": entry.chain,
+        "display": display_properties(entry.display),
+        "node_attributes": node.node_attributes,
+        "scene": os.fspath(scan.source),
+    }
+    if entry.storage is not None:
+        md["storage"] = {k: v for k, v in entry.storage.attrs.items() if k not in ("id", "fileName")}
+    if node.tag in MARKUP_TAGS:
+        md["markup_type"] = MARKUP_TAGS[node.tag]
+    return md
+
+
+def _apply_display_to_object(obj: Any, display: dict, colortables: dict) -> None:
+    """Put what the scene's display node says where the object's napari converter looks for it."""
+    kind = getattr(obj, "kind", None)
+    md = getattr(obj, "metadata", None)
+    if kind in ("volume", "labelmap") and isinstance(md, dict):
+        if "window" in display and display["window"] > 0:
+            md["window_center"] = display["level"]
+            md["window_width"] = display["window"]
+        cn = display.get("color_node")
+        if kind == "labelmap" and cn in colortables:
+            md["color_table"] = colortables[cn].as_label_table()
+    elif kind == "markups":
+        d = dict(getattr(obj, "display", {}) or {})
+        for key in ("color", "selectedColor", "opacity"):
+            if key in display:
+                d[key] = display[key]
+        obj.display = d
+
+
+def read_scene(path: "os.PathLike[str] | str", *, strict: bool = False,
+               progress: Optional[Callable[[int, int, str], None]] = None,
+               cancel: Optional[Callable[[], bool]] = None, **read_options: Any) -> list:
+    """Every data object of a scene, placed in the LPS world, with ``metadata["scene"]``.
+
+    Missing data files are skipped with a :class:`SceneMissingFileWarning` (an error
+    with ``strict=True``, or when nothing at all can be loaded).
+    """
+    read_options = {}  # scene nodes say what each file is; viewer options are not reader options
+    scan = scan_scene(path)
+    objects: list = []
+    missing = scan.missing()
+    for e in missing:
+        msg = f"{scan.source}: data file of {e.node.tag} {e.name!r} not found: {e.file}"
+        if strict:
+            raise FormatError(scan.source, f"data file of {e.node.tag} {e.name!r} not found: {e.file}")
+        warnings.warn(msg, SceneMissingFileWarning, stacklevel=2)
+    loadable = [e for e in scan.entries if e.exists or (e.file is None and e.kind == "transform")]
+    if not loadable and missing:
+        raise FormatError(scan.source, f"none of the scene's {len(missing)} data files exist (first missing: "
+                                       f"{missing[0].file})")
+    # Colour tables first: label maps refer to them.
+    order = sorted(loadable, key=lambda e: 0 if e.kind == "colortable" else 1)
+    colortables: dict[str, Any] = {}
+    total = len(order)
+    for n, entry in enumerate(order):
+        if cancel is not None and cancel():
+            raise CancelledError(scan.source)
+        if progress is not None:
+            progress(n, total, entry.name)
+        if entry.file is None:  # a linear transform stored in the scene only
+            from ..core.transform import Transform
+
+            objs = [Transform.from_matrix_to_parent(_matrix_from_node(entry.node), name=entry.name)]
+        elif entry.kind == "transform" and entry.node.id in scan.transforms:
+            objs = [scan.transforms[entry.node.id]]
+        else:
+            try:
+                objs = _read_entry(entry, read_options)
+            except MedioError as exc:
+                if strict:
+                    raise
+                warnings.warn(f"{scan.source}: cannot load {entry.node.tag} {entry.name!r}: {exc}",
+                              SceneMissingFileWarning, stacklevel=2)
+                continue
+        display = display_properties(entry.display)
+        for i, obj in enumerate(objs):
+            if entry.name and i == 0:
+                try:
+                    obj.name = entry.name
+                except AttributeError:
+                    pass
+            if entry.kind == "colortable":
+                colortables[entry.node.id] = obj
+            _apply_display_to_object(obj, display, colortables)
+            md = scene_metadata(entry, scan)
+            if entry.linear_parents:
+                obj, pending = apply_world_matrix(obj, entry.parent_transform)
+            else:
+                pending = None
+                warnings.warn(f"{scan.source}: {entry.name!r} is under a non-linear transform; it is shown "
+                              f"untransformed", SceneMissingFileWarning, stacklevel=2)
+            md["applied"] = pending is None and entry.linear_parents
+            md["pending_matrix"] = None if pending is None else np.asarray(pending).tolist()
+            meta = getattr(obj, "metadata", None)
+            if isinstance(meta, dict):
+                meta["scene"] = md
+            else:
+                try:
+                    obj.metadata = {"scene": md}
+                except AttributeError:
+                    pass
+            objects.append(obj)
+    if progress is not None:
+        progress(total, total, "")
+    return objects

@@ -1,0 +1,115 @@
+"""Slicer MRML node classes <-> napari-medio data kinds.
+
+For reading: which element tags are data nodes and what ``kind`` their data has
+(as ``medio info`` names it).  For writing: for each kind, the data/display/storage
+tags and class names Slicer uses, the default file extension
+(``defaultWriteFileExtension``) and the subject-hierarchy owner plugin.
+No imports beyond the standard library.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = ["DATA_TAGS", "kind_of_tag", "NodeSpec", "spec_for", "MARKUP_TAGS", "TRANSFORM_TAGS", "is_data_tag"]
+
+#: Markups element tags -> markup type (core.markups.MARKUP_TYPES).
+MARKUP_TAGS = {
+    "MarkupsFiducial": "Fiducial", "MarkupsLine": "Line", "MarkupsAngle": "Angle", "MarkupsCurve": "Curve",
+    "MarkupsClosedCurve": "ClosedCurve", "MarkupsPlane": "Plane", "MarkupsROI": "ROI",
+}
+
+TRANSFORM_TAGS = ("LinearTransform", "Transform", "GridTransform", "BSplineTransform")
+
+#: Data node tags -> kind.  (``Volume`` with ``labelMap="1"`` is a label map in old scenes.)
+DATA_TAGS: dict[str, str] = {
+    "Volume": "volume",
+    "ScalarVolume": "volume",
+    "VectorVolume": "volume",
+    "DiffusionWeightedVolume": "volume",
+    "DiffusionTensorVolume": "volume",
+    "LabelMapVolume": "labelmap",
+    "Segmentation": "segmentation",
+    "Model": "model",
+    "Table": "table",
+    "ColorTable": "colortable",
+    "ProceduralColor": "colortable",
+    "Text": "text",
+    "Sequence": "sequence",
+    **{t: "markups" for t in MARKUP_TAGS},
+    **{t: "transform" for t in TRANSFORM_TAGS},
+}
+
+
+def is_data_tag(tag: str) -> bool:
+    return tag in DATA_TAGS
+
+
+def kind_of_tag(tag: str, attrs: Optional[dict] = None) -> Optional[str]:
+    """The data kind of an element, or None for display/storage/view nodes."""
+    kind = DATA_TAGS.get(tag)
+    if kind == "volume" and attrs and str(attrs.get("labelMap", "0")).strip() in ("1", "true"):
+        return "labelmap"
+    return kind
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """What Slicer writes for one kind of data."""
+
+    tag: str
+    cls: str  # class name without the vtkMRML prefix and Node suffix, e.g. "ScalarVolume"
+    display_tag: Optional[str]
+    display_cls: Optional[str]
+    storage_tag: str
+    storage_cls: str
+    extension: str
+    sh_type: str
+
+
+_SPECS: dict[str, NodeSpec] = {
+    "volume": NodeSpec("Volume", "ScalarVolume", "VolumeDisplay", "ScalarVolumeDisplay",
+                       "VolumeArchetypeStorage", "VolumeArchetypeStorage", ".nrrd", "Volumes"),
+    "vector": NodeSpec("VectorVolume", "VectorVolume", "VectorVolumeDisplay", "VectorVolumeDisplay",
+                       "VolumeArchetypeStorage", "VolumeArchetypeStorage", ".nrrd", "Volumes"),
+    "labelmap": NodeSpec("LabelMapVolume", "LabelMapVolume", "LabelMapVolumeDisplay", "LabelMapVolumeDisplay",
+                         "VolumeArchetypeStorage", "VolumeArchetypeStorage", ".nrrd", "LabelMaps"),
+    "segmentation": NodeSpec("Segmentation", "Segmentation", "SegmentationDisplay", "SegmentationDisplay",
+                             "SegmentationStorage", "SegmentationStorage", ".seg.nrrd", "Segmentations"),
+    "model": NodeSpec("Model", "Model", "ModelDisplay", "ModelDisplay", "ModelStorage", "ModelStorage", ".vtk",
+                      "Models"),
+    "transform": NodeSpec("LinearTransform", "LinearTransform", None, None, "TransformStorage", "TransformStorage",
+                          ".h5", "Transforms"),
+    "table": NodeSpec("Table", "Table", None, None, "TableStorage", "TableStorage", ".csv", "Tables"),
+    "colortable": NodeSpec("ColorTable", "ColorTable", None, None, "ColorTableStorage", "ColorTableStorage",
+                           ".ctbl", "ColorTables"),
+}
+
+_MARKUP_DISPLAY = {"Fiducial": ("MarkupsFiducialDisplay", "MarkupsFiducialDisplay"),
+                   "Plane": ("MarkupsPlaneDisplay", "MarkupsPlaneDisplay"),
+                   "ROI": ("MarkupsROIDisplay", "MarkupsROIDisplay")}
+_MARKUP_STORAGE = {"Plane": ("MarkupsPlaneJsonStorage", "MarkupsPlaneJsonStorage"),
+                   "ROI": ("MarkupsROIJsonStorage", "MarkupsROIJsonStorage")}
+_TRANSFORM_TAG = {"linear": ("LinearTransform", "LinearTransform"), "grid": ("GridTransform", "GridTransform"),
+                  "bspline": ("BSplineTransform", "BSplineTransform")}
+
+
+def spec_for(kind: str, subtype: Optional[str] = None) -> NodeSpec:
+    """The node structure for data of ``kind`` (``subtype``: markup type, transform type or "vector")."""
+    if kind == "markups":
+        t = subtype or "Fiducial"
+        tag = next((k for k, v in MARKUP_TAGS.items() if v == t), "MarkupsFiducial")
+        dtag, dcls = _MARKUP_DISPLAY.get(t, ("MarkupsDisplay", "MarkupsDisplay"))
+        stag, scls = _MARKUP_STORAGE.get(t, ("MarkupsJsonStorage", "MarkupsJsonStorage"))
+        return NodeSpec(tag, tag.replace("Markups", "Markups", 1), dtag, dcls, stag, scls, ".mrk.json", "Markups")
+    if kind == "volume" and subtype == "vector":
+        return _SPECS["vector"]
+    if kind == "transform":
+        tag, cls = _TRANSFORM_TAG.get(subtype or "linear", ("Transform", "Transform"))
+        base = _SPECS["transform"]
+        ext = ".nrrd" if subtype == "grid" else ".h5"
+        return NodeSpec(tag, cls, None, None, base.storage_tag, base.storage_cls, ext, base.sh_type)
+    try:
+        return _SPECS[kind]
+    except KeyError:
+        raise ValueError(f"a scene cannot hold data of kind {kind!r}") from None

@@ -1,0 +1,459 @@
+"""Save data objects as a Slicer scene: a ``.mrml`` with its data files, or one ``.mrb``.
+
+Each object becomes the node structure Slicer writes (data, display and storage
+nodes linked by ``references``, a subject-hierarchy item in its folder), its data
+written through :func:`napari_medio.core.registry.write`.  The parent transforms
+an object had in the scene it came from (``metadata["scene"]["transforms"]``) are
+written back as ``LinearTransform`` nodes, and the object's data un-applied from
+them, so that Slicer shows the same hierarchy.
+
+Safety: every file goes to a staging folder first; only when all of them (and
+the ``.mrml``) are written are they renamed into place, the scene last.  A
+``.mrb`` is zipped into a temporary file next to the target and renamed.  A
+failure or a cancel leaves the previous files untouched and names the file that
+failed (:class:`~napari_medio.core.errors.WriteError`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..core.errors import CancelledError, MedioError, WriteError
+from .loader import apply_world_matrix
+from .mrml import MrmlDocument, MrmlNode, ShItem, format_node_attributes, format_references, mrml_text, url_encode
+from .nodes import spec_for
+
+__all__ = ["SaveItem", "save_scene", "plan_items", "default_extension", "data_fingerprint", "safe_file_base"]
+
+_SAFE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.,@#$%^&()[]{}<>+=")
+
+
+def safe_file_base(name: str, limit: int = 50) -> str:
+    """Slicer's file base name for a node name: other characters percent-encoded, clamped."""
+    out = []
+    for ch in name or "data":
+        if ch in _SAFE_CHARS and ch not in "%<>":
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+    base = "".join(out).strip(" .") or "data"
+    return base[:limit]
+
+
+def _subtype(obj: Any) -> Optional[str]:
+    kind = getattr(obj, "kind", None)
+    if kind == "markups":
+        return getattr(obj, "type", "Fiducial")
+    if kind == "transform":
+        return getattr(obj, "type", "linear")
+    if kind == "volume" and getattr(obj, "components", None) is not None and not getattr(obj, "is_rgb", False):
+        return "vector"
+    return None
+
+
+def default_extension(obj: Any) -> str:
+    """The extension Slicer writes for this data (``defaultWriteFileExtension``)."""
+    kind = getattr(obj, "kind", None)
+    if kind == "transform" and getattr(obj, "type", "linear") == "grid":
+        return ".nrrd"
+    return spec_for(kind, _subtype(obj)).extension
+
+
+@dataclass
+class SaveItem:
+    """One object to save: its file (relative to the scene folder) and whether to write it."""
+
+    obj: Any
+    file: str
+    write: bool = True
+    options: dict = field(default_factory=dict)
+
+    @property
+    def scene_md(self) -> dict:
+        md = getattr(self.obj, "metadata", None)
+        return (md or {}).get("scene") or {} if isinstance(md, dict) else {}
+
+
+def plan_items(objects: list, bundle: bool, data_dir: str = "Data") -> list[SaveItem]:
+    """Default :class:`SaveItem` per object: ``<name><ext>`` (in ``Data/`` for a bundle), unique names."""
+    used: set[str] = set()
+    items = []
+    for obj in objects:
+        ext = default_extension(obj)
+        name = getattr(obj, "name", "") or getattr(obj, "kind", "data")
+        base = safe_file_base(name[: -len(ext)] if name.lower().endswith(ext) else name)
+        candidate = base + ext
+        n = 0
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{base}_{n}{ext}"
+        used.add(candidate.lower())
+        rel = f"{data_dir}/{candidate}" if bundle else candidate
+        items.append(SaveItem(obj, rel))
+    return items
+
+
+def data_fingerprint(obj: Any) -> str:
+    """A digest of an object's data (voxels, vertices, points, geometry), to skip unchanged files."""
+    h = hashlib.blake2b(digest_size=16)
+    for attr in ("array", "points", "connectivity", "offsets"):
+        value = getattr(obj, attr, None)
+        if value is not None:
+            a = np.ascontiguousarray(np.asarray(value))
+            h.update(str((a.shape, a.dtype.str)).encode())
+            h.update(memoryview(a).cast("B"))
+    geometry = getattr(obj, "geometry", None)
+    if geometry is not None and hasattr(geometry, "to_dict"):
+        h.update(json.dumps(geometry.to_dict()).encode())
+    info = getattr(obj, "info", None)
+    if callable(info) and getattr(obj, "kind", None) in ("markups", "transform", "segmentation", "table",
+                                                          "colortable"):
+        try:
+            h.update(json.dumps(info(), default=str, sort_keys=True).encode())
+        except Exception:
+            pass
+    return h.hexdigest()
+
+
+class _Ids:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def new(self, cls: str) -> str:
+        self.counts[cls] = self.counts.get(cls, 0) + 1
+        return f"vtkMRML{cls}Node{self.counts[cls]}"
+
+
+def _fmt(values: Any) -> str:
+    return " ".join(f"{float(v) + 0.0:.17g}" for v in np.asarray(values, dtype=float).reshape(-1))
+
+
+def _bool(v: Any) -> str:
+    return "true" if v else "false"
+
+
+def _display_attrs(kind: str, obj: Any, display: dict, spec_display_tag: str) -> dict:
+    """Display node attributes: the scene's own (when the class matches), updated with the current state."""
+    raw = dict(display.get("raw") or {}) if display.get("node_class") == spec_display_tag else {}
+    raw.pop("name", None)
+    out: dict[str, str] = {"name": "", "hideFromEditors": "true", "selectable": "true", "selected": "false"}
+    out.update({k: v for k, v in raw.items() if k not in ("id", "references")})
+    if "color" in display:
+        out["color"] = _fmt(display["color"])
+    if "selectedColor" in display:
+        out["selectedColor"] = _fmt(display["selectedColor"])
+    out["opacity"] = f"{float(display.get('opacity', 1.0)):.6g}"
+    out["visibility"] = _bool(display.get("visible", True))
+    md = getattr(obj, "metadata", {}) or {}
+    if kind == "volume":
+        out.setdefault("colorNodeID", "vtkMRMLColorTableNodeGrey")
+        c, w = md.get("window_center"), md.get("window_width")
+        if display.get("window") is not None:
+            w, c = display["window"], display["level"]
+        if w is not None and c is not None and float(w) > 0:
+            out["window"], out["level"] = f"{float(w):.17g}", f"{float(c):.17g}"
+            out["autoWindowLevel"] = "0"
+        out.setdefault("interpolate", "1")
+    elif kind == "labelmap":
+        out.setdefault("colorNodeID", "vtkMRMLColorTableNodeFileGenericAnatomyColors.txt")
+    elif kind == "model":
+        out.setdefault("color", "0.5 0.5 0.5")
+        out.setdefault("scalarVisibility", "false")
+        out.setdefault("backfaceCulling", "true")
+    elif kind == "segmentation":
+        out.setdefault("visibility2DFill", "true")
+        out.setdefault("visibility2DOutline", "true")
+    return out
+
+
+def _volume_geometry_attrs(obj: Any) -> dict:
+    g = getattr(obj, "geometry", None)
+    if g is None or getattr(g, "ndim", 3) != 3:
+        return {}
+    m = g.index_to_ras_matrix()
+    direction = m[:3, :3] / g.spacing
+    return {"spacing": _fmt(g.spacing), "origin": _fmt(m[:3, 3]), "ijkToRASDirections": _fmt(direction)}
+
+
+def _world_matrix(chain: list) -> tuple[np.ndarray, bool]:
+    w = np.eye(4)
+    linear = True
+    for t in chain:
+        m = t.get("matrix_to_parent_lps")
+        if m is None:
+            linear = False
+            continue
+        w = np.asarray(m, dtype=float) @ w
+    return w, linear
+
+
+def save_scene(objects_or_items: list, path: "os.PathLike[str] | str", *,
+               progress: Optional[Callable[[int, int, str], None]] = None,
+               cancel: Optional[Callable[[], bool]] = None, compresslevel: int = 1) -> list[str]:
+    """Write a scene (``.mrml`` + data files, or ``.mrb``); returns the paths written.
+
+    ``objects_or_items``: data objects (default file names) or :class:`SaveItem` s.
+    Objects keep their scene placement from ``metadata["scene"]`` (folder, parent
+    transforms, display); objects in world coordinates are un-applied from their
+    parent transforms before writing.
+    """
+    target = Path(path)
+    bundle = target.suffix.lower() in (".mrb", ".zip")
+    if not bundle and target.suffix.lower() != ".mrml":
+        raise WriteError(target, "a scene is saved as .mrml (with its files) or .mrb")
+    if objects_or_items and not isinstance(objects_or_items[0], SaveItem):
+        items = plan_items(list(objects_or_items), bundle)
+    else:
+        items = list(objects_or_items)
+    for it in items:
+        rel = PurePosixPath(it.file.replace("\\", "/"))
+        if rel.is_absolute() or ".." in rel.parts:
+            raise WriteError(target, f"data file {it.file!r} must be a relative path inside the scene folder")
+    target_dir = target.parent
+    target_dir.mkdir(parents=True, exist_ok=True)
+    if bundle:
+        staging = Path(tempfile.mkdtemp(prefix="medio-mrb-save-"))
+    else:
+        staging = target_dir / f".medio-save-{uuid.uuid4().hex[:12]}"
+        staging.mkdir()
+    try:
+        doc, staged = _write_all(items, staging, target, bundle, progress, cancel)
+        if cancel is not None and cancel():
+            raise CancelledError(target)
+        if bundle:
+            from .mrb import bundle_top_name, write_bundle
+
+            top = bundle_top_name(target)
+            mrml_name = top.split(".", 1)[0] + ".mrml"
+            (staging / mrml_name).write_text(mrml_text(doc), encoding="utf-8")
+            write_bundle(staging, target, top=top, compresslevel=compresslevel, cancel=cancel)
+            written = [os.fspath(target)]
+        else:
+            (staging / target.name).write_text(mrml_text(doc), encoding="utf-8")
+            written = []
+            for rel in staged:  # data files first, the scene last
+                dest = target_dir / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / rel, dest)
+                written.append(os.fspath(dest))
+            os.replace(staging / target.name, target)
+            written.append(os.fspath(target))
+    except OSError as exc:
+        raise WriteError(target, f"cannot write the scene: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if progress is not None:
+        progress(len(items), len(items), "")
+    return written
+
+
+def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
+               progress: Optional[Callable], cancel: Optional[Callable]) -> tuple[MrmlDocument, list[str]]:
+    from ..core import registry
+    from ..core.transform import Transform
+
+    ids = _Ids()
+    doc = MrmlDocument(root_attrs={})
+    staged: list[str] = []
+    sh: list[ShItem] = [ShItem(id=3, parent=0, name="Scene", level="Scene")]
+    next_sh = [4]
+    folders: dict[str, int] = {"": 3}
+    transform_ids: dict[str, str] = {}  # original scene id -> new id
+    used_files = {it.file.lower() for it in items}
+
+    def folder_item(path: str) -> int:
+        path = path.strip("/")
+        if path in folders:
+            return folders[path]
+        parent, _, name = path.rpartition("/")
+        pid = folder_item(parent)
+        fid = next_sh[0]
+        next_sh[0] += 1
+        sh.append(ShItem(id=fid, parent=pid, name=name, type="Folder", level="Folder"))
+        folders[path] = fid
+        return fid
+
+    def write_data(obj: Any, rel: str, options: dict) -> None:
+        dest = staging / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        final = (target.parent / rel) if not bundle else PurePosixPath(target.name) / rel
+        try:
+            paths = registry.write(obj, dest, **options)
+        except MedioError as exc:
+            raise WriteError(os.fspath(final), f"cannot write {getattr(obj, 'name', '') or 'data'!r}: "
+                                               f"{exc.reason}") from None
+        for p in paths:
+            r = Path(p).resolve().relative_to(staging.resolve()).as_posix()
+            if r not in staged:
+                staged.append(r)
+
+    def storage_node(spec, rel: str, extra: dict) -> MrmlNode:
+        sid = ids.new(spec.storage_cls)
+        attrs = {"id": sid, "name": spec.storage_cls, "hideFromEditors": "true", "selectable": "true",
+                 "selected": "false", "fileName": url_encode(rel), "useCompression": "1",
+                 "defaultWriteFileExtension": spec.extension.lstrip("."), "readState": "0", "writeState": "0"}
+        attrs.update(extra)
+        return doc.add(MrmlNode(spec.storage_tag, attrs))
+
+    def unique_file(base: str, ext: str) -> str:
+        rel = (f"Data/{base}{ext}" if bundle else f"{base}{ext}")
+        n = 0
+        while rel.lower() in used_files:
+            n += 1
+            rel = f"Data/{base}_{n}{ext}" if bundle else f"{base}_{n}{ext}"
+        used_files.add(rel.lower())
+        return rel
+
+    def transform_node(entry: dict, obj: Optional[Any] = None) -> str:
+        """The new node id of a scene transform (written once, parents first)."""
+        old = entry.get("id") or f"new{len(transform_ids)}"
+        if old in transform_ids:
+            return transform_ids[old]
+        parent_new = None
+        if entry.get("parent_entry") is not None:
+            parent_new = transform_node(entry["parent_entry"])
+        tx = obj
+        if tx is None:
+            m = entry.get("matrix_to_parent_lps")
+            if m is None:
+                return ""  # a non-linear transform we do not have: the object stays untransformed
+            tx = Transform.from_matrix_to_parent(np.asarray(m, dtype=float), name=entry.get("name", ""))
+        subtype = getattr(tx, "type", "linear") if tx.type in ("linear", "grid", "bspline") else "composite"
+        spec = spec_for("transform", subtype)
+        nid = ids.new(spec.cls)
+        transform_ids[old] = nid
+        rel = unique_file(safe_file_base(entry.get("name") or tx.name or "Transform"), spec.extension)
+        write_data(tx, rel, {})
+        st = storage_node(spec, rel, {})
+        attrs = {"id": nid, "name": entry.get("name") or tx.name or "Transform", "hideFromEditors": "false",
+                 "selectable": "true", "selected": "false"}
+        refs = {"storage": [st.id]}
+        if parent_new:
+            refs["transform"] = [parent_new]
+        attrs["references"] = format_references(refs)
+        if tx.is_linear:
+            attrs["matrixTransformToParent"] = _fmt(tx.matrix_to_parent_ras)
+        doc.add(MrmlNode(spec.tag, attrs))
+        sh.append(ShItem(id=next_sh[0], parent=folder_item(entry.get("folder") or ""), data_node=nid,
+                         type="Transforms"))
+        next_sh[0] += 1
+        return nid
+
+    total = len(items)
+    # Transforms given as objects first (so that chains can refer to them).
+    tx_items = [it for it in items if getattr(it.obj, "kind", None) == "transform"]
+    data_items = [it for it in items if getattr(it.obj, "kind", None) != "transform"]
+    done = 0
+    for it in tx_items:
+        if cancel is not None and cancel():
+            raise CancelledError(target)
+        md = it.scene_md
+        entry = {"id": md.get("node_id") or f"obj{id(it.obj)}", "name": getattr(it.obj, "name", ""),
+                 "folder": md.get("folder", "")}
+        chain = md.get("transforms") or []
+        if chain:
+            entry["parent_entry"] = _linked(chain)
+        old = entry["id"]
+        transform_ids.pop(old, None)
+        used_files.discard(it.file.lower())
+        transform_node(entry, it.obj)
+        done += 1
+        if progress is not None:
+            progress(done, total, getattr(it.obj, "name", ""))
+    for it in data_items:
+        if cancel is not None and cancel():
+            raise CancelledError(target)
+        obj = it.obj
+        kind = getattr(obj, "kind", None)
+        md = it.scene_md
+        chain = md.get("transforms") or []
+        world, linear = _world_matrix(chain)
+        parent_id = transform_node(_linked(chain)) if chain else ""
+        if chain and linear and md.get("pending_matrix") is None and md.get("applied", True):
+            obj, pending = apply_world_matrix(obj, np.linalg.inv(world))
+            if pending is not None:  # cannot un-apply: keep it in world coordinates, no parent
+                obj, parent_id = it.obj, ""
+        elif chain and not linear:
+            pass  # shown untransformed: the data is local already
+        subtype = _subtype(obj)
+        if kind == "segmentation" or kind in ("volume", "labelmap", "model", "markups", "table", "colortable"):
+            spec = spec_for(kind, subtype)
+        else:
+            raise WriteError(target, f"a scene cannot hold {getattr(obj, 'name', '')!r} (kind {kind!r})")
+        exists = (target.parent / it.file).exists()
+        if it.write or bundle or not exists:
+            write_data(obj, it.file, dict(it.options))
+        storage_extra = {}
+        if kind in ("model", "markups"):
+            storage_extra["coordinateSystem"] = "LPS"
+        st = storage_node(spec, it.file, storage_extra)
+        refs: dict[str, list[str]] = {}
+        display = md.get("display") or {}
+        if spec.display_tag:
+            did = ids.new(spec.display_cls)
+            dattrs = {"id": did}
+            dattrs.update(_display_attrs(kind, obj, display, spec.display_tag))
+            if kind == "labelmap" and (getattr(obj, "metadata", {}) or {}).get("color_table"):
+                ct_id = _write_colortable(obj, doc, ids, write_data, storage_node, unique_file)
+                if ct_id:
+                    dattrs["colorNodeID"] = ct_id
+            doc.add(MrmlNode(spec.display_tag, dattrs))
+            refs["display"] = [did]
+        refs["storage"] = [st.id]
+        if parent_id:
+            refs["transform"] = [parent_id]
+        nid = ids.new(spec.cls)
+        attrs = {"id": nid, "name": getattr(obj, "name", "") or md.get("name") or kind, "hideFromEditors": "false",
+                 "selectable": "true", "selected": "false"}
+        node_attrs = md.get("node_attributes") or {}
+        if node_attrs:
+            attrs["attributes"] = format_node_attributes(node_attrs)
+        attrs["references"] = format_references(refs)
+        if kind in ("volume", "labelmap"):
+            attrs.update(_volume_geometry_attrs(obj))
+        doc.add(MrmlNode(spec.tag, attrs))
+        sh.append(ShItem(id=next_sh[0], parent=folder_item(md.get("folder", "")), data_node=nid, type=spec.sh_type))
+        next_sh[0] += 1
+        done += 1
+        if progress is not None:
+            progress(done, total, attrs["name"])
+    doc.add(MrmlNode("SubjectHierarchy", {"id": "vtkMRMLSubjectHierarchyNode1", "name": "SubjectHierarchy",
+                                          "hideFromEditors": "true", "selectable": "true", "selected": "false",
+                                          "attributes": "SubjectHierarchyVersion:2"}))
+    doc.sh_items = sh
+    return doc, staged
+
+
+def _linked(chain: list) -> dict:
+    """The nearest transform of a chain with its parents linked (``parent_entry``)."""
+    entries = [dict(c) for c in chain]
+    for child, parent in zip(entries, entries[1:]):
+        child["parent_entry"] = parent
+    return entries[0]
+
+
+def _write_colortable(obj: Any, doc: MrmlDocument, ids: _Ids, write_data: Callable, storage_node: Callable,
+                      unique_file: Callable) -> Optional[str]:
+    try:
+        from ..core.colortable import ColorTable
+    except ImportError:  # pragma: no cover
+        return None
+    table = ColorTable.from_label_table(obj.metadata["color_table"], name=f"{obj.name or 'labels'}_ColorTable")
+    spec = spec_for("colortable")
+    rel = unique_file(safe_file_base(table.name), spec.extension)
+    write_data(table, rel, {})
+    st = storage_node(spec, rel, {})
+    nid = ids.new(spec.cls)
+    doc.add(MrmlNode(spec.tag, {"id": nid, "name": table.name, "hideFromEditors": "false", "selectable": "true",
+                                "selected": "false", "references": format_references({"storage": [st.id]}),
+                                "type": "13"}))
+    return nid
