@@ -1,0 +1,377 @@
+"""The "DICOM browser" dock widget: import, browse patients -> studies -> series, load, delete, show header.
+
+Runs imports and loads in napari thread workers (the UI stays live) with a
+napari progress bar and a Cancel button.  The database folder is a persistent
+setting (``dicom_database`` in napari-medio's settings).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+    QDialog,
+)
+
+from ..core.errors import CancelledError, MedioError
+from ..dicom.database import DicomDatabase, default_database_folder
+
+PATIENT_COLUMNS = [("name", "Patient name"), ("patient_id", "Patient ID"), ("birth_date", "Birth date"),
+                   ("sex", "Sex"), ("studies", "Studies")]
+STUDY_COLUMNS = [("date", "Study date"), ("description", "Study description"), ("accession", "Accession"),
+                 ("study_id", "Study ID"), ("series", "Series")]
+SERIES_COLUMNS = [("number", "Series #"), ("modality", "Modality"), ("description", "Series description"),
+                  ("images", "Images"), ("size", "Size")]
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if key == "size":
+        v = float(value)
+        for unit in ("B", "KB", "MB", "GB"):
+            if v < 1024 or unit == "GB":
+                return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+            v /= 1024
+    return str(value)
+
+
+class DicomBrowser(QWidget):
+    """Dock widget over a :class:`~napari_medio.dicom.database.DicomDatabase`."""
+
+    def __init__(self, napari_viewer: Any = None, database: "str | os.PathLike[str] | None" = None) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.db: Optional[DicomDatabase] = None
+        self._worker: Any = None
+        self._cancelled = False
+        self._patients: list[dict] = []
+        self._studies: list[dict] = []
+        self._series: list[dict] = []
+
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Database:"))
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setReadOnly(True)
+        row.addWidget(self.folder_edit, 1)
+        self.folder_button = QPushButton("Change...")
+        self.folder_button.clicked.connect(self._choose_folder)
+        row.addWidget(self.folder_button)
+        layout.addLayout(row)
+
+        row = QHBoxLayout()
+        self.import_folder_button = QPushButton("Import folder...")
+        self.import_folder_button.clicked.connect(self._import_folder_dialog)
+        self.import_files_button = QPushButton("Import files...")
+        self.import_files_button.clicked.connect(self._import_files_dialog)
+        self.copy_check = QCheckBox("Copy into database")
+        self.copy_check.setToolTip("Copy the files into the database folder (otherwise link them where they are)")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        for w in (self.import_folder_button, self.import_files_button, self.copy_check, self.cancel_button):
+            row.addWidget(w)
+        layout.addLayout(row)
+
+        self.search_edit = QLineEdit()
+        self.search_edit.setPlaceholderText("Search patients, studies, series...")
+        self.search_edit.textChanged.connect(lambda _: self.refresh())
+        layout.addWidget(self.search_edit)
+
+        splitter = QSplitter(Qt.Vertical)
+        self.patient_table = self._table(PATIENT_COLUMNS)
+        self.study_table = self._table(STUDY_COLUMNS)
+        self.series_table = self._table(SERIES_COLUMNS)
+        self.series_table.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        for t in (self.patient_table, self.study_table, self.series_table):
+            splitter.addWidget(t)
+        layout.addWidget(splitter, 1)
+        self.patient_table.itemSelectionChanged.connect(self._patient_changed)
+        self.study_table.itemSelectionChanged.connect(self._study_changed)
+        self.series_table.itemDoubleClicked.connect(lambda _: self.load_selected())
+
+        row = QHBoxLayout()
+        self.load_button = QPushButton("Load")
+        self.load_button.clicked.connect(lambda: self.load_selected())
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.header_button = QPushButton("Show header")
+        self.header_button.clicked.connect(lambda: self.show_header())
+        for w in (self.load_button, self.delete_button, self.header_button):
+            row.addWidget(w)
+        layout.addLayout(row)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.set_database(database if database is not None else default_database_folder(), persist=False)
+
+    # -- setup ---------------------------------------------------------------------------------
+    @staticmethod
+    def _table(columns: list) -> QTableWidget:
+        t = QTableWidget(0, len(columns))
+        t.setHorizontalHeaderLabels([c[1] for c in columns])
+        t.setSelectionBehavior(QAbstractItemView.SelectRows)
+        t.setSelectionMode(QAbstractItemView.SingleSelection)
+        t.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        t.horizontalHeader().setStretchLastSection(True)
+        t.verticalHeader().setVisible(False)
+        t.setSortingEnabled(False)
+        return t
+
+    def set_database(self, folder: "str | os.PathLike[str]", persist: bool = True) -> None:
+        """Open (or create) the database in ``folder``; ``persist`` saves it as the setting."""
+        if self.db is not None:
+            self.db.close()
+        try:
+            self.db = DicomDatabase(folder)
+        except MedioError as exc:
+            self._message(str(exc))
+            return
+        self.folder_edit.setText(os.fspath(folder))
+        if persist:
+            from ..core.settings import save_settings
+
+            save_settings(dicom_database=os.fspath(folder))
+        self.refresh()
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "DICOM database folder", self.folder_edit.text())
+        if folder:
+            self.set_database(folder)
+
+    def _message(self, text: str) -> None:
+        self.status.setText(text)
+        try:
+            from napari.utils.notifications import show_info
+
+            show_info(text)
+        except Exception:
+            pass
+
+    # -- tables --------------------------------------------------------------------------------
+    def _fill(self, table: QTableWidget, rows: list[dict], columns: list) -> None:
+        table.blockSignals(True)
+        table.clearSelection()
+        table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, (key, _) in enumerate(columns):
+                item = QTableWidgetItem(_fmt(key, row.get(key)))
+                table.setItem(r, c, item)
+        table.blockSignals(False)
+
+    def refresh(self) -> None:
+        """Re-read the patient list (keeping the search) and select the first patient."""
+        if self.db is None:
+            return
+        search = self.search_edit.text()
+        self._patients = self.db.patients(search=search)
+        self._fill(self.patient_table, self._patients, PATIENT_COLUMNS)
+        if self._patients:
+            self.patient_table.selectRow(0)
+            self._patient_changed()
+        else:
+            self._studies, self._series = [], []
+            self._fill(self.study_table, [], STUDY_COLUMNS)
+            self._fill(self.series_table, [], SERIES_COLUMNS)
+
+    def _selected(self, table: QTableWidget) -> list[int]:
+        return sorted({i.row() for i in table.selectedIndexes()})
+
+    def _patient_changed(self) -> None:
+        rows = self._selected(self.patient_table)
+        if not rows or self.db is None:
+            return
+        p = self._patients[rows[0]]
+        self._studies = self.db.studies(patient=p["id"], search=self.search_edit.text())
+        self._fill(self.study_table, self._studies, STUDY_COLUMNS)
+        if self._studies:
+            self.study_table.selectRow(0)
+            self._study_changed()
+
+    def _study_changed(self) -> None:
+        rows = self._selected(self.study_table)
+        if not rows or self.db is None:
+            return
+        st = self._studies[rows[0]]
+        self._series = self.db.series(study_uid=st["uid"], search=self.search_edit.text())
+        self._fill(self.series_table, self._series, SERIES_COLUMNS)
+
+    def selected_series(self) -> list[str]:
+        """UIDs of the selected series."""
+        return [self._series[r]["uid"] for r in self._selected(self.series_table) if r < len(self._series)]
+
+    def select_series(self, uids: list[str]) -> None:
+        self.series_table.clearSelection()
+        mode = self.series_table.selectionMode()
+        self.series_table.setSelectionMode(QAbstractItemView.MultiSelection)
+        for r, s in enumerate(self._series):
+            if s["uid"] in uids:
+                self.series_table.selectRow(r)
+        self.series_table.setSelectionMode(mode)
+
+    # -- import --------------------------------------------------------------------------------
+    def _import_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import DICOM folder")
+        if folder:
+            self.import_paths([folder], copy=self.copy_check.isChecked())
+
+    def _import_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Import DICOM files")
+        if files:
+            self.import_paths(files, copy=self.copy_check.isChecked())
+
+    def cancel(self) -> None:
+        """Ask the running import or load to stop."""
+        self._cancelled = True
+
+    def _busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+        for w in (self.import_folder_button, self.import_files_button, self.load_button, self.delete_button):
+            w.setEnabled(not busy)
+
+    def _start(self, work, on_done, label: str):
+        """Run ``work(progress, cancel)`` in a thread worker with a napari progress bar; returns the worker."""
+        from napari.qt.threading import thread_worker
+        from napari.utils import progress as napari_progress
+
+        self._cancelled = False
+        bar = napari_progress(total=0, desc=label)
+
+        state: dict = {}
+
+        def report(done: int, total: int) -> None:
+            state["progress"] = (done, total)  # read by a GUI-thread timer
+
+        @thread_worker
+        def run():
+            return work(report, lambda: self._cancelled)
+
+        worker = run()
+
+        def finished(result):
+            bar.close()
+            self._busy(False)
+            on_done(result)
+
+        def errored(exc):
+            bar.close()
+            self._busy(False)
+            if isinstance(exc, CancelledError):
+                self._message(f"{label}: cancelled")
+            else:
+                self._message(f"{label} failed: {exc}")
+            self.refresh()
+
+        def tick():
+            done_total = state.get("progress")
+            if done_total:
+                done, total = done_total
+                if bar.total != total:
+                    bar.total = total
+                bar.n = done
+                bar.refresh()
+
+        from qtpy.QtCore import QTimer
+
+        timer = QTimer(self)
+        timer.timeout.connect(tick)
+        timer.start(100)
+        worker.finished.connect(timer.stop)
+        worker.returned.connect(finished)
+        worker.errored.connect(errored)
+        self._busy(True)
+        self._worker = worker
+        worker.start()
+        return worker
+
+    def import_paths(self, paths: list, copy: bool = False):
+        """Import files/folders in a thread worker; the tables refresh when it is done."""
+        folder = self.db.folder if self.db is not None else default_database_folder()
+
+        def work(progress, cancel):
+            with DicomDatabase(folder) as db:  # its own connection in the worker thread
+                return db.import_paths(paths, copy=copy, progress=progress, cancel=cancel)
+
+        def done(report):
+            self._message(f"Imported {report.added} instance(s) ({report.unchanged} unchanged, "
+                          f"{report.non_dicom} non-DICOM skipped, {len(report.errors)} problem(s))")
+            self.refresh()
+
+        return self._start(work, done, "DICOM import")
+
+    # -- load / delete / header ----------------------------------------------------------------
+    def load_selected(self, uids: Optional[list] = None):
+        """Load the selected series into the viewer (thread worker); returns the worker."""
+        uids = list(uids) if uids else self.selected_series()
+        if not uids:
+            self._message("Select a series to load")
+            return None
+        folder = self.db.folder if self.db is not None else default_database_folder()
+
+        def work(progress, cancel):
+            out = []
+            with DicomDatabase(folder) as db:
+                for uid in uids:
+                    out.extend(db.load_series(uid, progress=progress, cancel=cancel))
+            return out
+
+        def done(volumes):
+            from .layers import to_layer_data
+
+            for vol in volumes:
+                for data, kwargs, layer_type in to_layer_data(vol):
+                    if self.viewer is not None:
+                        getattr(self.viewer, f"add_{layer_type}")(data, **kwargs)
+            self._message(f"Loaded {len(volumes)} volume(s)")
+
+        return self._start(work, done, "DICOM load")
+
+    def delete_selected(self) -> int:
+        """Remove the selected series from the database (and their copied files)."""
+        uids = self.selected_series()
+        if not uids or self.db is None:
+            return 0
+        n = self.db.delete_series(uids)
+        self._message(f"Deleted {len(uids)} series ({n} instance(s))")
+        self.refresh()
+        return n
+
+    def header_text(self) -> str:
+        uids = self.selected_series()
+        if not uids or self.db is None:
+            return ""
+        inst = self.db.instances(uids[0])
+        return self.db.header_text(inst[0]["sop_uid"]) if inst else ""
+
+    def show_header(self) -> Optional[QDialog]:
+        """A window with every tag of the first instance of the selected series."""
+        text = self.header_text()
+        if not text:
+            self._message("Select a series to show its header")
+            return None
+        dlg = QDialog(self)
+        dlg.setWindowTitle("DICOM header")
+        lay = QVBoxLayout(dlg)
+        view = QPlainTextEdit(text)
+        view.setReadOnly(True)
+        view.setLineWrapMode(QPlainTextEdit.NoWrap)
+        lay.addWidget(view)
+        dlg.resize(800, 600)
+        dlg.show()
+        self._header_dialog = dlg
+        return dlg
