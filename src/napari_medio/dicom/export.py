@@ -45,6 +45,7 @@ __all__ = [
     "export_object",
     "export_files",
     "export_to_database",
+    "export_from_database",
     "terminology_codes",
     "rgb_to_cielab",
     "cielab_to_rgb",
@@ -816,19 +817,23 @@ def _write_fileset(fs: Any, out: Path) -> None:
 # -- database ----------------------------------------------------------------------------------------------
 def export_to_database(obj: Any, database: Any, tags: Optional[ExportTags] = None, *, reference: Any = None,
                        enhanced: bool = False, progress: Optional[ProgressCallback] = None,
-                       cancel: Optional[Callable[[], bool]] = None) -> list[Path]:
-    """Export ``obj`` and import the new instances into a DICOM database; returns the written files.
+                       cancel: Optional[Callable[[], bool]] = None) -> list[str]:
+    """Export ``obj`` as new DICOM instances and import them (copied) into a DICOM database.
 
-    ``database`` is the issue-4 database object (anything with ``import_files(paths)``
-    or ``add_files(paths)``) or a folder path (files are written there).
+    ``database`` is a :class:`~napari_medio.dicom.database.DicomDatabase`, a database
+    folder, or anything with ``import_paths(paths, copy=True)``.  A segmentation
+    without ``reference`` uses the series its ``metadata["dicom"]`` names, when the
+    database holds it.  Returns the SOP Instance UIDs written.
     """
     import tempfile
 
+    import pydicom
+
     if isinstance(database, (str, os.PathLike)):
-        return export_object(obj, database, tags, reference=reference, enhanced=enhanced, progress=progress,
-                             cancel=cancel)
-    importer = getattr(database, "import_files", None) or getattr(database, "add_files", None) \
-        or getattr(database, "import_paths", None)
+        from .database import DicomDatabase
+
+        database = DicomDatabase(database)
+    importer = getattr(database, "import_paths", None)
     if importer is None:
         raise MedioError(None, "the database has no import function")
     if reference is None:
@@ -836,19 +841,50 @@ def export_to_database(obj: Any, database: Any, tags: Optional[ExportTags] = Non
     with tempfile.TemporaryDirectory(prefix="medio-export-") as tmp:
         files = export_object(obj, tmp, tags, reference=reference, enhanced=enhanced, progress=progress,
                               cancel=cancel)
-        importer([os.fspath(f) for f in files])
-    return files
+        uids = [str(pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+                for f in files]
+        _check_cancel(cancel)
+        importer([os.fspath(f) for f in files], copy=True)
+    return uids
 
 
 def _reference_from_database(obj: Any, database: Any) -> Any:
-    ident = _source_identity(obj)
-    uid = ident.get("SeriesInstanceUID")
+    md = getattr(obj, "metadata", None) or {}
+    uid = (md.get("dicom") or {}).get("SeriesInstanceUID") if isinstance(md.get("dicom"), dict) else None
     if not uid:
-        table = ((getattr(obj, "metadata", None) or {}).get("segmentation") or {}).get("fields") or {}
-        uid = table.get("ReferencedSeriesInstanceUID")
-    finder = getattr(database, "series_files", None) or getattr(database, "files_of_series", None)
+        fields = (md.get("segmentation") or {}).get("fields") or {}
+        uid = fields.get("ReferencedSeriesInstanceUID") or md.get("ReferencedSeriesInstanceUID")
+    finder = getattr(database, "instance_files", None)
     if uid and finder is not None:
-        files = finder(uid)
-        if files:
-            return [os.fspath(f) for f in files]
+        try:
+            present = finder(uid)[0]
+        except Exception:
+            present = []
+        if present:
+            return [os.fspath(f) for f in present]
     return None
+
+
+def export_from_database(database: Any, out_dir: "str | os.PathLike[str]", *, series: Sequence[str] = (),
+                         studies: Sequence[str] = (), dicomdir: bool = True,
+                         progress: Optional[ProgressCallback] = None,
+                         cancel: Optional[Callable[[], bool]] = None) -> list[Path]:
+    """Copy chosen series and studies out of a DICOM database into ``out_dir`` (DICOMDIR or flat)."""
+    if isinstance(database, (str, os.PathLike)):
+        from .database import DicomDatabase
+
+        database = DicomDatabase(database)
+    uids = list(series)
+    for st in studies:
+        uids += [s["uid"] for s in database.series(study_uid=st)]
+    if not uids:
+        raise MedioError(None, "nothing to export: choose series or studies")
+    files: list[str] = []
+    for uid in dict.fromkeys(uids):
+        present, missing = database.instance_files(uid)
+        if not present and not missing:
+            raise MedioError(None, f"no series {uid} in the DICOM database")
+        if missing:
+            raise MedioError(missing[0], f"{len(missing)} file(s) of series {uid} are missing from the database")
+        files += present
+    return export_files(files, out_dir, dicomdir=dicomdir, progress=progress, cancel=cancel)
