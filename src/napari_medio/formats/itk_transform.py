@@ -78,10 +78,14 @@ def _parse_text(path: Path) -> list[dict]:
                 raise FormatError(path, f"line {lineno}: {key} are not all numbers") from None
     if not blocks:
         raise FormatError(path, "no 'Transform:' entry in the file")
+    blocks = [b for b in blocks if not b["class"].startswith("CompositeTransform")]  # a container, no parameters
+    if not blocks:
+        raise FormatError(path, "the composite transform holds no transforms")
     for b in blocks:
         if "Parameters" not in b:
             raise FormatError(path, f"line {b['line']}: transform {b['class']} has no Parameters (truncated file?)")
-        b.setdefault("FixedParameters", np.zeros(0))
+        if "FixedParameters" not in b:
+            raise FormatError(path, f"line {b['line']}: transform {b['class']} has no FixedParameters (truncated file?)")
     return blocks
 
 
@@ -173,7 +177,13 @@ def read_itk_transform(path: "str | os.PathLike[str]", **_: Any) -> list[Transfo
     else:
         if _sniff_text(head, p):
             # ITK fills missing parameters silently: check the text is complete.
-            _parse_text(p)
+            blocks = _parse_text(p)
+            n_text = sum(b["Parameters"].size for b in blocks)
+            n_fixed = sum(b["FixedParameters"].size for b in blocks)
+            want, want_fixed = _count_parameters(tx)
+            if n_text != want or n_fixed != want_fixed:
+                raise FormatError(p, f"line {blocks[-1]['line']}: {blocks[-1]['class']} has {n_text} parameters and "
+                                     f"{n_fixed} fixed parameters; {want} and {want_fixed} expected (truncated file?)")
         try:
             t = Transform.from_sitk(tx, name=name)
         except ValueError as exc:
@@ -185,6 +195,17 @@ def read_itk_transform(path: "str | os.PathLike[str]", **_: Any) -> list[Transfo
             raise FormatError(p, "the transform matrix is not invertible") from None
     t.source = os.fspath(p)
     return [t]
+
+
+def _count_parameters(tx: Any) -> tuple[int, int]:
+    import SimpleITK as sitk
+
+    tx = tx.Downcast() if hasattr(tx, "Downcast") else tx
+    if tx.GetName() == "CompositeTransform":
+        comp = sitk.CompositeTransform(tx)
+        counts = [_count_parameters(comp.GetNthTransform(i)) for i in range(comp.GetNumberOfTransforms())]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return tx.GetNumberOfParameters(), tx.GetNumberOfFixedParameters()
 
 
 def write_itk_transform(transform: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str]:

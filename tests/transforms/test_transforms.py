@@ -1,0 +1,172 @@
+"""ITK transforms and displacement fields: fixture conformance, conventions, round trips, bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import napari_medio
+from napari_medio.core.errors import FormatError, WriteError
+from napari_medio.core.geometry import Geometry, flip_lps_ras_matrix
+from napari_medio.core.transform import Transform, matrix_from_sitk_linear, resample_volume
+from napari_medio.core.volume import AxisInfo, Volume
+from tests.conftest import fixture_file
+from tests.markups.badinput import assert_rejected, variants
+
+
+def _affine(params, fixed):
+    tx = sitk.AffineTransform(3)
+    tx.SetParameters(params)
+    tx.SetFixedParameters(fixed)
+    return matrix_from_sitk_linear(tx)
+
+
+def test_affine_fixtures_match_simpleitk():
+    for name in ("affine.tfm", "affineTransform.txt"):
+        path = fixture_file(f"transforms/{name}")
+        [t] = napari_medio.read(path)
+        ref = sitk.ReadTransform(str(path))
+        assert t.type == "linear" and t.stored_direction == "from_parent"
+        np.testing.assert_allclose(t.matrix_from_parent_lps, matrix_from_sitk_linear(ref), atol=1e-12)
+        np.testing.assert_allclose(t.matrix_to_parent_lps, np.linalg.inv(matrix_from_sitk_linear(ref)), atol=1e-12)
+    [t] = napari_medio.read(fixture_file("transforms/affineTransform.txt"))
+    # centre handled: offset = translation + centre - M centre
+    m = np.array([-1.21169, 0.0202362, -0.0293048, 0.0173918, 1.33234, 0.0431036, 0.0293267, 0.0459707,
+                  -1.23634]).reshape(3, 3)
+    c = np.array([-118.4, -48.4, 366.2])
+    np.testing.assert_allclose(t.matrix_from_parent_lps[:3, 3], np.array([-29.4, -11, 131]) + c - m @ c, atol=1e-9)
+    np.testing.assert_allclose(t.matrix_to_parent_ras, flip_lps_ras_matrix(t.matrix_to_parent_lps))
+
+
+def test_text_classes_simpleitk_cannot_read():
+    [rot] = napari_medio.read(fixture_file("transforms/rotation.tfm"))
+    assert rot.type == "linear"
+    c, s = 0.8660254037844387, 0.5
+    np.testing.assert_allclose(rot.matrix_from_parent_lps[:3, :3], [[1, 0, 0], [0, c, -s], [0, s, c]], atol=1e-12)
+    [q] = napari_medio.read(fixture_file("transforms/itkQuaternionRigidTransform00.txt"))
+    np.testing.assert_allclose(q.matrix_from_parent_lps, np.eye(4), atol=1e-12)
+    [b] = napari_medio.read(fixture_file("transforms/Bspline-f-m.tfm"))
+    assert b.type == "composite" and [c.type for c in b.components] == ["linear", "bspline"]
+    # ITKv3 additive bulk: T(x) = A x + d(x); far outside the grid d = 0
+    a = b.components[0].matrix_from_parent_lps
+    far = np.array([[1000.0, 1000.0, 1000.0]])
+    np.testing.assert_allclose(b.transform_points_from_parent(far)[0], a[:3, :3] @ far[0] + a[:3, 3], atol=1e-9)
+    # inside: the displacement is added, not composed
+    bs = b.components[1].itk
+    x = np.array([-60.0, -100.0, -100.0])
+    d = np.array(bs.TransformPoint(tuple(x))) - x  # scaled coefficients: A_lin^-1 d
+    np.testing.assert_allclose(b.transform_points_from_parent([x])[0], a[:3, :3] @ x + a[:3, 3] + a[:3, :3] @ d,
+                               atol=1e-9)
+
+
+def test_composite_h5_and_inverse_points():
+    [t] = napari_medio.read(fixture_file("transforms/BSplineLinearCompositeTransform.h5"))
+    assert t.type == "composite" and [c.type for c in t.components] == ["linear", "bspline"]
+    info = t.info()
+    assert info["kind"] == "transform" and info["type"] == "composite"
+    pts = np.array([[0.0, 0, 0], [10, 20, 30], [-40, 12, 5]])
+    moved = t.transform_points_to_parent(pts)
+    np.testing.assert_allclose(t.transform_points_from_parent(moved), pts, atol=1e-5)
+    ref = sitk.ReadTransform(str(fixture_file("transforms/BSplineLinearCompositeTransform.h5")))
+    np.testing.assert_allclose(t.transform_points_from_parent(pts[1:2])[0], ref.TransformPoint(tuple(pts[1])))
+
+
+@pytest.mark.parametrize("ext", [".h5", ".tfm", ".txt", ".mat"])
+def test_linear_write_read_by_simpleitk(tmp_path, ext):
+    rng = np.random.default_rng(3)
+    m = np.eye(4)
+    m[:3, :3] = np.eye(3) + 0.2 * rng.standard_normal((3, 3))
+    m[:3, 3] = rng.standard_normal(3) * 30
+    t = Transform.from_matrix_to_parent(m, name="t")
+    path = tmp_path / f"t{ext}"
+    napari_medio.write(t, path)
+    ref = matrix_from_sitk_linear(sitk.ReadTransform(str(path)))
+    np.testing.assert_allclose(ref, np.linalg.inv(m), atol=1e-9)  # the file holds from-parent
+    [back] = napari_medio.read(path)
+    np.testing.assert_allclose(back.matrix_to_parent_lps, m, atol=1e-9)
+
+
+def test_convert_between_transform_formats_and_info(tmp_path):
+    src = fixture_file("transforms/affine.tfm")
+    for a, b in ((src, tmp_path / "a.h5"), (tmp_path / "a.h5", tmp_path / "a.mat"), (tmp_path / "a.mat", tmp_path / "b.tfm")):
+        subprocess.run([sys.executable, "-m", "napari_medio.cli", "convert", str(a), str(b)], check=True, capture_output=True)
+    np.testing.assert_allclose(matrix_from_sitk_linear(sitk.ReadTransform(str(tmp_path / "b.tfm"))),
+                               matrix_from_sitk_linear(sitk.ReadTransform(str(src))), atol=1e-12)
+    out = subprocess.run([sys.executable, "-m", "napari_medio.cli", "info", "--json", str(src)],
+                         check=True, capture_output=True, text=True)
+    [info] = json.loads(out.stdout)
+    assert info["kind"] == "transform" and info["type"] == "linear"
+    np.testing.assert_allclose(info["matrix_to_parent_lps"],
+                               np.linalg.inv(matrix_from_sitk_linear(sitk.ReadTransform(str(src)))), atol=1e-12)
+
+
+def test_displacement_field_fixture_and_round_trip(tmp_path):
+    path = fixture_file("transforms/deform2x2x2_ras.nrrd")
+    [t] = napari_medio.read(path, format="displacement-field")
+    assert t.type == "grid" and t.stored_direction == "from_parent"
+    assert t.displacement.spatial_shape == (2, 2, 2)
+    np.testing.assert_allclose(t.displacement.geometry.spacing, [240, 240, 161.2])
+    arr = np.asarray(t.displacement.array)
+    assert arr.min() == -20 and arr.max() == 20 and arr.sum() == -160
+    for ext in (".nrrd", ".nii.gz", ".mha"):
+        out = tmp_path / f"f{ext}"
+        napari_medio.write(t, out)
+        img = sitk.ReadImage(str(out))
+        np.testing.assert_allclose(sitk.GetArrayFromImage(img), arr)
+        np.testing.assert_allclose(img.GetOrigin(), t.displacement.geometry.origin)
+    # the NRRD we write is recognised as a displacement field without being told
+    [again] = napari_medio.read(tmp_path / "f.nrrd")
+    assert isinstance(again, Transform) and again.type == "grid"
+    assert "displacement field type:=resampling" in (tmp_path / "f.nrrd").read_bytes().decode("latin-1")
+    modeling = again.inverse()
+    napari_medio.write(modeling, tmp_path / "m.nrrd")
+    [m] = napari_medio.read(tmp_path / "m.nrrd")
+    assert m.stored_direction == "to_parent"
+    with pytest.raises(WriteError):
+        napari_medio.write(modeling, tmp_path / "m.nii.gz")
+    # the field moves points as SimpleITK's DisplacementFieldTransform does
+    p = np.array([[0.0, 0.0, 0.0]])
+    ref = sitk.DisplacementFieldTransform(sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkVectorFloat64))
+    np.testing.assert_allclose(t.transform_points_from_parent(p)[0], ref.TransformPoint((0.0, 0.0, 0.0)))
+
+
+def test_linear_moves_volume_like_a_model_and_matches_simpleitk():
+    arr = np.zeros((12, 14, 16), dtype=np.float32)
+    arr[4:8, 5:9, 6:10] = 1
+    vol = Volume(arr, Geometry([1.0, 1.0, 2.0], [3.0, -4.0, 5.0], np.eye(3)))
+    to_parent = np.eye(4)
+    to_parent[:3, 3] = [2.0, -1.0, 4.0]
+    t = Transform.from_matrix_to_parent(to_parent)
+    moved_geometry = t.apply_to_geometry(vol.geometry)
+    vertex = vol.geometry.index_to_lps([7.0, 6, 5])
+    np.testing.assert_allclose(moved_geometry.index_to_lps([7.0, 6, 5]), t.transform_points_to_parent([vertex])[0])
+    res = resample_volume(vol, t)  # resampled onto the original grid
+    c_res = vol.geometry.index_to_lps(np.argwhere(np.asarray(res.array) > 0.5).mean(axis=0)[::-1])
+    c_moved = moved_geometry.index_to_lps(np.argwhere(arr > 0.5).mean(axis=0)[::-1])
+    assert np.abs(c_res - c_moved).max() < 0.5
+
+
+def test_bad_transforms(tmp_path):
+    assert_rejected(variants(tmp_path, fixture_file("transforms/affine.tfm"), ".tfm", cuts=(-12,)))
+    assert_rejected(variants(tmp_path, fixture_file("transforms/BSplineLinearCompositeTransform.h5"), ".h5"))
+    p = tmp_path / "unknown.tfm"
+    p.write_text("#Insight Transform File V1.0\n#Transform 0\nTransform: BananaTransform_double_3_3\n"
+                 "Parameters: 1 2 3\nFixedParameters: 0 0 0\n")
+    with pytest.raises(FormatError, match="line 3.*Banana"):
+        napari_medio.read(p)
+    p = tmp_path / "singular.tfm"
+    p.write_text("#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\n"
+                 "Parameters: 1 0 0 0 0 0 0 0 1 0 0 0\nFixedParameters: 0 0 0\n")
+    with pytest.raises(FormatError, match="invertible"):
+        napari_medio.read(p)
+    p = tmp_path / "short.tfm"
+    p.write_text("#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\n"
+                 "Parameters: 1 0 0 0 1 0 0 0 1\nFixedParameters: 0 0 0\n")
+    with pytest.raises(FormatError, match="short.tfm"):
+        napari_medio.read(p)
+    with pytest.raises(ValueError, match="invertible"):
+        Transform.from_matrix_to_parent(np.diag([1.0, 1.0, 0.0, 1.0]))
