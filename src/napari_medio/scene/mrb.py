@@ -70,7 +70,8 @@ def _member_path(name: str, archive: Path) -> PurePosixPath:
 
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
     mode = (info.external_attr >> 16) & 0xFFFF
-    return stat.S_ISLNK(mode) or (mode != 0 and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)))
+    fmt = stat.S_IFMT(mode)
+    return stat.S_ISLNK(mode) or (fmt != 0 and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)))
 
 
 def check_archive(zf: zipfile.ZipFile, archive: Path, *, max_members: int = MAX_MEMBERS,
@@ -273,7 +274,9 @@ def write_bundle(folder: "os.PathLike[str] | str", target: "os.PathLike[str] | s
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel,
                              allowZip64=True) as zf:
-            zf.writestr(zipfile.ZipInfo(top + "/"), b"")
+            top_info = zipfile.ZipInfo(top + "/")
+            top_info.external_attr = (0o40755 << 16) | 0x10
+            zf.writestr(top_info, b"")
             for p in paths:
                 if cancel is not None and cancel():
                     raise CancelledError(target)

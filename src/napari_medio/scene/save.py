@@ -343,8 +343,8 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         if tx.is_linear:
             attrs["matrixTransformToParent"] = _fmt(tx.matrix_to_parent_ras)
         doc.add(MrmlNode(spec.tag, attrs))
-        sh.append(ShItem(id=next_sh[0], parent=folder_item(entry.get("folder") or ""), data_node=nid,
-                         type="Transforms"))
+        parent_item = folder_item(entry.get("folder") or "")
+        sh.append(ShItem(id=next_sh[0], parent=parent_item, data_node=nid, type="Transforms"))
         next_sh[0] += 1
         return nid
 
@@ -421,7 +421,8 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         if kind in ("volume", "labelmap"):
             attrs.update(_volume_geometry_attrs(obj))
         doc.add(MrmlNode(spec.tag, attrs))
-        sh.append(ShItem(id=next_sh[0], parent=folder_item(md.get("folder", "")), data_node=nid, type=spec.sh_type))
+        parent_item = folder_item(md.get("folder", ""))
+        sh.append(ShItem(id=next_sh[0], parent=parent_item, data_node=nid, type=spec.sh_type))
         next_sh[0] += 1
         done += 1
         if progress is not None:
