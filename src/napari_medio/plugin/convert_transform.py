@@ -24,6 +24,7 @@ from ..core.errors import MedioError
 from ..core.geometry import Geometry, geometry_from_napari_affine, napari_affine
 from ..core.table import Table
 from ..core.transform import Transform, resample_volume
+from ..formats.volume_property import VolumeProperty
 from .layers import (
     _direct_colormap,
     data_to_world_matrix,
@@ -43,12 +44,14 @@ class _Store:
         self.transforms: list[Transform] = []
         self.tables: list[Table] = []
         self.colortables: list[ColorTable] = []
+        self.volume_properties: list[VolumeProperty] = []
         #: transform name -> names of the layers it was applied to
         self.applied: dict[str, list[str]] = {}
         self._callbacks: list[Callable[[], None]] = []
 
     def add(self, obj: Any) -> None:
-        target = {Transform: self.transforms, Table: self.tables, ColorTable: self.colortables}[type(obj)]
+        target = {Transform: self.transforms, Table: self.tables, ColorTable: self.colortables,
+                  VolumeProperty: self.volume_properties}[type(obj)]
         names = {o.name for o in target}
         base, i = obj.name or type(obj).__name__.lower(), 1
         while obj.name in names or not obj.name:
@@ -75,6 +78,7 @@ class _Store:
         self.transforms.clear()
         self.tables.clear()
         self.colortables.clear()
+        self.volume_properties.clear()
         self.applied.clear()
         self.changed()
 
@@ -90,6 +94,20 @@ def _stored(obj: Any, **_: Any) -> list:
 register_to_layer(Transform, _stored)
 register_to_layer(Table, _stored)
 register_to_layer(ColorTable, _stored)
+register_to_layer(VolumeProperty, _stored)
+
+
+def apply_volume_property(layer: Any, vp: VolumeProperty) -> None:
+    """Show an Image layer as the volume property says (as close as napari allows); keep the file's values."""
+    from napari.utils.colormaps import Colormap
+
+    settings = vp.napari_settings()
+    cm = settings["colormap"]
+    layer.colormap = Colormap(colors=cm["colors"], controls=cm["controls"], name=cm["name"])
+    layer.contrast_limits = settings["contrast_limits"]
+    layer.rendering = settings["rendering"]
+    layer.interpolation3d = settings["interpolation3d"]
+    layer.metadata.setdefault("medio", {})["volume_property"] = vp
 
 
 # -- matrices ------------------------------------------------------------------------------------
