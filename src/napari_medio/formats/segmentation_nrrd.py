@@ -220,6 +220,8 @@ def read_segmentation_nrrd(
     else:
         layered = np.asarray(arr)
         n_layers = 1
+    if not layered.flags.writeable:  # napari paints into the array
+        layered = layered.copy()
     segments = _segments_from_fields(custom, p, n_layers)
     if legacy:
         for i, s in enumerate(segments):

@@ -5,7 +5,7 @@ per layer (overlapping segments live in different layers), or one merged layer
 with ``merge_layers=True``.  Each layer is placed exactly like a volume
 (:func:`~napari_medio.plugin.layers.volume_to_layer_data`), shows the segment
 colours through a direct label colormap, and has layer ``features`` with the
-segment name, ID, status and terminology, so hovering a voxel shows its segment
+segment name and ID, so hovering a voxel shows its segment
 name in the status bar.  The whole segment table (every Slicer field) is kept in
 ``layer.metadata["medio"]["metadata"]["segmentation"]``; saving the layer gives
 the segmentation back, with the names and colours the user edited.
@@ -22,17 +22,15 @@ __all__ = ["segmentation_to_layer_data", "segmentation_from_labels"]
 
 def _features(seg: Segmentation, layer: Optional[int], label_of: Optional[dict] = None) -> dict:
     segs = seg.segments if layer is None else seg.segments_in_layer(layer)
-    rows = [(0, "background", "", "", "")]
+    rows = [(0, "background", "")]
     for s in segs:
         value = label_of.get(s.id, s.label_value) if label_of else s.label_value
-        rows.append((int(value), s.name, s.id, s.status or "", s.terminology or ""))
+        rows.append((int(value), s.name, s.id))
     rows.sort(key=lambda r: r[0])
-    return {
+    return {  # the status bar shows every column on hover: keep it short (terminology stays in metadata)
         "index": [r[0] for r in rows],
         "name": [r[1] for r in rows],
         "segment_id": [r[2] for r in rows],
-        "status": [r[3] for r in rows],
-        "terminology": [r[4] for r in rows],
     }
 
 

@@ -1,0 +1,72 @@
+"""``medio export-surfaces``: one surface file per segment (Slicer's "export to models")."""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from ..core.errors import MedioError
+
+FORMATS = ("stl", "obj", "vtk", "vtp", "ply", "gltf", "glb")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.+-]+", "_", name).strip("._") or "segment"
+
+
+def export_surfaces(seg_path: str, outdir: str, fmt: str = "stl", smooth: int = 0, decimate: float = 0.0,
+                    method: str = "surface_nets") -> list[str]:
+    """Write one ``<segment name>.<fmt>`` per segment into ``outdir`` (or one glTF); returns the paths."""
+    import napari_medio
+    from ..core.segmentation import Segmentation
+    from ..formats._surfaces import segment_surfaces, write_gltf
+
+    objs = napari_medio.read(seg_path)
+    seg = next((o for o in objs if isinstance(o, Segmentation)), None)
+    if seg is None:
+        vol = next((o for o in objs if getattr(o, "kind", None) in ("labelmap", "volume")), None)
+        if vol is None:
+            raise MedioError(seg_path, "holds no segmentation or label map")
+        seg = Segmentation.from_labelmap(vol)
+    models = segment_surfaces(seg, smooth=smooth, decimate=decimate, method=method)
+    if not models:
+        raise MedioError(seg_path, "no non-empty segment to export")
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt in ("gltf", "glb"):
+        return write_gltf(models, out / f"{_safe(seg.name or Path(seg_path).stem)}.{fmt}")
+    written: list[str] = []
+    used: set[str] = set()
+    for m in models:
+        stem = _safe(m.name)
+        name, n = stem, 1
+        while name in used:
+            n += 1
+            name = f"{stem}_{n}"
+        used.add(name)
+        written += napari_medio.write(m, out / f"{name}.{fmt}")
+    return written
+
+
+def cmd_export_surfaces(args: argparse.Namespace) -> int:
+    try:
+        written = export_surfaces(args.segmentation, args.outdir, args.format, args.smooth, args.decimate,
+                                  args.method)
+    except MedioError as exc:
+        print(f"medio: {exc}", file=sys.stderr)
+        return 1
+    for w in written:
+        print(w)
+    return 0
+
+
+def add_subcommands(subparsers) -> None:
+    p = subparsers.add_parser("export-surfaces", help="write one surface per segment (stl/obj/vtk/ply/gltf)")
+    p.add_argument("segmentation", help=".seg.nrrd, label map or other segmentation file")
+    p.add_argument("outdir")
+    p.add_argument("--format", choices=FORMATS, default="stl")
+    p.add_argument("--smooth", type=int, default=0, metavar="N", help="smoothing iterations (0: none)")
+    p.add_argument("--decimate", type=float, default=0.0, metavar="F", help="target reduction 0-1 (0: none)")
+    p.add_argument("--method", choices=("surface_nets", "flying_edges"), default="surface_nets")
+    p.set_defaults(func=cmd_export_surfaces)
