@@ -1,0 +1,157 @@
+"""Scene objects <-> napari layers (imported by ``layers._load_converters``).
+
+Objects read from a Slicer scene carry ``metadata["scene"]`` (node, folder,
+parent transforms, display).  The converter here wraps whatever converter shows
+the object and then
+
+* keeps the scene record in ``layer.metadata["medio"]["scene"]`` (so saving the
+  viewer as a scene restores the same hierarchy, folders and display nodes),
+* applies the display node: ``visible``, ``opacity``, a model's colour,
+* puts a parent transform the object could not take itself (``pending_matrix``)
+  into the layer ``affine``.
+
+:func:`object_from_layer` is the inverse used by the Save scene / Export widgets.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import pkgutil
+from typing import Any, Optional
+
+import numpy as np
+
+from ..core.geometry import Geometry, napari_affine
+from . import layers as _layers
+from .layers import from_layer, register_to_layer
+
+__all__ = ["scene_to_layer_data", "object_from_layer", "layer_world_matrix_napari", "scene_record"]
+
+
+def layer_world_matrix_napari(matrix_lps: Any) -> np.ndarray:
+    """An LPS 4x4 as the napari (S, P, L) 4x4 (the geometry module's own conversion)."""
+    return napari_affine(Geometry.from_index_to_lps(np.asarray(matrix_lps, dtype=float)))
+
+
+def scene_record(obj: Any) -> Optional[dict]:
+    md = getattr(obj, "metadata", None)
+    if isinstance(md, dict) and isinstance(md.get("scene"), dict):
+        return md["scene"]
+    return None
+
+
+def _delegate(obj: Any):
+    for cls, conv in _layers._TO_LAYER:
+        if conv is not scene_to_layer_data and isinstance(obj, cls):
+            return conv
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def scene_to_layer_data(obj: Any, **options: Any) -> list:
+    """The object's own LayerData, decorated with what the scene says."""
+    conv = _delegate(obj)
+    if conv is None:
+        from ..core.errors import MedioError
+
+        raise MedioError(getattr(obj, "source", None), f"napari-medio cannot show a {type(obj).__name__}")
+    out = conv(obj, **options)
+    scene = scene_record(obj)
+    if not scene:
+        return out
+    # Objects that are not layers (transforms, tables, colour tables: kept in the session store by
+    # their converter) give no layer at all, so that a scene's list of layers has no null sentinels.
+    return [_decorate(ld, scene) for ld in out if not (len(ld) < 2 or ld[0] is None)]
+
+
+def _decorate(ld: tuple, scene: dict) -> tuple:
+    if len(ld) < 3 or ld[0] is None:
+        return ld
+    data, kwargs, layer_type = ld[0], dict(ld[1]), ld[2]
+    meta = dict(kwargs.get("metadata") or {})
+    medio = dict(meta.get("medio") or {})
+    medio["scene"] = _jsonable(copy.deepcopy(scene))
+    meta["medio"] = medio
+    kwargs["metadata"] = meta
+    display = scene.get("display") or {}
+    if "visible" in display:
+        kwargs["visible"] = bool(display["visible"])
+    if "opacity" in display:
+        kwargs["opacity"] = float(np.clip(display["opacity"], 0.0, 1.0))
+    if layer_type == "surface" and "color" in display and "vertex_colors" not in kwargs and len(data) == 2:
+        n = len(data[0])
+        kwargs["vertex_colors"] = np.tile(np.r_[np.asarray(display["color"], float)[:3], 1.0], (n, 1))
+    pending = scene.get("pending_matrix")
+    if pending is not None:
+        mn = layer_world_matrix_napari(pending)
+        affine = kwargs.get("affine")
+        base = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
+        if base.shape == (4, 4):
+            kwargs["affine"] = mn @ base
+    return (data, kwargs, layer_type)
+
+
+def _install() -> None:
+    # The other converters first, so that this wrapper is consulted before all of them.
+    from .. import plugin as plugin_pkg
+
+    for info in pkgutil.iter_modules(plugin_pkg.__path__, plugin_pkg.__name__ + "."):
+        short = info.name.rsplit(".", 1)[-1]
+        if short.startswith("convert_") and short != "convert_scene":
+            importlib.import_module(info.name)
+    register_to_layer(object, scene_to_layer_data)
+
+
+_install()
+
+
+# -- layers -> objects ---------------------------------------------------------------------------
+def object_from_layer(layer: Any) -> Any:
+    """The data object a layer holds, local to its scene parent transform, with an up-to-date scene record.
+
+    The record's display reflects the layer now (visibility, opacity, contrast
+    limits as window/level, name); a pending parent matrix is taken out of the
+    layer affine first, so the object is in its parent's frame like the file.
+    """
+    data, attributes, layer_type = layer.as_layer_data_tuple()
+    attributes = dict(attributes)
+    medio = ((attributes.get("metadata") or {}).get("medio") or {})
+    scene = copy.deepcopy(medio.get("scene") or {})
+    pending = scene.get("pending_matrix")
+    if pending is not None and layer.ndim == 3:
+        mn = layer_world_matrix_napari(pending)
+        affine = np.asarray(layer.affine.affine_matrix, dtype=float)
+        attributes["affine"] = np.linalg.inv(mn) @ affine
+    obj = from_layer(layer_type, data, attributes)
+    display = dict(scene.get("display") or {})
+    display["visible"] = bool(layer.visible)
+    display["opacity"] = float(layer.opacity)
+    if layer_type == "image" and not getattr(layer, "rgb", False):
+        lo, hi = (float(x) for x in layer.contrast_limits)
+        if hi > lo:
+            display["window"], display["level"] = hi - lo, (hi + lo) / 2.0
+    if layer_type == "surface":
+        vc = getattr(layer, "vertex_colors", None)
+        if vc is not None and len(vc) and np.allclose(vc, vc[0]):
+            display["color"] = [float(x) for x in np.asarray(vc[0])[:3]]
+    if layer_type in ("points", "shapes") and getattr(obj, "kind", None) == "markups":
+        pass  # markups keep their display dictionary in the object
+    scene["display"] = display
+    scene["name"] = layer.name
+    try:
+        obj.name = layer.name
+    except AttributeError:
+        pass
+    md = getattr(obj, "metadata", None)
+    if isinstance(md, dict):
+        md["scene"] = scene
+    return obj
