@@ -177,7 +177,7 @@ def test_wsi_multiframe_rgb_loads():
 def test_non_image_objects_give_a_clear_error(rel):
     path = fixture_file(f"dicom/{rel}")
     with pytest.raises(FormatError) as exc:
-        registry.read(path)
+        registry.read(path, format="dicom")  # the image-series reader (other formats may read these objects)
     assert str(path) in str(exc.value) and "no image" in str(exc.value)
 
 
@@ -197,8 +197,12 @@ def test_dicomdir_finds_the_same_instances_as_a_folder_scan():
 
 
 def test_folder_with_image_and_segmentation_loads_the_image():
-    vols = registry.read(fixture_file("dicom/dcmqi_ct3slice_liver"))
+    from napari_medio.core.volume import Volume
+
+    objs = registry.read(fixture_file("dicom/dcmqi_ct3slice_liver"))
+    vols = [o for o in objs if isinstance(o, Volume) and "dicom" in o.metadata]
     assert [v.metadata["dicom"]["Modality"] for v in vols] == ["CT"]
+    assert isinstance(objs[0], Volume)  # images first; the SEG follows when a SEG reader is registered
 
 
 def test_format_sniff_and_dispatch():
@@ -206,4 +210,7 @@ def test_format_sniff_and_dispatch():
     assert fmt.name == "dicom"
     mosaic = glob.glob(str(fixture_file("dicom/siemens_mosaic_ax_asc_35/in")) + "/MR.*")[0]
     assert registry.find_reader(mosaic).name == "dicom"  # no extension: by content
-    assert registry.find_reader(fixture_file("dicom/pydicom/rtplan.dcm")).name == "dicom"  # no preamble
+    rtplan = fixture_file("dicom/pydicom/rtplan.dcm")  # no preamble: recognised by content
+    assert registry.get_format("dicom").sniff(rtplan.read_bytes()[:4096], rtplan)
+    rnd = np.random.default_rng(0).bytes(4096)
+    assert not registry.get_format("dicom").sniff(rnd, rtplan)

@@ -379,21 +379,35 @@ class DicomDatabase:
                               _int(h.get("NumberOfFrames")) or 1, _s(h.get("_ts")),
                               json.dumps(ipp) if ipp is not None else None, now))
             file_rows.append((path, size, mtime, sop))
-        # Copies first (atomic renames); the transaction below makes them visible.
-        for src, dest in to_copy:
+        # Copies first (atomic renames, on threads: the kernel does the work); the
+        # transaction below makes them visible.
+        def copy_one(item):
+            src, dest = item
             if dest.exists():
-                continue
+                return None
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
             try:
                 shutil.copyfile(src, tmp)
                 os.replace(tmp, dest)
-                report.copied += 1
+                return True
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
-                report.errors.append((src, f"cannot copy into the database: {exc.strerror or exc}"))
-                inst_rows = [r for r in inst_rows if r[4] != os.fspath(dest)]
+                return (src, dest, f"cannot copy into the database: {exc.strerror or exc}")
+
+        if to_copy:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
+                outcomes = list(pool.map(copy_one, to_copy))
+            for outcome in outcomes:
+                if outcome is True:
+                    report.copied += 1
+                elif outcome:
+                    src, dest, reason = outcome
+                    report.errors.append((src, reason))
+                    inst_rows = [r for r in inst_rows if r[4] != os.fspath(dest)]
         with self._transaction() as c:
             c.executemany("INSERT OR IGNORE INTO patients(patient_id, name, birth_date, sex) VALUES (?,?,?,?)",
                           list(patients.values()))

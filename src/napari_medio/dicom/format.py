@@ -116,7 +116,37 @@ def read(path: "str | os.PathLike[str]", **options: Any) -> list:
     """Every image series in the file/folder/zip as a Volume (one per series or sub-volume)."""
     from .series import read_dicom_path
 
-    return read_dicom_path(path, progress=options.get("progress"), cancel=options.get("cancel"))
+    delegate = _delegate if os.path.isdir(path) or Path(path).name.upper() == "DICOMDIR" or \
+        os.fspath(path).lower().endswith(".zip") else None
+    return read_dicom_path(path, progress=options.get("progress"), cancel=options.get("cancel"), delegate=delegate)
+
+
+#: Modalities whose files other DICOM formats read (segmentations, RT structure sets, reports).
+_DELEGATED = ("SEG", "RTSTRUCT", "SR")
+
+
+def _delegate(headers: list) -> list:
+    """Objects from non-image files of a folder, read by the registry format that claims each file."""
+    import warnings
+
+    from ..core import registry
+    from ..core.errors import MedioError
+
+    out: list = []
+    for h in headers:
+        if str(h.get("Modality") or "").upper() not in _DELEGATED:
+            continue
+        path = h["_path"]
+        try:
+            fmt = registry.find_reader(path)
+            if fmt.name == "dicom":
+                continue
+            out.extend(fmt.read(Path(path)))
+        except MedioError as exc:
+            warnings.warn(str(exc), UserWarning, stacklevel=3)
+        except Exception as exc:  # another format's failure must not lose the images
+            warnings.warn(f"{path}: {type(exc).__name__}: {exc}", UserWarning, stacklevel=3)
+    return out
 
 
 DICOM_FORMAT = register(

@@ -241,7 +241,29 @@ def _slice_step(h: dict) -> float:
     return 1.0
 
 
+_ORIENT_CACHE: dict = {}
+
+
 def _orientation(h: dict) -> Optional[np.ndarray]:
+    raw = h.get("ImageOrientationPatient")
+    key = tuple(raw) if isinstance(raw, list) else raw
+    try:
+        hit = _ORIENT_CACHE.get(key, False)
+    except TypeError:
+        hit = False
+    if hit is not False:
+        return hit
+    out = _orientation_uncached(h)
+    if len(_ORIENT_CACHE) > 4096:
+        _ORIENT_CACHE.clear()
+    try:
+        _ORIENT_CACHE[key] = out
+    except TypeError:
+        pass
+    return out
+
+
+def _orientation_uncached(h: dict) -> Optional[np.ndarray]:
     iop = _floats(h.get("ImageOrientationPatient"), 6)
     if iop is None:
         return None
@@ -1092,11 +1114,17 @@ def _failed_text(failed: dict[str, str], limit: int = 5) -> str:
 
 
 def read_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[[int, int], None]] = None,
-                    cancel: Optional[Callable[[], bool]] = None) -> list[Volume]:
-    """Every image series in a DICOM file, DICOMDIR, folder (recursive) or .zip, as volumes."""
+                    cancel: Optional[Callable[[], bool]] = None,
+                    delegate: Optional[Callable[[list], list]] = None) -> list:
+    """Every image series in a DICOM file, DICOMDIR, folder (recursive) or .zip, as volumes.
+
+    ``delegate(non_image_headers)`` may return further data objects for the
+    files that hold no image series (SEG, RT structure sets, ...), read by the
+    formats that own them; they follow the volumes.
+    """
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".zip":
-        return _read_zip(p, progress, cancel)
+        return _read_zip(p, progress, cancel, delegate)
     if p.is_dir():
         files = scan_files([p])
     elif p.name.upper() == "DICOMDIR":
@@ -1115,6 +1143,11 @@ def read_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[
     failed = dict(failed)
     for f, r in problems:
         failed.setdefault(f, r)
+    extra = delegate(others) if (delegate is not None and others) else []
+    if extra:
+        for v in volumes:
+            v.source = os.fspath(p)
+        return list(volumes) + list(extra)
     if not volumes:
         if failed:
             raise FormatError(p, _failed_text(failed))
@@ -1127,7 +1160,7 @@ def read_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[
     return volumes
 
 
-def _read_zip(p: Path, progress, cancel) -> list[Volume]:
+def _read_zip(p: Path, progress, cancel, delegate=None) -> list:
     import tempfile
     import zipfile
 
@@ -1150,8 +1183,9 @@ def _read_zip(p: Path, progress, cancel) -> list[Volume]:
                     if not chunk:
                         break
                     dst.write(chunk)
-        volumes = read_dicom_path(root, progress, cancel)
+        volumes = read_dicom_path(root, progress, cancel, delegate)
         for v in volumes:
-            v.array = np.asarray(v.array)
-            v.source = os.fspath(p)
+            if isinstance(v, Volume):
+                v.array = np.asarray(v.array)
+                v.source = os.fspath(p)
         return volumes
