@@ -1,0 +1,220 @@
+"""Real napari viewer: opening scenes, and the Add data, Save scene and Export widgets driven as a user would."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from napari_medio.core import registry
+from napari_medio.core.geometry import Geometry, flip_lps_ras_matrix
+from napari_medio.core.markups import Markups
+from napari_medio.core.model import triangle_model
+from napari_medio.core.segmentation import Segmentation
+from napari_medio.core.volume import Volume
+from napari_medio.plugin.convert_scene import object_from_layer
+from napari_medio.plugin.layers import to_layer_data
+from napari_medio.plugin.scene_widgets import AddDataWidget, ExportWidget, SaveSceneWidget
+from tests.scene.test_scene_load import T1_RAS, T2_RAS, write_hierarchy_scene
+from tests.volumes import OBLIQUE_FLIPPED
+
+pytestmark = pytest.mark.viewer
+
+AXIAL = Geometry([0.8, 0.9, 2.0], [-20.0, 15.0, 40.0], np.eye(3))
+
+
+def _objects():
+    rng = np.random.default_rng(0)
+    vol = Volume(rng.integers(-1000, 1000, (6, 7, 8)).astype(np.int16), AXIAL, name="CT")
+    lab = np.zeros((6, 7, 8), np.uint8)
+    lab[1:3, 2:5, 2:6] = 1
+    lab[3:5, 1:4, 1:3] = 2
+    seg = Segmentation.from_labelmap(
+        Volume(lab, AXIAL, kind="labelmap", metadata={"color_table": {
+            1: {"name": "liver", "color": [0.8, 0.2, 0.2, 1.0]}, 2: {"name": "spleen", "color": [0.2, 0.2, 0.8, 1.0]}}}),
+        name="Seg")
+    model = triangle_model(np.array([[0, 0, 0], [10, 0, 0], [0, 10, 5.0], [3, 3, 9]]), [[0, 1, 2], [0, 2, 3]],
+                           name="Model")
+    fid = Markups(type="Fiducial", name="Points")
+    fid.add_point([1, 2, 3])
+    fid.add_point([-4, 5, 6.5])
+    curve = Markups(type="Curve", name="Curve")
+    for p in ([0, 0, 0], [10, 10, 0], [20, 0, 10]):
+        curve.add_point(p)
+    return [vol, seg, model, fid, curve]
+
+
+def _add(viewer, obj):
+    from napari.layers import Layer
+
+    for ld in to_layer_data(obj):
+        viewer.add_layer(Layer.create(*ld))
+
+
+def _fingerprint(viewer):
+    """name -> (type, world-frame object summary) for every layer."""
+    out = {}
+    for layer in viewer.layers:
+        obj = object_from_layer(layer)
+        from napari_medio.scene.loader import apply_world_matrix
+
+        scene = ((layer.metadata or {}).get("medio") or {}).get("scene") or {}
+        if scene.get("pending_matrix") is not None:
+            obj, _ = apply_world_matrix(obj, scene["pending_matrix"])
+        kind = getattr(obj, "kind", None)
+        if kind in ("volume", "labelmap", "segmentation"):
+            summary = (obj.geometry, np.asarray(obj.array))
+        elif kind == "model":
+            summary = (obj.points,)
+        else:
+            summary = (obj.positions if kind == "markups" else None,)
+        out[layer.name] = (type(layer).__name__, kind, summary)
+    return out
+
+
+def _same(a, b):
+    assert set(a) == set(b)
+    for name in a:
+        ta, ka, sa = a[name]
+        tb, kb, sb = b[name]
+        assert (ta, ka) == (tb, kb), name
+        if ka in ("volume", "labelmap", "segmentation"):
+            assert sa[0].almost_equal(sb[0]), name
+            np.testing.assert_array_equal(sa[1], sb[1])
+        elif sa[0] is not None:
+            np.testing.assert_allclose(sa[0], sb[0], atol=1e-6, err_msg=name)
+
+
+def test_open_scene_places_layers_by_their_transforms(make_napari_viewer, tmp_path):
+    write_hierarchy_scene(tmp_path)
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "scene.mrml"), plugin="napari-medio")
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["My CT & more", "Cube"]
+    ct = viewer.layers["My CT & more"]
+    assert ct.visible is False and ct.opacity == pytest.approx(0.5)
+    assert ct.metadata["medio"]["scene"]["folder"] == "Patient A/Images"
+    alone = registry.read(tmp_path / "ct.nrrd")[0]
+    world = flip_lps_ras_matrix(T2_RAS @ T1_RAS)
+    got = object_from_layer(ct)  # what the layer shows: the file's grid moved by both parents
+    assert got.geometry.almost_equal(Geometry.from_index_to_lps(world @ alone.geometry.index_to_lps_matrix()))
+    # napari itself puts the grid's centre where the composed transform says
+    centre_index = (np.array(alone.spatial_shape[::-1]) - 1) / 2.0  # (i, j, k) centre, symmetric under flips
+    centre_world = (world @ np.r_[alone.geometry.index_to_lps(centre_index), 1])[:3]
+    view_centre = (np.array(ct.data.shape) - 1) / 2.0
+    np.testing.assert_allclose(np.asarray(ct.data_to_world(view_centre))[::-1], centre_world, atol=1e-6)
+    cube = viewer.layers["Cube"]
+    assert np.allclose(cube.vertex_colors[0], [1, 0, 0, 1])
+
+
+@pytest.mark.parametrize("ext", [".mrb", ".mrml"])
+def test_save_scene_widget_round_trip(make_napari_viewer, tmp_path, qtbot, ext):
+    viewer = make_napari_viewer()
+    for obj in _objects():
+        _add(viewer, obj)
+    # and a layer placed by a transform, from a scene
+    src = tmp_path / "src"
+    src.mkdir()
+    write_hierarchy_scene(src)
+    viewer.open(str(src / "scene.mrml"), plugin="napari-medio")
+    before = _fingerprint(viewer)
+    widget = SaveSceneWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert {r["layer"] for r in widget.rows()} == set(before)
+    widget.mode.setCurrentIndex(0 if ext == ".mrb" else 1)
+    widget.path_edit.setText(str(tmp_path / "out" / f"scene{ext}"))
+    widget.set_row("CT", folder="Images/CT")
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert (tmp_path / "out" / f"scene{ext}").exists(), widget.status.text()
+    fresh = make_napari_viewer()
+    fresh.open(str(tmp_path / "out" / f"scene{ext}"), plugin="napari-medio")
+    after = _fingerprint(fresh)
+    _same(before, after)
+    assert fresh.layers["CT"].metadata["medio"]["scene"]["folder"] == "Images/CT"
+    seg_layer = fresh.layers["Seg"]
+    names = list(seg_layer.features["name"])
+    assert "liver" in names and "spleen" in names
+    ct_md = fresh.layers["My CT & more"].metadata["medio"]["scene"]
+    assert [t["name"] for t in ct_md["transforms"]] == ["Inner", "Outer"]
+    assert fresh.layers["My CT & more"].visible is False
+
+
+def test_folder_save_rewrites_only_changed_layers(make_napari_viewer, tmp_path, qtbot):
+    viewer = make_napari_viewer()
+    for obj in _objects()[:3]:
+        _add(viewer, obj)
+    widget = SaveSceneWidget(viewer)
+    widget.mode.setCurrentIndex(1)
+    widget.path_edit.setText(str(tmp_path / "s.mrml"))
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert widget.n_rewritten == 3
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert widget.n_rewritten == 0
+    layer = viewer.layers["CT"]
+    data = np.array(layer.data)
+    data[0, 0, 0] += 1
+    layer.data = data
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert widget.n_rewritten == 1
+
+
+def test_save_cancel_keeps_previous_bundle(make_napari_viewer, tmp_path, qtbot):
+    viewer = make_napari_viewer()
+    for obj in _objects():
+        _add(viewer, obj)
+    widget = SaveSceneWidget(viewer)
+    widget.path_edit.setText(str(tmp_path / "s.mrb"))
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    before = (tmp_path / "s.mrb").read_bytes()
+    original = widget._progress
+
+    def press_cancel(done, total, label):
+        original(done, total, label)
+        if done >= 1:
+            qtbot.mouseClick(widget.cancel_button, Qt.LeftButton)
+
+    widget._progress = press_cancel
+    assert widget.save() is None
+    assert "cancelled" in widget.status.text()
+    assert (tmp_path / "s.mrb").read_bytes() == before
+
+
+def test_add_data_widget(make_napari_viewer, tmp_path, qtbot):
+    vol = Volume((np.arange(60).reshape(3, 4, 5) % 3).astype(np.uint8), OBLIQUE_FLIPPED, name="mask")
+    registry.write(vol, tmp_path / "mask.nrrd")
+    write_hierarchy_scene(tmp_path)
+    viewer = make_napari_viewer()
+    widget = AddDataWidget(viewer)
+    widget.add_paths([tmp_path / "mask.nrrd", tmp_path / "scene.mrml"])
+    rows = widget.rows()
+    assert [r["description"] for r in rows] == ["volume", "scene"]
+    widget.set_description(0, "label map")
+    qtbot.mouseClick(widget.load_button, Qt.LeftButton)
+    types = {layer.name: type(layer).__name__ for layer in viewer.layers}
+    assert types == {"mask": "Labels", "My CT & more": "Image", "Cube": "Surface"}, widget.status.text()
+
+
+def test_export_widget_with_folder_structure(make_napari_viewer, tmp_path, qtbot):
+    write_hierarchy_scene(tmp_path)
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "scene.mrml"), plugin="napari-medio")
+    for obj in _objects()[3:4]:
+        _add(viewer, obj)
+    widget = ExportWidget(viewer)
+    widget.set_row("My CT & more", export=True, format=".nii.gz")
+    widget.set_row("Points", export=True, format=".fcsv")
+    widget.set_row("Cube", export=False)
+    widget.folder_edit.setText(str(tmp_path / "export"))
+    widget.folder_structure.setChecked(True)
+    saved_md = dict(viewer.layers["My CT & more"].metadata["medio"]["scene"])
+    qtbot.mouseClick(widget.export_button, Qt.LeftButton)
+    nii = tmp_path / "export" / "Patient A" / "Images" / "My CT & more.nii.gz"
+    assert nii.exists(), widget.status.text()
+    assert (tmp_path / "export" / "Points.fcsv").exists()
+    assert not list((tmp_path / "export").rglob("Cube*"))
+    # exported as shown: in the world frame
+    exported = registry.read(nii)[0]
+    alone = registry.read(tmp_path / "ct.nrrd")[0]
+    world = flip_lps_ras_matrix(T2_RAS @ T1_RAS)
+    expected = Geometry.from_index_to_lps(world @ alone.geometry.index_to_lps_matrix())
+    assert exported.geometry.almost_equal(expected, tol=1e-4)
+    assert viewer.layers["My CT & more"].metadata["medio"]["scene"] == saved_md  # save settings untouched
