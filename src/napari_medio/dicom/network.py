@@ -1,0 +1,814 @@
+"""PACS access: DIMSE (C-ECHO, C-FIND, C-GET, C-MOVE, C-STORE with pynetdicom) and DICOMweb (QIDO, WADO, STOW).
+
+One API for the browser's PACS panel and ``medio dicom query|retrieve|send|listen``:
+
+* :class:`DicomNode` / :class:`DicomWebServer` describe remote servers;
+  :func:`connect` gives a :class:`DimseClient` or :class:`DicomWebClient`, both with
+  ``echo``, ``query``, ``retrieve`` and ``send``;
+* :class:`StorageListener` is a C-STORE SCP that stores what a PACS or scanner pushes
+  into a folder and/or a :class:`~napari_medio.dicom.database.DicomDatabase`.
+
+Retrieved instances are written as received (no decoding), each atomically as
+``<dest>/<SOPInstanceUID>.dcm``, so a retrieve interrupted by a stopping server or by
+Cancel leaves only complete files and re-running it completes the study (instances
+already present are skipped by the database import).  Progress callbacks get
+``(done, total)`` (total 0 when unknown); cancel callbacks return True to stop.
+
+Faults become :class:`PacsError` (a :class:`~napari_medio.core.errors.MedioError`)
+with one clear sentence: connection refused, association rejected (wrong AE title),
+server stopped mid-transfer, failed sub-operations, malformed responses.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+from ..core.errors import CancelledError, MedioError
+
+__all__ = [
+    "PacsError", "DicomNode", "DicomWebServer", "RetrieveResult", "DimseClient", "DicomWebClient",
+    "StorageListener", "connect", "QUERY_LEVELS", "DEFAULT_AE_TITLE",
+]
+
+DEFAULT_AE_TITLE = "MEDIO"
+QUERY_LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+#: Idle poll interval of pynetdicom's reactor during our associations (its default is 1 ms).
+_POLL_DELAY = float(os.environ.get("NAPARI_MEDIO_DIMSE_POLL", "0"))
+
+Progress = Optional[Callable[[int, int], None]]
+Cancel = Optional[Callable[[], bool]]
+
+#: Attributes returned by queries at each level (empty = "return this").
+_RETURN_KEYS = {
+    "PATIENT": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "NumberOfPatientRelatedStudies"),
+    "STUDY": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
+              "StudyTime", "StudyDescription", "AccessionNumber", "StudyID", "ModalitiesInStudy",
+              "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"),
+    "SERIES": ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription",
+               "Modality", "SeriesDate", "NumberOfSeriesRelatedInstances"),
+    "IMAGE": ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
+              "InstanceNumber"),
+}
+
+
+class PacsError(MedioError):
+    """A PACS operation failed: names the server and what went wrong."""
+
+
+@dataclass
+class DicomNode:
+    """A remote DIMSE node (AE title, host, port)."""
+
+    ae_title: str
+    host: str
+    port: int
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+    def to_dict(self) -> dict:
+        return {"type": "dimse", "ae_title": self.ae_title, "host": self.host, "port": int(self.port), "name": self.name}
+
+
+@dataclass
+class DicomWebServer:
+    """A DICOMweb server (its base URL, e.g. ``http://host:8042/dicom-web``)."""
+
+    url: str
+    name: str = ""
+    headers: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.url
+
+    def to_dict(self) -> dict:
+        return {"type": "dicomweb", "url": self.url, "name": self.name}
+
+
+@dataclass
+class RetrieveResult:
+    """What a retrieve brought: files written, counts and warnings."""
+
+    files: list = field(default_factory=list)
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    seconds: float = 0.0
+    bytes: int = 0
+    imported: Optional[dict] = None
+
+    def to_dict(self) -> dict:
+        return {"files": [os.fspath(f) for f in self.files], "completed": self.completed, "failed": self.failed,
+                "warning": self.warning, "seconds": round(self.seconds, 3), "bytes": self.bytes,
+                "imported": self.imported}
+
+
+def connect(server: "DicomNode | DicomWebServer | dict | str", calling_ae: str = DEFAULT_AE_TITLE,
+            **options: Any) -> "DimseClient | DicomWebClient":
+    """A client for a server description (a node, a DICOMweb URL, or their dicts)."""
+    if isinstance(server, str):
+        if server.startswith(("http://", "https://")):
+            return DicomWebClient(DicomWebServer(server), **options)
+        server = parse_node(server)
+    if isinstance(server, dict):
+        if server.get("type") == "dicomweb" or "url" in server:
+            return DicomWebClient(DicomWebServer(server["url"], server.get("name", "")), **options)
+        server = DicomNode(server["ae_title"], server["host"], int(server["port"]), server.get("name", ""))
+    if isinstance(server, DicomWebServer):
+        return DicomWebClient(server, **options)
+    return DimseClient(server, calling_ae=calling_ae, **options)
+
+
+def parse_node(text: str) -> DicomNode:
+    """``AE@host:port`` -> DicomNode."""
+    try:
+        ae, rest = text.split("@", 1)
+        host, port = rest.rsplit(":", 1)
+        return DicomNode(ae, host, int(port))
+    except ValueError:
+        raise PacsError(None, f"not a DICOM node {text!r}: expected AE_TITLE@host:port or a DICOMweb URL") from None
+
+
+def _query_keys(level: str, filters: dict) -> dict:
+    level = level.upper()
+    if level not in QUERY_LEVELS:
+        raise PacsError(None, f"query level must be one of {', '.join(QUERY_LEVELS)}, not {level!r}")
+    keys = {k: "" for k in _RETURN_KEYS[level]}
+    for k, v in filters.items():
+        if v is None or v == "":
+            continue
+        if k == "Modality" and level == "STUDY":
+            k = "ModalitiesInStudy"
+        keys[k] = v
+    return keys
+
+
+def _write_atomic(folder: Path, sop_uid: str, data: bytes) -> Path:
+    target = folder / f"{sop_uid}.dcm"
+    tmp = folder / f".medio-{uuid.uuid4().hex[:12]}-{sop_uid}.dcm.part"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, target)
+    return target
+
+
+def _sop_uid_of(data: bytes) -> str:
+    """SOP Instance UID of a Part 10 byte string (from the file meta, or the dataset)."""
+    import io
+
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["SOPInstanceUID"], force=True)
+    uid = ds.get("SOPInstanceUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None)
+    if not uid:
+        raise ValueError("no SOP Instance UID")
+    return str(uid)
+
+
+def _import_into(database: Any, files: Sequence[Path]) -> Optional[dict]:
+    if database is None or not files:
+        return None
+    if isinstance(database, (str, os.PathLike)):
+        from .database import DicomDatabase
+
+        database = DicomDatabase(database)
+    report = database.import_paths([os.fspath(f) for f in files], copy=False)
+    return report.to_dict() if hasattr(report, "to_dict") else None
+
+
+def _destination(dest: "str | os.PathLike[str] | None", database: Any) -> Path:
+    if dest is not None:
+        folder = Path(dest)
+    elif database is not None:
+        base = Path(database) if isinstance(database, (str, os.PathLike)) else Path(database.folder)
+        folder = base / "retrieved"
+    else:
+        raise PacsError(None, "retrieve needs a destination folder or a database")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# -- DIMSE --------------------------------------------------------------------------------------------
+class DimseClient:
+    """DIMSE service user for one remote node (a new association per operation)."""
+
+    def __init__(self, node: DicomNode, calling_ae: str = DEFAULT_AE_TITLE, timeout: float = 30.0,
+                 max_pdu: int = 0) -> None:
+        self.node = node
+        self.calling_ae = calling_ae
+        self.timeout = float(timeout)
+        self.max_pdu = int(max_pdu)
+
+    # -- association ------------------------------------------------------------------------------
+    def _ae(self, contexts: Sequence[str] = (), storage_scp: bool = False) -> Any:
+        from pynetdicom import AE, StoragePresentationContexts, build_role
+
+        ae = AE(ae_title=self.calling_ae)
+        ae.acse_timeout = self.timeout
+        ae.dimse_timeout = self.timeout
+        ae.network_timeout = self.timeout
+        ae.connection_timeout = min(self.timeout, 10.0)
+        ae.maximum_pdu_size = self.max_pdu
+        for c in contexts:
+            ae.add_requested_context(c)
+        return ae
+
+    def _associate(self, ae: Any, ext_neg: Optional[list] = None, evt_handlers: Optional[list] = None) -> Any:
+        from pynetdicom import evt
+
+        seen: dict = {}
+
+        def on_acse(event: Any) -> None:
+            prim = getattr(event, "primitive", None)
+            if getattr(prim, "result", None) in (0x01, 0x02):
+                seen["reason"] = getattr(prim, "reason_str", "")
+                seen["source"] = getattr(prim, "source_str", "")
+
+        handlers = list(evt_handlers or []) + [(evt.EVT_ACSE_RECV, on_acse), (evt.EVT_CONN_OPEN, _no_delay)]
+        try:
+            assoc = ae.associate(self.node.host, int(self.node.port), ae_title=self.node.ae_title,
+                                 ext_neg=ext_neg, evt_handlers=handlers, max_pdu=self.max_pdu)
+        except Exception as exc:  # socket-level failure
+            raise PacsError(None, f"cannot connect to {self.node.label}: {exc}") from None
+        if assoc.is_established:
+            return assoc
+        if assoc.is_rejected:
+            reason = seen.get("reason") or "rejected"
+            raise PacsError(None, f"{self.node.label} rejected the association: {reason} "
+                                  f"(check the AE titles: calling {self.calling_ae!r}, called {self.node.ae_title!r})")
+        if assoc.is_aborted:
+            raise PacsError(None, f"{self.node.label} aborted the association (is {self.calling_ae!r} a known "
+                                  "modality there?)")
+        raise PacsError(None, f"cannot connect to {self.node.label}: connection refused or timed out "
+                              "(is the server running and the port right?)")
+
+    def echo(self) -> float:
+        """C-ECHO; returns the round trip in seconds."""
+        from pynetdicom.sop_class import Verification
+
+        ae = self._ae([Verification])
+        t0 = time.perf_counter()
+        assoc = self._associate(ae)
+        try:
+            status = assoc.send_c_echo()
+        finally:
+            assoc.release()
+        _check_status(status, f"C-ECHO to {self.node.label}")
+        return time.perf_counter() - t0
+
+    # -- C-FIND -----------------------------------------------------------------------------------------
+    def query(self, level: str = "STUDY", **filters: Any) -> list[dict]:
+        """C-FIND (Study Root) at ``level``; ``filters`` are DICOM keywords (wildcards, date ranges)."""
+        from pydicom.dataset import Dataset
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+
+        keys = _query_keys(level, filters)
+        if level.upper() == "PATIENT":
+            from pynetdicom.sop_class import PatientRootQueryRetrieveInformationModelFind as FIND  # noqa: N811
+        ds = Dataset()
+        ds.QueryRetrieveLevel = level.upper()
+        for k, v in keys.items():
+            setattr(ds, k, v)
+        ae = self._ae([FIND])
+        assoc = self._associate(ae)
+        results: list[dict] = []
+        try:
+            for status, identifier in assoc.send_c_find(ds, FIND):
+                if not status:
+                    raise PacsError(None, f"C-FIND to {self.node.label}: the connection was lost (server stopped?)")
+                code = int(status.Status)
+                if code in (0xFF00, 0xFF01) and identifier is not None:
+                    results.append(_plain(identifier, keys))
+                elif code != 0x0000:
+                    raise PacsError(None, f"C-FIND to {self.node.label} failed with status 0x{code:04X}")
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return results
+
+    # -- C-GET --------------------------------------------------------------------------------------------
+    def retrieve(self, study_uid: str, series_uid: Optional[str] = None, *, dest: Any = None, database: Any = None,
+                 method: str = "get", move_port: int = 0, sop_uids: Sequence[str] = (), progress: Progress = None,
+                 cancel: Cancel = None) -> RetrieveResult:
+        """C-GET (default) or C-MOVE a study, series or instances into ``dest`` and/or ``database``."""
+        folder = _destination(dest, database)
+        if method.lower() == "move":
+            result = self._move(study_uid, series_uid, sop_uids, folder, move_port, progress, cancel)
+        elif method.lower() == "get":
+            result = self._get(study_uid, series_uid, sop_uids, folder, progress, cancel)
+        else:
+            raise PacsError(None, f"retrieve method must be 'get' or 'move', not {method!r}")
+        result.imported = _import_into(database, result.files)
+        return result
+
+    def _identifier(self, study_uid: str, series_uid: Optional[str], sop_uids: Sequence[str]) -> Any:
+        from pydicom.dataset import Dataset
+
+        ds = Dataset()
+        ds.StudyInstanceUID = study_uid
+        ds.QueryRetrieveLevel = "STUDY"
+        if series_uid:
+            ds.SeriesInstanceUID = series_uid
+            ds.QueryRetrieveLevel = "SERIES"
+        if sop_uids:
+            if not series_uid:
+                raise PacsError(None, "retrieving instances needs their series UID")
+            ds.SOPInstanceUID = list(sop_uids)
+            ds.QueryRetrieveLevel = "IMAGE"
+        return ds
+
+    def _store_handler(self, folder: Path, state: dict, cancel: Cancel, progress: Progress) -> Callable:
+        def handle(event: Any) -> int:
+            if cancel is not None and cancel():
+                state["cancelled"] = True
+                return 0xA700  # refuse: the sender stops
+            try:
+                data = event.encoded_dataset(include_meta=True)
+                uid = str(event.request.AffectedSOPInstanceUID)
+                path = _write_atomic(folder, uid, data)
+            except Exception as exc:  # a malformed instance or a full disk: report, keep going
+                state.setdefault("errors", []).append(str(exc))
+                return 0xC210
+            with state["lock"]:
+                state["files"].append(path)
+                state["bytes"] += len(data)
+                done = len(state["files"])
+            if progress is not None:
+                progress(done, state.get("total", 0))
+            return 0x0000
+
+        return handle
+
+    def _get(self, study_uid, series_uid, sop_uids, folder, progress, cancel) -> RetrieveResult:
+        from pynetdicom import StoragePresentationContexts, build_role, evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
+
+        t0 = time.perf_counter()
+        ae = self._ae([GET])
+        roles = []
+        # C-GET needs the storage contexts in the same association (128 max, one is GET).
+        for cx in StoragePresentationContexts[:127]:
+            ae.add_requested_context(cx.abstract_syntax, _transfer_syntaxes())
+            roles.append(build_role(cx.abstract_syntax, scp_role=True))
+        state: dict = {"files": [], "bytes": 0, "lock": threading.Lock(), "total": 0}
+        handlers = [(evt.EVT_C_STORE, self._store_handler(folder, state, cancel, progress))]
+        assoc = self._associate(ae, ext_neg=roles, evt_handlers=handlers)
+        result = RetrieveResult()
+        final = None
+        try:
+            for status, _ in assoc.send_c_get(self._identifier(study_uid, series_uid, sop_uids), GET):
+                if not status:
+                    break
+                final = status
+                remaining = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
+                done = int(status.get("NumberOfCompletedSuboperations", 0) or 0)
+                state["total"] = remaining + done + int(status.get("NumberOfFailedSuboperations", 0) or 0) \
+                    + int(status.get("NumberOfWarningSuboperations", 0) or 0) or state["total"]
+                if cancel is not None and cancel():
+                    state["cancelled"] = True
+                    assoc.abort()
+                    break
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return self._finish(result, state, final, folder, t0, "C-GET")
+
+    def _finish(self, result: RetrieveResult, state: dict, final: Any, folder: Path, t0: float,
+                op: str) -> RetrieveResult:
+        result.files = list(state["files"])
+        result.bytes = state["bytes"]
+        result.seconds = time.perf_counter() - t0
+        if state.get("cancelled"):
+            raise CancelledError(folder, f"{op} cancelled after {len(result.files)} instance(s); the files "
+                                         "received are kept and retrieving again completes the study")
+        if final is None:
+            raise PacsError(None, f"{op} from {self.node.label} stopped after {len(result.files)} instance(s): the "
+                                  "connection was lost (server stopped?); received files are kept in "
+                                  f"{folder}, retrieving again completes the study")
+        code = int(final.Status)
+        result.completed = int(final.get("NumberOfCompletedSuboperations", len(result.files)) or len(result.files))
+        result.failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
+        result.warning = int(final.get("NumberOfWarningSuboperations", 0) or 0)
+        if code in (0xA701, 0xA702, 0xA900, 0xC000) or (code & 0xF000) == 0xC000 or code == 0xA801:
+            why = {0xA801: "the move destination AE title is unknown to the server"}.get(code, "")
+            raise PacsError(None, f"{op} from {self.node.label} failed with status 0x{code:04X}"
+                                  f"{': ' + why if why else ''} ({len(result.files)} instance(s) received)")
+        if code == 0xB000 and result.failed:
+            raise PacsError(None, f"{op} from {self.node.label}: {result.failed} instance(s) failed, "
+                                  f"{len(result.files)} received")
+        return result
+
+    # -- C-MOVE ---------------------------------------------------------------------------------------------
+    def _move(self, study_uid, series_uid, sop_uids, folder, move_port, progress, cancel) -> RetrieveResult:
+        from pynetdicom import evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
+
+        t0 = time.perf_counter()
+        state: dict = {"files": [], "bytes": 0, "lock": threading.Lock(), "total": 0}
+        listener = StorageListener(ae_title=self.calling_ae, port=move_port, folder=folder, write_only=True)
+        listener.handler = self._store_handler(folder, state, cancel, progress)
+        listener.start()
+        try:
+            ae = self._ae([MOVE])
+            assoc = self._associate(ae)
+            final = None
+            try:
+                for status, _ in assoc.send_c_move(self._identifier(study_uid, series_uid, sop_uids),
+                                                   self.calling_ae, MOVE):
+                    if not status:
+                        break
+                    final = status
+                    remaining = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
+                    done = int(status.get("NumberOfCompletedSuboperations", 0) or 0)
+                    state["total"] = remaining + done or state["total"]
+                    if cancel is not None and cancel():
+                        state["cancelled"] = True
+                        assoc.abort()
+                        break
+            finally:
+                if assoc.is_established:
+                    assoc.release()
+        finally:
+            listener.stop()
+        return self._finish(RetrieveResult(), state, final, folder, t0, "C-MOVE")
+
+    # -- C-STORE ------------------------------------------------------------------------------------------------
+    def send(self, files: Iterable["str | os.PathLike[str]"], progress: Progress = None,
+             cancel: Cancel = None) -> dict:
+        """C-STORE files to the node (one association); returns ``{"sent", "failed": {path: reason}}``."""
+        import pydicom
+
+        paths = [Path(f) for f in files]
+        classes: dict[str, set] = {}
+        for p in paths:
+            try:
+                ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+                classes.setdefault(str(ds.SOPClassUID), set()).add(str(ds.file_meta.TransferSyntaxUID))
+            except Exception as exc:
+                raise PacsError(p, f"not a DICOM file to send: {exc}") from None
+        if len(classes) > 127:
+            raise PacsError(None, "too many different SOP classes for one association")
+        ae = self._ae()
+        for sop, syntaxes in classes.items():
+            ae.add_requested_context(sop, sorted(syntaxes | {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"}))
+        assoc = self._associate(ae)
+        sent, failed = 0, {}
+        try:
+            for n, p in enumerate(paths):
+                if cancel is not None and cancel():
+                    raise CancelledError(p, f"send cancelled after {sent} of {len(paths)} instance(s)")
+                status = assoc.send_c_store(p)
+                if not status:
+                    raise PacsError(p, f"C-STORE to {self.node.label}: connection lost after {sent} instance(s) "
+                                       "(server stopped?)")
+                code = int(status.Status)
+                if code in (0x0000, 0xB000, 0xB007, 0xB006):
+                    sent += 1
+                else:
+                    failed[os.fspath(p)] = f"status 0x{code:04X}"
+                if progress is not None:
+                    progress(n + 1, len(paths))
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return {"sent": sent, "failed": failed}
+
+
+def _no_delay(event: Any) -> None:
+    """Send small PDUs at once (TCP_NODELAY): without it every DIMSE message waits ~40 ms for a delayed ACK."""
+    import socket
+
+    try:
+        sock = event.assoc.dul.socket.socket
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except Exception:
+        pass
+    try:
+        # pynetdicom's reactor polls the socket and sleeps 1 ms when idle; a PDU of a
+        # large instance arriving just after costs that millisecond, ~30 times per
+        # 0.5 MB image.  Poll faster while an association is open (it ends with it).
+        event.assoc.dul._run_loop_delay = _POLL_DELAY
+    except Exception:
+        pass
+
+
+def _transfer_syntaxes() -> list[str]:
+    from pynetdicom import ALL_TRANSFER_SYNTAXES
+
+    return list(ALL_TRANSFER_SYNTAXES)
+
+
+def _check_status(status: Any, what: str) -> None:
+    if not status:
+        raise PacsError(None, f"{what}: no response (connection lost)")
+    code = int(status.Status)
+    if code != 0:
+        raise PacsError(None, f"{what} failed with status 0x{code:04X}")
+
+
+def _plain(ds: Any, keys: dict) -> dict:
+    out = {}
+    for k in keys:
+        v = ds.get(k)
+        if v is None:
+            continue
+        if hasattr(v, "original_string") or type(v).__name__ == "PersonName":
+            v = str(v)
+        elif isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
+            v = [str(x) for x in v]
+        elif not isinstance(v, (int, float)):
+            v = str(v)
+        out[k] = v
+    return out
+
+
+# -- C-STORE SCP ------------------------------------------------------------------------------------------------
+class StorageListener:
+    """A C-STORE SCP (and Verification SCP): stores received instances in ``folder`` and imports them into
+    ``database`` (in batches, off the network thread).
+
+    ``start()`` binds ``port`` (0 = any free port; see :attr:`port`) on ``host``; ``stop()``
+    shuts it down.  ``ae_title`` is required as the called AE title unless
+    ``require_called_aet`` is False.  ``on_received(path)`` is called for each instance.
+    """
+
+    def __init__(self, ae_title: str = DEFAULT_AE_TITLE, port: int = 11112, folder: Any = None, database: Any = None,
+                 host: str = "0.0.0.0", require_called_aet: bool = True,
+                 on_received: Optional[Callable[[Path], None]] = None, write_only: bool = False) -> None:
+        self.ae_title = ae_title
+        self.host = host
+        self.requested_port = int(port)
+        self.port = int(port)
+        self.database = database
+        self.folder = _destination(folder, database)
+        self.require_called_aet = require_called_aet
+        self.on_received = on_received
+        self.write_only = write_only
+        self.received: list[Path] = []
+        self.errors: list[str] = []
+        self.handler: Optional[Callable] = None
+        self._server = None
+        self._lock = threading.Lock()
+        self._pending: list[Path] = []
+        self._importer: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def _handle(self, event: Any) -> int:
+        try:
+            data = event.encoded_dataset(include_meta=True)
+            uid = str(event.request.AffectedSOPInstanceUID)
+            path = _write_atomic(self.folder, uid, data)
+        except Exception as exc:
+            self.errors.append(str(exc))
+            return 0xC210
+        with self._lock:
+            self.received.append(path)
+            self._pending.append(path)
+        if self.on_received is not None:
+            try:
+                self.on_received(path)
+            except Exception:
+                pass
+        return 0x0000
+
+    def _import_loop(self) -> None:
+        while not self._stop.wait(0.5):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> Optional[dict]:
+        """Import received files into the database now (normally done every half second)."""
+        if self.database is None or self.write_only:
+            return None
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return None
+        try:
+            from .database import DicomDatabase
+
+            db = DicomDatabase(self.database) if isinstance(self.database, (str, os.PathLike)) else None
+            if db is not None:
+                try:
+                    return _import_into(db, batch)
+                finally:
+                    db.close()
+            return _import_into(self.database, batch)
+        except Exception as exc:
+            self.errors.append(f"database import: {exc}")
+            with self._lock:
+                self._pending = batch + self._pending
+            return None
+
+    def start(self) -> "StorageListener":
+        from pynetdicom import AE, AllStoragePresentationContexts, evt
+        from pynetdicom.sop_class import Verification
+
+        ae = AE(ae_title=self.ae_title)
+        ae.require_called_aet = self.require_called_aet
+        ae.maximum_pdu_size = 0
+        ae.network_timeout = 60
+        for cx in AllStoragePresentationContexts:
+            ae.add_supported_context(cx.abstract_syntax, _transfer_syntaxes())
+        ae.add_supported_context(Verification)
+        handler = self.handler or self._handle
+        try:
+            self._server = ae.start_server((self.host, self.requested_port), block=False,
+                                           evt_handlers=[(evt.EVT_C_STORE, handler), (evt.EVT_CONN_OPEN, _no_delay)])
+        except OSError as exc:
+            raise PacsError(None, f"cannot listen on port {self.requested_port}: {exc.strerror or exc}") from None
+        self.port = int(self._server.server_address[1])
+        if self.database is not None and not self.write_only:
+            self._stop.clear()
+            self._importer = threading.Thread(target=self._import_loop, name="medio-listener-import", daemon=True)
+            self._importer.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        if self._importer is not None:
+            self._stop.set()
+            self._importer.join(timeout=30)
+            self._importer = None
+
+    def __enter__(self) -> "StorageListener":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+# -- DICOMweb ---------------------------------------------------------------------------------------------------
+class DicomWebClient:
+    """QIDO-RS / WADO-RS / STOW-RS client for one DICOMweb server (dicomweb-client underneath)."""
+
+    def __init__(self, server: DicomWebServer, timeout: float = 60.0) -> None:
+        self.server = server
+        self.timeout = timeout
+        self._client = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from dicomweb_client.api import DICOMwebClient
+
+            self._client = DICOMwebClient(url=self.server.url.rstrip("/"), headers=self.server.headers or None)
+        return self._client
+
+    def _wrap(self, what: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        import requests
+
+        try:
+            return fn(*args, **kwargs)
+        except requests.exceptions.ConnectionError:
+            raise PacsError(None, f"{what}: cannot connect to {self.server.url} (is the server running?)") from None
+        except requests.exceptions.HTTPError as exc:
+            code = getattr(exc.response, "status_code", "?")
+            raise PacsError(None, f"{what}: {self.server.url} answered HTTP {code}") from None
+        except requests.exceptions.RequestException as exc:
+            raise PacsError(None, f"{what}: {self.server.url}: {exc}") from None
+        except (ValueError, KeyError) as exc:
+            raise PacsError(None, f"{what}: malformed response from {self.server.url}: {exc}") from None
+
+    def echo(self) -> float:
+        """A cheap QIDO request; returns the round trip in seconds."""
+        t0 = time.perf_counter()
+        self._wrap("DICOMweb echo", self.client.search_for_studies, limit=1)
+        return time.perf_counter() - t0
+
+    def query(self, level: str = "STUDY", **filters: Any) -> list[dict]:
+        """QIDO-RS search at ``level`` (PATIENT is answered at study level); keywords as for DIMSE."""
+        from pydicom.dataset import Dataset
+
+        level = level.upper()
+        keys = _query_keys("STUDY" if level == "PATIENT" else level, filters)
+        search = {k: v for k, v in keys.items() if v not in ("", None)}
+        if isinstance(search.get("ModalitiesInStudy"), str) and level == "SERIES":
+            search["Modality"] = search.pop("ModalitiesInStudy")
+        fields = [k for k, v in keys.items() if v in ("", None)]
+        study = search.pop("StudyInstanceUID", None)
+        series = search.pop("SeriesInstanceUID", None) if level == "IMAGE" else None
+        if level in ("STUDY", "PATIENT"):
+            raw = self._wrap("QIDO-RS", self.client.search_for_studies, search_filters=search, fields=fields)
+        elif level == "SERIES":
+            raw = self._wrap("QIDO-RS", self.client.search_for_series, study_instance_uid=study,
+                             search_filters=search, fields=fields)
+        else:
+            raw = self._wrap("QIDO-RS", self.client.search_for_instances, study_instance_uid=study,
+                             series_instance_uid=series, search_filters=search, fields=fields)
+        out = []
+        for item in raw:
+            try:
+                ds = Dataset.from_json(item)
+            except Exception as exc:
+                raise PacsError(None, f"QIDO-RS: malformed JSON from {self.server.url}: {exc}") from None
+            out.append(_plain(ds, keys))
+        if level == "PATIENT":
+            seen: dict = {}
+            for r in out:
+                seen.setdefault(r.get("PatientID"), {k: r.get(k) for k in _RETURN_KEYS["PATIENT"] if k in r})
+            out = list(seen.values())
+        return out
+
+    def _series_uids(self, study_uid: str) -> list[str]:
+        return [r["SeriesInstanceUID"] for r in self.query("SERIES", StudyInstanceUID=study_uid)]
+
+    def retrieve(self, study_uid: str, series_uid: Optional[str] = None, *, dest: Any = None, database: Any = None,
+                 progress: Progress = None, cancel: Cancel = None, **_: Any) -> RetrieveResult:
+        """WADO-RS retrieve of a study or series, streamed part by part, written as received."""
+        import requests
+
+        folder = _destination(dest, database)
+        t0 = time.perf_counter()
+        series_list = [series_uid] if series_uid else self._series_uids(study_uid)
+        total = 0
+        for s in series_list:  # the instance count gives the progress bar its length
+            try:
+                rows = self.query("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=s)
+                total += int(rows[0].get("NumberOfSeriesRelatedInstances") or 0) if rows else 0
+            except PacsError:
+                pass
+        result = RetrieveResult()
+        client = self.client
+        for s in series_list:
+            url = f"{self.server.url.rstrip('/')}/studies/{study_uid}/series/{s}"
+            headers = {"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
+            try:
+                response = client._session.get(url, headers=headers, stream=True, timeout=self.timeout)
+                response.raise_for_status()
+                parts = client._decode_multipart_message(response, stream=True)
+                for data in parts:
+                    if cancel is not None and cancel():
+                        response.close()
+                        raise CancelledError(folder, f"WADO-RS retrieve cancelled after {len(result.files)} "
+                                                     "instance(s); the files received are kept")
+                    try:
+                        uid = _sop_uid_of(bytes(data))
+                    except Exception as exc:
+                        raise PacsError(None, f"WADO-RS: {self.server.url} sent a part that is not a DICOM "
+                                              f"instance ({exc})") from None
+                    result.files.append(_write_atomic(folder, uid, bytes(data)))
+                    result.bytes += len(data)
+                    if progress is not None:
+                        progress(len(result.files), total)
+            except (CancelledError, PacsError):
+                raise
+            except requests.exceptions.ConnectionError:
+                raise PacsError(None, f"WADO-RS from {self.server.url} stopped after {len(result.files)} "
+                                      "instance(s): the connection was lost (server stopped?); received files are "
+                                      "kept, retrieving again completes the study") from None
+            except requests.exceptions.ChunkedEncodingError:
+                raise PacsError(None, f"WADO-RS from {self.server.url} stopped after {len(result.files)} "
+                                      "instance(s): the response was cut short (server stopped?)") from None
+            except requests.exceptions.HTTPError as exc:
+                code = getattr(exc.response, "status_code", "?")
+                raise PacsError(None, f"WADO-RS: {self.server.url} answered HTTP {code} for series {s}") from None
+            except ValueError as exc:
+                raise PacsError(None, f"WADO-RS: malformed response from {self.server.url}: {exc}") from None
+        result.completed = len(result.files)
+        result.seconds = time.perf_counter() - t0
+        result.imported = _import_into(database, result.files)
+        return result
+
+    def send(self, files: Iterable["str | os.PathLike[str]"], progress: Progress = None, cancel: Cancel = None,
+             batch: int = 32) -> dict:
+        """STOW-RS the files (in batches); returns ``{"sent", "failed": {path: reason}}``."""
+        import pydicom
+
+        paths = [Path(f) for f in files]
+        sent, failed = 0, {}
+        for start in range(0, len(paths), batch):
+            if cancel is not None and cancel():
+                raise CancelledError(None, f"send cancelled after {sent} of {len(paths)} instance(s)")
+            chunk = paths[start:start + batch]
+            datasets = []
+            for p in chunk:
+                try:
+                    datasets.append(pydicom.dcmread(p))
+                except Exception as exc:
+                    raise PacsError(p, f"not a DICOM file to send: {exc}") from None
+            response = self._wrap("STOW-RS", self.client.store_instances, datasets=datasets)
+            failed_uids = {str(item.ReferencedSOPInstanceUID) for item in response.get("FailedSOPSequence", [])} \
+                if response is not None else set()
+            for p, ds in zip(chunk, datasets):
+                if str(ds.SOPInstanceUID) in failed_uids:
+                    failed[os.fspath(p)] = "rejected by the server"
+                else:
+                    sent += 1
+            if progress is not None:
+                progress(min(start + batch, len(paths)), len(paths))
+        return {"sent": sent, "failed": failed}
