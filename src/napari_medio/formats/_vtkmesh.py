@@ -17,16 +17,43 @@ from ..core.model import Model
 __all__ = ["vtk", "run_reader", "model_from_vtk", "model_to_vtk", "space_of", "to_lps", "from_lps"]
 
 
+_VTK_MODULES = ("vtkCommonCore", "vtkCommonDataModel", "vtkCommonExecutionModel", "vtkIOLegacy", "vtkIOXML",
+                "vtkIOGeometry", "vtkFiltersCore", "vtkFiltersGeneral")
+_VTK_NS: Any = None
+
+
+class _VtkNamespace:
+    """The few VTK modules meshes need (importing ``vtkmodules.all`` costs seconds)."""
+
+    def __init__(self, modules: list) -> None:
+        self._modules = modules
+
+    def __getattr__(self, name: str) -> Any:
+        for m in self._modules:
+            if hasattr(m, name):
+                value = getattr(m, name)
+                setattr(self, name, value)
+                return value
+        raise AttributeError(name)
+
+
 def vtk():
-    """The ``vtk`` module (a clear error when the optional dependency is missing)."""
+    """The VTK classes used here (a clear error when the optional dependency is missing)."""
+    global _VTK_NS
+    if _VTK_NS is not None:
+        return _VTK_NS
+    import importlib
+
     try:
-        import vtkmodules.all as v  # noqa: F401
+        modules = [importlib.import_module(f"vtkmodules.{n}") for n in _VTK_MODULES]
         from vtkmodules.util import numpy_support  # noqa: F401
     except ImportError as exc:  # pragma: no cover - vtk is installed with the models extra
         raise FormatError(None, "reading and writing VTK meshes needs the 'vtk' package "
                                 "(pip install napari-medio[models])") from exc
-    v.vtkObject.GlobalWarningDisplayOff()
-    return v
+    ns = _VtkNamespace(modules)
+    ns.vtkObject.GlobalWarningDisplayOff()
+    _VTK_NS = ns
+    return ns
 
 
 class _ErrorCatcher:
