@@ -34,6 +34,7 @@ __all__ = [
     "napari_placement",
     "geometry_from_napari_affine",
     "resampled_onto_patient_axes",
+    "lps_transform_to_napari",
     "WORLD_AXIS_LABELS",
 ]
 
@@ -246,6 +247,25 @@ def napari_affine(geometry: Geometry) -> np.ndarray:
     n = geometry.ndim
     rev = _reverse(n)
     return _affine(rev @ (geometry.direction * geometry.spacing) @ rev, rev @ geometry.origin)
+
+
+def lps_transform_to_napari(matrix_lps: np.ndarray, ndim: int = 3) -> np.ndarray:
+    """A 4x4 LPS -> LPS world transform as a napari (ndim+1)^2 world matrix.
+
+    The 3D block acts on the trailing (S, P, L) axes; leading (time, channel) axes
+    are left alone.  Use it as a layer's ``affine`` to move the layer in the world.
+    """
+    m = np.asarray(matrix_lps, dtype=float)
+    if m.shape != (4, 4):
+        raise ValueError(f"expected a 4x4 LPS matrix, got shape {m.shape}")
+    if ndim < 3:
+        raise ValueError("a 3D transform cannot act on a 2D layer")
+    rev = _reverse(3)
+    out = np.eye(ndim + 1)
+    k = ndim - 3
+    out[k:ndim, k:ndim] = rev @ m[:3, :3] @ rev
+    out[k:ndim, ndim] = rev @ m[:3, 3]
+    return out
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ from typing import Any
 
 __all__ = ["settings_path", "load_settings", "save_settings"]
 
-DEFAULTS: dict[str, Any] = {"resample_oblique": False}
+DEFAULTS: dict[str, Any] = {
+    "resample_oblique": False,  # show truly oblique volumes resampled onto the patient axes
+    "dicom_database": None,  # DICOM database folder (None: the per-user data folder)
+}
 
 
 def settings_path() -> Path:

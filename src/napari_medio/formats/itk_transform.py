@@ -302,6 +302,7 @@ def write_displacement_field(transform: Any, path: "str | os.PathLike[str]", **o
     nrrd_md["custom"] = custom
     md["nrrd"] = nrrd_md
     md["measurement_frame"] = np.eye(3).tolist()
+    md["displacement_field"] = True  # NIfTI: intent 1006 (displacement vector)
     vol = vol.with_array(vol.array, metadata=md, components=AxisInfo(name="vector", kind="vector"))
     return registry.write(vol, p, format=fmt, **options)
 

@@ -309,6 +309,11 @@ def read_nifti(
     metadata["nifti"].update(info)
     if intent in (NIFTI_INTENT_VECTOR, NIFTI_INTENT_DISPVECT) and components is not None:
         components.kind = "vector"
+    if intent == NIFTI_INTENT_DISPVECT and components is not None and core.shape[-1] == 3:
+        # NIfTI displacement vectors are RAS (as ITK and Slicer read them): bring them to LPS
+        core = np.asarray(core).copy()
+        core[..., :2] *= -1
+        metadata["displacement_field"] = True
     for key in ("cal_min", "cal_max"):
         if key in header:
             metadata["nifti"][key] = float(header[key])
@@ -374,7 +379,7 @@ def _nifti_header(volume: Volume, pair: bool) -> tuple[Any, np.ndarray]:
         zooms.append(1.0)
     if ncomp and not rgb:
         zooms.append(1.0)
-        hdr["intent_code"] = NIFTI_INTENT_VECTOR
+        hdr["intent_code"] = NIFTI_INTENT_DISPVECT if _is_displacement_field(volume) else NIFTI_INTENT_VECTOR
     hdr.set_zooms(zooms[: len(shape)])
     unit = volume.extra_axes[0].unit if t else ""
     time_unit = {"s": "sec", "ms": "msec", "us": "usec"}.get(unit, "sec")
@@ -400,8 +405,10 @@ def _nifti_slabs(volume: Volume):
     dtype = np.dtype(arr.dtype)
     dtype = dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
     if volume.components is not None and not volume.is_rgb:
+        ras_vectors = _is_displacement_field(volume) and volume.n_components == 3
         for c in range(volume.n_components):
-            yield from _slabs(_ComponentView(arr, c), dtype)
+            view = _ComponentView(arr, c, negate=ras_vectors and c < 2)  # LPS -> RAS vectors
+            yield from _slabs(view, dtype)
     else:
         yield from _slabs(arr, dtype)
 
@@ -409,17 +416,24 @@ def _nifti_slabs(volume: Volume):
 class _ComponentView:
     """Lazy view of one component of a (..., c) array, sliced along its first axis."""
 
-    def __init__(self, arr: Any, c: int) -> None:
-        self.arr, self.c = arr, c
+    def __init__(self, arr: Any, c: int, negate: bool = False) -> None:
+        self.arr, self.c, self.negate = arr, c, negate
         self.shape = tuple(arr.shape[:-1])
         self.dtype = arr.dtype
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self.arr[key])[..., self.c]
+        out = np.asarray(self.arr[key])[..., self.c]
+        return -out if self.negate else out
 
     def __array__(self, dtype=None, copy=None):
         out = np.asarray(self.arr)[..., self.c]
+        out = -out if self.negate else out
         return out.astype(dtype) if dtype is not None else out
+
+
+def _is_displacement_field(volume: Volume) -> bool:
+    return bool(volume.metadata.get("displacement_field")) or \
+        volume.metadata.get("nifti", {}).get("intent_code") == NIFTI_INTENT_DISPVECT
 
 
 def write_nifti(

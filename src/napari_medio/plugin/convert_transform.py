@@ -21,12 +21,12 @@ import numpy as np
 
 from ..core.colortable import ColorTable
 from ..core.errors import MedioError
-from ..core.geometry import Geometry, geometry_from_napari_affine, napari_affine
+from ..core.geometry import geometry_from_napari_affine, lps_transform_to_napari
 from ..core.table import Table
 from ..core.transform import Transform, resample_volume
 from ..formats.volume_property import VolumeProperty
 from .layers import (
-    _direct_colormap,
+    direct_colormap,
     data_to_world_matrix,
     register_to_layer,
     volume_from_layer,
@@ -112,21 +112,11 @@ def apply_volume_property(layer: Any, vp: VolumeProperty) -> None:
 
 # -- matrices ------------------------------------------------------------------------------------
 def world_matrix_napari(matrix_lps: np.ndarray, ndim: int = 3) -> np.ndarray:
-    """An LPS 4x4 world transform as a napari (ndim+1)^2 world matrix on the trailing (S, P, L) axes.
-
-    Uses the geometry module's own LPS <-> napari conversion (a matrix is the
-    index-to-LPS matrix of a grid; its napari affine is the same map in napari order).
-    """
-    m3 = napari_affine(Geometry.from_index_to_lps(np.asarray(matrix_lps, dtype=float)))
-    if ndim == 3:
-        return m3
-    out = np.eye(ndim + 1)
-    if ndim < 3:
-        raise MedioError(None, "a 3D transform cannot be applied to a 2D layer")
-    k = ndim - 3
-    out[k:ndim, k:ndim] = m3[:3, :3]
-    out[k:ndim, ndim] = m3[:3, 3]
-    return out
+    """An LPS 4x4 world transform as a napari (ndim+1)^2 world matrix on the trailing (S, P, L) axes."""
+    try:
+        return lps_transform_to_napari(matrix_lps, ndim)
+    except ValueError as exc:
+        raise MedioError(None, str(exc)) from None
 
 
 def _layer_ndim(layer: Any) -> int:
@@ -237,7 +227,7 @@ def harden_transform(layer: Any) -> None:
 def apply_color_table(layer: Any, table: ColorTable) -> None:
     """Names and colours of ``table`` on a Labels layer (kept for saving as the layer's colour table)."""
     labels = table.as_label_table()
-    layer.colormap = _direct_colormap(labels)
+    layer.colormap = direct_colormap(labels)
     index = sorted(labels)
     layer.features = {"index": index, "name": [labels[i]["name"] for i in index]}
     medio = layer.metadata.setdefault("medio", {})

@@ -39,6 +39,7 @@ __all__ = [
     "volume_from_layer",
     "data_to_world_matrix",
     "contrast_limits_for",
+    "direct_colormap",
 ]
 
 _TO_LAYER: list[tuple[type, Callable[..., list]]] = []
@@ -204,7 +205,7 @@ def volume_to_layer_data(
             data = np.asarray(data).astype(np.int32)
         color_table = volume.metadata.get("color_table")
         if color_table:
-            kwargs["colormap"] = _direct_colormap(color_table)
+            kwargs["colormap"] = direct_colormap(color_table)
             kwargs["features"] = _features(color_table)
         return [(data, kwargs, "labels")]
     kwargs["rgb"] = rgb
@@ -214,7 +215,7 @@ def volume_to_layer_data(
     return [(data, kwargs, "image")]
 
 
-def _direct_colormap(color_table: dict) -> dict:
+def direct_colormap(color_table: dict) -> dict:
     """napari DirectLabelColormap spec from ``{label: {"name", "color"}}``."""
     colors: dict[Any, Any] = {0: (0.0, 0.0, 0.0, 0.0), None: (0.5, 0.5, 0.5, 1.0)}
     for label, entry in color_table.items():
