@@ -244,6 +244,9 @@ class DimseClient:
             reason = seen.get("reason") or "rejected"
             raise PacsError(None, f"{self.node.label} rejected the association: {reason} "
                                   f"(check the AE titles: calling {self.calling_ae!r}, called {self.node.ae_title!r})")
+        if not _reachable(self.node.host, int(self.node.port)):
+            raise PacsError(None, f"cannot connect to {self.node.label}: connection refused "
+                                  "(is the server running and the port right?)")
         if assoc.is_aborted:
             raise PacsError(None, f"{self.node.label} aborted the association (is {self.calling_ae!r} a known "
                                   "modality there?)")
@@ -480,6 +483,16 @@ class DimseClient:
             if assoc.is_established:
                 assoc.release()
         return {"sent": sent, "failed": failed}
+
+
+def _reachable(host: str, port: int, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _no_delay(event: Any) -> None:
