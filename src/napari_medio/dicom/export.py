@@ -420,6 +420,7 @@ def _enhanced_from(datasets: list, iod: str, t: dict) -> Any:
                   series_number=int(t["SeriesNumber"]), sop_instance_uid=new_uid(), instance_number=1)
     obj.SpecificCharacterSet = "ISO_IR 192"
     obj.Laterality = ""
+    obj.SeriesDescription = t["SeriesDescription"]
     # The classic instances it was built from are never written: do not reference them.
     for key in ("ReferencedSeriesSequence", "ReferencedImageSequence"):
         if key in obj:
@@ -797,6 +798,8 @@ def export_files(files: Iterable["str | os.PathLike[str]"], out_dir: "str | os.P
             ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2" if ds.is_implicit_VR else EXPLICIT_VR_LE
         if str(ds.SOPInstanceUID) in have:
             continue
+        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+            del ds.SpecificCharacterSet  # an empty Type 1C value would be copied into the DICOMDIR records
         fs.add(ds)
         have.add(str(ds.SOPInstanceUID))
         if progress is not None:
