@@ -22,8 +22,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core import registry
-from ..core.errors import FormatError, WriteError
-from ..core.fileio import atomic_outputs, gzip_compress_parallel
+from ..core.errors import FormatError, MedioError, WriteError
+from ..core.fileio import atomic_outputs, gzip_compress_parallel, gzip_read
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, Volume
 from ._common import base_name, looks_like_labelmap
@@ -196,7 +196,42 @@ def _load_by_content(path: Path):
         raise FormatError(path, f"not a readable NIfTI file: {exc}") from None
 
 
-def _core_array(img: Any, path: Path) -> tuple[np.ndarray, dict]:
+def _fast_gzip_voxels(proxy: Any, img: Any, path: Path, progress: Any) -> Optional[np.ndarray]:
+    """Voxels of a single-file .nii.gz inflated by :func:`~napari_medio.core.fileio.gzip_read`, or None.
+
+    Issue 9: nibabel inflates with the standard library's zlib through a file
+    object; this inflates our indexed files in parallel and others with
+    libdeflate in one call (2-4x faster), bit for bit the same, then lays the
+    bytes out exactly as nibabel's ``get_unscaled`` does (scaling stays with the caller).
+    """
+    file_like = getattr(proxy, "file_like", None)
+    if not isinstance(file_like, str) or not file_like.lower().endswith(".gz"):
+        return None
+    if not isinstance(img, (_nib().Nifti1Image, _nib().Nifti2Image)):
+        return None
+    shape = tuple(int(s) for s in proxy.shape)
+    dtype = np.dtype(proxy.dtype)
+    offset = int(proxy.offset)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    try:
+        buf = gzip_read(file_like, 0, offset + nbytes, progress=progress)
+    except MedioError:
+        raise
+    except Exception as exc:
+        raise FormatError(path, f"gzip data is corrupt or truncated: {exc}") from None
+    if buf.size < offset + nbytes:
+        raise FormatError(path, f"data is truncated: {max(buf.size - offset, 0)} bytes for {nbytes} expected")
+    flat = buf[offset:offset + nbytes].view(dtype)
+    return flat.reshape(shape, order=getattr(proxy, "order", "F"))
+
+
+def _nib():
+    import nibabel
+
+    return nibabel
+
+
+def _core_array(img: Any, path: Path, progress: Any = None) -> tuple[np.ndarray, dict]:
     """Voxels as (t, k, j, i[, c]) with their stored type (scaled to float only if the header scales)."""
     proxy = img.dataobj
     info: dict[str, Any] = {}
@@ -213,8 +248,11 @@ def _core_array(img: Any, path: Path) -> tuple[np.ndarray, dict]:
             if os.path.getsize(file_like) < offset + expected:
                 raise FormatError(path, f"data is truncated: {os.path.getsize(file_like) - offset} bytes "
                                         f"for {expected} expected")
-        if hasattr(proxy, "get_unscaled"):
-            data = proxy.get_unscaled()
+        fast = _fast_gzip_voxels(proxy, img, path, progress)
+        if fast is not None:
+            data = fast
+        elif hasattr(proxy, "get_unscaled"):
+            data = proxy.get_unscaled()  # uncompressed .nii: a memory map (nibabel mmap), no read
         else:
             data = np.asanyarray(proxy)
     except FormatError:
@@ -233,15 +271,21 @@ def _core_array(img: Any, path: Path) -> tuple[np.ndarray, dict]:
 
 
 def read_nifti(
-    path: "str | os.PathLike[str]", *, labelmap: Optional[bool] = None, name: Optional[str] = None, **_: Any
+    path: "str | os.PathLike[str]", *, labelmap: Optional[bool] = None, name: Optional[str] = None,
+    progress: Any = None, **_: Any
 ) -> list[Volume]:
-    """Read NIfTI-1/2 or Analyze into one Volume in LPS (sform/qform chosen as ITK does)."""
+    """Read NIfTI-1/2 or Analyze into one Volume in LPS (sform/qform chosen as ITK does).
+
+    ``.nii`` is memory-mapped (nothing is read until looked at); ``.nii.gz`` is
+    inflated with the fastest decoder, reporting to ``progress`` (a
+    :class:`~napari_medio.core.progress.Progress`, which can cancel).
+    """
     import nibabel as nib
 
     p = Path(path)
     img = _load(p)
     header = img.header
-    data, info = _core_array(img, p)
+    data, info = _core_array(img, p, progress)
     rgb = bool(info.pop("rgb", False))
     shape = data.shape
     nd = len(shape) - (1 if rgb else 0)
@@ -437,7 +481,8 @@ def _is_displacement_field(volume: Volume) -> bool:
 
 
 def write_nifti(
-    volume: Volume, path: "str | os.PathLike[str]", *, compression_level: int = 6, **_: Any
+    volume: Volume, path: "str | os.PathLike[str]", *, compression_level: int = 6, progress: Any = None,
+    **_: Any
 ) -> list[str]:
     """Write a Volume as NIfTI-1 (.nii, .nii.gz, or a .hdr/.img pair) with qform and sform set from LPS geometry."""
     p = Path(path)
@@ -473,12 +518,18 @@ def write_nifti(
                 yield prefix
             yield from _nifti_slabs(volume)
 
+        from ..core.progress import ensure_progress
+
+        total = len(prefix) + int(np.prod(volume.shape, dtype=np.int64)) * np.dtype(volume.array.dtype).itemsize
         with open(data_temp, "wb") as fh:
             if compressed:
-                gzip_compress_parallel(chunks(), fh, level=compression_level)
+                gzip_compress_parallel(chunks(), fh, level=compression_level, progress=progress, total=total)
             else:
+                prog = ensure_progress(progress)
+                prog.start(total)
                 for chunk in chunks():
                     fh.write(chunk)
+                    prog.advance(len(chunk))
     return [os.fspath(t) for t in targets]
 
 
