@@ -275,7 +275,7 @@ class Segmentation:
             seen[key] = s.id
         if not self.metadata.get("empty"):
             for layer in range(self.n_layers):
-                present = set(np.unique(np.asarray(self.layer_array(layer))).tolist()) - {0}
+                present = set(present_labels(self.layer_array(layer))) - {0}
                 for s in self.segments_in_layer(layer):
                     if s.label_value not in present and not _extent_is_empty(s.extent):
                         problems.append(f"segment {s.id!r} ({s.name}): label value {s.label_value} is not in the data")
@@ -457,6 +457,18 @@ class Segmentation:
         if self.source:
             out["source"] = self.source
         return out
+
+
+def present_labels(labels: Any) -> list[int]:
+    """Sorted distinct values of a label array (a histogram for 8/16-bit data: no sort of the voxels)."""
+    a = np.asarray(labels)
+    if a.size == 0:
+        return []
+    if a.dtype in (np.uint8, np.uint16, bool):
+        counts = np.bincount(a.reshape(-1).view(np.uint8) if a.dtype == bool else a.reshape(-1),
+                             minlength=2 if a.dtype == bool else 1)
+        return np.flatnonzero(counts).tolist()
+    return np.unique(a).tolist()
 
 
 def _extent_is_empty(extent: Optional[Sequence[int]]) -> bool:

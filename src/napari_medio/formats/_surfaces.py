@@ -55,30 +55,46 @@ def _split(poly: Any, labels: list[int], method: str) -> dict[int, tuple[np.ndar
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if method == "surface_nets":
         bl = ns.vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
-        for lab in labels:
-            inside = bl[:, 0] == lab
-            outside = bl[:, 1] == lab
-            mask = inside | outside
-            if not mask.any():
-                continue
-            f = tris[mask].copy()
-            flip = outside[mask] & ~inside[mask]
-            f[flip] = f[flip][:, [0, 2, 1]]
-            used, inv = np.unique(f, return_inverse=True)
-            out[lab] = (pts[used], inv.reshape(-1, 3))
+        want = np.asarray(labels)
+        # (triangle, label, flipped) for each side that is a wanted segment, grouped by label in one sort.
+        if bl.size and 0 <= bl.min() and bl.max() < 1 << 20:  # a lookup table beats np.isin
+            lut = np.zeros(int(bl.max()) + 1, bool)
+            lut[want[want <= bl.max()]] = True
+            side0, side1 = np.flatnonzero(lut[bl[:, 0]]), np.flatnonzero(lut[bl[:, 1]])
+        else:
+            side0 = np.flatnonzero(np.isin(bl[:, 0], want))
+            side1 = np.flatnonzero(np.isin(bl[:, 1], want))
+        tri_ids = np.r_[side0, side1]
+        labs = np.r_[bl[side0, 0], bl[side1, 1]]
+        flips = np.r_[np.zeros(side0.size, bool), np.ones(side1.size, bool)]
     else:
         sc = poly.GetPointData().GetScalars()
         if sc is None:
-            sc = poly.GetCellData().GetScalars()
-            cell_lab = ns.vtk_to_numpy(sc).reshape(-1)
+            cell_lab = ns.vtk_to_numpy(poly.GetCellData().GetScalars()).reshape(-1)
         else:
             cell_lab = ns.vtk_to_numpy(sc).reshape(-1)[tris[:, 0]]
-        for lab in labels:
-            mask = cell_lab == lab
-            if not mask.any():
-                continue
-            used, inv = np.unique(tris[mask], return_inverse=True)
-            out[lab] = (pts[used], inv.reshape(-1, 3))
+        tri_ids = np.flatnonzero(np.isin(cell_lab, labels))
+        labs = cell_lab[tri_ids]
+        flips = np.zeros(tri_ids.size, bool)
+    order = np.argsort(labs, kind="stable")
+    tri_ids, labs, flips = tri_ids[order], labs[order], flips[order]
+    bounds = np.searchsorted(labs, np.asarray(sorted(labels)), side="left")
+    ends = np.searchsorted(labs, np.asarray(sorted(labels)), side="right")
+    mark = np.zeros(len(pts), bool)
+    remap = np.empty(len(pts), np.int64)
+    for lab, a, b in zip(sorted(labels), bounds, ends):
+        if a == b:
+            continue
+        f = tris[tri_ids[a:b]]
+        fl = flips[a:b]
+        if fl.any():
+            f = f.copy()
+            f[fl] = f[fl][:, [0, 2, 1]]
+        mark[:] = False
+        mark[f.reshape(-1)] = True
+        used = np.flatnonzero(mark)
+        remap[used] = np.arange(used.size)
+        out[int(lab)] = (pts[used], remap[f])
     return out
 
 
