@@ -12,7 +12,7 @@ from napari_medio.core import registry
 from napari_medio.core.errors import FormatError
 from napari_medio.core.geometry import Geometry, flip_lps_ras_matrix
 from napari_medio.core.volume import Volume
-from napari_medio.scene.loader import SceneMissingFileWarning, read_scene, scan_scene
+from napari_medio.scene.loader import SceneMissingFileWarning, scan_scene
 from napari_medio.scene.mrml import parse_mrml, parse_references
 from tests.conftest import fixture_file
 
@@ -69,9 +69,8 @@ def test_multi_display_uses_the_first_display_node():
 
 def test_scene_without_data_and_scene_with_only_missing_files():
     assert registry.read(fixture_file("scenes/volRender.mrml")) == []
-    with pytest.warns(SceneMissingFileWarning):
-        with pytest.raises(FormatError, match="none of the scene's"):
-            registry.read(fixture_file("scenes/cube-utf8.mrml"))
+    with pytest.warns(SceneMissingFileWarning), pytest.raises(FormatError, match="none of the scene's"):
+        registry.read(fixture_file("scenes/cube-utf8.mrml"))
 
 
 def test_vol_and_cube_with_its_volume_is_placed_like_the_file(tmp_path):

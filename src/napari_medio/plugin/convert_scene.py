@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import importlib
 import pkgutil
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from ..core.geometry import Geometry, napari_affine
 from . import layers as _layers
 from .layers import from_layer, register_to_layer
 
-__all__ = ["scene_to_layer_data", "object_from_layer", "layer_world_matrix_napari", "scene_record"]
+__all__ = ["layer_world_matrix_napari", "object_from_layer", "scene_record", "scene_to_layer_data"]
 
 
 def layer_world_matrix_napari(matrix_lps: Any) -> np.ndarray:
@@ -33,7 +33,7 @@ def layer_world_matrix_napari(matrix_lps: Any) -> np.ndarray:
     return napari_affine(Geometry.from_index_to_lps(np.asarray(matrix_lps, dtype=float)))
 
 
-def scene_record(obj: Any) -> Optional[dict]:
+def scene_record(obj: Any) -> dict | None:
     md = getattr(obj, "metadata", None)
     if isinstance(md, dict) and isinstance(md.get("scene"), dict):
         return md["scene"]

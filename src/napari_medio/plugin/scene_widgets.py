@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -37,8 +37,14 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import CancelledError, MedioError
 
-__all__ = ["AddDataWidget", "SaveSceneWidget", "ExportWidget", "describe_file", "DESCRIPTIONS",
-           "export_selected_layers"]
+__all__ = [
+    "DESCRIPTIONS",
+    "AddDataWidget",
+    "ExportWidget",
+    "SaveSceneWidget",
+    "describe_file",
+    "export_selected_layers",
+]
 
 #: What a file can be loaded as (the "Description" column).
 DESCRIPTIONS = ("volume", "label map", "segmentation", "model", "markups", "transform", "table", "colour table",
@@ -58,7 +64,7 @@ LAYER_FORMATS = {
 }
 
 
-def describe_file(path: "str | os.PathLike[str]") -> str:
+def describe_file(path: str | os.PathLike[str]) -> str:
     """What a file most likely holds, as a :data:`DESCRIPTIONS` entry."""
     from ..core import registry
 
@@ -162,11 +168,11 @@ class AddDataWidget(QWidget):
         if folder:
             self.add_paths([folder])
 
-    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 (Qt)
+    def dragEnterEvent(self, event: Any) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event: Any) -> None:  # noqa: N802 (Qt)
+    def dropEvent(self, event: Any) -> None:
         self.add_paths([u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()])
 
     # loading
@@ -364,7 +370,7 @@ class SaveSceneWidget(QWidget):
         self.status.setText(f"saving {label}" if label else "")
         QApplication.processEvents()
 
-    def save(self) -> Optional[list[str]]:
+    def save(self) -> list[str] | None:
         """Save the checked layers; returns the written paths (None on failure, with the error shown)."""
         from ..scene.save import SaveItem, data_fingerprint, save_scene
         from .convert_scene import object_from_layer
@@ -504,7 +510,7 @@ class ExportWidget(QWidget):
         return [{"export": self.table.cellWidget(r, 0).isChecked(), "layer": self.table.item(r, 1).text(),
                  "format": self.table.cellWidget(r, 2).currentText()} for r in range(self.table.rowCount())]
 
-    def set_row(self, layer_name: str, export: Optional[bool] = None, format: Optional[str] = None) -> None:
+    def set_row(self, layer_name: str, export: bool | None = None, format: str | None = None) -> None:
         for r in range(self.table.rowCount()):
             if self.table.item(r, 1).text() == layer_name:
                 if export is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.registry import FileFormat, register
 
-__all__ = ["MRML_FORMAT", "MRB_FORMAT", "XNAT_FORMAT"]
+__all__ = ["MRB_FORMAT", "MRML_FORMAT", "XNAT_FORMAT"]
 
 
 def _sniff_mrml(head: bytes, path: Path) -> bool:
@@ -27,14 +27,14 @@ def _sniff_bundle(head: bytes, path: Path) -> bool:
     return zip_has_mrml(Path(path))
 
 
-def read_scene_file(path: "os.PathLike[str] | str", **options: Any) -> list:
+def read_scene_file(path: os.PathLike[str] | str, **options: Any) -> list:
     """Every data object of a Slicer scene (.mrml) or bundle (.mrb, .zip), placed in the LPS world."""
     from .loader import read_scene
 
     return read_scene(path, **options)
 
 
-def _read_xnat(path: "os.PathLike[str] | str", **options: Any) -> list:
+def _read_xnat(path: os.PathLike[str] | str, **options: Any) -> list:
     from .xnat import read_xnat
 
     return read_xnat(path, **options)

@@ -20,18 +20,27 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
 from ..core.errors import CancelledError, FormatError, MedioError
 from .mrml import MrmlDocument, MrmlNode, parse_bool, parse_floats, read_mrml, url_decode
-from .nodes import MARKUP_TAGS, TRANSFORM_TAGS, kind_of_tag
+from .nodes import MARKUP_TAGS, kind_of_tag
 
-__all__ = ["SceneEntry", "ScanResult", "scan_scene", "read_scene", "open_scene_source", "apply_world_matrix",
-           "display_properties", "SceneMissingFileWarning"]
+__all__ = [
+    "ScanResult",
+    "SceneEntry",
+    "SceneMissingFileWarning",
+    "apply_world_matrix",
+    "display_properties",
+    "open_scene_source",
+    "read_scene",
+    "scan_scene",
+]
 
 _BUNDLE_SUFFIXES = (".mrb", ".zip")
 
@@ -46,11 +55,11 @@ class SceneEntry:
 
     node: MrmlNode
     kind: str
-    file: Optional[str] = None  # as the scene writes it (relative, decoded)
-    path: Optional[Path] = None  # resolved absolute path
+    file: str | None = None  # as the scene writes it (relative, decoded)
+    path: Path | None = None  # resolved absolute path
     extra_files: list[Path] = field(default_factory=list)
-    storage: Optional[MrmlNode] = None
-    display: Optional[MrmlNode] = None
+    storage: MrmlNode | None = None
+    display: MrmlNode | None = None
     folder: str = ""
     chain: list[dict] = field(default_factory=list)  # parent transforms, nearest first
     parent_transform: np.ndarray = field(default_factory=lambda: np.eye(4))  # LPS to-world
@@ -88,14 +97,14 @@ class ScanResult:
     document: MrmlDocument
     entries: list[SceneEntry]
     source: Path  # the file the user named (.mrml, .mrb, .zip)
-    bundle_dir: Optional[Path] = None
+    bundle_dir: Path | None = None
     transforms: dict = field(default_factory=dict)  # node id -> Transform object (read from files)
 
     def missing(self) -> list[SceneEntry]:
         return [e for e in self.entries if e.file and not e.exists]
 
 
-def open_scene_source(path: "os.PathLike[str] | str", **extract_options: Any) -> tuple[Path, Optional[Path]]:
+def open_scene_source(path: os.PathLike[str] | str, **extract_options: Any) -> tuple[Path, Path | None]:
     """The ``.mrml`` to parse for ``path`` (a bundle is safely extracted to a temporary folder)."""
     p = Path(path)
     if p.is_dir():
@@ -124,7 +133,7 @@ def open_scene_source(path: "os.PathLike[str] | str", **extract_options: Any) ->
 _COLOR_KEYS = ("color", "selectedColor", "edgeColor")
 
 
-def display_properties(node: Optional[MrmlNode]) -> dict:
+def display_properties(node: MrmlNode | None) -> dict:
     """Display node attributes that napari can show, normalised (plus the raw attributes)."""
     if node is None:
         return {}
@@ -156,7 +165,7 @@ def display_properties(node: Optional[MrmlNode]) -> dict:
 
 
 # -- transforms -------------------------------------------------------------------------------------
-def _matrix_from_node(node: MrmlNode) -> Optional[np.ndarray]:
+def _matrix_from_node(node: MrmlNode) -> np.ndarray | None:
     """LPS to-parent matrix written in a LinearTransform element, or None."""
     from ..core.geometry import flip_lps_ras_matrix
 
@@ -170,8 +179,8 @@ def _matrix_from_node(node: MrmlNode) -> Optional[np.ndarray]:
     return None
 
 
-def _storage_paths(doc: MrmlDocument, node: MrmlNode, root: Path, bundle_dir: Optional[Path],
-                   scene_path: Path) -> tuple[Optional[MrmlNode], Optional[str], Optional[Path], list[Path]]:
+def _storage_paths(doc: MrmlDocument, node: MrmlNode, root: Path, bundle_dir: Path | None,
+                   scene_path: Path) -> tuple[MrmlNode | None, str | None, Path | None, list[Path]]:
     storage = doc.node(node.reference("storage"))
     if storage is None:
         return None, None, None, []
@@ -192,7 +201,7 @@ def _storage_paths(doc: MrmlDocument, node: MrmlNode, root: Path, bundle_dir: Op
     return storage, rel, path, extras
 
 
-def _resolve(rel: str, root: Path, bundle_dir: Optional[Path], scene_path: Path) -> Path:
+def _resolve(rel: str, root: Path, bundle_dir: Path | None, scene_path: Path) -> Path:
     p = Path(rel)
     full = p if p.is_absolute() else root / p
     full = Path(os.path.normpath(full))
@@ -207,7 +216,7 @@ def _resolve(rel: str, root: Path, bundle_dir: Optional[Path], scene_path: Path)
     return full
 
 
-def scan_scene(path: "os.PathLike[str] | str", **extract_options: Any) -> ScanResult:
+def scan_scene(path: os.PathLike[str] | str, **extract_options: Any) -> ScanResult:
     """Parse a scene and plan its loading: one :class:`SceneEntry` per data node."""
     source = Path(path)
     mrml, bundle_dir = open_scene_source(source, **extract_options)
@@ -216,14 +225,14 @@ def scan_scene(path: "os.PathLike[str] | str", **extract_options: Any) -> ScanRe
     scene_label = source
     entries: list[SceneEntry] = []
     transforms: dict[str, Any] = {}
-    matrices: dict[str, tuple[Optional[np.ndarray], bool]] = {}
+    matrices: dict[str, tuple[np.ndarray | None, bool]] = {}
 
-    def transform_matrix(tnode: MrmlNode) -> tuple[Optional[np.ndarray], bool]:
+    def transform_matrix(tnode: MrmlNode) -> tuple[np.ndarray | None, bool]:
         """(LPS to-parent matrix or None, linear?) of a transform node (reads its file when needed)."""
         if tnode.id in matrices:
             return matrices[tnode.id]
         m = _matrix_from_node(tnode) if tnode.tag == "LinearTransform" else None
-        result: tuple[Optional[np.ndarray], bool] = (m, True)
+        result: tuple[np.ndarray | None, bool] = (m, True)
         if m is None:
             _, rel, tpath, _ = _storage_paths(doc, tnode, root, bundle_dir, scene_label)
             if tpath is not None and tpath.exists():
@@ -299,7 +308,7 @@ def _read_transform(tnode: MrmlNode, path: Path) -> Any:
 
 
 # -- applying a world matrix ------------------------------------------------------------------------
-def apply_world_matrix(obj: Any, matrix_lps: np.ndarray) -> tuple[Any, Optional[np.ndarray]]:
+def apply_world_matrix(obj: Any, matrix_lps: np.ndarray) -> tuple[Any, np.ndarray | None]:
     """``obj`` moved by an LPS 4x4; returns (object, matrix still to apply on the layer or None).
 
     Volumes and segmentations get a new geometry (composed index-to-LPS matrix);
@@ -411,9 +420,9 @@ def _apply_display_to_object(obj: Any, display: dict, colortables: dict) -> None
         obj.display = d
 
 
-def read_scene(path: "os.PathLike[str] | str", *, strict: bool = False,
-               progress: Optional[Callable[[int, int, str], None]] = None,
-               cancel: Optional[Callable[[], bool]] = None, **read_options: Any) -> list:
+def read_scene(path: os.PathLike[str] | str, *, strict: bool = False,
+               progress: Callable[[int, int, str], None] | None = None,
+               cancel: Callable[[], bool] | None = None, **read_options: Any) -> list:
     """Every data object of a scene, placed in the LPS world, with ``metadata["scene"]``.
 
     Missing data files are skipped with a :class:`SceneMissingFileWarning` (an error

@@ -24,22 +24,23 @@ import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Optional
 
 from ..core.errors import CancelledError, FormatError, WriteError
 
 __all__ = [
     "MAX_MEMBERS",
-    "MAX_TOTAL_BYTES",
     "MAX_RATIO",
+    "MAX_TOTAL_BYTES",
+    "BundleWriter",
     "check_archive",
-    "safe_extract",
-    "find_main_mrml",
-    "zip_has_mrml",
-    "write_bundle",
     "extract_to_temp",
     "extract_to_temp_any",
+    "find_main_mrml",
+    "safe_extract",
+    "write_bundle",
+    "zip_has_mrml",
 ]
 
 #: Most entries an archive may have.
@@ -128,10 +129,10 @@ def zip_has_mrml(path: Path) -> bool:
         return False
 
 
-def safe_extract(archive: "os.PathLike[str] | str", target: "os.PathLike[str] | str", *,
+def safe_extract(archive: os.PathLike[str] | str, target: os.PathLike[str] | str, *,
                  max_members: int = MAX_MEMBERS, max_total: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO,
-                 progress: Optional[Callable[[int, int], None]] = None,
-                 cancel: Optional[Callable[[], bool]] = None) -> list[Path]:
+                 progress: Callable[[int, int], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> list[Path]:
     """Extract ``archive`` into ``target`` (created) after checking every member; returns the files written.
 
     Nothing is written when a check fails; a member inflating past its declared size
@@ -202,7 +203,7 @@ def safe_extract(archive: "os.PathLike[str] | str", target: "os.PathLike[str] | 
     return written
 
 
-def find_main_mrml(folder: "os.PathLike[str] | str") -> Optional[Path]:
+def find_main_mrml(folder: os.PathLike[str] | str) -> Path | None:
     """The ``.mrml`` with the fewest path components under ``folder`` (Slicer's rule), or None."""
     folder = Path(folder)
     found = [p for p in folder.rglob("*") if p.suffix.lower() == ".mrml" and p.is_file()]
@@ -219,7 +220,7 @@ def _cleanup() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def extract_to_temp_any(archive: "os.PathLike[str] | str", **options) -> Path:
+def extract_to_temp_any(archive: os.PathLike[str] | str, **options) -> Path:
     """Safely extract any zip into a private temporary folder (removed at exit)."""
     import atexit
 
@@ -236,7 +237,7 @@ def extract_to_temp_any(archive: "os.PathLike[str] | str", **options) -> Path:
     return Path(tmp)
 
 
-def extract_to_temp(archive: "os.PathLike[str] | str", **options) -> tuple[Path, Path]:
+def extract_to_temp(archive: os.PathLike[str] | str, **options) -> tuple[Path, Path]:
     """Extract a bundle into a private temporary folder (removed at exit); returns (folder, main .mrml)."""
     archive = Path(archive)
     tmp = extract_to_temp_any(archive, **options)
@@ -247,7 +248,7 @@ def extract_to_temp(archive: "os.PathLike[str] | str", **options) -> tuple[Path,
     return Path(tmp), main
 
 
-def bundle_top_name(path: "os.PathLike[str] | str") -> str:
+def bundle_top_name(path: os.PathLike[str] | str) -> str:
     """Slicer's top folder name: the file name without its last extension, trailing spaces trimmed."""
     name = Path(path).name
     if "." in name:
@@ -255,9 +256,9 @@ def bundle_top_name(path: "os.PathLike[str] | str") -> str:
     return name.rstrip() or "scene"
 
 
-def write_bundle(folder: "os.PathLike[str] | str", target: "os.PathLike[str] | str", *, top: Optional[str] = None,
-                 files: Optional[Iterable[Path]] = None, compresslevel: int = 1,
-                 cancel: Optional[Callable[[], bool]] = None) -> str:
+def write_bundle(folder: os.PathLike[str] | str, target: os.PathLike[str] | str, *, top: str | None = None,
+                 files: Iterable[Path] | None = None, compresslevel: int = 1,
+                 cancel: Callable[[], bool] | None = None) -> str:
     """Zip ``folder``'s content under ``<top>/`` into ``target`` (temp file next to it, then renamed).
 
     Files that are already compressed (``.gz``, gzip-encoded NRRD, ``.h5``, ``.png``,
@@ -281,8 +282,14 @@ def write_bundle(folder: "os.PathLike[str] | str", target: "os.PathLike[str] | s
                 if cancel is not None and cancel():
                     raise CancelledError(target)
                 rel = p.relative_to(folder).as_posix()
-                compress = zipfile.ZIP_STORED if _already_compressed(p) else zipfile.ZIP_DEFLATED
-                zf.write(p, f"{top}/{rel}", compress_type=compress)
+                info = zipfile.ZipInfo.from_file(p, f"{top}/{rel}")
+                info.compress_type = zipfile.ZIP_STORED if _already_compressed(p) else zipfile.ZIP_DEFLATED
+                if info.compress_type == zipfile.ZIP_DEFLATED:
+                    info._compresslevel = compresslevel  # type: ignore[attr-defined]
+                size = p.stat().st_size
+                # Large chunks: zipfile's own write() copies 8 KiB at a time.
+                with open(p, "rb") as src, zf.open(info, "w", force_zip64=size > (1 << 31)) as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK * 4)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException as exc:
@@ -313,3 +320,73 @@ def _already_compressed(p: Path) -> bool:
         except OSError:
             return False
     return False
+
+
+class BundleWriter:
+    """An .mrb being written: files are appended on a background thread as they are ready.
+
+    ``add(path, rel)`` queues a file (zipped as ``<top>/<rel>``, then deleted when
+    ``remove=True``) so that zipping one file overlaps writing the next;
+    ``finish()`` waits, closes and renames the temporary file onto the target;
+    ``abort()`` removes it.  The target is untouched until ``finish``.
+    """
+
+    def __init__(self, target: os.PathLike[str] | str, top: str | None = None, compresslevel: int = 1) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.target = Path(target)
+        self.top = top or bundle_top_name(self.target)
+        self.compresslevel = compresslevel
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".medio-{self.target.name}-", suffix=".part", dir=self.target.parent)
+        os.close(fd)
+        self.tmp = Path(tmp_name)
+        self.zf = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel,
+                                  allowZip64=True)
+        top_info = zipfile.ZipInfo(self.top + "/")
+        top_info.external_attr = (0o40755 << 16) | 0x10
+        self.zf.writestr(top_info, b"")
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.futures: list = []
+
+    def _add(self, path: Path, rel: str, remove: bool) -> None:
+        info = zipfile.ZipInfo.from_file(path, f"{self.top}/{rel}")
+        info.compress_type = zipfile.ZIP_STORED if _already_compressed(path) else zipfile.ZIP_DEFLATED
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            info._compresslevel = self.compresslevel  # type: ignore[attr-defined]
+        size = path.stat().st_size
+        with open(path, "rb") as src, self.zf.open(info, "w", force_zip64=size > (1 << 31)) as dst:
+            shutil.copyfileobj(src, dst, _CHUNK * 4)
+        if remove:
+            path.unlink()
+
+    def add(self, path: os.PathLike[str] | str, rel: str, remove: bool = False) -> None:
+        self.futures.append(self.pool.submit(self._add, Path(path), rel, remove))
+
+    def writestr(self, rel: str, data: bytes) -> None:
+        self.futures.append(self.pool.submit(self.zf.writestr, f"{self.top}/{rel}", data))
+
+    def finish(self) -> str:
+        try:
+            for f in self.futures:
+                f.result()
+            self.pool.shutdown()
+            self.zf.close()
+            os.chmod(self.tmp, 0o666 & ~_umask())
+            os.replace(self.tmp, self.target)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError):
+                raise WriteError(self.target, f"cannot write bundle: {exc.strerror or exc}") from None
+            raise
+        return os.fspath(self.target)
+
+    def abort(self) -> None:
+        for f in self.futures:
+            f.cancel()
+        self.pool.shutdown(wait=True)
+        try:
+            self.zf.close()
+        except Exception:
+            pass
+        self.tmp.unlink(missing_ok=True)

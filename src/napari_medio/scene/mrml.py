@@ -16,31 +16,32 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 from urllib.parse import unquote
 
 from ..core.errors import FormatError
 
 __all__ = [
-    "MrmlNode",
-    "MrmlDocument",
-    "ShItem",
-    "parse_mrml",
-    "read_mrml",
-    "write_mrml",
-    "mrml_text",
-    "parse_references",
-    "format_references",
-    "parse_node_attributes",
-    "format_node_attributes",
-    "url_encode",
-    "url_decode",
-    "parse_floats",
-    "parse_bool",
-    "SLICER_VERSION",
     "MAX_MRML_BYTES",
+    "SLICER_VERSION",
+    "MrmlDocument",
+    "MrmlNode",
+    "ShItem",
+    "format_node_attributes",
+    "format_references",
+    "mrml_text",
+    "parse_bool",
+    "parse_floats",
+    "parse_mrml",
+    "parse_node_attributes",
+    "parse_references",
+    "read_mrml",
+    "url_decode",
+    "url_encode",
+    "write_mrml",
 ]
 
 #: Version string written into scenes: new style with a positive revision (not "legacy").
@@ -53,7 +54,7 @@ _LEGACY_REF = re.compile(r"^(?P<role>[A-Za-z]+)NodeRef$")
 _LEGACY_ROLES = {"storage": "storage", "display": "display", "transform": "transform"}
 
 
-def parse_bool(value: Optional[str], default: bool = False) -> bool:
+def parse_bool(value: str | None, default: bool = False) -> bool:
     """Slicer's boolean spellings: true/false, 1/0, yes/no."""
     if value is None:
         return default
@@ -65,7 +66,7 @@ def parse_bool(value: Optional[str], default: bool = False) -> bool:
     return default
 
 
-def parse_floats(value: Optional[str]) -> Optional[list[float]]:
+def parse_floats(value: str | None) -> list[float] | None:
     """Whitespace-separated numbers, or None when absent or unparsable."""
     if value is None:
         return None
@@ -88,7 +89,7 @@ def url_encode(text: str) -> str:
     return "".join(_URL_ENCODE.get(c, c) for c in text)
 
 
-def parse_references(text: Optional[str]) -> dict[str, list[str]]:
+def parse_references(text: str | None) -> dict[str, list[str]]:
     """``role:id1 id2 {k=v};role2:id;`` -> ``{role: [ids]}`` (reference properties dropped)."""
     out: dict[str, list[str]] = {}
     if not text:
@@ -109,7 +110,7 @@ def format_references(refs: dict[str, Iterable[str]]) -> str:
     return "".join(f"{role}:{' '.join(ids)};" for role, ids in refs.items() if list(ids))
 
 
-def parse_node_attributes(text: Optional[str]) -> dict[str, str]:
+def parse_node_attributes(text: str | None) -> dict[str, str]:
     """The node ``attributes=`` value ``name:value;name:value`` (``%3B``/``%25`` decoded)."""
     out: dict[str, str] = {}
     if not text:
@@ -176,7 +177,7 @@ class MrmlNode:
                     refs[role] = ids
         return refs
 
-    def reference(self, role: str) -> Optional[str]:
+    def reference(self, role: str) -> str | None:
         """The first node ID referenced in ``role``, or None."""
         ids = self.references.get(role)
         return ids[0] if ids else None
@@ -193,7 +194,7 @@ class MrmlDocument:
 
     nodes: list[MrmlNode] = field(default_factory=list)
     root_attrs: dict[str, str] = field(default_factory=dict)
-    path: Optional[str] = None
+    path: str | None = None
     sh_items: list[ShItem] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -205,7 +206,7 @@ class MrmlDocument:
             self._by_id[node.id] = node
         return node
 
-    def node(self, node_id: Optional[str]) -> Optional[MrmlNode]:
+    def node(self, node_id: str | None) -> MrmlNode | None:
         """The node with this ID, or None."""
         return self._by_id.get(node_id) if node_id else None
 
@@ -283,11 +284,12 @@ def _sh_items(element: Any) -> list[ShItem]:
     return items
 
 
-def parse_mrml(data: bytes, path: "os.PathLike[str] | str | None" = None) -> MrmlDocument:
+def parse_mrml(data: bytes, path: os.PathLike[str] | str | None = None) -> MrmlDocument:
     """Parse scene XML (bytes); DTDs, entities and external references are refused."""
+    from xml.etree.ElementTree import ParseError
+
     import defusedxml.ElementTree as DET
     from defusedxml.common import DefusedXmlException
-    from xml.etree.ElementTree import ParseError
 
     if not data or not data.strip():
         raise FormatError(path, "scene file is empty")
@@ -315,7 +317,7 @@ def parse_mrml(data: bytes, path: "os.PathLike[str] | str | None" = None) -> Mrm
     return doc
 
 
-def read_mrml(path: "os.PathLike[str] | str") -> MrmlDocument:
+def read_mrml(path: os.PathLike[str] | str) -> MrmlDocument:
     """Parse a ``.mrml`` file."""
     p = Path(path)
     try:
@@ -388,7 +390,7 @@ def mrml_text(doc: MrmlDocument) -> str:
     return "".join(lines)
 
 
-def write_mrml(doc: MrmlDocument, path: "os.PathLike[str] | str") -> str:
+def write_mrml(doc: MrmlDocument, path: os.PathLike[str] | str) -> str:
     """Write ``doc`` to ``path`` atomically (UTF-8); returns the path."""
     from ..core.fileio import atomic_output
 

@@ -9,9 +9,8 @@ No imports beyond the standard library.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
-__all__ = ["DATA_TAGS", "kind_of_tag", "NodeSpec", "spec_for", "MARKUP_TAGS", "TRANSFORM_TAGS", "is_data_tag"]
+__all__ = ["DATA_TAGS", "MARKUP_TAGS", "TRANSFORM_TAGS", "NodeSpec", "is_data_tag", "kind_of_tag", "spec_for"]
 
 #: Markups element tags -> markup type (core.markups.MARKUP_TYPES).
 MARKUP_TAGS = {
@@ -45,7 +44,7 @@ def is_data_tag(tag: str) -> bool:
     return tag in DATA_TAGS
 
 
-def kind_of_tag(tag: str, attrs: Optional[dict] = None) -> Optional[str]:
+def kind_of_tag(tag: str, attrs: dict | None = None) -> str | None:
     """The data kind of an element, or None for display/storage/view nodes."""
     kind = DATA_TAGS.get(tag)
     if kind == "volume" and attrs and str(attrs.get("labelMap", "0")).strip() in ("1", "true"):
@@ -59,8 +58,8 @@ class NodeSpec:
 
     tag: str
     cls: str  # class name without the vtkMRML prefix and Node suffix, e.g. "ScalarVolume"
-    display_tag: Optional[str]
-    display_cls: Optional[str]
+    display_tag: str | None
+    display_cls: str | None
     storage_tag: str
     storage_cls: str
     extension: str
@@ -94,7 +93,7 @@ _TRANSFORM_TAG = {"linear": ("LinearTransform", "LinearTransform"), "grid": ("Gr
                   "bspline": ("BSplineTransform", "BSplineTransform")}
 
 
-def spec_for(kind: str, subtype: Optional[str] = None) -> NodeSpec:
+def spec_for(kind: str, subtype: str | None = None) -> NodeSpec:
     """The node structure for data of ``kind`` (``subtype``: markup type, transform type or "vector")."""
     if kind == "markups":
         t = subtype or "Fiducial"

@@ -19,20 +19,28 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
 from ..core.errors import CancelledError, MedioError, WriteError
 from .loader import apply_world_matrix
-from .mrml import MrmlDocument, MrmlNode, ShItem, format_node_attributes, format_references, mrml_text, url_encode
+from .mrml import (
+    MrmlDocument,
+    MrmlNode,
+    ShItem,
+    format_node_attributes,
+    format_references,
+    mrml_text,
+    url_encode,
+)
 from .nodes import spec_for
 
-__all__ = ["SaveItem", "save_scene", "plan_items", "default_extension", "data_fingerprint", "safe_file_base"]
+__all__ = ["SaveItem", "data_fingerprint", "default_extension", "plan_items", "safe_file_base", "save_scene"]
 
 _SAFE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.,@#$%^&()[]{}<>+=")
 
@@ -49,7 +57,7 @@ def safe_file_base(name: str, limit: int = 50) -> str:
     return base[:limit]
 
 
-def _subtype(obj: Any) -> Optional[str]:
+def _subtype(obj: Any) -> str | None:
     kind = getattr(obj, "kind", None)
     if kind == "markups":
         return getattr(obj, "type", "Fiducial")
@@ -196,9 +204,9 @@ def _world_matrix(chain: list) -> tuple[np.ndarray, bool]:
     return w, linear
 
 
-def save_scene(objects_or_items: list, path: "os.PathLike[str] | str", *,
-               progress: Optional[Callable[[int, int, str], None]] = None,
-               cancel: Optional[Callable[[], bool]] = None, compresslevel: int = 1) -> list[str]:
+def save_scene(objects_or_items: list, path: os.PathLike[str] | str, *,
+               progress: Callable[[int, int, str], None] | None = None,
+               cancel: Callable[[], bool] | None = None, compresslevel: int = 1) -> list[str]:
     """Write a scene (``.mrml`` + data files, or ``.mrb``); returns the paths written.
 
     ``objects_or_items``: data objects (default file names) or :class:`SaveItem` s.
@@ -220,22 +228,23 @@ def save_scene(objects_or_items: list, path: "os.PathLike[str] | str", *,
             raise WriteError(target, f"data file {it.file!r} must be a relative path inside the scene folder")
     target_dir = target.parent
     target_dir.mkdir(parents=True, exist_ok=True)
-    if bundle:
-        staging = Path(tempfile.mkdtemp(prefix="medio-mrb-save-"))
-    else:
-        staging = target_dir / f".medio-save-{uuid.uuid4().hex[:12]}"
-        staging.mkdir()
+    staging = target_dir / f".medio-save-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    writer = None
     try:
-        doc, staged = _write_all(items, staging, target, bundle, progress, cancel)
+        if bundle:
+            from .mrb import BundleWriter
+
+            writer = BundleWriter(target, compresslevel=compresslevel)
+        on_staged = (lambda rel: writer.add(staging / rel, rel, remove=True)) if writer is not None else None
+        doc, staged = _write_all(items, staging, target, bundle, progress, cancel, on_staged)
         if cancel is not None and cancel():
             raise CancelledError(target)
-        if bundle:
-            from .mrb import bundle_top_name, write_bundle
-
-            top = bundle_top_name(target)
-            mrml_name = top.split(".", 1)[0] + ".mrml"
-            (staging / mrml_name).write_text(mrml_text(doc), encoding="utf-8")
-            write_bundle(staging, target, top=top, compresslevel=compresslevel, cancel=cancel)
+        if writer is not None:
+            mrml_name = writer.top.split(".", 1)[0] + ".mrml"
+            writer.writestr(mrml_name, mrml_text(doc).encode("utf-8"))
+            writer.finish()
+            writer = None
             written = [os.fspath(target)]
         else:
             (staging / target.name).write_text(mrml_text(doc), encoding="utf-8")
@@ -250,6 +259,8 @@ def save_scene(objects_or_items: list, path: "os.PathLike[str] | str", *,
     except OSError as exc:
         raise WriteError(target, f"cannot write the scene: {exc.strerror or exc}") from None
     finally:
+        if writer is not None:
+            writer.abort()
         shutil.rmtree(staging, ignore_errors=True)
     if progress is not None:
         progress(len(items), len(items), "")
@@ -257,7 +268,8 @@ def save_scene(objects_or_items: list, path: "os.PathLike[str] | str", *,
 
 
 def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
-               progress: Optional[Callable], cancel: Optional[Callable]) -> tuple[MrmlDocument, list[str]]:
+               progress: Callable | None, cancel: Callable | None,
+               on_staged: Callable[[str], None] | None = None) -> tuple[MrmlDocument, list[str]]:
     from ..core import registry
     from ..core.transform import Transform
 
@@ -295,6 +307,8 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
             r = Path(p).resolve().relative_to(staging.resolve()).as_posix()
             if r not in staged:
                 staged.append(r)
+                if on_staged is not None:
+                    on_staged(r)
 
     def storage_node(spec, rel: str, extra: dict) -> MrmlNode:
         sid = ids.new(spec.storage_cls)
@@ -313,7 +327,7 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         used_files.add(rel.lower())
         return rel
 
-    def transform_node(entry: dict, obj: Optional[Any] = None) -> str:
+    def transform_node(entry: dict, obj: Any | None = None) -> str:
         """The new node id of a scene transform (written once, parents first)."""
         old = entry.get("id") or f"new{len(transform_ids)}"
         if old in transform_ids:
@@ -443,7 +457,7 @@ def _linked(chain: list) -> dict:
 
 
 def _write_colortable(obj: Any, doc: MrmlDocument, ids: _Ids, write_data: Callable, storage_node: Callable,
-                      unique_file: Callable) -> Optional[str]:
+                      unique_file: Callable) -> str | None:
     try:
         from ..core.colortable import ColorTable
     except ImportError:  # pragma: no cover

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..core.errors import FormatError, MedioError
 
@@ -24,11 +24,12 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
-def catalog_files(path: "os.PathLike[str] | str", confine_to: Optional[Path] = None) -> list[Path]:
+def catalog_files(path: os.PathLike[str] | str, confine_to: Path | None = None) -> list[Path]:
     """The local files an XNAT catalog lists (in catalog order, nested catalogs followed)."""
+    from xml.etree.ElementTree import ParseError
+
     import defusedxml.ElementTree as DET
     from defusedxml.common import DefusedXmlException
-    from xml.etree.ElementTree import ParseError
 
     p = Path(path)
     try:
@@ -98,7 +99,7 @@ def _read_files(files: list[Path], source: Path) -> list:
     return objects
 
 
-def read_xnat(path: "os.PathLike[str] | str", **_: Any) -> list:
+def read_xnat(path: os.PathLike[str] | str, **_: Any) -> list:
     """Data objects of every local file an XNAT catalog (.xcat) or archive (.xar) lists."""
     p = Path(path)
     with open(p, "rb") as fh:
