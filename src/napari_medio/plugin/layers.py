@@ -145,6 +145,7 @@ def volume_to_layer_data(
     *,
     resample_oblique: bool = False,
     labelmap: Optional[bool] = None,
+    multiscale_3d_limit: Optional[int] = None,
     **_: Any,
 ) -> list[LayerData]:
     """An Image (or Labels) layer placed in the LPS world: exact for axis-aligned scans.
@@ -152,6 +153,11 @@ def volume_to_layer_data(
     A truly oblique volume keeps its rotation in the layer affine (exact in 3D and
     for saving) or, with ``resample_oblique=True``, is resampled onto the patient
     axes (linear for images, nearest for label maps).
+
+    Multiscale (issue 9): an OME-Zarr's stored levels, or a lazy cached pyramid
+    (core/pyramid.py) for a volume with more than ``multiscale_3d_limit`` spatial
+    voxels, make a multiscale layer (3D renders the coarsest level; 2D stays at
+    full resolution).
     """
     if labelmap is not None:
         volume = volume.with_array(volume.array, kind="labelmap" if labelmap else "volume")
@@ -175,6 +181,19 @@ def volume_to_layer_data(
         n_extra += 1
         channel_first = True
     n_sp = volume.geometry.ndim
+    # -- multiscale hook (issue 9): stored OME-Zarr levels or a lazy pyramid of the view ----------
+    from ..core.pyramid import multiscale_levels
+
+    def _level_view(level: Any) -> Any:
+        v = _view_of(volume.with_array(level), placement.order, placement.flips)
+        return np.moveaxis(v, -1, 0) if channel_first else v
+
+    levels = None if rgb else multiscale_levels(
+        volume, data, tuple(range(n_extra, n_extra + n_sp)), _level_view, multiscale_3d_limit)
+    is_multiscale = levels is not None
+    if is_multiscale:
+        data = levels
+    # -- end of multiscale hook ------------------------------------------------------------------
     scale = np.r_[np.ones(n_extra), placement.scale]
     translate = np.r_[np.zeros(n_extra), placement.translate]
     affine = np.eye(n_extra + n_sp + 1)
@@ -200,8 +219,10 @@ def volume_to_layer_data(
     }
     if placement.is_oblique:
         kwargs["affine"] = affine
+    if is_multiscale:  # issue 9
+        kwargs["multiscale"] = True
     if is_labels:
-        if not np.issubdtype(np.dtype(data.dtype), np.integer):
+        if not is_multiscale and not np.issubdtype(np.dtype(data.dtype), np.integer):
             data = np.asarray(data).astype(np.int32)
         color_table = volume.metadata.get("color_table")
         if color_table:
