@@ -15,35 +15,25 @@ the object and then
 from __future__ import annotations
 
 import copy
-import importlib
-import pkgutil
 from typing import Any
 
 import numpy as np
 
-from ..core.geometry import Geometry, napari_affine
-from . import layers as _layers
-from .layers import from_layer, register_to_layer
+from ..core.geometry import lps_transform_to_napari
+from .layers import from_layer, register_layer_decorator, to_layer_data
 
 __all__ = ["layer_world_matrix_napari", "object_from_layer", "scene_record", "scene_to_layer_data"]
 
 
 def layer_world_matrix_napari(matrix_lps: Any) -> np.ndarray:
     """An LPS 4x4 as the napari (S, P, L) 4x4 (the geometry module's own conversion)."""
-    return napari_affine(Geometry.from_index_to_lps(np.asarray(matrix_lps, dtype=float)))
+    return lps_transform_to_napari(np.asarray(matrix_lps, dtype=float), 3)
 
 
 def scene_record(obj: Any) -> dict | None:
     md = getattr(obj, "metadata", None)
     if isinstance(md, dict) and isinstance(md.get("scene"), dict):
         return md["scene"]
-    return None
-
-
-def _delegate(obj: Any):
-    for cls, conv in _layers._TO_LAYER:
-        if conv is not scene_to_layer_data and isinstance(obj, cls):
-            return conv
     return None
 
 
@@ -59,12 +49,10 @@ def _jsonable(value: Any) -> Any:
 
 def scene_to_layer_data(obj: Any, **options: Any) -> list:
     """The object's own LayerData, decorated with what the scene says."""
-    conv = _delegate(obj)
-    if conv is None:
-        from ..core.errors import MedioError
+    return to_layer_data(obj, **options)
 
-        raise MedioError(getattr(obj, "source", None), f"napari-medio cannot show a {type(obj).__name__}")
-    out = conv(obj, **options)
+
+def _scene_decorator(obj: Any, out: list) -> list:
     scene = scene_record(obj)
     if not scene:
         return out
@@ -92,26 +80,21 @@ def _decorate(ld: tuple, scene: dict) -> tuple:
         kwargs["vertex_colors"] = np.tile(np.r_[np.asarray(display["color"], float)[:3], 1.0], (n, 1))
     pending = scene.get("pending_matrix")
     if pending is not None:
-        mn = layer_world_matrix_napari(pending)
         affine = kwargs.get("affine")
-        base = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
-        if base.shape == (4, 4):
-            kwargs["affine"] = mn @ base
+        if affine is not None:
+            base = np.asarray(affine, dtype=float)
+            ndim = base.shape[0] - 1
+        else:
+            ndim = 3
+            if layer_type in ("image", "labels"):
+                ndim = len(np.shape(data)) - (1 if kwargs.get("rgb") else 0)
+            base = np.eye(ndim + 1)
+        if ndim >= 3:
+            kwargs["affine"] = lps_transform_to_napari(np.asarray(pending, dtype=float), ndim) @ base
     return (data, kwargs, layer_type)
 
 
-def _install() -> None:
-    # The other converters first, so that this wrapper is consulted before all of them.
-    from .. import plugin as plugin_pkg
-
-    for info in pkgutil.iter_modules(plugin_pkg.__path__, plugin_pkg.__name__ + "."):
-        short = info.name.rsplit(".", 1)[-1]
-        if short.startswith("convert_") and short != "convert_scene":
-            importlib.import_module(info.name)
-    register_to_layer(object, scene_to_layer_data)
-
-
-_install()
+register_layer_decorator(_scene_decorator)
 
 
 # -- layers -> objects ---------------------------------------------------------------------------

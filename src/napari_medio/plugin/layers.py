@@ -13,14 +13,14 @@ in ``affine``.  Writing undoes exactly that, so geometry round-trips.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ..core.errors import MedioError
 from ..core.geometry import (
     WORLD_AXIS_LABELS,
-    Geometry,
     geometry_from_napari_affine,
     napari_placement,
     reorient,
@@ -31,24 +31,36 @@ LayerData = tuple  # (data, kwargs, layer_type)
 
 __all__ = [
     "LayerData",
-    "register_to_layer",
-    "register_from_layer",
-    "to_layer_data",
-    "from_layer",
-    "volume_to_layer_data",
-    "volume_from_layer",
-    "data_to_world_matrix",
     "contrast_limits_for",
+    "data_to_world_matrix",
     "direct_colormap",
+    "from_layer",
+    "register_from_layer",
+    "register_layer_decorator",
+    "register_to_layer",
+    "to_layer_data",
+    "volume_from_layer",
+    "volume_to_layer_data",
 ]
 
 _TO_LAYER: list[tuple[type, Callable[..., list]]] = []
 _FROM_LAYER: dict[str, list[Callable[[Any, dict], Any]]] = {}
+_DECORATORS: list[Callable[[Any, list], list]] = []
 
 
 def register_to_layer(cls: type, converter: Callable[..., list]) -> None:
     """Show objects of type ``cls`` with ``converter(obj, **options) -> [LayerData]``."""
     _TO_LAYER.insert(0, (cls, converter))
+
+
+def register_layer_decorator(decorator: Callable[[Any, list], list]) -> None:
+    """Post-process every object's LayerData: ``decorator(obj, layer_data) -> layer_data``.
+
+    Used for what applies across object types (a scene's display node, folders
+    and parent transforms), so that no converter has to wrap another.
+    """
+    if decorator not in _DECORATORS:
+        _DECORATORS.append(decorator)
 
 
 def register_from_layer(layer_type: str, builder: Callable[[Any, dict], Any], first: bool = True) -> None:
@@ -80,7 +92,10 @@ def to_layer_data(obj: Any, **options: Any) -> list[LayerData]:
     _load_converters()
     for cls, converter in _TO_LAYER:
         if isinstance(obj, cls):
-            return converter(obj, **options)
+            out = converter(obj, **options)
+            for decorator in _DECORATORS:
+                out = decorator(obj, out)
+            return out
     raise MedioError(getattr(obj, "source", None), f"napari-medio cannot show a {type(obj).__name__}")
 
 
@@ -95,7 +110,7 @@ def from_layer(layer_type: str, data: Any, attributes: dict) -> Any:
 
 
 # -- contrast ----------------------------------------------------------------------------------
-def contrast_limits_for(volume: Volume, max_samples: int = 1 << 24) -> Optional[list[float]]:
+def contrast_limits_for(volume: Volume, max_samples: int = 1 << 24) -> list[float] | None:
     """Contrast limits: the file's window where it has one, else the data range (sampled when huge)."""
     md = volume.metadata
     if "window_center" in md and "window_width" in md:
@@ -144,8 +159,8 @@ def volume_to_layer_data(
     volume: Volume,
     *,
     resample_oblique: bool = False,
-    labelmap: Optional[bool] = None,
-    multiscale_3d_limit: Optional[int] = None,
+    labelmap: bool | None = None,
+    multiscale_3d_limit: int | None = None,
     **_: Any,
 ) -> list[LayerData]:
     """An Image (or Labels) layer placed in the LPS world: exact for axis-aligned scans.
@@ -292,7 +307,7 @@ def data_to_world_matrix(attributes: dict, ndim: int) -> np.ndarray:
     return outer @ composite.affine_matrix
 
 
-def volume_from_layer(data: Any, attributes: dict, kind: Optional[str] = None) -> Volume:
+def volume_from_layer(data: Any, attributes: dict, kind: str | None = None) -> Volume:
     """The Volume an Image/Labels layer shows, with LPS geometry from its world transform.
 
     For a layer napari-medio made, the view is undone (same axis order and voxel
@@ -319,7 +334,7 @@ def volume_from_layer(data: Any, attributes: dict, kind: Optional[str] = None) -
     placement = medio.get("placement") or {}
     components_md = medio.get("components")
     arr = data
-    components: Optional[AxisInfo] = None
+    components: AxisInfo | None = None
     if rgb:
         components = AxisInfo(name="component", kind="RGB-color" if data.shape[-1] == 3 else "RGBA-color")
     elif placement.get("channel_first") and components_md:
@@ -373,7 +388,7 @@ def _labels_from_layer(data: Any, attributes: dict) -> Volume:
     return vol
 
 
-def _color_table_from_attributes(attributes: dict) -> Optional[dict]:
+def _color_table_from_attributes(attributes: dict) -> dict | None:
     """Label names (from features ``name``) and colours (from the colormap) of a Labels layer."""
     features = attributes.get("features")
     names: dict[int, str] = {}

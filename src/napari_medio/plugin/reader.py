@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Union
 
 from ..core import registry
 from ..core.errors import MedioError
@@ -20,7 +21,7 @@ def _recognised(path: PathLike) -> bool:
         return False
 
 
-def get_reader(path: Union[PathLike, list]) -> Optional[Callable[..., list]]:
+def get_reader(path: PathLike | list) -> Callable[..., list] | None:
     """npe2 ``get_reader``: a reader function when napari-medio can read ``path`` (or every path in a list)."""
     paths = path if isinstance(path, (list, tuple)) else [path]
     if not paths or not all(_recognised(p) for p in paths):
@@ -28,7 +29,7 @@ def get_reader(path: Union[PathLike, list]) -> Optional[Callable[..., list]]:
     return read_layers
 
 
-def read_layers(path: Union[PathLike, list], **options: Any) -> list:
+def read_layers(path: PathLike | list, **options: Any) -> list:
     """Read file(s) through the registry and return napari LayerData tuples.
 
     Errors are :class:`~napari_medio.core.errors.MedioError` naming the file, which
@@ -44,4 +45,7 @@ def read_layers(path: Union[PathLike, list], **options: Any) -> list:
         read_opts = {k: v for k, v in options.items() if k not in ("resample_oblique",)}
         for obj in registry.read(Path(p), **read_opts):
             layers.extend(to_layer_data(obj, **options))
-    return layers
+    # Objects that are not layers (transforms, tables: kept in the session store) give
+    # napari's "no layer" marker; keep it only when nothing else was read.
+    real = [ld for ld in layers if len(ld) >= 2 and ld[0] is not None]
+    return real or [(None,)]
