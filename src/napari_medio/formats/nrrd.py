@@ -188,7 +188,7 @@ def _read_data(header: dict, path: Path, offset: int, dtype: np.dtype, count: in
         if start < 0 or size - start < nbytes:
             raise FormatError(path, f"data is truncated: {max(size - max(start, 0), 0)} bytes for {nbytes} expected")
         if mmap and nbytes > 0:
-            return np.memmap(source, dtype=dtype, mode="r", offset=start, shape=(count,))
+            return np.memmap(source, dtype=dtype, mode="c", offset=start, shape=(count,))
         with open(source, "rb") as fh:
             fh.seek(start)
             return np.frombuffer(fh.read(nbytes), dtype=dtype).copy()
