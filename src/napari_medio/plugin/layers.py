@@ -239,6 +239,8 @@ def volume_to_layer_data(
     if is_labels:
         if not is_multiscale and not np.issubdtype(np.dtype(data.dtype), np.integer):
             data = np.asarray(data).astype(np.int32)
+        elif isinstance(data, np.ndarray) and not data.flags.writeable:
+            data = data.copy()  # Labels are painted in place: they need writable voxels
         color_table = volume.metadata.get("color_table")
         if color_table:
             kwargs["colormap"] = direct_colormap(color_table)
