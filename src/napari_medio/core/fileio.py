@@ -186,7 +186,6 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
     bytes toward ``total`` and can cancel.  Returns the uncompressed byte count.
     """
     import struct
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from .progress import ensure_progress
@@ -207,25 +206,27 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
         return co.compress(block) + co.flush(mod.Z_SYNC_FLUSH), crc32(block) if index else 0
 
     def blocks():
-        pending = b""
+        """Fixed-size blocks over the chunk stream: zero-copy views, copying only blocks that straddle chunks."""
+        pending = bytearray()
         for chunk in chunks:
             view = memoryview(chunk).cast("B")
-            if pending:  # complete a short block left over from the previous chunk
+            if pending:  # complete a block begun in the previous chunk
                 need = _GZIP_BLOCK - len(pending)
-                pending += bytes(view[:need])
+                pending += view[:need]
                 view = view[need:]
                 if len(pending) < _GZIP_BLOCK:
                     continue
-                yield pending
-                pending = b""
+                yield bytes(pending)
+                pending = bytearray()
             full = len(view) - len(view) % _GZIP_BLOCK
             for start in range(0, full, _GZIP_BLOCK):
-                yield bytes(view[start:start + _GZIP_BLOCK])
-            pending = bytes(view[full:])
+                yield view[start:start + _GZIP_BLOCK]
+            pending += view[full:]
         if pending:
-            yield pending
+            yield bytes(pending)
 
-    fh.write(b"\x1f\x8b\x08\x00" + struct.pack("<I", int(time.time()) & 0xFFFFFFFF) + b"\x00\x03")
+    # MTIME 0 ("no time stamp", as for data that is not a file): identical input, identical bytes.
+    fh.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03")
     crc = 0
     written = 0
     entries: list[tuple[int, int]] = []
@@ -242,7 +243,7 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
             for block in blocks():
                 pending.append((pool.submit(deflate, block, b"" if index else previous_tail), len(block)))
                 if not index:
-                    previous_tail = block[-dict_size:]
+                    previous_tail = bytes(block[-dict_size:])
                 crc = crc32(block, crc)
                 written += len(block)
                 while len(pending) > 2 * workers:

@@ -566,7 +566,8 @@ def _slabs(array: Any, dtype: np.dtype, target_bytes: int = 1 << 24):
     per_index = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
     step = max(1, target_bytes // max(per_index, 1))
     for start in range(0, shape[0], step):
-        yield np.ascontiguousarray(np.asarray(array[start:start + step]), dtype=dtype).tobytes()
+        # a view of a C-contiguous array of the right type is passed on without a copy (issue 9)
+        yield memoryview(np.ascontiguousarray(np.asarray(array[start:start + step]), dtype=dtype)).cast("B")
 
 
 def write_nrrd(
