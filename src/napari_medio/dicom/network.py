@@ -37,8 +37,10 @@ __all__ = [
 
 DEFAULT_AE_TITLE = "MEDIO"
 QUERY_LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
-#: Idle poll interval of pynetdicom's reactor during our associations (its default is 1 ms).
-_POLL_DELAY = float(os.environ.get("NAPARI_MEDIO_DIMSE_POLL", "0"))
+#: Idle poll interval of pynetdicom's reactor during our associations (None: pynetdicom's 1 ms).
+#: Shorter intervals speed up large retrieves but expose a pynetdicom race (DIMSE timeouts while
+#: sending), so it stays an opt-in experiment (NAPARI_MEDIO_DIMSE_POLL=seconds).
+_POLL_DELAY = float(os.environ["NAPARI_MEDIO_DIMSE_POLL"]) if os.environ.get("NAPARI_MEDIO_DIMSE_POLL") else None
 
 Progress = Optional[Callable[[int, int], None]]
 Cancel = Optional[Callable[[], bool]]
@@ -173,27 +175,55 @@ def _sop_uid_of(data: bytes) -> str:
     return str(uid)
 
 
-def _import_into(database: Any, files: Sequence[Path]) -> Optional[dict]:
+def _import_into(database: Any, files: Sequence[Path], copy: bool = False) -> Optional[dict]:
+    """Import files into a database (``copy``: the database keeps its own copies)."""
     if database is None or not files:
         return None
-    if isinstance(database, (str, os.PathLike)):
+    own = isinstance(database, (str, os.PathLike))
+    if own:
         from .database import DicomDatabase
 
         database = DicomDatabase(database)
-    report = database.import_paths([os.fspath(f) for f in files], copy=False)
+    try:
+        report = database.import_paths([os.fspath(f) for f in files], copy=copy)
+    finally:
+        if own:
+            database.close()
     return report.to_dict() if hasattr(report, "to_dict") else None
 
 
-def _destination(dest: "str | os.PathLike[str] | None", database: Any) -> Path:
+def _destination(dest: "str | os.PathLike[str] | None", database: Any) -> tuple[Path, bool]:
+    """(folder to write into, whether it is a temporary folder whose files the database copies)."""
     if dest is not None:
         folder = Path(dest)
-    elif database is not None:
-        base = Path(database) if isinstance(database, (str, os.PathLike)) else Path(database.folder)
-        folder = base / "retrieved"
-    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder, False
+    if database is None:
         raise PacsError(None, "retrieve needs a destination folder or a database")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="medio-received-")), True
+
+
+def _retrieving(database: Any, dest: Any, run: Callable[[Path], RetrieveResult]) -> RetrieveResult:
+    """Run a retrieve into ``dest`` (or a temporary folder) and import what arrived into ``database``,
+    also when the transfer fails or is cancelled, so the database holds every complete instance received."""
+    import shutil
+
+    folder, temporary = _destination(dest, database)
+    try:
+        try:
+            result = run(folder)
+        except (PacsError, CancelledError):
+            _import_into(database, sorted(folder.glob("*.dcm")), copy=temporary)
+            raise
+        result.imported = _import_into(database, result.files, copy=temporary)
+        if temporary:
+            result.files = []
+        return result
+    finally:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- DIMSE --------------------------------------------------------------------------------------------
@@ -302,15 +332,15 @@ class DimseClient:
                  method: str = "get", move_port: int = 0, sop_uids: Sequence[str] = (), progress: Progress = None,
                  cancel: Cancel = None) -> RetrieveResult:
         """C-GET (default) or C-MOVE a study, series or instances into ``dest`` and/or ``database``."""
-        folder = _destination(dest, database)
-        if method.lower() == "move":
-            result = self._move(study_uid, series_uid, sop_uids, folder, move_port, progress, cancel)
-        elif method.lower() == "get":
-            result = self._get(study_uid, series_uid, sop_uids, folder, progress, cancel)
-        else:
+        if method.lower() not in ("get", "move"):
             raise PacsError(None, f"retrieve method must be 'get' or 'move', not {method!r}")
-        result.imported = _import_into(database, result.files)
-        return result
+
+        def run(folder: Path) -> RetrieveResult:
+            if method.lower() == "move":
+                return self._move(study_uid, series_uid, sop_uids, folder, move_port, progress, cancel)
+            return self._get(study_uid, series_uid, sop_uids, folder, progress, cancel)
+
+        return _retrieving(database, dest, run)
 
     def _identifier(self, study_uid: str, series_uid: Optional[str], sop_uids: Sequence[str]) -> Any:
         from pydicom.dataset import Dataset
@@ -369,6 +399,7 @@ class DimseClient:
         try:
             for status, _ in assoc.send_c_get(self._identifier(study_uid, series_uid, sop_uids), GET):
                 if not status:
+                    final = None  # the association ended without a final response
                     break
                 final = status
                 remaining = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
@@ -392,7 +423,7 @@ class DimseClient:
         if state.get("cancelled"):
             raise CancelledError(folder, f"{op} cancelled after {len(result.files)} instance(s); the files "
                                          "received are kept and retrieving again completes the study")
-        if final is None:
+        if final is None or int(final.Status) in (0xFF00, 0xFF01):
             raise PacsError(None, f"{op} from {self.node.label} stopped after {len(result.files)} instance(s): the "
                                   "connection was lost (server stopped?); received files are kept in "
                                   f"{folder}, retrieving again completes the study")
@@ -416,7 +447,8 @@ class DimseClient:
 
         t0 = time.perf_counter()
         state: dict = {"files": [], "bytes": 0, "lock": threading.Lock(), "total": 0}
-        listener = StorageListener(ae_title=self.calling_ae, port=move_port, folder=folder, write_only=True)
+        listener = StorageListener(ae_title=self.calling_ae, port=move_port, folder=folder, write_only=True,
+                                   host="0.0.0.0")
         listener.handler = self._store_handler(folder, state, cancel, progress)
         listener.start()
         try:
@@ -427,6 +459,7 @@ class DimseClient:
                 for status, _ in assoc.send_c_move(self._identifier(study_uid, series_uid, sop_uids),
                                                    self.calling_ae, MOVE):
                     if not status:
+                        final = None  # the association ended without a final response
                         break
                     final = status
                     remaining = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
@@ -504,13 +537,13 @@ def _no_delay(event: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except Exception:
         pass
-    try:
-        # pynetdicom's reactor polls the socket and sleeps 1 ms when idle; a PDU of a
-        # large instance arriving just after costs that millisecond, ~30 times per
-        # 0.5 MB image.  Poll faster while an association is open (it ends with it).
-        event.assoc.dul._run_loop_delay = _POLL_DELAY
-    except Exception:
-        pass
+    if _POLL_DELAY is not None:
+        try:
+            # pynetdicom's reactor sleeps 1 ms when idle; a PDU arriving just after costs that
+            # millisecond, ~30 times per 0.5 MB image.
+            event.assoc.dul._run_loop_delay = _POLL_DELAY
+        except Exception:
+            pass
 
 
 def _transfer_syntaxes() -> list[str]:
@@ -561,7 +594,7 @@ class StorageListener:
         self.requested_port = int(port)
         self.port = int(port)
         self.database = database
-        self.folder = _destination(folder, database)
+        self.folder, self._temporary = _destination(folder, database)
         self.require_called_aet = require_called_aet
         self.on_received = on_received
         self.write_only = write_only
@@ -610,15 +643,11 @@ class StorageListener:
         if not batch:
             return None
         try:
-            from .database import DicomDatabase
-
-            db = DicomDatabase(self.database) if isinstance(self.database, (str, os.PathLike)) else None
-            if db is not None:
-                try:
-                    return _import_into(db, batch)
-                finally:
-                    db.close()
-            return _import_into(self.database, batch)
+            report = _import_into(self.database, batch, copy=self._temporary)
+            if self._temporary:  # the database keeps its copy
+                for f in batch:
+                    f.unlink(missing_ok=True)
+            return report
         except Exception as exc:
             self.errors.append(f"database import: {exc}")
             with self._lock:
@@ -657,6 +686,11 @@ class StorageListener:
             self._stop.set()
             self._importer.join(timeout=30)
             self._importer = None
+        if self._temporary and self.database is not None and not self.write_only:
+            import shutil
+
+            self.flush()
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> "StorageListener":
         return self.start()
@@ -687,6 +721,8 @@ class DicomWebClient:
 
         try:
             return fn(*args, **kwargs)
+        except requests.exceptions.JSONDecodeError as exc:
+            raise PacsError(None, f"{what}: malformed JSON from {self.server.url}: {exc}") from None
         except requests.exceptions.ConnectionError:
             raise PacsError(None, f"{what}: cannot connect to {self.server.url} (is the server running?)") from None
         except requests.exceptions.HTTPError as exc:
@@ -743,9 +779,13 @@ class DicomWebClient:
     def retrieve(self, study_uid: str, series_uid: Optional[str] = None, *, dest: Any = None, database: Any = None,
                  progress: Progress = None, cancel: Cancel = None, **_: Any) -> RetrieveResult:
         """WADO-RS retrieve of a study or series, streamed part by part, written as received."""
+        return _retrieving(database, dest, lambda folder: self._retrieve(study_uid, series_uid, folder, progress,
+                                                                         cancel))
+
+    def _retrieve(self, study_uid: str, series_uid: Optional[str], folder: Path, progress: Progress,
+                  cancel: Cancel) -> RetrieveResult:
         import requests
 
-        folder = _destination(dest, database)
         t0 = time.perf_counter()
         series_list = [series_uid] if series_uid else self._series_uids(study_uid)
         total = 0
@@ -794,7 +834,10 @@ class DicomWebClient:
                 raise PacsError(None, f"WADO-RS: malformed response from {self.server.url}: {exc}") from None
         result.completed = len(result.files)
         result.seconds = time.perf_counter() - t0
-        result.imported = _import_into(database, result.files)
+        if total and result.completed < total:
+            raise PacsError(None, f"WADO-RS from {self.server.url} stopped after {result.completed} of {total} "
+                                  "instance(s) (server stopped?); received files are kept, retrieving again "
+                                  "completes the study")
         return result
 
     def send(self, files: Iterable["str | os.PathLike[str]"], progress: Progress = None, cancel: Cancel = None,
