@@ -187,6 +187,7 @@ def test_server_stopping_mid_retrieve_then_resume(tmp_path, method):
         assert not list((tmp_path / "in").glob(".medio-*"))  # only complete files
         db = DicomDatabase(tmp_path / "db")
         assert db.counts()["instances"] == len(got)  # what arrived is in the database, nothing half-written
+        server.stop()
         restarted = start_orthanc(tmp_path / "orthanc")  # same storage folder, new ports
         try:
             client = _web(restarted) if method == "web" else DimseClient(restarted.node())
