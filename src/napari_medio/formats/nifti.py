@@ -255,7 +255,7 @@ def _core_array(img: Any, path: Path, progress: Any = None) -> tuple[np.ndarray,
             data = proxy.get_unscaled()  # uncompressed .nii: a memory map (nibabel mmap), no read
         else:
             data = np.asanyarray(proxy)
-    except FormatError:
+    except MedioError:  # FormatError, or CancelledError from progress
         raise
     except Exception as exc:
         raise FormatError(path, f"voxel data is truncated or corrupt: {exc}") from None

@@ -261,6 +261,9 @@ def read_ome_zarr(
     elif kind not in ("volume", "labelmap"):
         kind = "labelmap" if opened.label is not None and np.issubdtype(array.dtype, np.integer) else "volume"
     metadata: dict[str, Any] = dict(medio.get("metadata") or {})
+    if isinstance(metadata.get("color_table"), dict):  # JSON made the label keys strings
+        metadata["color_table"] = {int(k) if str(k).lstrip("-").isdigit() else k: v
+                                   for k, v in metadata["color_table"].items()}
     metadata["ome_zarr"] = {"url": location, "version": opened.version, "paths": opened.paths,
                             "levels": len(opened.paths), "image": image,
                             "storage_options": storage_options or None}
