@@ -172,13 +172,18 @@ def test_wsi_multiframe_rgb_loads():
     assert vol.shape == (25, 10, 10, 3) and vol.is_rgb
 
 
-@pytest.mark.parametrize("rel", ["pydicom/rtplan.dcm", "pydicom/rtstruct.dcm", "pydicom/palette_hotiron.dcm",
-                                 "highdicom/sr_document.dcm"])
+@pytest.mark.parametrize("rel", ["pydicom/rtplan.dcm", "pydicom/palette_hotiron.dcm"])
 def test_non_image_objects_give_a_clear_error(rel):
     path = fixture_file(f"dicom/{rel}")
     with pytest.raises(FormatError) as exc:
         registry.read(path, format="dicom")  # the image-series reader (other formats may read these objects)
     assert str(path) in str(exc.value) and "no image" in str(exc.value)
+
+
+@pytest.mark.parametrize("rel", ["pydicom/rtstruct.dcm", "highdicom/sr_document.dcm"])
+def test_dicom_reader_hands_structure_sets_and_reports_to_their_reader(rel):
+    objects = registry.read(fixture_file(f"dicom/{rel}"), format="dicom")
+    assert objects and all(getattr(o, "kind", None) != "volume" or o.metadata for o in objects)
 
 
 def test_truncated_file_names_the_file():

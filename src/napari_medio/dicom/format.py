@@ -114,8 +114,13 @@ def sniff(head: bytes, path: Path) -> bool:
 
 def read(path: "str | os.PathLike[str]", **options: Any) -> list:
     """Every image series in the file/folder/zip as a Volume (one per series or sub-volume)."""
+    from .objects import object_kind, read_object
     from .series import read_dicom_path
 
+    if os.path.isfile(path):
+        with open(path, "rb") as fh:
+            if object_kind(fh.read(8192)):  # a SEG / RTSTRUCT / SR file, whatever its name
+                return read_object(path)
     delegate = _delegate if os.path.isdir(path) or Path(path).name.upper() == "DICOMDIR" or \
         os.fspath(path).lower().endswith(".zip") else None
     return read_dicom_path(path, progress=options.get("progress"), cancel=options.get("cancel"), delegate=delegate)
@@ -131,6 +136,7 @@ def _delegate(headers: list) -> list:
 
     from ..core import registry
     from ..core.errors import MedioError
+    from .objects import object_kind, read_object
 
     out: list = []
     for h in headers:
@@ -138,6 +144,11 @@ def _delegate(headers: list) -> list:
             continue
         path = h["_path"]
         try:
+            with open(path, "rb") as fh:
+                kind = object_kind(fh.read(8192))
+            if kind:  # SEG / RTSTRUCT / SR, whatever the file is named (IM000000 in a DICOMDIR)
+                out.extend(read_object(path))
+                continue
             fmt = registry.find_reader(path)
             if fmt.name == "dicom":
                 continue
