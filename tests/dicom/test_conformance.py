@@ -219,3 +219,34 @@ def test_format_sniff_and_dispatch():
     assert registry.get_format("dicom").sniff(rtplan.read_bytes()[:4096], rtplan)
     rnd = np.random.default_rng(0).bytes(4096)
     assert not registry.get_format("dicom").sniff(rnd, rtplan)
+
+
+@pytest.mark.parametrize("rel,ref", [
+    ("siemens_mosaic_ax_asc_35", "ax_asc_35sl_6.nii"),
+    ("siemens_mosaic_jp2k_AxInt36mb", "fMRI_MB_int_26.nii"),
+])
+def test_siemens_mosaic_slice_direction_from_csa_header(tmp_path, rel, ref):
+    """A mosaic stored in descending order (CSA SliceNormalVector against row x column) loads unflipped."""
+    import pydicom
+
+    from napari_medio.dicom._parse import header_from_dataset, parse_header
+
+    from ._make import reverse_mosaic
+
+    for f in sorted(glob.glob(str(fixture_file(f"dicom/{rel}/in")) + "/*")):
+        reverse_mosaic(f, tmp_path / os.path.basename(f))
+    for f in sorted(tmp_path.iterdir()):
+        fast, slow = parse_header(f), header_from_dataset(pydicom.dcmread(f))
+        assert fast["_csa_n_mosaic"] == slow["_csa_n_mosaic"] in (35, 36)
+        assert fast["_csa_slice_normal"] == slow["_csa_slice_normal"] and fast["_csa_slice_normal"][2] < 0
+    vol = _read_one(tmp_path)
+    assert vol.shape[0] == 2
+    _compare_to_reference_nifti(vol, fixture_file(f"dicom/{rel}/ref/{ref}"))
+    # Control: without the CSA header the same files load flipped (the sign lives only there).
+    for f in sorted(tmp_path.iterdir()):
+        ds = pydicom.dcmread(f)
+        del ds[ds.private_block(0x0029, "SIEMENS CSA HEADER").get_tag(0x10)]
+        ds.save_as(f)
+    flipped = _read_one(tmp_path)
+    with pytest.raises(AssertionError):
+        _compare_to_reference_nifti(flipped, fixture_file(f"dicom/{rel}/ref/{ref}"))

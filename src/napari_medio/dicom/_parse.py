@@ -14,7 +14,11 @@ keywords plus a few private keys starting with ``_``:
 ``_path``, ``_ts`` (transfer syntax UID), ``_pixel_offset``/``_pixel_length``
 (byte offset and length of native pixel data; length -1 when encapsulated),
 ``_pixel_tag`` (pixel data tag, 0 when there is none), ``_enhanced`` (has
-functional groups: needs a full pydicom parse), ``_size`` (file size).
+functional groups: needs a full pydicom parse), ``_size`` (file size), and for
+Siemens MOSAIC files the values of the CSA image header (0029,xx10) that place
+the tiles: ``_csa_slice_normal`` (``SliceNormalVector``, whose sign says in
+which direction the tiles are stored) and ``_csa_n_mosaic``
+(``NumberOfImagesInMosaic``), read with :mod:`nibabel.nicom.csareader`.
 """
 from __future__ import annotations
 
@@ -119,6 +123,46 @@ _tag_s = struct.Struct("<HH").unpack_from
 _BIN = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 
 FIRST_READ = 1 << 14
+_CSA_CREATOR = "SIEMENS CSA HEADER"
+
+
+def _csareader() -> Any:
+    import warnings
+
+    with warnings.catch_warnings():  # nibabel.nicom warns that its DICOM *readers* are experimental
+        warnings.simplefilter("ignore")
+        from nibabel.nicom import csareader
+    return csareader
+
+
+def _siemens_csa(raw: bytes, out: dict) -> None:
+    """``_csa_slice_normal`` and ``_csa_n_mosaic`` from a CSA image header (SV10 or CSA1) into ``out``."""
+    if not raw:
+        return
+    try:
+        csa = _csareader()
+        info = csa.read(raw)
+        normal = csa.get_slice_normal(info)
+        n = csa.get_n_mosaic(info)
+    except Exception:  # a damaged or unknown CSA block: the DICOM tags still apply
+        return
+    if normal is not None:
+        try:
+            vec = [float(v) for v in normal]
+        except (TypeError, ValueError):
+            vec = []
+        if len(vec) == 3 and any(vec):
+            out["_csa_slice_normal"] = vec
+    if n:
+        try:
+            out["_csa_n_mosaic"] = int(n)
+        except (TypeError, ValueError):
+            pass
+
+
+def _is_mosaic(out: dict) -> bool:
+    it = out.get("ImageType")
+    return "MOSAIC" in ([str(x).upper() for x in it] if isinstance(it, list) else str(it or "").upper().split("\\"))
 
 
 class NotDicomError(ValueError):
@@ -260,6 +304,7 @@ def _scan(buf: bytes, file_size: int, out: dict) -> None:
     encoding = "latin-1"
     found = 0
     end = n
+    csa_block = -1  # private block of "SIEMENS CSA HEADER" in group 0029
     while True:
         if pos >= file_size:
             break
@@ -285,7 +330,14 @@ def _scan(buf: bytes, file_size: int, out: dict) -> None:
             out["_enhanced"] = True
         item = _BY_TAG.get(tag)
         if item is None:
-            pos, _, _ = _element_header_skip(buf, pos, explicit)
+            new_pos, _, start = _element_header_skip(buf, pos, explicit)
+            if g == 0x0029 and new_pos - start < (1 << 24):
+                if 0x10 <= e <= 0xFF:
+                    if buf[start:new_pos].decode("latin-1").strip("\x00 ") == _CSA_CREATOR:
+                        csa_block = e
+                elif csa_block >= 0 and e == (csa_block << 8) | 0x10 and _is_mosaic(out):
+                    _siemens_csa(buf[start:new_pos], out)
+            pos = new_pos
             continue
         keyword, implicit_vr = item
         if explicit:
@@ -454,6 +506,14 @@ def header_from_dataset(ds: Any) -> dict:
         out["_frames"] = _functional_groups(ds)
     if "DirectoryRecordSequence" in ds:
         out["_dicomdir"] = True
+    if _is_mosaic(out):
+        try:
+            block = ds.private_block(0x0029, _CSA_CREATOR)
+            elem = block[0x10]
+        except (KeyError, ValueError):
+            elem = None
+        if elem is not None and isinstance(elem.value, bytes):
+            _siemens_csa(elem.value, out)
     return out
 
 

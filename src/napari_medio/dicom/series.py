@@ -285,7 +285,8 @@ def _frames_of(h: dict) -> list[dict]:
     nframes = int(_first_number(h.get("NumberOfFrames"), 1) or 1)
     if h.get("_frames"):
         return [dict(h, **fr, _hdr=h, _frame=i) for i, fr in enumerate(h["_frames"])]
-    n_mosaic = int(_first_number(h.get("NumberOfImagesInMosaic"), 0) or 0)
+    # The CSA image header's count first (as dcm2niix), the (0019,100A) tag when the CSA is absent.
+    n_mosaic = int(h.get("_csa_n_mosaic") or _first_number(h.get("NumberOfImagesInMosaic"), 0) or 0)
     if n_mosaic > 1 and "MOSAIC" in _image_type(h) and nframes == 1:
         return _mosaic_tiles(h, n_mosaic)
     if nframes > 1:
@@ -310,6 +311,14 @@ def _mosaic_tiles(h: dict, n: int) -> list[dict]:
     tr, tc = rows // per_row, cols // per_row
     orient = _orientation(h)
     ipp = _floats(h.get("ImagePositionPatient"), 3)
+    direction = None
+    if orient is not None:
+        # Tiles follow the CSA SliceNormalVector, which may point against row x column
+        # (a mosaic stored in descending order): its sign decides the direction, as in dcm2niix.
+        direction = orient[:, 2]
+        csa_normal = _floats(h.get("_csa_slice_normal"), 3)
+        if csa_normal is not None and float(np.dot(csa_normal, direction)) < 0:
+            direction = -direction
     out = []
     for t in range(n):
         rec = dict(h, _hdr=h, _frame=0, _tile=(t, per_row, tr, tc), Rows=tr, Columns=tc)
@@ -317,7 +326,7 @@ def _mosaic_tiles(h: dict, n: int) -> list[dict]:
             sp = _pixel_spacing(h)
             # The stored position is the mosaic's corner: move it to the first tile's corner.
             origin = ipp + orient[:, 0] * sp[0] * (cols - tc) / 2.0 + orient[:, 1] * sp[1] * (rows - tr) / 2.0
-            rec["ImagePositionPatient"] = list(origin + orient[:, 2] * _slice_step(h) * t)
+            rec["ImagePositionPatient"] = list(origin + direction * _slice_step(h) * t)
         out.append(rec)
     return out
 
