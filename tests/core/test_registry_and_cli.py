@@ -46,7 +46,7 @@ def test_every_registered_read_extension_is_in_the_npe2_manifest():
     import yaml
     from importlib.resources import files
 
-    manifest = yaml.safe_load((files("napari_medio") / "napari.yaml").read_text())
+    manifest = yaml.safe_load((files("napari_medio") / "napari.yaml").read_text(encoding="utf-8"))
     patterns = set()
     for reader in manifest["contributions"]["readers"]:
         patterns.update(p.lower() for p in reader["filename_patterns"])

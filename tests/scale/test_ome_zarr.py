@@ -150,3 +150,25 @@ def test_remote_read_fetches_only_needed_chunks(http_root, version):
     chunk_requests = [r for r in requests if "/0/" in r and not r.endswith(("zarray", "zattrs", "json"))]
     # one slice of 8 x 256 x 256 chunks touches 2 x 2 = 4 chunks of the 8 x 2 x 2 = 32 in level 0
     assert len(chunk_requests) == 4, requests
+
+
+@pytest.mark.network
+def test_remote_url_through_registry_and_napari_reader(http_root):
+    """A URL goes through napari_medio.read and the npe2 reader like a local path."""
+    pytest.importorskip("aiohttp")
+    import napari_medio
+    from napari_medio.core.errors import UnsupportedFormatError
+    from napari_medio.plugin.reader import get_reader
+
+    root, url, _ = http_root
+    vol = Volume(np.arange(4 * 6 * 8, dtype=np.int16).reshape(4, 6, 8),
+                 Geometry([0.5, 0.5, 1.0], [1, 2, 3], np.eye(3)), name="remote")
+    write_ome_zarr(vol, root / "u.ome.zarr")
+    [remote] = napari_medio.read(f"{url}/u.ome.zarr")
+    assert np.array_equal(np.asarray(remote.array), vol.array)
+    reader = get_reader(f"{url}/u.ome.zarr")
+    assert reader is not None
+    layers = reader(f"{url}/u.ome.zarr")
+    assert layers and layers[0][2] == "image"
+    with pytest.raises(UnsupportedFormatError):
+        napari_medio.read(f"{url}/scan.nii.gz")

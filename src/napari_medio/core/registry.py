@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,8 @@ class FileFormat:
     #: False for formats whose sniff only says "plausible" (plain text, CSV): they are
     #: chosen by extension, never when the content has to decide for a lying extension.
     content_sniff: bool = True
+    #: True when ``read`` also takes fsspec URLs (``https://``, ``s3://``, ...) as strings.
+    remote: bool = False
     backend: str = ""
     read_options: dict = field(default_factory=dict)
     write_options: dict = field(default_factory=dict)
@@ -89,6 +92,14 @@ class FileFormat:
         lower = os.fspath(path).lower()
         hits = [e for e in self.extensions if lower.endswith(e)]
         return max(hits, key=len) if hits else None
+
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_url(path: "str | os.PathLike[str]") -> bool:
+    """True for a URL such as ``https://host/data.ome.zarr`` or ``s3://bucket/key`` (not ``file`` paths)."""
+    return isinstance(path, str) and bool(_URL.match(path)) and not path.startswith("file://")
 
 
 _FORMATS: dict[str, FileFormat] = {}
@@ -188,10 +199,15 @@ def _by_extension(path: Path, candidates: Iterable[FileFormat]) -> list[FileForm
 
 def find_reader(path: "str | os.PathLike[str]", format: Optional[str] = None) -> FileFormat:
     """The format that reads ``path``: by content where it can be sniffed, else by extension."""
-    p = Path(path)
     if format is not None:
         return get_format(format)
     readers = [f for f in formats() if f.read is not None]
+    if is_url(path):  # remote data: chosen by extension among readers that take URLs
+        remote = _by_extension(Path(str(path).rstrip("/").split("?", 1)[0]), [f for f in readers if f.remote])
+        if not remote:
+            raise UnsupportedFormatError(path, "no reader opens this kind of URL (remote reading: OME-Zarr)")
+        return remote[0]
+    p = Path(path)
     if p.is_dir():
         folder_readers = sorted((f for f in readers if f.directories), key=lambda f: -f.priority)
         for fmt in folder_readers:
@@ -244,8 +260,8 @@ def find_writer(path: "str | os.PathLike[str]", kind: Optional[str] = None, form
 
 
 def read(path: "str | os.PathLike[str]", format: Optional[str] = None, **options: Any) -> list:
-    """Read a file (or folder) into a list of data objects through the registry."""
-    p = Path(path)
+    """Read a file, folder or (for remote-capable formats) URL into a list of data objects."""
+    p: Any = path if is_url(path) else Path(path)
     fmt = find_reader(p, format=format)
     try:
         objects = fmt.read(p, **options)

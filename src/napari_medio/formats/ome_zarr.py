@@ -578,6 +578,7 @@ registry.register(
         sniff=_sniff,
         kinds=("volume", "labelmap"),
         directories=True,
+        remote=True,
         priority=20,
         backend="zarr + dask (lazy, fsspec URLs), napari-medio writer",
     )

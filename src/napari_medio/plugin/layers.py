@@ -125,9 +125,16 @@ def contrast_limits_for(volume: Volume, max_samples: int = 1 << 24) -> list[floa
     if size == 0:
         return None
     if size > max_samples:
-        step = int(np.ceil((size / max_samples) ** (1.0 / len(arr.shape))))
-        arr = arr[tuple(slice(None, None, step) for _ in arr.shape)]
-    a = np.asarray(arr)
+        # A few whole slices along the slowest spatial axis: a strided sample would touch
+        # every page of a memory-mapped file; whole slices read only what they cover.
+        axis = len(volume.extra_axes)
+        per_slice = max(size // max(arr.shape[axis], 1), 1)
+        count = int(max(1, min(arr.shape[axis], max_samples // per_slice, 16)))
+        picks = np.unique(np.linspace(0, arr.shape[axis] - 1, count).round().astype(int))
+        lead = (0,) * axis
+        a = np.stack([np.asarray(arr[lead + (int(i),)]) for i in picks])
+    else:
+        a = np.asarray(arr)
     if a.dtype == bool:
         return [0.0, 1.0]
     lo, hi = float(np.nanmin(a)), float(np.nanmax(a))

@@ -43,7 +43,7 @@ def read_layers(path: PathLike | list, **options: Any) -> list:
     layers: list = []
     for p in paths:
         read_opts = {k: v for k, v in options.items() if k not in ("resample_oblique",)}
-        for obj in registry.read(Path(p), **read_opts):
+        for obj in registry.read(p if registry.is_url(p) else Path(p), **read_opts):
             layers.extend(to_layer_data(obj, **options))
     # Objects that are not layers (transforms, tables: kept in the session store) give
     # napari's "no layer" marker; keep it only when nothing else was read.
