@@ -137,3 +137,25 @@ def test_sniff_is_strict():
     assert not sniff(b"ObjectType = Tube\nNDims = 3\n", None)
     assert not sniff(b"hello = world\nfoo = bar\n", None)
     assert not sniff(b"\x89PNG\r\n\x1a\n", None)
+
+
+def test_uncompressed_data_is_memory_mapped_and_equals_simpleitk(tmp_path):
+    """Raw .mha/.mhd open lazily (a memory map), with SimpleITK's exact voxels and geometry."""
+    import SimpleITK as sitk
+
+    from tests.volumes import four_d, scalar_3d, vector_3d
+
+    for i, vol in enumerate((scalar_3d("int16"), four_d(), vector_3d())):
+        for ext in (".mha", ".mhd"):
+            out = tmp_path / f"raw{i}{ext}"
+            napari_medio.write(vol, out, compress=False)
+            [back] = napari_medio.read(out)
+            assert isinstance(back.array, np.memmap)
+            ref = napari_medio.read(out, mmap=False)[0]
+            assert not isinstance(ref.array, np.memmap)
+            assert np.array_equal(np.asarray(back.array), np.asarray(ref.array))
+            assert back.geometry.almost_equal(ref.geometry, 1e-9)
+            assert len(back.extra_axes) == len(ref.extra_axes)
+            assert np.array_equal(np.asarray(back.array), vol.array)
+            if not vol.extra_axes:
+                assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out))), vol.array)

@@ -40,32 +40,56 @@ def volume_from_sitk(
     voxels as colour; by default ITK's pixel type decides.
     """
     s = sitk()
-    array = s.GetArrayFromImage(image)
     dim = image.GetDimension()
-    ncomp = image.GetNumberOfComponentsPerPixel()
-    spacing = np.array(image.GetSpacing(), dtype=float)
-    origin = np.array(image.GetOrigin(), dtype=float)
-    direction = np.array(image.GetDirection(), dtype=float).reshape(dim, dim)
+    is_color = image.GetPixelID() == s.sitkVectorUInt8
+    return volume_from_parts(
+        s.GetArrayFromImage(image), image.GetSpacing(), image.GetOrigin(), image.GetDirection(), dim,
+        image.GetNumberOfComponentsPerPixel(), is_color=is_color, kind=kind, name=name, rgb=rgb,
+        metadata=metadata, source=source,
+    )
+
+
+def volume_from_parts(
+    array: Any,
+    spacing: Any,
+    origin: Any,
+    direction: Any,
+    dim: int,
+    n_components: int,
+    *,
+    is_color: bool = False,
+    kind: str = "volume",
+    name: str = "",
+    rgb: Optional[bool] = None,
+    metadata: Optional[dict] = None,
+    source: Optional[str] = None,
+) -> Volume:
+    """Volume from an ITK-layout array (``[t,] k, j, i[, c]``) and ITK geometry values.
+
+    Lets readers that map voxels themselves (memory maps) share the ITK geometry
+    rules: a 4th ITK axis becomes a leading "time" axis with its physical values.
+    """
+    spacing = np.array(spacing, dtype=float)
+    origin = np.array(origin, dtype=float)
+    direction = np.array(direction, dtype=float).reshape(dim, dim)
     extra: list[AxisInfo] = []
     if dim == 4:
-        n4 = image.GetSize()[3]
+        n4 = int(array.shape[0])
         values = (origin[3] + spacing[3] * np.arange(n4)).tolist()
         extra.append(AxisInfo(name="time", unit="", values=values, kind="time"))
         spacing, origin, direction = spacing[:3], origin[:3], direction[:3, :3]
     elif dim not in (2, 3):
         raise FormatError(source, f"{dim}D images are not supported")
     components = None
-    if ncomp > 1:
-        pixel_id = image.GetPixelID()
-        is_color = pixel_id in (s.sitkVectorUInt8,) and ncomp in (3, 4)
+    if n_components > 1:
+        color = is_color and n_components in (3, 4)
         if rgb is None:
-            rgb = is_color
-        kind_name = ("RGB-color" if ncomp == 3 else "RGBA-color") if rgb and is_color else "vector"
+            rgb = color
+        kind_name = ("RGB-color" if n_components == 3 else "RGBA-color") if rgb and color else "vector"
         components = AxisInfo(name="component", kind=kind_name)
-    geometry = Geometry(spacing, origin, direction)
     return Volume(
         array=array,
-        geometry=geometry,
+        geometry=Geometry(spacing, origin, direction),
         kind=kind,
         name=name,
         extra_axes=extra,

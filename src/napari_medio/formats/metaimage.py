@@ -26,6 +26,7 @@ import numpy as np
 from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
+from ._common import base_name
 from ._imageio import as_volume, file_size, read_sitk, require_bytes, sidecar, to_sitk, write_sitk
 
 NAME = "metaimage"
@@ -156,11 +157,75 @@ def _check_complete(path: Path) -> None:
     require_bytes(path, needed + max(header_size, 0), size, f"voxel data in {datafile}")
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
-    """Read a ``.mha`` / ``.mhd`` file into one Volume."""
+_NUMPY_TYPES = {
+    "MET_CHAR": "i1", "MET_UCHAR": "u1", "MET_SHORT": "i2", "MET_USHORT": "u2", "MET_INT": "i4",
+    "MET_UINT": "u4", "MET_LONG": "i4", "MET_ULONG": "u4", "MET_LONG_LONG": "i8", "MET_ULONG_LONG": "u8",
+    "MET_FLOAT": "f4", "MET_DOUBLE": "f8",
+}
+
+
+def _read_mapped(path: Path, labelmap: bool | None) -> Volume | None:
+    """Uncompressed little-endian data memory-mapped (copy-on-write), geometry from ITK's header reader.
+
+    Returns None where only SimpleITK can read the data (compressed, big-endian,
+    slice lists), so a huge raw .mha/.mhd opens instantly and costs memory only
+    for what is looked at.
+    """
+    import SimpleITK as sitk
+
+    from ._imageio import volume_kind
+    from ._itk import volume_from_parts
+
+    fields, offset = _parse_header(path)
+    if fields.get("CompressedData", "False").strip().lower() == "true":
+        return None
+    if any(fields.get(k, "False").strip().lower() == "true" for k in ("BinaryDataByteOrderMSB",
+                                                                     "ElementByteOrderMSB")):
+        return None
+    etype = fields.get("ElementType", "").strip()
+    datafile = fields.get("ElementDataFile", "").strip()
+    if etype not in _NUMPY_TYPES or not datafile or datafile.upper().startswith("LIST") or "%" in datafile \
+            or " " in datafile:
+        return None
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO("MetaImageIO")
+    reader.SetFileName(os.fspath(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    dim = reader.GetDimension()
+    ncomp = reader.GetNumberOfComponents()
+    shape = tuple(int(s) for s in reversed(reader.GetSize())) + ((ncomp,) if ncomp > 1 else ())
+    dtype = np.dtype(_NUMPY_TYPES[etype]).newbyteorder("<")
+    count = int(np.prod(shape, dtype=np.int64))
+    if datafile.upper() == "LOCAL":
+        source, start = path, offset
+    else:
+        source = sidecar(path, datafile)
+        try:
+            header_size = int(fields.get("HeaderSize", "0"))
+        except ValueError:
+            header_size = 0
+        start = file_size(source) - count * dtype.itemsize if header_size == -1 else max(header_size, 0)
+    if count == 0 or start < 0:
+        return None
+    array = np.memmap(source, dtype=dtype, mode="c", offset=start, shape=shape)
+    is_color = ncomp in (3, 4) and dtype == np.uint8
+    vol = volume_from_parts(array, reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection(), dim, ncomp,
+                            is_color=is_color, name=base_name(path), source=os.fspath(path))
+    vol.kind = volume_kind(path, labelmap, vol.dtype, vol.n_components)
+    return vol
+
+
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, mmap: bool = True,
+         **_: Any) -> list[Volume]:
+    """Read a ``.mha`` / ``.mhd`` file into one Volume (LPS; raw data memory-mapped unless ``mmap=False``)."""
     p = Path(path)
     _check_complete(p)
-    vol = read_sitk(p, "MetaImageIO", labelmap=labelmap)
+    vol = _read_mapped(p, labelmap) if mmap else None
+    if vol is None:
+        vol = read_sitk(p, "MetaImageIO", labelmap=labelmap)
     extra = _custom_fields(p)
     if extra:
         vol.metadata["metaimage"] = extra
