@@ -58,15 +58,19 @@ def _fingerprint(viewer):
         from napari_medio.scene.loader import apply_world_matrix
 
         scene = ((layer.metadata or {}).get("medio") or {}).get("scene") or {}
+        left = None
         if scene.get("pending_matrix") is not None:
-            obj, _ = apply_world_matrix(obj, scene["pending_matrix"])
+            obj, left = apply_world_matrix(obj, scene["pending_matrix"])
         kind = getattr(obj, "kind", None)
         if kind in ("volume", "labelmap", "segmentation"):
             summary = (obj.geometry, np.asarray(obj.array))
         elif kind == "model":
             summary = (obj.points,)
         else:
-            summary = (obj.positions if kind == "markups" else None,)
+            pos = obj.positions if kind == "markups" else None
+            if pos is not None and left is not None:  # markups take no matrix: move their points here
+                pos = np.asarray(pos) @ np.asarray(left)[:3, :3].T + np.asarray(left)[:3, 3]
+            summary = (pos,)
         out[layer.name] = (type(layer).__name__, kind, summary)
     return out
 
@@ -218,3 +222,44 @@ def test_export_widget_with_folder_structure(make_napari_viewer, tmp_path, qtbot
     expected = Geometry.from_index_to_lps(world @ alone.geometry.index_to_lps_matrix())
     assert exported.geometry.almost_equal(expected, tol=1e-4)
     assert viewer.layers["My CT & more"].metadata["medio"]["scene"] == saved_md  # save settings untouched
+
+
+@pytest.mark.parametrize("ext", [".mrml", ".mrb"])
+def test_transform_applied_in_viewer_is_saved_as_linear_transform_node(make_napari_viewer, tmp_path, qtbot, ext):
+    """apply_transform in the viewer -> the saved scene has a LinearTransform node parenting the layers."""
+    from napari_medio.core.transform import Transform
+    from napari_medio.plugin.convert_transform import STORE, apply_transform
+    from napari_medio.scene.loader import scan_scene
+
+    STORE.clear()
+    viewer = make_napari_viewer()
+    objs = _objects()
+    for obj in (objs[0], objs[2], objs[3]):  # CT, model, point list
+        _add(viewer, obj)
+    c, s = np.cos(0.3), np.sin(0.3)
+    m = np.array([[c, -s, 0, 5.0], [s, c, 0, -3.0], [0, 0, 1, 12.0], [0, 0, 0, 1]])
+    tx = Transform.from_matrix_to_parent(m, name="Registration")
+    STORE.add(tx)
+    for name in ("CT", "Model", "Points"):
+        apply_transform(viewer.layers[name], tx)
+    before = _fingerprint(viewer)
+    widget = SaveSceneWidget(viewer)
+    widget.mode.setCurrentIndex(0 if ext == ".mrb" else 1)
+    target = tmp_path / "out" / f"scene{ext}"
+    widget.path_edit.setText(str(target))
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    assert target.exists(), widget.status.text()
+    scan = scan_scene(target)
+    nodes = [n for n in scan.document.nodes if n.tag == "LinearTransform"]
+    assert [n.name for n in nodes] == ["Registration"]  # one node shared by the three layers
+    values = [float(v) for v in nodes[0].get("matrixTransformToParent").split()]
+    np.testing.assert_allclose(np.reshape(values, (4, 4)), flip_lps_ras_matrix(m), atol=1e-9)
+    parented = {e.name for e in scan.entries if e.node.reference("transform") == nodes[0].id}
+    assert parented == {"CT", "Model", "Points"}
+    # the data files hold the untransformed data
+    ct = next(e for e in scan.entries if e.name == "CT")
+    assert registry.read(ct.path)[0].geometry.almost_equal(objs[0].geometry)
+    fresh = make_napari_viewer()
+    fresh.open(str(target), plugin="napari-medio")
+    _same(before, _fingerprint(fresh))
+    STORE.clear()

@@ -22,7 +22,8 @@ import numpy as np
 from ..core.geometry import lps_transform_to_napari
 from .layers import from_layer, register_layer_decorator, to_layer_data
 
-__all__ = ["layer_world_matrix_napari", "object_from_layer", "scene_record", "scene_to_layer_data"]
+__all__ = ["layer_world_matrix_napari", "object_from_layer", "scene_record", "scene_to_layer_data",
+           "viewer_transforms"]
 
 
 def layer_world_matrix_napari(matrix_lps: Any) -> np.ndarray:
@@ -98,18 +99,79 @@ register_layer_decorator(_scene_decorator)
 
 
 # -- layers -> objects ---------------------------------------------------------------------------
-def object_from_layer(layer: Any) -> Any:
+def viewer_transforms(layer: Any) -> list | None:
+    """The linear transforms applied to ``layer`` in the viewer (``apply_transform``), first applied first.
+
+    None when none was applied, or when one of them is non-linear (its data was
+    resampled: it is part of the layer now) or no longer in the session store.
+    """
+    saved = (getattr(layer, "metadata", None) or {}).get("medio_transform")
+    if not saved or not saved.get("applied"):
+        return None
+    from .convert_transform import STORE
+
+    by_name = {t.name: t for t in STORE.transforms}
+    out = []
+    for name in saved["applied"]:
+        tx = by_name.get(name)
+        if tx is None or not tx.is_linear:
+            return None
+        out.append(tx)
+    return out
+
+
+def _with_viewer_transforms(scene: dict, transforms: list) -> dict:
+    """The scene record with the viewer's transforms added as the outermost parents (nearest first)."""
+    names = [t.name for t in transforms]
+    chain = [dict(c) for c in scene.get("transforms") or []]
+    if chain:  # the scene's own top transform gets a new parent: keep these nodes apart from other layers'
+        key = "@viewer:" + "+".join(names)
+        for c in chain:
+            c["id"] = f"{c.get('id')}{key}"
+            if c.get("parent"):
+                c["parent"] = f"{c['parent']}{key}"
+    for i, tx in enumerate(transforms):
+        chain.append({"id": "viewer:" + "+".join(names[i:]), "name": tx.name, "tag": "LinearTransform",
+                      "linear": True, "matrix_to_parent_lps": tx.matrix_to_parent_lps.tolist(), "file": None,
+                      "parent": None})
+    scene = dict(scene)
+    scene["transforms"] = chain
+    scene["applied"] = True
+    world = np.eye(4)
+    for c in chain:
+        world = np.asarray(c["matrix_to_parent_lps"], dtype=float) @ world if c.get("linear") else world
+    scene["parent_transform"] = world.tolist()
+    scene["parent_transform_linear"] = all(c.get("linear") for c in chain)
+    return scene
+
+
+def object_from_layer(layer: Any, *, split_viewer_transforms: bool = False) -> Any:
     """The data object a layer holds, local to its scene parent transform, with an up-to-date scene record.
 
     The record's display reflects the layer now (visibility, opacity, contrast
     limits as window/level, name); a pending parent matrix is taken out of the
     layer affine first, so the object is in its parent's frame like the file.
+
+    ``split_viewer_transforms``: linear transforms the user applied in the viewer
+    (:func:`~napari_medio.plugin.convert_transform.apply_transform`) are taken out
+    of the layer too and added to the record as the outermost parent transforms,
+    so that a saved scene has a ``LinearTransform`` node parenting the data (as
+    Slicer would).  Without it the object is in the frame the viewer shows.
     """
     data, attributes, layer_type = layer.as_layer_data_tuple()
     attributes = dict(attributes)
     medio = ((attributes.get("metadata") or {}).get("medio") or {})
     scene = copy.deepcopy(medio.get("scene") or {})
     pending = scene.get("pending_matrix")
+    applied = viewer_transforms(layer) if split_viewer_transforms else None
+    if applied and scene.get("parent_transform_linear", True) and layer.ndim == 3:
+        scene = _with_viewer_transforms(scene, applied)
+        if pending is not None or layer_type in ("points", "shapes"):
+            # Objects that cannot take a matrix (markups) stay local: the whole chain is pending.
+            pending = scene["parent_transform"]
+            scene["pending_matrix"] = pending
+        # else: the object comes out in the world the viewer shows and the chain (scene transforms,
+        # then the viewer's) is un-applied when the scene is saved.
     if pending is not None and layer.ndim == 3:
         mn = layer_world_matrix_napari(pending)
         affine = np.asarray(layer.affine.affine_matrix, dtype=float)

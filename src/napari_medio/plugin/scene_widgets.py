@@ -394,7 +394,7 @@ class SaveSceneWidget(QWidget):
                 if not row["save"]:
                     continue
                 layer = layers_by_name[row["layer"]]
-                obj = object_from_layer(layer)
+                obj = object_from_layer(layer, split_viewer_transforms=True)
                 md = obj.metadata.setdefault("scene", {}) if isinstance(getattr(obj, "metadata", None), dict) else {}
                 md["folder"] = row["folder"].strip("/")
                 fmt = row["format"]

@@ -13,7 +13,9 @@ Coordinates: the scene is RAS, the world LPS (``F M F``, through
 transforms are applied to volumes and segmentations as a new geometry (no
 resampling), to objects with a ``transformed(matrix_lps)`` method through it;
 for other objects the matrix stays in ``metadata["scene"]["pending_matrix"]`` for
-the napari layer's affine.  Non-linear parents are recorded, not applied.
+the napari layer's affine.  A chain with a non-linear parent (grid, b-spline,
+thin-plate) is applied link by link (:func:`apply_transform_chain`): volumes and
+segmentations resampled, model and markups points moved.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ __all__ = [
     "ScanResult",
     "SceneEntry",
     "SceneMissingFileWarning",
+    "apply_transform_chain",
     "apply_world_matrix",
     "display_properties",
     "open_scene_source",
@@ -249,10 +252,13 @@ def scan_scene(path: os.PathLike[str] | str, **extract_options: Any) -> ScanResu
         matrices[tnode.id] = result
         return result
 
+    proxies = _sequence_proxies(doc)
     for node in doc.nodes:
         kind = kind_of_tag(node.tag, node.attrs)
-        if kind is None:
+        if kind is None or node.id in proxies:
             continue
+        if node.tag == "Sequence" and node.get("singletonTag"):
+            continue  # a .seq.mrb's own index node (read_scene stacks the items)
         storage, rel, fpath, extras = _storage_paths(doc, node, root, bundle_dir, scene_label)
         if rel is None and not (node.tag == "LinearTransform" and _matrix_from_node(node) is not None):
             continue  # nothing to load (a node kept only in the scene, e.g. a default colour table)
@@ -290,6 +296,23 @@ def scan_scene(path: os.PathLike[str] | str, **extract_options: Any) -> ScanResu
         entries.append(entry)
     return ScanResult(mrml=mrml, document=doc, entries=entries, source=source, bundle_dir=bundle_dir,
                       transforms=transforms)
+
+
+def _sequence_proxies(doc: MrmlDocument) -> set[str]:
+    """IDs of the proxy nodes of sequence browsers whose sequences have a file (they show one item of it)."""
+    out: set[str] = set()
+    for node in doc.nodes:
+        if node.tag != "SequenceBrowser":
+            continue
+        refs = node.references
+        sequences = [doc.node(i) for role, ids in refs.items() if role.startswith(("sequenceNodeRef", "rootNodeRef"))
+                     for i in ids]
+        if not any(s is not None and s.reference("storage") for s in sequences):
+            continue
+        for role, ids in refs.items():
+            if role.startswith(("dataNodeRef", "proxyNodeRef")):
+                out.update(ids)
+    return out
 
 
 def _read_transform(tnode: MrmlNode, path: Path) -> Any:
@@ -346,6 +369,8 @@ def _read_entry(entry: SceneEntry, read_options: dict) -> list:
     node = entry.node
     if entry.kind == "transform":
         return [_read_transform(node, entry.path)]
+    if entry.kind == "sequence":
+        return _read_sequence(entry)
     options = dict(read_options)
     fmt = None
     if entry.kind == "labelmap":
@@ -375,6 +400,107 @@ def _read_entry(entry: SceneEntry, read_options: dict) -> list:
                 obj = converted if converted is not None else obj
         out.append(obj)
     return out
+
+
+def _read_sequence(entry: SceneEntry) -> list:
+    """A ``Sequence`` node: a ``.seq.mrb`` (generic sequence bundle) or a volume sequence file, as 4D volumes."""
+    from ..core import registry
+    from .sequence import _index_axis, read_sequence_bundle
+
+    assert entry.path is not None
+    name = entry.path.name.lower()
+    if name.endswith((".mrb", ".zip")):
+        return read_sequence_bundle(entry.path, main_node=entry.node, name=entry.node.name)
+    objs = registry.read(entry.path)
+    out = []
+    for obj in objs:
+        axes = getattr(obj, "extra_axes", None)
+        if axes and len(axes) == 1 and entry.node.get("indexName"):
+            # The scene's index name/unit win (Slicer keeps them in the node as well as the file).
+            axis = axes[0]
+            scene_axis = _index_axis(entry.node, [str(v) for v in (axis.values or [])])
+            axis.name = scene_axis.name
+            axis.unit = scene_axis.unit or axis.unit
+        out.append(obj)
+    return out
+
+
+def apply_transform_chain(obj: Any, chain: list[dict], transforms: dict) -> tuple[Any, list[str]]:
+    """``obj`` moved into the world through every parent transform, nearest first, non-linear ones included.
+
+    Linear links change a volume's geometry (no resampling) or move points;
+    non-linear links (grid, b-spline, thin-plate, composite; ``transforms`` maps
+    their node IDs to :class:`~napari_medio.core.transform.Transform`) resample
+    volumes, label maps and segmentations onto their own grid in the resampling
+    (from-parent) direction and move model vertices and markups control points in
+    the modeling (to-parent) direction, with
+    :func:`~napari_medio.core.transform.resample_volume` and
+    :meth:`~napari_medio.core.transform.Transform.transform_points_to_parent`.
+    Returns (object, [the link that could not be applied]); after a failure the
+    object is only partly moved and should not be used.
+    """
+    from ..core.transform import Transform
+
+    skipped: list[str] = []
+    for link in chain:
+        m = link.get("matrix_to_parent_lps")
+        if link.get("linear") and m is not None:
+            tx = Transform.from_matrix_to_parent(np.asarray(m, dtype=float), name=link.get("name", ""))
+        else:
+            tx = transforms.get(link.get("id"))
+            if tx is None:
+                skipped.append(link.get("name") or link.get("id") or "?")
+                break
+        try:
+            obj = _apply_one(obj, tx)
+        except (MedioError, RuntimeError, ValueError) as exc:  # SimpleITK raises RuntimeError
+            skipped.append(f"{link.get('name') or link.get('id')} ({exc})")
+            break
+    return obj, skipped
+
+
+def _move_points(points: Any, tx: Any) -> np.ndarray:
+    pts = np.asarray(points, dtype=float).reshape(-1, 3)
+    if tx.is_linear:
+        m = tx.matrix_to_parent_lps
+        return pts @ m[:3, :3].T + m[:3, 3]
+    return tx.transform_points_to_parent(pts)
+
+
+def _apply_one(obj: Any, tx: Any) -> Any:
+    from ..core.segmentation import Segmentation
+    from ..core.transform import resample_volume
+    from ..core.volume import AxisInfo, Volume
+
+    kind = getattr(obj, "kind", None)
+    if kind == "transform":
+        return obj
+    if tx.is_linear:
+        moved, pending = apply_world_matrix(obj, tx.matrix_to_parent_lps)
+        if pending is None:
+            return moved
+    if isinstance(obj, Volume):
+        return resample_volume(obj, tx)
+    if isinstance(obj, Segmentation):
+        arr = np.asarray(obj.array)
+        extra = [AxisInfo("layer")] if arr.ndim == 4 else []
+        res = resample_volume(Volume(arr, obj.geometry, kind="labelmap", extra_axes=extra), tx)
+        return dataclasses.replace(obj, array=np.asarray(res.array))
+    if kind == "model":
+        pts = _move_points(obj.points, tx)
+        if tx.is_linear:
+            return obj.transformed(tx.matrix_to_parent_lps)
+        return dataclasses.replace(obj, points=pts)
+    if kind == "markups":
+        out = obj.copy()
+        for cp in out.control_points:
+            if cp.position is not None:
+                cp.position = _move_points(cp.position, tx)[0]
+        if getattr(out, "center", None) is not None:
+            out.center = _move_points(out.center, tx)[0]
+        return out
+    raise MedioError(getattr(obj, "source", None), f"cannot move a {kind or type(obj).__name__} through a "
+                                                   f"{tx.type} transform")
 
 
 def scene_metadata(entry: SceneEntry, scan: ScanResult) -> dict:
@@ -430,6 +556,12 @@ def read_scene(path: os.PathLike[str] | str, *, strict: bool = False,
     """
     read_options = {}  # scene nodes say what each file is; viewer options are not reader options
     scan = scan_scene(path)
+    from .sequence import index_node
+
+    if index_node(scan.document) is not None:  # a .seq.mrb opened on its own: one 4D layer
+        from .sequence import read_sequence_bundle
+
+        return read_sequence_bundle(scan.source)
     objects: list = []
     missing = scan.missing()
     for e in missing:
@@ -476,13 +608,20 @@ def read_scene(path: os.PathLike[str] | str, *, strict: bool = False,
                 colortables[entry.node.id] = obj
             _apply_display_to_object(obj, display, colortables)
             md = scene_metadata(entry, scan)
+            applied = True
             if entry.linear_parents:
                 obj, pending = apply_world_matrix(obj, entry.parent_transform)
             else:
                 pending = None
-                warnings.warn(f"{scan.source}: {entry.name!r} is under a non-linear transform; it is shown "
-                              f"untransformed", SceneMissingFileWarning, stacklevel=2)
-            md["applied"] = pending is None and entry.linear_parents
+                moved, skipped = apply_transform_chain(obj, entry.chain, scan.transforms)
+                if skipped:
+                    applied = False  # shown untransformed, as in its file (saved back under its parents)
+                    warnings.warn(f"{scan.source}: {entry.name!r} is shown untransformed: it cannot be moved "
+                                  f"through its parent transform(s) {', '.join(skipped)}",
+                                  SceneMissingFileWarning, stacklevel=2)
+                else:
+                    obj = moved
+            md["applied"] = pending is None and applied
             md["pending_matrix"] = None if pending is None else np.asarray(pending).tolist()
             meta = getattr(obj, "metadata", None)
             if isinstance(meta, dict):

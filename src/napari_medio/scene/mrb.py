@@ -308,7 +308,7 @@ def _umask() -> int:
 
 def _already_compressed(p: Path) -> bool:
     name = p.name.lower()
-    if name.endswith((".gz", ".zip", ".png", ".jpg", ".jpeg", ".h5", ".hdf5", ".mgz", ".zraw", ".bz2")):
+    if name.endswith((".gz", ".zip", ".mrb", ".png", ".jpg", ".jpeg", ".h5", ".hdf5", ".mgz", ".zraw", ".bz2")):
         return True
     if name.endswith((".nrrd", ".seq.nrrd", ".seg.nrrd")):
         try:

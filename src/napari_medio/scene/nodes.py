@@ -80,6 +80,8 @@ _SPECS: dict[str, NodeSpec] = {
     "transform": NodeSpec("LinearTransform", "LinearTransform", None, None, "TransformStorage", "TransformStorage",
                           ".h5", "Transforms"),
     "table": NodeSpec("Table", "Table", None, None, "TableStorage", "TableStorage", ".csv", "Tables"),
+    "sequence": NodeSpec("Sequence", "Sequence", None, None, "SequenceStorage", "SequenceStorage", ".seq.mrb",
+                         "Sequences"),
     "colortable": NodeSpec("ColorTable", "ColorTable", None, None, "ColorTableStorage", "ColorTableStorage",
                            ".ctbl", "ColorTables"),
 }

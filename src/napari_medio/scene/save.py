@@ -68,9 +68,16 @@ def _subtype(obj: Any) -> str | None:
     return None
 
 
+def _is_sequence(obj: Any) -> bool:
+    """A volume with one leading sequence (time, list) axis: saved as a Sequence node (.seq.mrb)."""
+    return getattr(obj, "kind", None) in ("volume", "labelmap") and len(getattr(obj, "extra_axes", None) or []) == 1
+
+
 def default_extension(obj: Any) -> str:
     """The extension Slicer writes for this data (``defaultWriteFileExtension``)."""
     kind = getattr(obj, "kind", None)
+    if _is_sequence(obj):
+        return ".seq.mrb"
     if kind == "transform" and getattr(obj, "type", "linear") == "grid":
         return ".nrrd"
     return spec_for(kind, _subtype(obj)).extension
@@ -310,6 +317,22 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
                 if on_staged is not None:
                     on_staged(r)
 
+    def write_sequence(obj: Any, rel: str) -> dict:
+        from .sequence import write_sequence_bundle
+
+        dest = staging / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _, attrs = write_sequence_bundle(obj, dest)
+        except MedioError as exc:
+            raise WriteError(os.fspath(target.parent / rel), f"cannot write sequence "
+                                                             f"{getattr(obj, 'name', '')!r}: {exc.reason}") from None
+        if rel not in staged:
+            staged.append(rel)
+            if on_staged is not None:
+                on_staged(rel)
+        return attrs
+
     def storage_node(spec, rel: str, extra: dict) -> MrmlNode:
         sid = ids.new(spec.storage_cls)
         attrs = {"id": sid, "name": spec.storage_cls, "hideFromEditors": "true", "selectable": "true",
@@ -391,7 +414,12 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         md = it.scene_md
         chain = md.get("transforms") or []
         world, linear = _world_matrix(chain)
-        parent_id = transform_node(_linked(chain)) if chain else ""
+        if chain and not linear and md.get("applied", False):
+            # Resampled/moved through a non-linear parent when opened: the data is in the world
+            # frame now, so it is written without a parent (Slicer shows it where napari does).
+            parent_id = ""
+        else:
+            parent_id = transform_node(_linked(chain)) if chain else ""
         if chain and linear and md.get("pending_matrix") is None and md.get("applied", True):
             obj, pending = apply_world_matrix(obj, np.linalg.inv(world))
             if pending is not None:  # cannot un-apply: keep it in world coordinates, no parent
@@ -399,12 +427,18 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         elif chain and not linear:
             pass  # shown untransformed: the data is local already
         subtype = _subtype(obj)
-        if kind == "segmentation" or kind in ("volume", "labelmap", "model", "markups", "table", "colortable"):
+        sequence = _is_sequence(obj)
+        if sequence:
+            spec = spec_for("sequence")
+        elif kind == "segmentation" or kind in ("volume", "labelmap", "model", "markups", "table", "colortable"):
             spec = spec_for(kind, subtype)
         else:
             raise WriteError(target, f"a scene cannot hold {getattr(obj, 'name', '')!r} (kind {kind!r})")
         exists = (target.parent / it.file).exists()
-        if it.write or bundle or not exists:
+        seq_attrs: dict = {}
+        if sequence:
+            seq_attrs = write_sequence(obj, it.file)
+        elif it.write or bundle or not exists:
             write_data(obj, it.file, dict(it.options))
         storage_extra = {}
         if kind in ("model", "markups"):
@@ -432,7 +466,13 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         if node_attrs:
             attrs["attributes"] = format_node_attributes(node_attrs)
         attrs["references"] = format_references(refs)
-        if kind in ("volume", "labelmap"):
+        if sequence:
+            from .sequence import data_node_class
+
+            attrs["attributes"] = format_node_attributes(
+                {**node_attrs, "DataNodeClassName": f"vtkMRML{data_node_class(obj)[1]}Node"})
+            attrs.update(seq_attrs)
+        elif kind in ("volume", "labelmap"):
             attrs.update(_volume_geometry_attrs(obj))
         doc.add(MrmlNode(spec.tag, attrs))
         parent_item = folder_item(md.get("folder", ""))

@@ -1,0 +1,243 @@
+"""Slicer node sequences stored as bundles (``.seq.mrb``): read as one 4D volume, write one.
+
+A ``.seq.mrb`` is what ``vtkMRMLSequenceStorageNode::WriteDataInternal`` writes: the
+sequence's private scene saved with ``vtkMRMLScene::WriteToMRB`` -- one data node
+(plus its storage node) per item, files ``Data/<name>_<i>.<ext>`` -- and a
+``Sequence`` node with ``singletonTag="SequenceIndex"`` that holds the index:
+``indexName``, ``indexUnit``, ``indexType`` (``numeric``/``text``),
+``numericIndexValueTolerance`` and ``indexValues="<dataNodeID>:<value>;..."``
+(``vtkMRMLSequenceNode::WriteXML``).  In the main scene a ``Sequence`` node with the
+same index attributes refers to a ``SequenceStorage`` node whose ``fileName`` is the
+``.seq.mrb``.
+
+Reading: when every item is a volume (or every item a label map) on one grid,
+the items are stacked into ONE :class:`~napari_medio.core.volume.Volume` with a
+leading sequence axis (:class:`~napari_medio.core.volume.AxisInfo` with the index
+name, unit and values); otherwise the items are returned one by one.
+Extraction goes through :func:`napari_medio.scene.mrb.extract_to_temp` (same
+safety checks as any bundle).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import FormatError, WriteError
+from .mrml import MrmlDocument, MrmlNode, format_node_attributes, format_references, mrml_text, url_encode
+
+__all__ = ["SEQUENCE_INDEX_TAG", "index_node", "parse_index_values", "read_sequence_bundle",
+           "sequence_node_attrs", "stack_items", "write_sequence_bundle"]
+
+#: ``singletonTag`` of the node that carries the index inside a ``.seq.mrb``.
+SEQUENCE_INDEX_TAG = "SequenceIndex"
+
+
+def index_node(doc: MrmlDocument) -> MrmlNode | None:
+    """The ``Sequence`` node holding a bundle's index (``singletonTag="SequenceIndex"``), or None."""
+    for node in doc.nodes:
+        if node.tag == "Sequence" and node.get("singletonTag") == SEQUENCE_INDEX_TAG:
+            return node
+    return None
+
+
+def parse_index_values(text: str | None) -> list[tuple[str, str]]:
+    """``id1:v1;id2:v2`` -> ``[(id1, v1), (id2, v2)]`` (split at the first ``:``, like Slicer)."""
+    out = []
+    for part in (text or "").split(";"):
+        node_id, sep, value = part.partition(":")
+        if sep and node_id:
+            out.append((node_id, value))
+    return out
+
+
+def _index_axis(node: MrmlNode, values: list[str]) -> Any:
+    from ..core.volume import AxisInfo
+
+    index_type = (node.get("indexType") or "numeric").strip().lower()
+    typed: list = list(values)
+    if index_type != "text":
+        try:
+            typed = [int(float(v)) if float(v).is_integer() and "." not in v and "e" not in v.lower() else float(v)
+                     for v in values]
+        except ValueError:
+            typed = list(values)
+    return AxisInfo(name=node.get("indexName", "time") or "time", unit=node.get("indexUnit", "") or "",
+                    values=typed, kind="list")
+
+
+def stack_items(items: list, node: MrmlNode, values: list[str], name: str = "") -> Any:
+    """One 4D Volume from per-item 3D volumes on one grid, or None when they do not stack."""
+    from ..core.volume import Volume
+
+    if not items or not all(isinstance(o, Volume) and not o.extra_axes for o in items):
+        return None
+    first = items[0]
+    g0 = first.geometry
+    for o in items[1:]:
+        g = o.geometry
+        if (o.kind != first.kind or o.shape != first.shape or o.dtype != first.dtype or g.ndim != g0.ndim
+                or (o.components is None) != (first.components is None)
+                or not np.allclose(g.index_to_lps_matrix(), g0.index_to_lps_matrix(), atol=1e-5, rtol=1e-6)):
+            return None
+    array = np.stack([np.asarray(o.array) for o in items])
+    md = dict(first.metadata)
+    md["sequence"] = {
+        "index_type": (node.get("indexType") or "numeric").strip().lower(),
+        "numeric_index_value_tolerance": node.get("numericIndexValueTolerance", "0.001"),
+        "DataNodeClassName": node.node_attributes.get("DataNodeClassName", ""),
+        "item_names": [o.name for o in items],
+    }
+    return Volume(array, g0, kind=first.kind, name=name or first.name, extra_axes=[_index_axis(node, values)],
+                  components=first.components, metadata=md, source=first.source)
+
+
+def read_sequence_bundle(path: os.PathLike[str] | str, *, main_node: MrmlNode | None = None,
+                         name: str = "") -> list:
+    """The items of a ``.seq.mrb``: ``[one 4D Volume]`` when they are volumes on one grid, else each item.
+
+    ``main_node``: the main scene's ``Sequence`` node (its index attributes are used
+    when the bundle has no ``SequenceIndex`` node).
+    """
+    from .loader import SceneEntry, _read_entry, _storage_paths, open_scene_source
+    from .mrml import read_mrml
+    from .nodes import kind_of_tag
+
+    source = Path(path)
+    mrml, bundle_dir = open_scene_source(source)
+    done = False
+    try:
+        doc = read_mrml(mrml)
+        inode = index_node(doc) or main_node
+        if inode is None:
+            inode = next((n for n in doc.nodes if n.tag == "Sequence" and n.get("indexValues")), None)
+        if inode is None:
+            raise FormatError(source, "sequence bundle has no SequenceIndex node (no index values)")
+        pairs = parse_index_values(inode.get("indexValues"))
+        if not pairs:
+            raise FormatError(source, "sequence bundle has no items")
+        items: list = []
+        for node_id, value in pairs:
+            dnode = doc.node(node_id)
+            if dnode is None:
+                raise FormatError(source, f"sequence item {value!r} refers to a missing node {node_id}")
+            kind = kind_of_tag(dnode.tag, dnode.attrs)
+            storage, rel, fpath, extras = _storage_paths(doc, dnode, mrml.parent, bundle_dir, source)
+            if kind is None or fpath is None:
+                raise FormatError(source, f"sequence item {value!r} ({dnode.tag}) has no data file")
+            if not fpath.exists():
+                raise FormatError(source, f"sequence item {value!r}: data file not found: {rel}")
+            entry = SceneEntry(node=dnode, kind=kind, file=rel, path=fpath, extra_files=extras, storage=storage)
+            objs = _read_entry(entry, {})
+            for o in objs:
+                try:
+                    o.name = o.name or dnode.name
+                except AttributeError:
+                    pass
+            items.extend(objs if len(objs) != 1 else objs[:1])
+        values = [v for _, v in pairs]
+        label = name or (main_node.name if main_node is not None else "") or inode.name or source.name.split(".")[0]
+        stacked = stack_items(items, inode, values, name=label) if len(items) == len(pairs) else None
+        if stacked is not None:
+            stacked.source = os.fspath(source)
+            done = True
+            return [stacked]
+        warnings.warn(f"{source}: the sequence items are not volumes on one grid; they are loaded one by one",
+                      UserWarning, stacklevel=2)
+        return items  # they may map their files: the folder stays until exit
+    finally:
+        if bundle_dir is not None and done:
+            shutil.rmtree(bundle_dir, ignore_errors=True)  # the stacked copy no longer needs the files
+
+
+def _index_strings(volume: Any) -> tuple[list[str], str]:
+    axis = volume.extra_axes[0]
+    n = volume.shape[0]
+    values = axis.values if axis.values is not None and len(axis.values) == n else list(range(n))
+    numeric = all(isinstance(v, (int, float, np.integer, np.floating)) for v in values)
+    text = [f"{v:.17g}" if isinstance(v, (float, np.floating)) else str(v) for v in values]
+    return text, "numeric" if numeric else "text"
+
+
+def sequence_node_attrs(volume: Any, item_ids: list[str]) -> dict:
+    """The index attributes of a ``Sequence`` node for a 4D volume (``vtkMRMLSequenceNode::WriteXML``)."""
+    axis = volume.extra_axes[0]
+    text, index_type = _index_strings(volume)
+    seq_md = (volume.metadata or {}).get("sequence") or {}
+    tol = seq_md.get("numeric_index_value_tolerance", "0.001")
+    return {
+        "indexName": axis.name if axis.name and axis.name != "axis" else "time",
+        "indexUnit": axis.unit or "",
+        "indexType": index_type,
+        "numericIndexValueTolerance": str(tol),
+        # ';' and ':' separate entries: keep them out of the values.
+        "indexValues": ";".join(f"{i}:{v.replace(';', '_')}" for i, v in zip(item_ids, text)),
+    }
+
+
+def data_node_class(volume: Any) -> tuple[str, str]:
+    """(tag, class) of the items: LabelMapVolume, VectorVolume or Volume."""
+    if volume.kind == "labelmap":
+        return "LabelMapVolume", "LabelMapVolume"
+    if volume.components is not None and not volume.is_rgb:
+        return "VectorVolume", "VectorVolume"
+    return "Volume", "ScalarVolume"
+
+
+def write_sequence_bundle(volume: Any, path: os.PathLike[str] | str, *, compresslevel: int = 1) -> tuple[list[str],
+                                                                                                       dict]:
+    """Write a 4D volume (one leading sequence axis) as a Slicer ``.seq.mrb``.
+
+    Returns (paths written, the main scene's ``Sequence`` node attributes incl. the
+    item node IDs used inside the bundle).
+    """
+    from ..core import registry
+    from ..core.volume import Volume
+    from .mrb import write_bundle
+    from .save import _volume_geometry_attrs, safe_file_base
+
+    target = Path(path)
+    if not isinstance(volume, Volume) or len(volume.extra_axes) != 1:
+        raise WriteError(target, "a sequence bundle holds a volume with exactly one sequence (leading) axis")
+    tag, cls = data_node_class(volume)
+    n = volume.shape[0]
+    base = safe_file_base(volume.name or "Sequence", limit=40)
+    work = Path(tempfile.mkdtemp(prefix=".medio-seq-", dir=target.parent if target.parent.exists() else None))
+    try:
+        doc = MrmlDocument(root_attrs={})
+        item_ids = [f"vtkMRML{cls}Node{i + 1}" for i in range(n)]
+        files = []
+        for i in range(n):
+            item = Volume(volume.array[i], volume.geometry, kind=volume.kind, name=f"{volume.name or 'Sequence'}_{i}",
+                          components=volume.components, metadata=dict(volume.metadata))
+            item.metadata.pop("sequence", None)
+            rel = f"Data/{base}_{i}.nrrd"
+            written = registry.write(item, work / rel)
+            files.extend(Path(p) for p in written)
+            sid = f"vtkMRMLVolumeArchetypeStorageNode{i + 1}"
+            doc.add(MrmlNode("VolumeArchetypeStorage", {
+                "id": sid, "name": "VolumeArchetypeStorage", "hideFromEditors": "true", "selectable": "true",
+                "selected": "false", "fileName": url_encode(rel), "useCompression": "1",
+                "defaultWriteFileExtension": "nrrd", "readState": "0", "writeState": "0"}))
+            attrs = {"id": item_ids[i], "name": item.name, "hideFromEditors": "false", "selectable": "true",
+                     "selected": "false", "references": format_references({"storage": [sid]})}
+            attrs.update(_volume_geometry_attrs(item))
+            doc.add(MrmlNode(tag, attrs))
+        seq_attrs = sequence_node_attrs(volume, item_ids)
+        doc.add(MrmlNode("Sequence", {
+            "id": f"vtkMRMLSequenceNode{SEQUENCE_INDEX_TAG}", "name": volume.name or "Sequence",
+            "hideFromEditors": "false", "selectable": "true", "selected": "false",
+            "singletonTag": SEQUENCE_INDEX_TAG,
+            "attributes": format_node_attributes({"DataNodeClassName": f"vtkMRML{cls}Node"}), **seq_attrs}))
+        top = target.name[: -len(".mrb")] if target.name.lower().endswith(".mrb") else target.stem
+        mrml_name = top.split(".", 1)[0] + ".mrml"
+        (work / mrml_name).write_text(mrml_text(doc), encoding="utf-8")
+        write_bundle(work, target, top=top, files=[work / mrml_name, *files], compresslevel=compresslevel)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [os.fspath(target)], seq_attrs
