@@ -205,8 +205,7 @@ BAD_JSON = {
     "bad_position.mrk.json": '{"@schema": "%s", "markups": [{"type": "Fiducial", "controlPoints": '
                              '[{"position": [1, 2]}]}]}' % SCHEMA_URL,
     "syntax.mrk.json": '{"@schema": "%s",\n "markups": [\n {"type": "Fiducial",, }]}' % SCHEMA_URL,
-    "other.json": '{"hello": "world"}',
-    "array.json": "[1, 2, 3]",
+    "markups_no_schema.json": '{"markups": [{"type": "Fiducial"}]}',
 }
 
 
@@ -221,6 +220,17 @@ def test_bad_json(tmp_path, name):
         assert "line 3" in str(info.value)
     if name == "bad_position.mrk.json":
         assert "controlPoints[0].position" in str(info.value)
+
+
+@pytest.mark.parametrize("name, content", [("other.json", '{"hello": "world"}'), ("array.json", "[1, 2, 3]")])
+def test_other_json_is_text_not_markups(tmp_path, name, content):
+    """JSON that no format claims opens as read-only text (issue 7), never as markups."""
+    from napari_medio.core.text import Text
+
+    p = tmp_path / name
+    p.write_text(content)
+    [t] = napari_medio.read(p)
+    assert isinstance(t, Text) and t.syntax == "json" and t.parsed == json.loads(content)
 
 
 def test_bad_markup_files(tmp_path):

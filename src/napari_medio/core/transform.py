@@ -30,7 +30,7 @@ from .errors import MedioError
 from .geometry import Geometry, flip_lps_ras_matrix
 from .volume import Volume
 
-__all__ = ["TRANSFORM_TYPES", "Transform", "matrix_from_sitk_linear", "resample_volume"]
+__all__ = ["TRANSFORM_TYPES", "Transform", "ThinPlateSpline", "matrix_from_sitk_linear", "resample_volume"]
 
 TRANSFORM_TYPES = ("linear", "bspline", "thinplate", "grid", "composite")
 
@@ -62,6 +62,87 @@ def matrix_from_sitk_linear(tx: Any) -> np.ndarray:
         m[:3, i] = np.array(tx.TransformPoint(tuple(e))) - o
     m[:3, 3] = o
     return m
+
+
+class ThinPlateSpline:
+    """ITK's ``ThinPlateSplineKernelTransform`` (3D, kernel ``G(r) = |r| I``), which SimpleITK lacks.
+
+    Maps each source landmark exactly onto its target landmark:
+    ``T(x) = x + sum_i w_i |x - p_i| + A x + b`` with the weights and affine part from
+    ITK's linear system (stiffness 0).  In an ITK file, ``FixedParameters`` are the
+    source landmarks and ``Parameters`` the targets (x1 y1 z1 x2 ...).  It offers the
+    part of the SimpleITK transform interface the rest of napari-medio uses
+    (``TransformPoint``, ``GetName``, parameter getters) and
+    :meth:`displacement_field`, so SimpleITK can resample through it.
+    """
+
+    def __init__(self, source: Any, target: Any) -> None:
+        src = np.asarray(source, dtype=float).reshape(-1, 3)
+        tgt = np.asarray(target, dtype=float).reshape(-1, 3)
+        if src.shape != tgt.shape:
+            raise ValueError(f"{len(src)} source but {len(tgt)} target landmarks")
+        if not len(src):
+            raise ValueError("a thin-plate spline needs landmarks")
+        if not (np.all(np.isfinite(src)) and np.all(np.isfinite(tgt))):
+            raise ValueError("landmarks must be finite numbers")
+        self.source, self.target = src, tgt
+        n = len(src)
+        k = np.linalg.norm(src[:, None, :] - src[None, :, :], axis=-1)
+        pm = np.column_stack([src, np.ones(n)])
+        lhs = np.zeros((n + 4, n + 4))
+        lhs[:n, :n], lhs[:n, n:], lhs[n:, :n] = k, pm, pm.T
+        rhs = np.zeros((n + 4, 3))
+        rhs[:n] = tgt - src
+        sol = np.linalg.lstsq(lhs, rhs, rcond=None)[0]  # ITK solves with an SVD too (minimum norm when degenerate)
+        self._w, self._a = sol[:n], sol[n:]
+
+    def transform_points(self, points: Any, chunk: int = 65536) -> np.ndarray:
+        """``T`` at many points (N, 3), vectorised."""
+        pts = np.asarray(points, dtype=float).reshape(-1, 3)
+        out = np.empty_like(pts)
+        for s in range(0, len(pts), chunk):
+            q = pts[s:s + chunk]
+            r = np.linalg.norm(q[:, None, :] - self.source[None, :, :], axis=-1)
+            out[s:s + chunk] = q + r @ self._w + q @ self._a[:3] + self._a[3]
+        return out
+
+    # -- the SimpleITK-like interface -------------------------------------------------------------
+    def TransformPoint(self, point: Any) -> tuple:  # noqa: N802 - SimpleITK's name
+        return tuple(float(v) for v in self.transform_points(point)[0])
+
+    def GetName(self) -> str:  # noqa: N802
+        return "ThinPlateSplineKernelTransform"
+
+    def IsLinear(self) -> bool:  # noqa: N802
+        return False
+
+    def GetParameters(self) -> tuple:  # noqa: N802
+        return tuple(self.target.reshape(-1).tolist())
+
+    def GetFixedParameters(self) -> tuple:  # noqa: N802
+        return tuple(self.source.reshape(-1).tolist())
+
+    def GetNumberOfParameters(self) -> int:  # noqa: N802
+        return int(self.target.size)
+
+    def GetNumberOfFixedParameters(self) -> int:  # noqa: N802
+        return int(self.source.size)
+
+    def displacement_field(self, geometry: Geometry, shape: tuple) -> Any:
+        """A SimpleITK displacement-field transform equal to ``T`` at every voxel centre of the grid."""
+        import SimpleITK as sitk
+
+        nk, nj, ni = (int(s) for s in shape)
+        kk, jj, ii = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
+        idx = np.column_stack([ii.ravel(), jj.ravel(), kk.ravel()]).astype(float)
+        m = geometry.index_to_lps_matrix()
+        pts = idx @ m[:3, :3].T + m[:3, 3]
+        disp = (self.transform_points(pts) - pts).reshape(nk, nj, ni, 3)
+        img = sitk.GetImageFromArray(disp, isVector=True)
+        img.SetSpacing(geometry.spacing.tolist())
+        img.SetOrigin(geometry.origin.tolist())
+        img.SetDirection(geometry.direction.reshape(-1).tolist())
+        return sitk.DisplacementFieldTransform(sitk.Cast(img, sitk.sitkVectorFloat64))
 
 
 @dataclass
@@ -230,6 +311,8 @@ class Transform:
             m = self.matrix_from_parent_lps
             return pts @ m[:3, :3].T + m[:3, 3]
         tx = self.to_sitk()
+        if isinstance(tx, ThinPlateSpline):
+            return tx.transform_points(pts)
         return np.array([tx.TransformPoint(tuple(map(float, p))) for p in pts]).reshape(-1, 3)
 
     def transform_points_to_parent(self, points_lps: Any, tol: float = 1e-6, max_iter: int = 50) -> np.ndarray:
@@ -307,6 +390,9 @@ def resample_volume(volume: Volume, transform: Transform, reference: Optional[Ge
     if volume.geometry.ndim != 3:
         raise MedioError(volume.source, "only 3D volumes can be resampled through a transform")
     tx = transform.to_sitk()
+    if isinstance(tx, ThinPlateSpline):  # SimpleITK has no thin-plate spline: its field on the output grid
+        ref_geom3 = ref_geom.as_3d()
+        tx = tx.displacement_field(ref_geom3, ref_shape)
     arr = np.asarray(volume.array)
     is_label = volume.kind == "labelmap"
     interp = sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear

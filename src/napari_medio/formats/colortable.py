@@ -73,7 +73,7 @@ def _sniff_itksnap(head: bytes, path: Path) -> bool:
 
 
 def _sniff_csv(head: bytes, path: Path) -> bool:
-    if not path.name.lower().endswith((".csv", ".tsv")):
+    if not path.name.lower().endswith((".csv", ".tsv")) or b"\x00" in head:
         return False
     first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
     return first.startswith(b"LabelValue")
@@ -244,6 +244,7 @@ register(FileFormat(
     sniff=_sniff_ctbl,
     kinds=("colortable", "labelmap"),
     priority=3,
+    content_sniff=False,
     backend="python",
 ))
 
@@ -256,6 +257,7 @@ register(FileFormat(
     sniff=_sniff_csv,
     kinds=("colortable",),
     priority=3,
+    content_sniff=False,
     backend="python",
 ))
 
@@ -267,5 +269,6 @@ register(FileFormat(
     sniff=_sniff_itksnap,
     kinds=("colortable",),
     priority=3,
+    content_sniff=False,
     backend="python",
 ))

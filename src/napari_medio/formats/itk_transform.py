@@ -21,7 +21,7 @@ import numpy as np
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.registry import FileFormat, register
-from ..core.transform import Transform
+from ..core.transform import ThinPlateSpline, Transform
 from ..core.volume import AxisInfo, Volume
 from ._common import base_name
 
@@ -144,6 +144,9 @@ def _from_text_blocks(blocks: list[dict], path: Path, name: str) -> Transform:
                                        metadata={"itkv3_bulk": True}))
             else:
                 parts.append(bs)
+        elif cls == "ThinPlateSplineKernelTransform":
+            parts.append(Transform("thinplate", itk=_tps(b["FixedParameters"], b["Parameters"], path,
+                                                         f"line {b['line']}: ")))
         else:
             raise FormatError(path, f"line {b['line']}: unsupported transform type {b['class']!r}")
         i += 1
@@ -152,6 +155,50 @@ def _from_text_blocks(blocks: list[dict], path: Path, name: str) -> Transform:
         t.name = name
         return t
     return Transform("composite", name=name, components=parts)
+
+
+def _tps(fixed: np.ndarray, params: np.ndarray, path: Path, where: str) -> ThinPlateSpline:
+    if fixed.size != params.size or fixed.size % 3 or not fixed.size:
+        raise FormatError(path, f"{where}ThinPlateSplineKernelTransform needs as many parameters (target "
+                                f"landmarks) as fixed parameters (source landmarks), a multiple of 3; got "
+                                f"{params.size} and {fixed.size}")
+    try:
+        return ThinPlateSpline(fixed.reshape(-1, 3), params.reshape(-1, 3))
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise FormatError(path, f"{where}{exc}") from None
+
+
+def _read_h5_kernel(path: Path) -> Optional[Transform]:
+    """A thin-plate spline in an ITK HDF5 file (SimpleITK cannot instantiate the class); None when not one."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            group = f.get("TransformGroup")
+            if group is None:
+                return None
+            keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else 0)
+            parts = []
+            for k in keys:
+                g = group[k]
+                ttype = g["TransformType"][()]
+                ttype = (ttype[0] if getattr(ttype, "shape", ()) else ttype)
+                ttype = ttype.decode() if isinstance(ttype, bytes) else str(ttype)
+                if ttype.startswith("CompositeTransform"):
+                    continue
+                if not ttype.startswith("ThinPlateSplineKernelTransform"):
+                    return None
+                where = f"TransformGroup/{k}: "
+                if "TransformParameters" not in g or "TransformFixedParameters" not in g:
+                    raise FormatError(path, f"{where}missing TransformParameters or TransformFixedParameters")
+                parts.append(Transform("thinplate", itk=_tps(np.asarray(g["TransformFixedParameters"][()], float),
+                                                             np.asarray(g["TransformParameters"][()], float),
+                                                             path, where)))
+    except OSError as exc:
+        raise FormatError(path, f"cannot read HDF5: {exc}") from None
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else Transform("composite", components=parts)
 
 
 def read_itk_transform(path: "str | os.PathLike[str]", **_: Any) -> list[Transform]:
@@ -169,8 +216,12 @@ def read_itk_transform(path: "str | os.PathLike[str]", **_: Any) -> list[Transfo
     try:
         tx = sitk.ReadTransform(os.fspath(p))
     except RuntimeError as exc:
+        kernel = _read_h5_kernel(p) if _sniff_h5(head, p) else None
         if _sniff_text(head, p):
             t = _from_text_blocks(_parse_text(p), p, name)
+        elif kernel is not None:
+            t = kernel
+            t.name = name
         else:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
             raise FormatError(p, f"ITK cannot read this transform: {reason[:200]}") from None
@@ -214,6 +265,8 @@ def write_itk_transform(transform: Any, path: "str | os.PathLike[str]", **_: Any
 
     p = Path(path)
     t = _as_transform(transform, p)
+    if t.type == "thinplate" and isinstance(t.itk, ThinPlateSpline):
+        return _write_tps(t, p)
     if t.is_linear:
         tx = t.as_linear().to_sitk()
     else:
@@ -222,6 +275,39 @@ def write_itk_transform(transform: Any, path: "str | os.PathLike[str]", **_: Any
         tx = t.to_sitk()
     with atomic_output(p) as tmp:
         sitk.WriteTransform(tx, os.fspath(tmp))
+    return [os.fspath(p)]
+
+
+def _write_tps(t: Transform, p: Path) -> list[str]:
+    """A thin-plate spline as ITK writes it (text or HDF5): FixedParameters = source, Parameters = target."""
+    tps = t.itk
+    if t.stored_direction != "from_parent":
+        raise WriteError(p, "only a from-parent (resampling) thin-plate spline can be written")
+    cls = "ThinPlateSplineKernelTransform_double_3_3"
+    lower = p.name.lower()
+    if lower.endswith(".mat"):
+        raise WriteError(p, "MATLAB .mat transform files hold linear transforms only; use .h5 or .tfm")
+    with atomic_output(p) as tmp:
+        if lower.endswith((".h5", ".hdf5")):
+            import h5py
+
+            with h5py.File(tmp, "w") as f:
+                for key, value in (("HDFVersion", "HDF5 library version: " + h5py.version.hdf5_version),
+                                   ("ITKVersion", "napari-medio"), ("OSName", os.name), ("OSVersion", "")):
+                    f.create_dataset(key, data=np.array([value.encode()], dtype=object),
+                                     dtype=h5py.string_dtype("ascii"))
+                g = f.create_group("TransformGroup").create_group("0")
+                g.create_dataset("TransformType", data=np.array([cls.encode()], dtype=object),
+                                 dtype=h5py.string_dtype("ascii"))
+                g.create_dataset("TransformFixedParameters", data=np.asarray(tps.GetFixedParameters(), float))
+                g.create_dataset("TransformParameters", data=np.asarray(tps.GetParameters(), float))
+        else:
+            def nums(v: Any) -> str:
+                return " ".join(f"{x:.17g}" for x in v)
+
+            tmp.write_text("#Insight Transform File V1.0\n#Transform 0\n"
+                           f"Transform: {cls}\nParameters: {nums(tps.GetParameters())}\n"
+                           f"FixedParameters: {nums(tps.GetFixedParameters())}\n", encoding="ascii")
     return [os.fspath(p)]
 
 

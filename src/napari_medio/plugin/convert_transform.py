@@ -1,4 +1,4 @@
-"""Transforms, tables and colour tables in napari (imported by ``layers._load_converters``).
+"""Transforms, tables, colour tables (and volume/shader properties, terminologies, text) in napari (imported by ``layers._load_converters``).
 
 These objects are not layers.  Reading one puts it in :data:`STORE` (the
 Transforms / Tables docks list what is there) and returns napari's "no layer"
@@ -21,6 +21,9 @@ import numpy as np
 
 from ..core.colortable import ColorTable
 from ..core.errors import MedioError
+from ..core.shader import ShaderProperty
+from ..core.terminology import Terminology
+from ..core.text import Text
 from ..core.geometry import geometry_from_napari_affine, lps_transform_to_napari
 from ..core.table import Table
 from ..core.transform import Transform, resample_volume
@@ -45,13 +48,17 @@ class _Store:
         self.tables: list[Table] = []
         self.colortables: list[ColorTable] = []
         self.volume_properties: list[VolumeProperty] = []
+        self.shader_properties: list[ShaderProperty] = []
+        self.terminologies: list[Terminology] = []
+        self.texts: list[Text] = []
         #: transform name -> names of the layers it was applied to
         self.applied: dict[str, list[str]] = {}
         self._callbacks: list[Callable[[], None]] = []
 
     def add(self, obj: Any) -> None:
         target = {Transform: self.transforms, Table: self.tables, ColorTable: self.colortables,
-                  VolumeProperty: self.volume_properties}[type(obj)]
+                  VolumeProperty: self.volume_properties, ShaderProperty: self.shader_properties,
+                  Terminology: self.terminologies, Text: self.texts}[type(obj)]
         names = {o.name for o in target}
         base, i = obj.name or type(obj).__name__.lower(), 1
         while obj.name in names or not obj.name:
@@ -79,6 +86,9 @@ class _Store:
         self.tables.clear()
         self.colortables.clear()
         self.volume_properties.clear()
+        self.shader_properties.clear()
+        self.terminologies.clear()
+        self.texts.clear()
         self.applied.clear()
         self.changed()
 
@@ -95,6 +105,9 @@ register_to_layer(Transform, _stored)
 register_to_layer(Table, _stored)
 register_to_layer(ColorTable, _stored)
 register_to_layer(VolumeProperty, _stored)
+register_to_layer(ShaderProperty, _stored)
+register_to_layer(Terminology, _stored)
+register_to_layer(Text, _stored)
 
 
 def apply_volume_property(layer: Any, vp: VolumeProperty) -> None:

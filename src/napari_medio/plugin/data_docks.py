@@ -5,7 +5,9 @@
   plus "From layer" (a layer's affine as a new linear transform) and "Save…".
 * **Tables**: a sortable view of a loaded table (column types from its schema in
   the header tooltips), "Attach as features" of a layer; colour tables applied
-  to a chosen Labels layer.
+  to a chosen Labels layer; volume properties (.vp / .vp.json) applied to a chosen Image layer.
+* **Text**: read-only view of text, XML and JSON files no other format claims, and of
+  shader properties (.sp) as read.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QPlainTextEdit,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -31,13 +34,14 @@ from .convert_transform import (
     STORE,
     apply_color_table,
     apply_transform,
+    apply_volume_property,
     harden_transform,
     revert_transform,
     table_as_features,
     transform_from_layer,
 )
 
-__all__ = ["TransformsDock", "TablesDock"]
+__all__ = ["TransformsDock", "TablesDock", "TextDock"]
 
 
 class TransformsDock(QWidget):
@@ -172,6 +176,12 @@ class TablesDock(QWidget):
         layout.addWidget(QLabel("Colour tables"))
         layout.addWidget(self.colortables)
         layout.addWidget(self.color_button)
+        self.volume_properties = QComboBox()
+        self.vp_button = QPushButton("Apply volume property to layer")
+        layout.addWidget(QLabel("Volume properties"))
+        layout.addWidget(self.volume_properties)
+        layout.addWidget(self.vp_button)
+        self.vp_button.clicked.connect(lambda: self.apply_volume_property())
         self.tables.currentIndexChanged.connect(lambda *_: self.show_table())
         self.attach_button.clicked.connect(lambda: self.attach())
         self.color_button.clicked.connect(lambda: self.apply_colors())
@@ -183,6 +193,7 @@ class TablesDock(QWidget):
     def refresh(self, *_: Any) -> None:
         for combo, items in ((self.tables, [t.name for t in STORE.tables]),
                              (self.colortables, [c.name for c in STORE.colortables]),
+                             (self.volume_properties, [v.name for v in STORE.volume_properties]),
                              (self.target, [layer.name for layer in self.viewer.layers])):
             current = combo.currentText()
             combo.blockSignals(True)
@@ -233,3 +244,67 @@ class TablesDock(QWidget):
         name = layer_name or self.target.currentText()
         if 0 <= i < len(STORE.colortables) and name in self.viewer.layers:
             apply_color_table(self.viewer.layers[name], STORE.colortables[i])
+
+    def apply_volume_property(self, layer_name: Optional[str] = None) -> None:
+        i = self.volume_properties.currentIndex()
+        name = layer_name or self.target.currentText()
+        if 0 <= i < len(STORE.volume_properties) and name in self.viewer.layers:
+            apply_volume_property(self.viewer.layers[name], STORE.volume_properties[i])
+
+
+class TextDock(QWidget):
+    """Read-only view of loaded text / XML / JSON files and shader properties."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.documents = QComboBox()
+        self.view = QPlainTextEdit()
+        self.view.setReadOnly(True)
+        self.view.setLineWrapMode(QPlainTextEdit.NoWrap)
+        self.status = QLabel("")
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Documents"))
+        layout.addWidget(self.documents)
+        layout.addWidget(self.view)
+        layout.addWidget(self.status)
+        self.documents.currentIndexChanged.connect(lambda *_: self.show_document())
+        STORE.connect(self.refresh)
+        self.refresh()
+
+    def items(self) -> list:
+        return list(STORE.texts) + list(STORE.shader_properties)
+
+    def refresh(self, *_: Any) -> None:
+        names = [d.name for d in self.items()]
+        current = self.documents.currentText()
+        self.documents.blockSignals(True)
+        self.documents.clear()
+        self.documents.addItems(names)
+        if current in names:
+            self.documents.setCurrentText(current)
+        elif names:
+            self.documents.setCurrentIndex(len(names) - 1)  # the newest
+        self.documents.blockSignals(False)
+        self.show_document()
+
+    def show_document(self) -> None:
+        import json
+
+        items = self.items()
+        i = self.documents.currentIndex()
+        if not 0 <= i < len(items):
+            self.view.setPlainText("")
+            self.status.setText("")
+            return
+        doc = items[i]
+        if getattr(doc, "kind", "") == "shaderproperty":
+            self.view.setPlainText(json.dumps(doc.document, indent=2, ensure_ascii=False))
+            self.status.setText("shader property (kept as read; napari cannot run VTK shaders)")
+            return
+        self.view.setPlainText(doc.pretty())
+        note = doc.metadata.get("warning", "")
+        self.status.setText(f"{doc.syntax}, {doc.n_lines} lines" + (f" - {note}" if note else ""))
+
+    def text(self) -> str:
+        return self.view.toPlainText()
