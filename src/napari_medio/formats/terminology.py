@@ -79,6 +79,10 @@ def _array(doc: Any, keys: list, p: Path) -> list:
     return node
 
 
+def _name(p: Path) -> str:
+    return p.name[:-len(".term.json")] if p.name.lower().endswith(".term.json") else base_name(p)
+
+
 def read_terminology(path: "str | os.PathLike[str]", **_: Any) -> list[Terminology]:
     """A segmentation-category/type context or an anatomic context."""
     p = Path(path)
@@ -107,7 +111,7 @@ def read_terminology(path: "str | os.PathLike[str]", **_: Any) -> list[Terminolo
             cat.types = [_code(t, p, where + ["Type", j], TerminologyType) for j, t in enumerate(types)]
             cats.append(cat)
         term = Terminology(context_name=name, context_type="segmentation", categories=cats, schema=schema,
-                           document=doc, name=base_name(p), source=os.fspath(p))
+                           document=doc, name=_name(p), source=os.fspath(p))
     elif _ANAT_KEY in doc:
         name = doc[_ANAT_KEY]
         if not isinstance(name, str) or not name:
@@ -115,7 +119,7 @@ def read_terminology(path: "str | os.PathLike[str]", **_: Any) -> list[Terminolo
         regions = [_code(r, p, ["AnatomicCodes", "AnatomicRegion", i])
                    for i, r in enumerate(_array(doc, ["AnatomicCodes", "AnatomicRegion"], p))]
         term = Terminology(context_name=name, context_type="anatomic", regions=regions, schema=schema,
-                           document=doc, name=base_name(p), source=os.fspath(p))
+                           document=doc, name=_name(p), source=os.fspath(p))
     else:
         raise FormatError(p, f"not a terminology file: neither {_SEG_KEY!r} nor {_ANAT_KEY!r} at the top level")
     return [term]

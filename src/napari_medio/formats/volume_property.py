@@ -279,7 +279,7 @@ def read_vp_json(path: "str | os.PathLike[str]", **_: Any) -> list[VolumePropert
     items = doc["volumeProperties"]
     if not items:
         raise FormatError(p, "volumeProperties: the array is empty")
-    base = base_name(p)
+    base = p.name[:-len(".vp.json")] if p.name.lower().endswith(".vp.json") else base_name(p)
     out = []
     for i, item in enumerate(items):
         vp = _property_from_json(item, p, f"volumeProperties[{i}]", base if len(items) == 1 else f"{base}_{i}")
