@@ -179,13 +179,15 @@ def _many(root: Path, n_series=4, n=60):
     return n_series * n
 
 
+DRIVER = str(Path(__file__).with_name("_import_driver.py"))
+
+
 def test_sigkill_mid_import_then_repeat(tmp_path):
     total = _many(tmp_path / "in")
     dbdir = tmp_path / "db"
-    env = dict(os.environ, NAPARI_MEDIO_DICOM_TEST_BATCH_DELAY="0.05")
-    cmd = [PY, "-m", "napari_medio.cli", "dicom", "import", str(tmp_path / "in"), "--db", str(dbdir), "--copy",
-           "--batch-size", "10", "--workers", "1"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The driver pauses 50 ms after each committed batch of 10 (on_batch), so the kill lands mid-import.
+    slow = [PY, DRIVER, str(tmp_path / "in"), "--db", str(dbdir), "--copy", "--batch-size", "10", "--delay", "0.05"]
+    proc = subprocess.Popen(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     count = 0
     while time.time() < deadline:
@@ -199,12 +201,15 @@ def test_sigkill_mid_import_then_repeat(tmp_path):
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
     assert 0 < count < total, count
     db = DicomDatabase(dbdir)
     partial = db.counts()["instances"]
     assert partial < total
     assert db.integrity()["orphan_rows"] == 0 and db.integrity()["check"] == "ok"
-    r = subprocess.run(cmd[:-4] + ["--json"], capture_output=True, text=True, timeout=120)
+    # The repeat is the ordinary CLI import.
+    cmd = [PY, "-m", "napari_medio.cli", "dicom", "import", str(tmp_path / "in"), "--db", str(dbdir), "--copy", "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["added"] == total - partial
     db = DicomDatabase(dbdir)
@@ -216,14 +221,173 @@ def test_two_processes_share_one_database(tmp_path):
     total_a = _many(tmp_path / "a", n_series=3, n=40)
     total_b = _many(tmp_path / "b", n_series=3, n=40)
     dbdir = tmp_path / "db"
-    env = dict(os.environ, NAPARI_MEDIO_DICOM_TEST_BATCH_DELAY="0.01")
-    procs = [subprocess.Popen([PY, "-m", "napari_medio.cli", "dicom", "import", str(tmp_path / x), str(tmp_path / "a"),
-                               "--db", str(dbdir), "--copy", "--batch-size", "7", "--workers", "1"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([PY, DRIVER, str(tmp_path / x), str(tmp_path / "a"), "--db", str(dbdir), "--copy",
+                               "--batch-size", "7", "--delay", "0.01"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for x in ("a", "b")]
     for p in procs:
         out, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
     db = DicomDatabase(dbdir)
     assert db.counts()["instances"] == total_a + total_b
+    assert db.integrity() == {"check": "ok", "orphan_rows": 0, "orphan_files": 0, "missing_stored_files": 0}
+
+
+def test_on_batch_callback_and_no_environment_switch(tmp_path):
+    total = _many(tmp_path / "in", n_series=2, n=15)
+    seen = []
+    db = DicomDatabase(tmp_path / "db")
+    db.import_paths([tmp_path / "in"], batch_size=10, workers=1, on_batch=lambda r: seen.append(r.added))
+    assert seen == [10, 20, 30] and total == 30
+    import napari_medio.dicom.database as dbmod
+
+    assert "TEST_BATCH_DELAY" not in Path(dbmod.__file__).read_text()
+
+
+# -- copy after link, zip archives, adopting received files ---------------------------------------
+def test_linked_file_reimported_in_copy_mode_is_copied(tmp_path):
+    (d1, p1, u1), (d2, p2, u2) = two_series(tmp_path / "in")
+    db = DicomDatabase(tmp_path / "db")
+    r = db.import_paths([tmp_path / "in"])
+    assert (r.added, r.copied) == (7, 0)
+    assert {i["stored"] for i in db.instances(u1["series"])} == {0}
+    r = db.import_paths([tmp_path / "in"], copy=True)
+    assert (r.added, r.copied, r.unchanged) == (0, 7, 0)
+    assert db.counts()["instances"] == 7
+    for uid in (u1["series"], u2["series"]):
+        assert {i["stored"] for i in db.instances(uid)} == {1}
+        assert all(i["path"].startswith(str(tmp_path / "db" / "store")) for i in db.instances(uid))
+    # Now idempotent in both modes, and the copies outlive the originals.
+    assert db.import_paths([tmp_path / "in"], copy=True).unchanged == 7
+    assert db.import_paths([tmp_path / "in"]).unchanged == 7
+    import shutil
+
+    shutil.rmtree(tmp_path / "in")
+    (vol,) = db.load_series(u1["series"])
+    np.testing.assert_array_equal(vol.to_numpy(), d1)
+    assert db.integrity() == {"check": "ok", "orphan_rows": 0, "orphan_files": 0, "missing_stored_files": 0}
+
+
+def _zip_of(folder: Path, target: Path, extra: dict = None) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(folder).as_posix())
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return target
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_zip_import_stores_members_and_is_idempotent(tmp_path, copy):
+    (d1, p1, u1), (d2, p2, u2) = two_series(tmp_path / "in")
+    archive = _zip_of(tmp_path / "in", tmp_path / "series.zip", {"readme.txt": "not DICOM", "empty.dcm": b""})
+    db = DicomDatabase(tmp_path / "db")
+    r = db.import_paths([archive], copy=copy)
+    # Members cannot be linked inside an archive: they are stored in the database in both modes.
+    assert (r.archives, r.added, r.copied, r.non_dicom, r.scanned) == (1, 7, 7, 1, 9)
+    assert [e[0] for e in r.errors] == [f"{archive}/empty.dcm"] and r.errors[0][1] == "empty file"
+    assert db.counts() == {"patients": 1, "studies": 1, "series": 2, "instances": 7}
+    for uid in (u1["series"], u2["series"]):
+        assert {i["stored"] for i in db.instances(uid)} == {1}
+    assert not (tmp_path / "db" / "incoming").exists() or not any((tmp_path / "db" / "incoming").iterdir())
+    archive_copy = tmp_path / "elsewhere.zip"
+    archive.replace(archive_copy)
+    archive = archive_copy
+    r = db.import_paths([archive], copy=copy)  # a new path: parsed again, nothing new stored
+    assert (r.added, r.copied, r.unchanged) == (0, 0, 0)
+    r = db.import_paths([archive], copy=copy)  # the same archive again: nothing parsed
+    assert (r.added, r.copied, r.unchanged, r.non_dicom) == (0, 0, 9, 0)
+    # An archive found in a folder scan is read too; a folder holding the same instances adds nothing.
+    r = db.import_paths([tmp_path], copy=copy)
+    assert r.added == 0 and db.counts()["instances"] == 7
+    (vol,) = db.load_series(u2["series"])
+    np.testing.assert_array_equal(vol.to_numpy(), d2)
+    # Deleting a series and importing the archive again brings it back.
+    db.delete_series([u1["series"]])
+    r = db.import_paths([archive], copy=copy)
+    assert (r.added, r.copied) == (3, 3)
+    assert db.integrity() == {"check": "ok", "orphan_rows": 0, "orphan_files": 0, "missing_stored_files": 0}
+
+
+def test_zip_with_unsafe_or_broken_members(tmp_path):
+    two_series(tmp_path / "in")
+    archive = _zip_of(tmp_path / "in", tmp_path / "a.zip", {"../evil.dcm": b"x"})
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    db = DicomDatabase(tmp_path / "db")
+    r = db.import_paths([archive, bad])
+    assert r.added == 7
+    assert any("unsafe member" in reason for _, reason in r.errors)
+    assert not (tmp_path / "evil.dcm").exists()
+
+
+def test_adopt_files_moves_received_files_into_the_store(tmp_path):
+    (d1, p1, u1), (d2, p2, u2) = two_series(tmp_path / "received")
+    (tmp_path / "received" / "note.txt").write_text("not DICOM")
+    db = DicomDatabase(tmp_path / "db")
+    inodes = {os.stat(p).st_ino for p in p1 + p2}
+    r = db.adopt_files([tmp_path / "received"])
+    assert (r.added, r.copied, r.non_dicom) == (7, 7, 1)
+    assert not any(p.exists() for p in p1 + p2)  # taken over, not duplicated
+    assert (tmp_path / "received" / "note.txt").exists()  # not DICOM: left alone
+    stored = list((tmp_path / "db" / "store").rglob("*.dcm"))
+    assert len(stored) == 7 and {os.stat(p).st_ino for p in stored} == inodes  # hard links: no second copy
+    for uid in (u1["series"], u2["series"]):
+        assert {i["stored"] for i in db.instances(uid)} == {1}
+    (vol,) = db.load_series(u1["series"])
+    np.testing.assert_array_equal(vol.to_numpy(), d1)
+    # An instance the store already holds: the new file is simply removed.
+    (d3, p3, u3) = make_series(tmp_path / "again", n=2, seed=3)
+    import shutil
+
+    dup = tmp_path / "dup.dcm"
+    shutil.copy(stored[0], dup)
+    r = db.adopt_files([dup] + p3)
+    assert (r.added, r.copied) == (2, 2) and not dup.exists()
+    assert db.counts()["instances"] == 9
+    assert db.integrity() == {"check": "ok", "orphan_rows": 0, "orphan_files": 0, "missing_stored_files": 0}
+
+
+def test_adopt_across_file_systems_copies_then_removes(tmp_path, monkeypatch):
+    (d1, p1, u1), _ = two_series(tmp_path / "received")
+
+    def no_link(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    db = DicomDatabase(tmp_path / "db")
+    r = db.adopt_files(p1)
+    assert (r.added, r.copied) == (3, 3) and not any(p.exists() for p in p1)
+    (vol,) = db.load_series(u1["series"])
+    np.testing.assert_array_equal(vol.to_numpy(), d1)
+
+
+def test_killed_adoption_loses_nothing(tmp_path, monkeypatch):
+    """Rows commit before the originals are removed: a crash in the commit leaves the originals."""
+    (d1, p1, u1), _ = two_series(tmp_path / "received")
+    db = DicomDatabase(tmp_path / "db")
+    real = db._transaction
+
+    def crash():
+        raise KeyboardInterrupt  # stands for the process dying before COMMIT
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def failing():
+        with real() as c:
+            yield c
+            crash()
+
+    monkeypatch.setattr(db, "_transaction", failing)
+    with pytest.raises(KeyboardInterrupt):
+        db.adopt_files(p1)
+    monkeypatch.undo()
+    assert all(p.exists() for p in p1) and db.counts()["instances"] == 0
+    db.remove_orphans()  # what the next import does after a crash
+    r = db.adopt_files(p1)
+    assert r.added == 3 and not any(p.exists() for p in p1)
     assert db.integrity() == {"check": "ok", "orphan_rows": 0, "orphan_files": 0, "missing_stored_files": 0}

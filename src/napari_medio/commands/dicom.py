@@ -44,13 +44,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         rate = report.scanned / report.seconds if report.seconds > 0 else 0.0
+        archives = f" from {report.archives} zip archive(s) stored in the database;" if report.archives else ""
         print(f"{report.added} instance(s) added, {report.unchanged} unchanged, {report.non_dicom} non-DICOM "
-              f"file(s) skipped, {report.copied} copied; {report.scanned} files in {report.seconds:.2f} s "
-              f"({rate:.0f} files/s) -> {db.folder}")
+              f"file(s) skipped, {report.copied} copied,{archives} {len(report.errors)} problem(s); "
+              f"{report.scanned} files in {report.seconds:.2f} s ({rate:.0f} files/s) -> {db.folder}")
         for path, reason in report.errors[:20]:
             print(f"medio: {path}: {reason}", file=sys.stderr)
         if len(report.errors) > 20:
-            print(f"medio: ... and {len(report.errors) - 20} more problems", file=sys.stderr)
+            print(f"medio: ... and {len(report.errors) - 20} more problems (--json lists them all)", file=sys.stderr)
     return 0
 
 
@@ -101,7 +102,8 @@ def add_subcommands(subparsers: Any) -> None:
     q = sub.add_parser("import", help="import files and folders (recursive) into the database")
     q.add_argument("paths", nargs="+")
     db_arg(q)
-    q.add_argument("--copy", action="store_true", help="copy the files into the database (default: link them)")
+    q.add_argument("--copy", action="store_true", help="copy the files into the database (default: link them; members of .zip archives are "
+                        "always stored in the database)")
     q.add_argument("--json", action="store_true", help="print the import report as JSON")
     q.add_argument("--workers", type=int, default=None, help="header-parsing processes (default: all cores)")
     q.add_argument("--batch-size", type=int, default=500, help=argparse.SUPPRESS)

@@ -5,12 +5,23 @@
   stored once).  Link mode records the files where they are.
 * Import is idempotent and incremental: every scanned file is remembered with
   its size and modification time (``files`` table) and is not parsed again
-  while unchanged; non-DICOM files are counted and skipped; DICOMDIRs are
-  followed.  Header parsing runs on a process pool (all cores) for large
-  imports.
+  while unchanged (in copy mode, a file imported before as a link is copied
+  now); non-DICOM files are counted and skipped; DICOMDIRs are followed.
+  Header parsing runs on a process pool (all cores) for large imports.
+* ``.zip`` archives (given or found in a folder) are imported member by
+  member and always stored in the database, whichever the mode: their members
+  cannot be linked where they are.  Each member is remembered as
+  ``<archive path>/<member name>`` with the archive's size and modification
+  time, so importing the same archive again adds nothing and parses nothing.
+* :meth:`DicomDatabase.adopt_files` takes files that are already on disk
+  (received from a PACS) into the store without a second copy: hard link or
+  copy into ``store/``, commit, then remove the originals.
 * Crash-safe: each batch is one transaction; files are copied before the
   transaction that references them commits, and copies that a killed import
-  left without a row are removed on the next import.  Several processes may
+  left without a row are removed on the next import (adopted files are
+  removed from their old place only after the commit, so a killed adoption
+  loses nothing; zip members are extracted under ``incoming/`` in the database
+  folder, removed when done or, after a crash, by the next import).  Several processes may
   share a database (WAL + busy timeout + ``BEGIN IMMEDIATE``).
 * Schema version in ``schema_version``; :data:`MIGRATIONS` upgrades old files.
 """
@@ -22,6 +33,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +46,7 @@ __all__ = ["DicomDatabase", "ImportReport", "default_database_folder", "SCHEMA_V
 
 DB_NAME = "medio-dicom.sqlite"
 STORE = "store"
+INCOMING = "incoming"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
 
@@ -104,13 +117,14 @@ class ImportReport:
     added: int = 0
     unchanged: int = 0
     non_dicom: int = 0
-    copied: int = 0
+    copied: int = 0  # files newly placed in the database's store (copied, adopted or extracted)
+    archives: int = 0  # .zip archives read
     errors: list = field(default_factory=list)  # (path, reason)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {"scanned": self.scanned, "added": self.added, "unchanged": self.unchanged,
-                "non_dicom": self.non_dicom, "copied": self.copied,
+                "non_dicom": self.non_dicom, "copied": self.copied, "archives": self.archives,
                 "errors": [list(e) for e in self.errors], "seconds": self.seconds}
 
 
@@ -235,10 +249,14 @@ class DicomDatabase:
         return int(self.conn.execute("SELECT version FROM schema_version").fetchone()[0])
 
     # -- import --------------------------------------------------------------------------------
-    def _expand(self, paths: Iterable["str | os.PathLike[str]"], report: ImportReport) -> list[str]:
+    def _expand(self, paths: Iterable["str | os.PathLike[str]"], report: ImportReport) -> tuple[list[str], list[str]]:
+        """(files, zip archives) under ``paths``; DICOMDIRs are replaced by the files they reference."""
+        import zipfile
+
         from .series import dicomdir_files, scan_files
 
         out: list[str] = []
+        zips: list[str] = []
         seen: set[str] = set()
         store = os.fspath(self.folder.resolve())
         for f in scan_files([Path(p) for p in paths]):
@@ -260,48 +278,112 @@ class DicomDatabase:
                 seen.add(full)
                 continue
             seen.add(full)
+            if full.lower().endswith(".zip") and zipfile.is_zipfile(full):
+                zips.append(full)
+                continue
             out.append(full)
-        return out
+        return out, zips
 
     def import_paths(self, paths: Iterable["str | os.PathLike[str]"], copy: bool = False,
                      progress: Optional[Callable[[int, int], None]] = None,
                      cancel: Optional[Callable[[], bool]] = None, workers: Optional[int] = None,
-                     batch_size: int = 500) -> ImportReport:
-        """Import files and folders (recursive); ``copy`` stores copies in the database folder."""
+                     batch_size: int = 500, on_batch: Optional[Callable[[ImportReport], None]] = None) -> ImportReport:
+        """Import files and folders (recursive) and .zip archives; ``copy`` stores copies in the database folder.
+
+        ``progress(done, total)`` follows the files; ``cancel()`` returning True stops
+        the import between batches (what was committed stays); ``on_batch(report)`` is
+        called after each committed batch.
+        """
         t0 = time.perf_counter()
         report = ImportReport()
         marker = self._begin_session()
-        try:
-            files = self._expand(paths, report)
-            report.scanned = len(files)
-            todo = self._changed(files, report)
-            total = len(files)
-            done = report.unchanged
+        state = {"done": 0, "total": 0}
+
+        def step(results: list, mode: str, record: Optional[Callable[[str], Optional[str]]] = None) -> None:
+            if cancel is not None and cancel():
+                raise CancelledError(None, "import cancelled")
+            self._commit_batch(results, mode, report, record)
+            state["done"] += len(results)
             if progress is not None:
-                progress(done, total)
+                progress(state["done"], state["total"])
+            if on_batch is not None:
+                on_batch(report)
+
+        try:
+            files, zips = self._expand(paths, report)
+            todo = self._changed(files, report, copy)
+            archives = [z for z in (self._zip_members(z, report) for z in zips) if z is not None]
+            state["total"] = len(files) + sum(len(a[3]) for a in archives)
+            report.scanned = state["total"]
+            state["done"] = report.unchanged
+            if progress is not None:
+                progress(state["done"], state["total"])
             for chunk_result in self._parse_all(todo, workers, batch_size):
-                if cancel is not None and cancel():
-                    raise CancelledError(None, "import cancelled")
-                self._commit_batch(chunk_result, copy, report)
-                done += len(chunk_result)
-                if progress is not None:
-                    progress(done, total)
-                delay = os.environ.get("NAPARI_MEDIO_DICOM_TEST_BATCH_DELAY")
-                if delay:
-                    time.sleep(float(delay))
+                step(chunk_result, "copy" if copy else "link")
+            for archive in archives:
+                self._import_zip(archive, marker, workers, batch_size, step, report)
         finally:
             self._end_session(marker)
             report.seconds = time.perf_counter() - t0
         return report
 
-    def _changed(self, files: list[str], report: ImportReport) -> list[tuple[str, int, float]]:
-        known: dict[str, tuple[int, float]] = {}
+    def adopt_files(self, paths: Iterable["str | os.PathLike[str]"],
+                    progress: Optional[Callable[[int, int], None]] = None,
+                    cancel: Optional[Callable[[], bool]] = None, workers: Optional[int] = None,
+                    batch_size: int = 500, on_batch: Optional[Callable[[ImportReport], None]] = None) -> ImportReport:
+        """Take files already on disk (e.g. received from a PACS) into the store without copying them again.
+
+        Each DICOM instance is hard-linked into ``store/`` (copied when the store is on
+        another file system), the batch is committed, and only then is the original
+        removed; an instance the store already holds just has its original removed.
+        Files that are not DICOM or cannot be read stay where they are (counted in the
+        report).  Folders are walked recursively.  Same report and callbacks as
+        :meth:`import_paths`; ``report.copied`` counts the files placed in the store.
+        """
+        from .series import scan_files
+
+        t0 = time.perf_counter()
+        report = ImportReport()
+        marker = self._begin_session()
+        try:
+            todo = []
+            for f in scan_files([Path(p) for p in paths]):
+                full = os.path.abspath(f)
+                try:
+                    st = os.stat(full)
+                except OSError as exc:
+                    report.errors.append((full, f"cannot read: {exc.strerror or exc}"))
+                    continue
+                todo.append((full, st.st_size, st.st_mtime))
+            report.scanned = total = len(todo)
+            done = 0
+            if progress is not None:
+                progress(done, total)
+            for chunk_result in self._parse_all(todo, workers, batch_size):
+                if cancel is not None and cancel():
+                    raise CancelledError(None, "import cancelled")
+                self._commit_batch(chunk_result, "move", report, record=lambda p: None)
+                done += len(chunk_result)
+                if progress is not None:
+                    progress(done, total)
+                if on_batch is not None:
+                    on_batch(report)
+        finally:
+            self._end_session(marker)
+            report.seconds = time.perf_counter() - t0
+        return report
+
+    def _changed(self, files: list[str], report: ImportReport, copy: bool = False) -> list[tuple[str, int, float]]:
+        """Files to parse: new or modified ones, and (``copy``) those whose instance is only linked."""
+        known: dict[str, tuple[int, float, bool]] = {}
         c = self.conn
         for i in range(0, len(files), 500):
             part = files[i:i + 500]
-            q = f"SELECT path, size, mtime FROM files WHERE path IN ({','.join('?' * len(part))})"
+            q = ("SELECT f.path, f.size, f.mtime, f.sop_uid IS NULL OR COALESCE(i.stored, 0) = 1 "
+                 "FROM files f LEFT JOIN instances i ON i.sop_uid = f.sop_uid "
+                 f"WHERE f.path IN ({','.join('?' * len(part))})")
             for row in c.execute(q, part):
-                known[row[0]] = (row[1], row[2])
+                known[row[0]] = (row[1], row[2], bool(row[3]))
         todo = []
         for f in files:
             try:
@@ -310,11 +392,84 @@ class DicomDatabase:
                 report.errors.append((f, f"cannot read: {exc.strerror or exc}"))
                 continue
             k = known.get(f)
-            if k is not None and k[0] == st.st_size and abs(k[1] - st.st_mtime) < 1e-6:
+            if k is not None and k[0] == st.st_size and abs(k[1] - st.st_mtime) < 1e-6 and (k[2] or not copy):
                 report.unchanged += 1
                 continue
             todo.append((f, st.st_size, st.st_mtime))
         return todo
+
+    # -- zip archives --------------------------------------------------------------------------
+    def _zip_members(self, path: str, report: ImportReport) -> Optional[tuple]:
+        """(archive, size, mtime, changed member names) of one .zip; unchanged members are counted."""
+        import zipfile
+
+        try:
+            st = os.stat(path)
+            with zipfile.ZipFile(path) as zf:
+                names = [i.filename for i in zf.infolist() if not i.is_dir()]
+        except (OSError, zipfile.BadZipFile) as exc:
+            report.errors.append((path, f"not a readable zip archive: {exc}"))
+            return None
+        report.archives += 1
+        safe = []
+        for n in names:
+            parts = n.replace("\\", "/").split("/")
+            if n.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                report.errors.append((f"{path}/{n}", "unsafe member name in the zip archive: skipped"))
+            else:
+                safe.append(n)
+        keys = [f"{path}/{n}" for n in safe]
+        known: dict[str, tuple] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            for row in self.conn.execute(
+                    f"SELECT path, size, mtime FROM files WHERE path IN ({','.join('?' * len(part))})", part):
+                known[row[0]] = (row[1], row[2])
+        changed = []
+        for n, k in zip(safe, keys):
+            kn = known.get(k)
+            if kn is not None and kn[0] == st.st_size and abs(kn[1] - st.st_mtime) < 1e-6:
+                report.unchanged += 1
+            else:
+                changed.append(n)
+        return path, st.st_size, st.st_mtime, changed
+
+    def _import_zip(self, archive: tuple, marker: Path, workers: Optional[int], batch_size: int,
+                    step: Callable, report: ImportReport) -> None:
+        """Extract the changed members into ``incoming/`` (same file system as the store) and adopt them."""
+        import zipfile
+
+        path, size, mtime, names = archive
+        if not names:
+            return
+        staging = self.folder / INCOMING / marker.name
+        keys: dict[str, str] = {}
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for i in range(0, len(names), batch_size):
+                    part = names[i:i + batch_size]
+                    todo = []
+                    for n in part:
+                        target = staging.joinpath(*[x for x in n.replace("\\", "/").split("/") if x])
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        try:
+                            with zf.open(n) as src, open(target, "wb") as dst:
+                                shutil.copyfileobj(src, dst, 1 << 20)
+                        except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as exc:
+                            report.errors.append((f"{path}/{n}", f"cannot extract from the zip archive: {exc}"))
+                            continue
+                        keys[os.fspath(target)] = f"{path}/{n}"
+                        todo.append((os.fspath(target), size, mtime))
+                    for chunk_result in self._parse_all(todo, workers, batch_size):
+                        step(chunk_result, "move", keys.get)
+                    # Members not taken into the store (non-DICOM, errors) go too.
+                    for p, _, _ in todo:
+                        with contextlib.suppress(OSError):
+                            os.unlink(p)
+        except (OSError, zipfile.BadZipFile) as exc:
+            report.errors.append((path, f"not a readable zip archive: {exc}"))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _parse_all(self, todo: list[tuple[str, int, float]], workers: Optional[int], batch_size: int):
         """Yield lists of (path, size, mtime, header|None, error) per batch; a process pool for big imports."""
@@ -341,8 +496,13 @@ class DicomDatabase:
                     results.extend(fut.result())
                 yield attach(results)
 
-    def _commit_batch(self, results: list, copy: bool, report: ImportReport) -> None:
+    def _commit_batch(self, results: list, mode: str, report: ImportReport,
+                      record: Optional[Callable[[str], Optional[str]]] = None) -> None:
+        """Store one parsed batch.  ``mode``: "link" (rows point at the files), "copy" (copies in the
+        store) or "move" (hard link or copy into the store, then the originals are removed).
+        ``record(path)`` gives the ``files`` table key of a path (None: not remembered)."""
         now = time.time()
+        stored = mode in ("copy", "move")
         file_rows = []
         inst_rows = []
         patients: dict[tuple[str, str], tuple] = {}
@@ -350,13 +510,15 @@ class DicomDatabase:
         series: dict[str, tuple] = {}
         to_copy: list[tuple[str, Path]] = []
         for path, size, mtime, h, err in results:
+            key = record(path) if record is not None else path
             sop = h.get("SOPInstanceUID") if h else None
             if h is None or not sop or not h.get("SeriesInstanceUID") or not h.get("StudyInstanceUID"):
                 if err:
-                    report.errors.append((path, err))
+                    report.errors.append((key or path, err))
                 else:
                     report.non_dicom += 1
-                file_rows.append((path, size, mtime, None))
+                if key is not None:
+                    file_rows.append((key, size, mtime, None))
                 continue
             pkey = (str(h.get("PatientID") or ""), str(h.get("PatientName") or ""))
             patients[pkey] = (pkey[0], pkey[1], _s(h.get("PatientBirthDate")), _s(h.get("PatientSex")))
@@ -369,16 +531,17 @@ class DicomDatabase:
                                               _s(h.get("BodyPartExamined")), _s(h.get("FrameOfReferenceUID")),
                                               _s(h.get("Manufacturer")))
             target = path
-            if copy:
+            if stored:
                 dest = self.store / _store_name(sop)
                 to_copy.append((path, dest))
                 target = os.fspath(dest)
             ipp = h.get("ImagePositionPatient")
             inst_rows.append((sop, h["SeriesInstanceUID"], _s(h.get("SOPClassUID")), _int(h.get("InstanceNumber")),
-                              target, size, mtime, 1 if copy else 0, _int(h.get("Rows")), _int(h.get("Columns")),
+                              target, size, mtime, 1 if stored else 0, _int(h.get("Rows")), _int(h.get("Columns")),
                               _int(h.get("NumberOfFrames")) or 1, _s(h.get("_ts")),
                               json.dumps(ipp) if ipp is not None else None, now))
-            file_rows.append((path, size, mtime, sop))
+            if key is not None:
+                file_rows.append((key, size, mtime, sop))
         # Copies first (atomic renames, on threads: the kernel does the work); the
         # transaction below makes them visible.
         def copy_one(item):
@@ -386,9 +549,15 @@ class DicomDatabase:
             if dest.exists():
                 return None
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
+            tmp = dest.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{dest.name}")
             try:
-                shutil.copyfile(src, tmp)
+                if mode == "move":
+                    try:
+                        os.link(src, tmp)  # no second copy of the bytes
+                    except OSError:
+                        shutil.copyfile(src, tmp)
+                else:
+                    shutil.copyfile(src, tmp)
                 os.replace(tmp, dest)
                 return True
             except OSError as exc:
@@ -396,18 +565,28 @@ class DicomDatabase:
                     tmp.unlink()
                 return (src, dest, f"cannot copy into the database: {exc.strerror or exc}")
 
+        adopted: list[str] = []
         if to_copy:
             from concurrent.futures import ThreadPoolExecutor
 
+            # One transfer per destination (two files of one instance in a batch).
+            unique: dict[Path, str] = {}
+            for src, dest in to_copy:
+                unique.setdefault(dest, src)
             with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
-                outcomes = list(pool.map(copy_one, to_copy))
+                outcomes = list(pool.map(copy_one, [(src, dest) for dest, src in unique.items()]))
+            failed: set[str] = set()
             for outcome in outcomes:
                 if outcome is True:
                     report.copied += 1
                 elif outcome:
                     src, dest, reason = outcome
-                    report.errors.append((src, reason))
-                    inst_rows = [r for r in inst_rows if r[4] != os.fspath(dest)]
+                    report.errors.append(((record(src) if record is not None else None) or src, reason))
+                    failed.add(os.fspath(dest))
+            if failed:
+                inst_rows = [r for r in inst_rows if r[4] not in failed]
+            if mode == "move":
+                adopted = [src for src, dest in to_copy if os.fspath(dest) not in failed]
         with self._transaction() as c:
             c.executemany("INSERT OR IGNORE INTO patients(patient_id, name, birth_date, sex) VALUES (?,?,?,?)",
                           list(patients.values()))
@@ -434,6 +613,10 @@ class DicomDatabase:
                 [now] + [r[0] for r in inst_rows]).fetchone()[0] if inst_rows else 0
             report.added += existing
             c.executemany("INSERT OR REPLACE INTO files(path, size, mtime, sop_uid) VALUES (?,?,?,?)", file_rows)
+        # The rows are committed: the originals of adopted files can go.
+        for src in adopted:
+            with contextlib.suppress(OSError):
+                os.unlink(src)
 
     # -- sessions and orphans ------------------------------------------------------------------
     def _sessions(self) -> Path:
@@ -459,6 +642,15 @@ class DicomDatabase:
         for m in stale:
             with contextlib.suppress(OSError):
                 m.unlink()
+        incoming = self.folder / INCOMING
+        if incoming.is_dir():  # zip members a killed import left half-adopted
+            for d in incoming.iterdir():
+                try:
+                    pid = int(d.name.split("-")[0])
+                except ValueError:
+                    pid = -1
+                if pid < 0 or not _alive(pid):
+                    shutil.rmtree(d, ignore_errors=True)
         return marker
 
     def _end_session(self, marker: Path) -> None:

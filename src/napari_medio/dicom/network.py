@@ -176,7 +176,7 @@ def _sop_uid_of(data: bytes) -> str:
 
 
 def _import_into(database: Any, files: Sequence[Path], copy: bool = False) -> Optional[dict]:
-    """Import files into a database (``copy``: the database keeps its own copies)."""
+    """Import files into a database (``copy``: the files are temporary, the database takes them over)."""
     if database is None or not files:
         return None
     own = isinstance(database, (str, os.PathLike))
@@ -185,7 +185,9 @@ def _import_into(database: Any, files: Sequence[Path], copy: bool = False) -> Op
 
         database = DicomDatabase(database)
     try:
-        report = database.import_paths([os.fspath(f) for f in files], copy=copy)
+        paths = [os.fspath(f) for f in files]
+        adopt = getattr(database, "adopt_files", None) if copy else None
+        report = adopt(paths) if adopt is not None else database.import_paths(paths, copy=copy)
     finally:
         if own:
             database.close()
