@@ -2,8 +2,9 @@
 
 One pass of VTK's ``vtkSurfaceNets3D`` (default) or ``vtkDiscreteFlyingEdges3D``
 per layer extracts every segment's boundary at once; the result is split per
-segment by the boundary labels, and the points are mapped from voxel index to
-LPS with the segmentation's geometry (so oblique grids are placed exactly).
+segment by the boundary labels in one vectorised pass (no per-segment filter or
+mesh pass), and the points are mapped from voxel index to LPS with the
+segmentation's geometry (so oblique grids are placed exactly).
 Optional smoothing (iterations) and decimation (target reduction 0-1).
 """
 from __future__ import annotations
@@ -40,61 +41,157 @@ def _image(labels: np.ndarray) -> Any:
     return img
 
 
-def _split(poly: Any, labels: list[int], method: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def _split(poly: Any, labels: list[int], method: str,
+           matrix: Optional[np.ndarray] = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Split VTK's multi-label surface into ``{label: (points, triangles)}``, vectorised.
+
+    One stable sort groups the (triangle, side) pairs by label (surface nets: both sides
+    of a face between two wanted segments, the second side with its winding flipped);
+    one scatter into a (segments x points) mask numbers each segment's vertices in
+    point order, so there is no per-segment pass over the mesh.  Points are in index
+    space, or transformed once by ``matrix`` (4x4) when given.  The per-label arrays are
+    views into one array each for points and triangles.
+    """
     from vtkmodules.util import numpy_support as ns
 
-    pts = ns.vtk_to_numpy(poly.GetPoints().GetData()).astype(float) if poly.GetNumberOfPoints() else np.zeros((0, 3))
     polys = poly.GetPolys()
-    if polys.GetNumberOfCells() == 0:
+    if poly.GetNumberOfPoints() == 0 or polys.GetNumberOfCells() == 0:
         return {}
-    off = ns.vtk_to_numpy(polys.GetOffsetsArray())
+    pts = ns.vtk_to_numpy(poly.GetPoints().GetData())
     conn = ns.vtk_to_numpy(polys.GetConnectivityArray())
-    tris = conn.reshape(-1, 3) if np.all(np.diff(off) == 3) else None
-    if tris is None:
+    homogeneous = polys.IsHomogeneous() if hasattr(polys, "IsHomogeneous") else None
+    if homogeneous is None:  # no cheap test: look at the offsets
+        off = ns.vtk_to_numpy(polys.GetOffsetsArray())
+        homogeneous = 3 if np.all(np.diff(off) == 3) else -1
+    if homogeneous != 3 or conn.size != 3 * polys.GetNumberOfCells():
         raise RuntimeError("surface extraction did not produce triangles")
-    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    tris = conn.reshape(-1, 3)
+    want = np.asarray(sorted(labels))
     if method == "surface_nets":
         bl = ns.vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
-        want = np.asarray(labels)
-        # (triangle, label, flipped) for each side that is a wanted segment, grouped by label in one sort.
-        if bl.size and 0 <= bl.min() and bl.max() < 1 << 20:  # a lookup table beats np.isin
-            lut = np.zeros(int(bl.max()) + 1, bool)
-            lut[want[want <= bl.max()]] = True
-            side0, side1 = np.flatnonzero(lut[bl[:, 0]]), np.flatnonzero(lut[bl[:, 1]])
+        # Both sides of every face, side 0 of all faces first: flat index f = side * n + face.
+        n = bl.shape[0]
+        sides = np.ascontiguousarray(bl.T).reshape(-1)
+        top = int(sides.max()) if sides.size else 0
+        if sides.size and (sides.dtype.kind == "u" or sides.min() >= 0) and top < 1 << 20:
+            lut = np.zeros(top + 1, bool)  # a lookup table beats np.isin
+            lut[want[(want >= 0) & (want <= top)]] = True
+            f = np.flatnonzero(lut[sides])
         else:
-            side0 = np.flatnonzero(np.isin(bl[:, 0], want))
-            side1 = np.flatnonzero(np.isin(bl[:, 1], want))
-        tri_ids = np.r_[side0, side1]
-        labs = np.r_[bl[side0, 0], bl[side1, 1]]
-        flips = np.r_[np.zeros(side0.size, bool), np.ones(side1.size, bool)]
+            f = np.flatnonzero(np.isin(sides, want))
+        labs = sides[f]
     else:
         sc = poly.GetPointData().GetScalars()
         if sc is None:
             cell_lab = ns.vtk_to_numpy(poly.GetCellData().GetScalars()).reshape(-1)
         else:
             cell_lab = ns.vtk_to_numpy(sc).reshape(-1)[tris[:, 0]]
-        tri_ids = np.flatnonzero(np.isin(cell_lab, labels))
-        labs = cell_lab[tri_ids]
-        flips = np.zeros(tri_ids.size, bool)
+        n = cell_lab.size
+        f = np.flatnonzero(np.isin(cell_lab, want))
+        labs = cell_lab[f]
+    # Group the (face, side) pairs by label, stably (a radix sort for 8/16-bit labels);
+    # the faces seen from side 1 (surface nets' second label) get their winding flipped.
     order = np.argsort(labs, kind="stable")
-    tri_ids, labs, flips = tri_ids[order], labs[order], flips[order]
-    bounds = np.searchsorted(labs, np.asarray(sorted(labels)), side="left")
-    ends = np.searchsorted(labs, np.asarray(sorted(labels)), side="right")
-    mark = np.zeros(len(pts), bool)
-    remap = np.empty(len(pts), np.int64)
-    for lab, a, b in zip(sorted(labels), bounds, ends):
-        if a == b:
-            continue
-        f = tris[tri_ids[a:b]]
-        fl = flips[a:b]
-        if fl.any():
-            f = f.copy()
-            f[fl] = f[fl][:, [0, 2, 1]]
-        mark[:] = False
-        mark[f.reshape(-1)] = True
+    labs = labs[order]
+    f = f[order]
+    flipped = np.flatnonzero(f >= n)
+    if flipped.size:
+        f[flipped] -= n
+    faces = np.take(tris, f, axis=0)  # (pairs, 3); take beats fancy row indexing
+    if flipped.size:
+        faces[flipped, 1:] = faces[flipped, 2:0:-1]
+    want = want.astype(labs.dtype) if want.size and np.can_cast(want.min(), labs.dtype) \
+        and np.can_cast(want.max(), labs.dtype) else want
+    starts = np.searchsorted(labs, want, side="left")
+    ends = np.searchsorted(labs, want, side="right")
+    keep = ends > starts
+    want, starts, ends = want[keep], starts[keep], ends[keep]
+    if want.size == 0:
+        return {}
+    npts = pts.shape[0]
+    # Segments in groups: one per worker thread (numpy releases the GIL), each group's
+    # (segments x points) mask bounded to 64 MB.
+    per_group = max(1, (1 << 26) // max(npts, 1))
+    n_groups = max(-(-want.size // per_group), min(_workers(), want.size))
+    bounds = np.linspace(0, want.size, n_groups + 1).round().astype(int)
+    groups = [(int(g0), int(g1)) for g0, g1 in zip(bounds[:-1], bounds[1:]) if g1 > g0]
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    pool = _pool() if len(groups) > 1 else None
+
+    def to_world() -> np.ndarray:
+        return pts.astype(float) if matrix is None else _affine(pts, matrix)
+
+    # The points' mapping runs beside the first group's numbering (submitted first, so
+    # a worker takes it before any group that waits for it).
+    src_future = pool.submit(to_world) if pool is not None else None
+
+    def number(g: tuple[int, int]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        g0, g1 = g
+        a, b = int(starts[g0]), int(ends[g1 - 1])
+        # key = (segment in group) * npts + vertex: unique per (segment, vertex), sorted by both.
+        key = faces[a:b]
+        if g1 - g0 > 1:
+            kt = np.int32 if (g1 - g0) * npts < 1 << 31 else np.int64
+            key = key.astype(kt)
+            for s in range(g0 + 1, g1):
+                key[starts[s] - a:ends[s] - a] += kt((s - g0) * npts)
+        mark = np.zeros((g1 - g0) * npts, bool)
+        mark[key.reshape(-1)] = True
         used = np.flatnonzero(mark)
-        remap[used] = np.arange(used.size)
-        out[int(lab)] = (pts[used], remap[f])
+        first = np.searchsorted(used, np.arange(g1 - g0 + 1, dtype=np.int64) * npts)
+        remap = np.empty(mark.size, np.int64)
+        count = np.arange(int(np.max(np.diff(first))), dtype=np.int64)
+        for s in range(g1 - g0):  # each segment's vertices numbered from 0, in point order
+            remap[used[first[s]:first[s + 1]]] = count[:first[s + 1] - first[s]]
+        new = np.take(remap, key)  # (faces, 3) int64, already per-segment indices
+        src = to_world() if src_future is None else src_future.result()
+        res = []
+        for s in range(g0, g1):
+            p0, p1 = int(first[s - g0]), int(first[s - g0 + 1])
+            f = new[starts[s] - a:ends[s] - a]
+            ui = used[p0:p1]
+            if s > g0:
+                ui = ui - (s - g0) * npts
+            res.append((int(want[s]), np.take(src, ui, axis=0), f))
+        return res
+
+    results = [number(groups[0])] if pool is None else list(pool.map(number, groups))
+    for res in results:
+        for lab, p, f in res:
+            out[lab] = (p, f)
+    return out
+
+
+_POOL: Any = None
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _pool() -> Any:
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="medio-surfaces")
+    return _POOL
+
+
+def _affine(pts: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``pts @ matrix[:3, :3].T + matrix[:3, 3]`` in float64, column by column (faster than
+    matmul for an (n, 3) array)."""
+    p = np.asarray(pts, dtype=float)
+    out = np.empty((p.shape[0], 3))
+    for c in range(3):
+        col = out[:, c]
+        # Zero terms (an axis-aligned grid) are skipped: adding 0.0 * x changes nothing.
+        terms = [r for r in range(3) if matrix[c, r] != 0.0] or [0]
+        np.multiply(p[:, terms[0]], matrix[c, terms[0]], out=col)
+        for r in terms[1:]:
+            col += p[:, r] * matrix[c, r]
+        if matrix[c, 3] != 0.0:
+            col += matrix[c, 3]
     return out
 
 
@@ -160,14 +257,15 @@ def segment_surfaces(
                 s.SetPassBand(0.1)
                 s.Update()
                 poly = s.GetOutput()
-        parts = _split(poly, labels, method)
+        # Without decimation the points are mapped to LPS once, for all segments, in the split.
+        parts = _split(poly, labels, method, None if decimate > 0 else m)
         for s in segs:
             if s.label_value not in parts:
                 continue
-            pts, tris = parts[s.label_value]
+            lps, tris = parts[s.label_value]
             if decimate > 0:
-                pts, tris = _decimate(pts, tris, decimate)
-            lps = pts @ m[:3, :3].T + m[:3, 3]
+                pts, tris = _decimate(lps, tris, decimate)
+                lps = pts @ m[:3, :3].T + m[:3, 3]
             rgb = np.clip(np.round(np.asarray(s.color, dtype=float) * 255), 0, 255).astype(np.uint8)
             model = Model.from_faces(lps, tris, name=s.name, source=seg.source)
             model.point_data["Color"] = np.tile(rgb, (len(lps), 1))
