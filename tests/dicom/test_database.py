@@ -391,3 +391,18 @@ def test_killed_adoption_loses_nothing(tmp_path, monkeypatch):
     r = db.adopt_files(p1)
     assert r.added == 3 and not any(p.exists() for p in p1)
     assert db.integrity() == {"check": "ok", "orphan_rows": 0, "orphan_files": 0, "missing_stored_files": 0}
+
+
+def test_cli_import_reports_problems_and_zip(tmp_path, capsys):
+    two_series(tmp_path / "in")
+    empty = tmp_path / "in" / "empty.dcm"
+    empty.write_bytes(b"")
+    db = str(tmp_path / "db")
+    assert medio(["dicom", "import", str(tmp_path / "in"), "--db", db]) == 0
+    out, err = capsys.readouterr()
+    assert "7 instance(s) added" in out and "1 problem(s)" in out
+    assert f"medio: {empty}: empty file" in err
+    archive = _zip_of(tmp_path / "in", tmp_path / "a.zip")
+    assert medio(["dicom", "import", str(archive), "--db", db, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["archives"] == 1 and report["copied"] == 7 and report["errors"] == [[f"{archive}/empty.dcm", "empty file"]]

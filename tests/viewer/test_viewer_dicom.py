@@ -79,3 +79,48 @@ def test_browser_import_list_search_load_delete(make_napari_viewer, qtbot, tmp_p
 
     assert load_settings()["dicom_database"] == str(tmp_path / "db2")
     assert widget.series_table.rowCount() == 0
+
+
+def test_browser_import_progress_and_problems(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """The progress bar shows at once (indeterminate), import problems are listed with file and reason,
+    and a .zip imports like a folder."""
+    import zipfile
+
+    monkeypatch.setenv("NAPARI_MEDIO_CONFIG", str(tmp_path / "settings.json"))
+    (d1, u1), (d2, u2) = _two_series(tmp_path / "in")
+    empty = tmp_path / "in" / "empty.dcm"
+    empty.write_bytes(b"")
+    viewer = make_napari_viewer()
+    from napari_medio.plugin.dicom_browser import DicomBrowser
+
+    widget = DicomBrowser(viewer, database=tmp_path / "db")
+    viewer.window.add_dock_widget(widget, name="DICOM browser")
+    assert widget.progress_bar.isHidden() and widget.problems_button.isHidden()
+    worker = widget.import_paths([str(tmp_path / "in")])
+    # Before the worker reported anything: shown, and busy (range 0..0) until the file count is known.
+    assert not widget.progress_bar.isHidden()
+    assert (widget.progress_bar.minimum(), widget.progress_bar.maximum()) == (0, 0)
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    qtbot.waitUntil(lambda: widget.series_table.rowCount() == 2, timeout=10000)
+    assert widget.progress_bar.isHidden()
+    assert widget.problems == [(str(empty), "empty file")]
+    assert widget.problems_button.text() == "Problems (1)" and not widget.problems_button.isHidden()
+    assert widget.problems_table.isHidden()  # collapsed until asked
+    widget.problems_button.setChecked(True)
+    assert not widget.problems_table.isHidden()
+    assert (widget.problems_table.item(0, 0).text(), widget.problems_table.item(0, 1).text()) == (
+        str(empty), "empty file")
+    assert "1 problem(s)" in widget.status.text()
+    # A zip of the same series in link mode: stored in the database, nothing new, no problems.
+    empty.unlink()
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(p for p in (tmp_path / "in").rglob("*") if p.is_file()):
+            zf.write(f, f.relative_to(tmp_path / "in").as_posix())
+    worker = widget.import_paths([str(archive)])
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    qtbot.waitUntil(lambda: widget.last_report is not None and widget.last_report.archives == 1, timeout=10000)
+    assert widget.problems == [] and widget.problems_button.isHidden()
+    assert widget.last_report.copied == 7 and "zip archive" in widget.status.text()

@@ -1,7 +1,10 @@
 """The "DICOM browser" dock widget: import, browse patients -> studies -> series, load, delete, show header.
 
 Runs imports and loads in napari thread workers (the UI stays live) with a
-napari progress bar and a Cancel button.  The database folder is a persistent
+progress bar in the widget (shown at once, indeterminate until the file count
+is known; also in napari's activity panel) and a Cancel button.  Import
+problems (file and reason) are listed in a collapsible "Problems" table under
+the status line.  The database folder is a persistent
 setting (``dicom_database`` in napari-medio's settings).
 """
 from __future__ import annotations
@@ -18,10 +21,12 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QToolButton,
     QVBoxLayout,
     QWidget,
     QDialog,
@@ -62,6 +67,8 @@ class DicomBrowser(QWidget):
         self._patients: list[dict] = []
         self._studies: list[dict] = []
         self._series: list[dict] = []
+        self.problems: list[tuple[str, str]] = []
+        self.last_report: Any = None
 
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
@@ -80,7 +87,8 @@ class DicomBrowser(QWidget):
         self.import_files_button = QPushButton("Import files...")
         self.import_files_button.clicked.connect(self._import_files_dialog)
         self.copy_check = QCheckBox("Copy into database")
-        self.copy_check.setToolTip("Copy the files into the database folder (otherwise link them where they are)")
+        self.copy_check.setToolTip("Copy the files into the database folder (otherwise link them where they are; "
+                                   "members of .zip archives are always stored in the database)")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
@@ -115,9 +123,29 @@ class DicomBrowser(QWidget):
         for w in (self.load_button, self.delete_button, self.header_button):
             row.addWidget(w)
         layout.addLayout(row)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.hide()
+        layout.addWidget(self.progress_bar)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
+        # Import problems: a collapsible table (file, reason), hidden while there are none.
+        self.problems_button = QToolButton()
+        self.problems_button.setCheckable(True)
+        self.problems_button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.problems_button.setArrowType(Qt.RightArrow)
+        self.problems_button.toggled.connect(self._toggle_problems)
+        self.problems_button.hide()
+        layout.addWidget(self.problems_button)
+        self.problems_table = QTableWidget(0, 2)
+        self.problems_table.setHorizontalHeaderLabels(["File", "Problem"])
+        self.problems_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.problems_table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.problems_table.horizontalHeader().setStretchLastSection(True)
+        self.problems_table.verticalHeader().setVisible(False)
+        self.problems_table.hide()
+        layout.addWidget(self.problems_table)
         self.set_database(database if database is not None else default_database_folder(), persist=False)
 
     # -- setup ---------------------------------------------------------------------------------
@@ -239,6 +267,29 @@ class DicomBrowser(QWidget):
         """Ask the running import or load to stop."""
         self._cancelled = True
 
+    # -- problems --------------------------------------------------------------------------------
+    def _toggle_problems(self, shown: bool) -> None:
+        self.problems_button.setArrowType(Qt.DownArrow if shown else Qt.RightArrow)
+        self.problems_table.setVisible(shown)
+
+    def show_problems(self, problems: list) -> None:
+        """List (file, reason) pairs under the status line (collapsed; hidden when there are none)."""
+        self.problems = [(str(p), str(r)) for p, r in problems]
+        self.problems_table.setRowCount(len(self.problems))
+        for r, (path, reason) in enumerate(self.problems):
+            item = QTableWidgetItem(path)
+            item.setToolTip(path)
+            self.problems_table.setItem(r, 0, item)
+            item = QTableWidgetItem(reason)
+            item.setToolTip(reason)
+            self.problems_table.setItem(r, 1, item)
+        self.problems_table.resizeColumnToContents(0)
+        self.problems_button.setText(f"Problems ({len(self.problems)})")
+        self.problems_button.setVisible(bool(self.problems))
+        if not self.problems:
+            self.problems_button.setChecked(False)
+            self.problems_table.hide()
+
     def _busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)
         for w in (self.import_folder_button, self.import_files_button, self.load_button, self.delete_button):
@@ -251,6 +302,10 @@ class DicomBrowser(QWidget):
 
         self._cancelled = False
         bar = napari_progress(total=0, desc=label)
+        # The widget's own bar: visible at once, indeterminate (busy) until the count is known.
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.setFormat(label)
+        self.progress_bar.show()
 
         state: dict = {}
 
@@ -265,11 +320,13 @@ class DicomBrowser(QWidget):
 
         def finished(result):
             bar.close()
+            self.progress_bar.hide()
             self._busy(False)
             on_done(result)
 
         def errored(exc):
             bar.close()
+            self.progress_bar.hide()
             self._busy(False)
             if isinstance(exc, CancelledError):
                 self._message(f"{label}: cancelled")
@@ -285,6 +342,11 @@ class DicomBrowser(QWidget):
                     bar.total = total
                 bar.n = done
                 bar.refresh()
+                if total > 0:
+                    if self.progress_bar.maximum() != total:
+                        self.progress_bar.setRange(0, total)
+                    self.progress_bar.setValue(done)
+                    self.progress_bar.setFormat(f"{label}: %v / %m files")
 
         from qtpy.QtCore import QTimer
 
@@ -308,10 +370,15 @@ class DicomBrowser(QWidget):
                 return db.import_paths(paths, copy=copy, progress=progress, cancel=cancel)
 
         def done(report):
+            self.last_report = report
+            self.show_problems(report.errors)
+            zips = f", {report.archives} zip archive(s) stored in the database" if report.archives else ""
             self._message(f"Imported {report.added} instance(s) ({report.unchanged} unchanged, "
-                          f"{report.non_dicom} non-DICOM skipped, {len(report.errors)} problem(s))")
+                          f"{report.non_dicom} non-DICOM skipped{zips}, {len(report.errors)} problem(s)"
+                          + (": see Problems below)" if report.errors else ")"))
             self.refresh()
 
+        self.show_problems([])
         return self._start(work, done, "DICOM import")
 
     # -- load / delete / header ----------------------------------------------------------------
