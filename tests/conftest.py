@@ -55,3 +55,11 @@ def fixture_file(relpath: "str | os.PathLike[str]") -> Path:
 def fixture_path():
     """The :func:`fixture_file` helper as a fixture, for tests that prefer injection."""
     return fixture_file
+
+
+def shared_tool(name: str) -> Path:
+    """A helper script from ``../shared/tools`` (beside the fixtures folder; same skip/fail rule)."""
+    path = _fixtures_root().parent / "tools" / name
+    if not path.exists():
+        _missing(str(path))
+    return path
