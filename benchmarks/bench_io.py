@@ -1,6 +1,6 @@
 """Images at scale (issue 9): the figures of docs/performance.md, side by side in one run.
 
-    .venv/bin/python benchmarks/bench_io.py [--repeat 3] [--lazy-gb 0.5] [--big] [--skip-slow]
+    .venv/bin/python benchmarks/bench_io.py [--repeat 3] [--lazy-gb 0.5] [--big] [--skip-slow] [--seg-only]
 
 * compressed read/write of a 512x512x300 int16 CT (the voxels
   ``shared/tools/make_ct_series.py`` writes) as .nii.gz, gzip .nrrd and
@@ -13,6 +13,9 @@
   and resident memory growth (``--lazy-gb``, default 0.5 GB; ``--big`` makes the
   issue's 4 GB files -- in a temporary folder, removed afterwards);
 * OME-Zarr write (pyramid) and lazy open of the same CT.
+
+``--seg-only`` runs just the .seg.nrrd rows (read and write; the label map is
+``CT > 0``, uint8, as below).
 """
 from __future__ import annotations
 
@@ -120,14 +123,14 @@ def _subprocess_json(script: str, path: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _peer_files(vol: Volume, folder: Path) -> dict[str, Path]:
+def _peer_files(vol: Volume, folder: Path, seg_only: bool = False) -> dict[str, Path]:
     import SimpleITK as sitk
 
     img = sitk.GetImageFromArray(np.asarray(vol.array))
     img.SetSpacing(vol.geometry.spacing.tolist())
     img.SetOrigin(vol.geometry.origin.tolist())
     files = {}
-    for ext in (".nii.gz", ".nrrd"):
+    for ext in () if seg_only else (".nii.gz", ".nrrd"):
         p = folder / f"sitk{ext}"
         sitk.WriteImage(img, str(p), True)
         files[f"SimpleITK-written {ext}"] = p
@@ -136,7 +139,7 @@ def _peer_files(vol: Volume, folder: Path) -> dict[str, Path]:
     p = folder / "sitk.seg.nrrd"
     sitk.WriteImage(limg, str(p), True)
     files["SimpleITK-written .seg.nrrd"] = p
-    for ext in (".nii.gz", ".nrrd"):
+    for ext in () if seg_only else (".nii.gz", ".nrrd"):
         p = folder / f"ours{ext}"
         napari_medio.write(vol, p)
         files[f"napari-medio-written {ext}"] = p
@@ -163,6 +166,7 @@ def main() -> int:
     ap.add_argument("--lazy-gb", type=float, default=0.5, help="size of the lazy-open files (GB)")
     ap.add_argument("--big", action="store_true", help="the issue's 4 GB lazy-open files")
     ap.add_argument("--skip-slow", action="store_true", help="skip pynrrd's level-9 writer")
+    ap.add_argument("--seg-only", action="store_true", help="only the .seg.nrrd read and write rows")
     ap.add_argument("--json", metavar="OUT")
     args = ap.parse_args()
     results: dict = {"cpus": os.cpu_count()}
@@ -170,12 +174,12 @@ def main() -> int:
     print(f"CT {vol.shape} int16 = {vol.array.nbytes / 1e6:.1f} MB, {os.cpu_count()} cores, load {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="medio-bench-io-") as tmp:
         folder = Path(tmp)
-        files = _peer_files(vol, folder)
+        files = _peer_files(vol, folder, args.seg_only)
         print("\n## read (best of", args.repeat, ")")
         results["read"] = [_ratio_line(label, read_timings(p, args.repeat)) for label, p in files.items()]
         print("\n## write")
         results["write"] = {}
-        for ext in (".nii.gz", ".nrrd", ".seg.nrrd"):
+        for ext in (".seg.nrrd",) if args.seg_only else (".nii.gz", ".nrrd", ".seg.nrrd"):
             w = write_timings(files[f"SimpleITK-written {ext}"], args.repeat,
                               skip=("pynrrd",) if args.skip_slow else ())
             peers = {k: v for k, v in w.items() if k != "napari-medio"}
@@ -185,6 +189,10 @@ def main() -> int:
                   + f" | {ours['seconds'] / peers[fk]['seconds']:.2f}x {fk} time, "
                   f"{ours['bytes'] / peers[fk]['bytes']:.3f}x size | readback {ours.get('readback')} |")
             results["write"][ext] = w
+        if args.seg_only:
+            if args.json:
+                Path(args.json).write_text(json.dumps(results, indent=2, default=float))
+            return 0
         print("\n## memory while loading (fresh process each)")
         results["memory"] = {}
         for label in ("napari-medio-written .nii.gz", "SimpleITK-written .nii.gz", "napari-medio-written .nrrd",

@@ -21,6 +21,7 @@ No napari or Qt here.
 from __future__ import annotations
 
 import colorsys
+import os
 import re
 import warnings
 from dataclasses import dataclass, field, replace
@@ -253,11 +254,13 @@ class Segmentation:
         seg = key if isinstance(key, Segment) else self.segment(key)
         return np.asarray(self.layer_array(seg.layer)) == seg.label_value
 
-    def check(self, path: Any = None) -> list[str]:
+    def check(self, path: Any = None, *, present: Optional[Sequence[Iterable[int]]] = None) -> list[str]:
         """Consistency problems: layers out of range, duplicate IDs or label values in a layer.
 
         Raises ValueError for problems that make the segments unplaceable; returns
-        warnings (e.g. a label value absent from the data) for the rest.
+        warnings (e.g. a label value absent from the data) for the rest.  ``present``
+        (the label values of each layer, as :func:`present_labels` gives them) spares
+        the sweep over the voxels when the caller has already made it.
         """
         problems: list[str] = []
         ids = [s.id for s in self.segments]
@@ -275,11 +278,12 @@ class Segmentation:
             seen[key] = s.id
         if not self.metadata.get("empty"):
             for layer in range(self.n_layers):
-                present = set(present_labels(self.layer_array(layer))) - {0}
+                found = present[layer] if present is not None else present_labels(self.layer_array(layer))
+                present_set = set(int(v) for v in found) - {0}
                 for s in self.segments_in_layer(layer):
-                    if s.label_value not in present and not _extent_is_empty(s.extent):
+                    if s.label_value not in present_set and not _extent_is_empty(s.extent):
                         problems.append(f"segment {s.id!r} ({s.name}): label value {s.label_value} is not in the data")
-                unknown = sorted(present - {s.label_value for s in self.segments_in_layer(layer)})
+                unknown = sorted(present_set - {s.label_value for s in self.segments_in_layer(layer)})
                 if unknown:
                     problems.append(f"layer {layer}: voxel values {unknown[:10]} belong to no segment")
         return problems
@@ -348,14 +352,16 @@ class Segmentation:
         return None
 
     @classmethod
-    def from_labelmap(cls, volume: Volume, *, name: Optional[str] = None) -> "Segmentation":
+    def from_labelmap(cls, volume: Volume, *, name: Optional[str] = None,
+                      present: Optional[Iterable[int]] = None) -> "Segmentation":
         """A single-layer segmentation from a label-map Volume.
 
         Segments come from ``volume.metadata["segmentation"]`` (the table a
         segmentation's label map carries), updated with the names and colours of
         ``metadata["color_table"]`` (what the user edited in napari); label values
         in the data that no segment claims become new segments named from the colour
-        table or ``Segment_<value>``, as Slicer names them.
+        table or ``Segment_<value>``, as Slicer names them.  ``present`` (the label
+        values in the data, when the caller has swept them already) spares that sweep.
         """
         arr = volume.array
         if volume.components is not None or volume.extra_axes:
@@ -376,7 +382,8 @@ class Segmentation:
         table = md.get("segmentation") or {}
         colors = {int(k): v for k, v in (md.get("color_table") or {}).items()}
         merged_values = table.get("merged_label_values")
-        present = [int(v) for v in np.unique(a) if v != 0]
+        present = sorted(label_summary(a, extents=False)) if present is None else sorted(
+            int(v) for v in present if int(v) != 0)
         segments: list[Segment] = []
         claimed: set[int] = set()
         src_layer = table.get("layer")
@@ -460,15 +467,203 @@ class Segmentation:
 
 
 def present_labels(labels: Any) -> list[int]:
-    """Sorted distinct values of a label array (a histogram for 8/16-bit data: no sort of the voxels)."""
+    """Sorted distinct values of a label array (0 included when present), without sorting the voxels.
+
+    Integer arrays of up to 32 bits go through :func:`label_summary` (two or three
+    threaded projections of the array); 64-bit arrays fall back to ``np.unique``.
+    """
     a = np.asarray(labels)
     if a.size == 0:
         return []
-    if a.dtype in (np.uint8, np.uint16, bool):
-        counts = np.bincount(a.reshape(-1).view(np.uint8) if a.dtype == bool else a.reshape(-1),
-                             minlength=2 if a.dtype == bool else 1)
-        return np.flatnonzero(counts).tolist()
-    return np.unique(a).tolist()
+    return sorted(label_summary(a, extents=False, include_zero=True))
+
+
+# -- fast label statistics -------------------------------------------------------------------
+#: Arrays with at least this many voxels are projected on all cores (NumPy reductions release the GIL).
+_PARALLEL_ABOVE = 1 << 21
+_POOL: Any = None
+
+
+def _pool() -> Any:
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="medio-labels")
+    return _POOL
+
+
+def _project(ufunc: Any, a: np.ndarray, axis: int) -> np.ndarray:
+    """``ufunc.reduce`` (maximum/minimum) of a 3D array over axis 0 or 1, split across threads along the kept axis."""
+    nk, nj, ni = a.shape
+    out = np.empty((nk if axis == 1 else nj, ni), a.dtype)
+    n = out.shape[0]
+    workers = os.cpu_count() or 1
+    if a.size < _PARALLEL_ABOVE or workers == 1 or n < 2:
+        ufunc.reduce(a, axis=axis, out=out)
+        return out
+    bounds = np.linspace(0, n, min(n, 2 * workers) + 1).astype(int)
+
+    def job(s: int, e: int) -> None:
+        if axis == 1:
+            ufunc.reduce(a[s:e], axis=1, out=out[s:e])
+        else:
+            ufunc.reduce(a[:, s:e], axis=0, out=out[s:e])
+
+    futures = [_pool().submit(job, int(s), int(e)) for s, e in zip(bounds[:-1], bounds[1:]) if e > s]
+    for f in futures:
+        f.result()
+    return out
+
+
+def _line_table(a: np.ndarray, axis: int, hi: np.ndarray, lo: Optional[np.ndarray]) -> tuple:
+    """Every (value, c0, c1) such that ``value`` occurs on the line of ``a`` along ``axis`` at projection cell (c0, c1).
+
+    A line whose max and min differ by at most 1 holds exactly those one or two values;
+    only the other ("wide") lines are read again, and only they.  ``lo=None`` means a
+    0/1 array: the table lists the lines that hold 1.
+    """
+    if lo is None:
+        c0, c1 = np.nonzero(hi)
+        return np.ones(len(c0), np.int64), c0, c1
+    hi64 = hi.astype(np.int64)
+    lo64 = lo.astype(np.int64)
+    wide = hi64 - lo64 >= 2
+    n0, n1 = np.nonzero(~wide)
+    lov, hiv = lo64[n0, n1], hi64[n0, n1]
+    two = hiv != lov
+    vals, c0s, c1s = [lov, hiv[two]], [n0, n0[two]], [n1, n1[two]]
+    w0, w1 = np.nonzero(wide)
+    if len(w0):
+        length = a.shape[axis]
+        step = max(1, (1 << 22) // max(1, length))  # lines per piece: bounded temporary memory
+        for s in range(0, len(w0), step):
+            p0, p1 = w0[s:s + step], w1[s:s + step]
+            lines = a[p0, :, p1] if axis == 1 else a[:, p0, p1].T  # (lines, length)
+            base = int(lo64[p0, p1].min())
+            span = int(hi64[p0, p1].max()) - base + 1
+            key = lines.astype(np.int64)
+            key -= base
+            key += (np.arange(len(p0), dtype=np.int64) * span)[:, None]
+            if len(p0) * span <= max(1 << 20, 2 * key.size):
+                pairs = np.flatnonzero(np.bincount(key.reshape(-1), minlength=len(p0) * span))
+            else:
+                pairs = _sorted_unique(key.reshape(-1))
+            li, vv = np.divmod(pairs, span)
+            vals.append(vv + base)
+            c0s.append(p0[li])
+            c1s.append(p1[li])
+    return np.concatenate(vals), np.concatenate(c0s), np.concatenate(c1s)
+
+
+def _sorted_unique(x: np.ndarray) -> np.ndarray:
+    """Distinct values, sorted (a sort: NumPy 2's hashing ``unique`` is slow on many distinct int64)."""
+    if len(x) == 0:
+        return x
+    y = np.sort(x)
+    keep = np.empty(len(y), bool)
+    keep[0] = True
+    np.not_equal(y[1:], y[:-1], out=keep[1:])
+    return y[keep]
+
+
+def _present_values(a: np.ndarray, hi: np.ndarray, lo: Optional[np.ndarray]) -> list[int]:
+    """Values in ``a`` from its axis-1 max/min projections: every line's max and min, plus what wide lines hold."""
+    if lo is None:  # 0/1 data
+        return [1] if int(hi.max()) >= 1 else []
+    small = a.dtype.itemsize <= 2 and a.dtype.kind == "u"  # histogram of a few values: no sort
+    ends = np.concatenate([hi.reshape(-1), lo.reshape(-1)])
+    found = [np.flatnonzero(np.bincount(ends)) if small else _sorted_unique(ends.astype(np.int64))]
+    w0, w1 = np.nonzero(hi.astype(np.int64) - lo.astype(np.int64) >= 2)
+    step = max(1, (1 << 22) // max(1, a.shape[1]))
+    for s in range(0, len(w0), step):
+        lines = a[w0[s:s + step], :, w1[s:s + step]].reshape(-1)
+        if small:
+            found.append(np.flatnonzero(np.bincount(lines)))
+        else:
+            found.append(_sorted_unique(lines.astype(np.int64)))
+    return [int(v) for v in _sorted_unique(np.concatenate(found))]
+
+
+def _ranges(vals: np.ndarray, coords: Sequence[np.ndarray], values: np.ndarray) -> list[np.ndarray]:
+    """Per value of ``values`` (sorted), the min and max of each coordinate array over the rows holding it."""
+    idx = np.searchsorted(values, vals)
+    out = []
+    for c in coords:
+        lo = np.full(len(values), np.iinfo(np.int64).max, np.int64)
+        hi = np.full(len(values), -1, np.int64)
+        np.minimum.at(lo, idx, c)
+        np.maximum.at(hi, idx, c)
+        out += [lo, hi]
+    return out
+
+
+def label_summary(labels: Any, *, extents: bool = True,
+                  include_zero: bool = False) -> dict[int, Optional[tuple[int, int, int, int, int, int]]]:
+    """``{value: (i0, i1, j0, j1, k0, k1)}`` for every value present in a 3D label array, in one sweep.
+
+    No sort and no histogram of the voxels: the array is projected along two axes
+    with max (and min, unless it holds only 0 and 1), in threads; a line whose max
+    and min differ by at most 1 holds just those values, so only the lines where
+    three or more values meet are looked at again.  0 is left out unless
+    ``include_zero``; with ``extents=False`` the values map to None (presence only,
+    one projection fewer).  2D arrays are one slice.
+    """
+    a = np.asarray(labels)
+    if a.dtype == bool:
+        a = a.view(np.uint8)
+    while a.ndim < 3:
+        a = a[np.newaxis]
+    if a.ndim != 3:
+        raise ValueError(f"a label array must be 2D or 3D, not {a.ndim}D")
+    if a.size == 0:
+        return {}
+    if not np.issubdtype(a.dtype, np.integer) or a.dtype.itemsize > 4:
+        values = [int(v) for v in np.unique(a) if include_zero or v != 0]
+        return {v: (bounding_extent(a, v) if extents else None) for v in values}
+    hi1 = _project(np.maximum, a, 1)
+    lo1 = None
+    binary = a.dtype.kind == "u" and int(hi1.max()) <= 1
+    if not binary:
+        lo1 = _project(np.minimum, a, 1)
+        binary = int(lo1.min()) >= 0 and int(hi1.max()) <= 1
+        if binary:
+            lo1 = None
+    if binary and extents and not include_zero:  # 0/1 data: the box of the 1s from two projections
+        ks = np.flatnonzero(hi1.any(axis=1))
+        if not len(ks):
+            return {}
+        is_ = np.flatnonzero(hi1.any(axis=0))
+        sub = a[int(ks[0]):int(ks[-1]) + 1, :, int(is_[0]):int(is_[-1]) + 1]
+        js = np.flatnonzero(_project(np.maximum, sub, 0).any(axis=1))
+        return {1: (int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), int(ks[0]), int(ks[-1]))}
+    if not extents:
+        present = _present_values(a, hi1, lo1)
+    else:
+        v1, k1, i1 = _line_table(a, 1, hi1, lo1)
+        values = _sorted_unique(v1)
+        present = [int(v) for v in values]
+    if include_zero and binary:
+        if (hi1 == 0).any() or (_project(np.minimum, a, 1) == 0).any():
+            present = sorted(set(present) | {0})
+    if not include_zero:
+        present = [v for v in present if v != 0]
+    if not extents:
+        return {v: None for v in present}
+    if binary:
+        v0, j0, i0 = _line_table(a, 0, _project(np.maximum, a, 0), None)
+    else:
+        v0, j0, i0 = _line_table(a, 0, _project(np.maximum, a, 0), _project(np.minimum, a, 0))
+    kmin, kmax, imin, imax = _ranges(v1, (k1, i1), values)
+    jmin, jmax = _ranges(v0, (j0,), values)
+    out: dict[int, Optional[tuple[int, int, int, int, int, int]]] = {}
+    keep = set(present)
+    for n, v in enumerate(values.tolist()):
+        if v in keep:
+            out[int(v)] = (int(imin[n]), int(imax[n]), int(jmin[n]), int(jmax[n]), int(kmin[n]), int(kmax[n]))
+    if include_zero and 0 in present and 0 not in out:  # a 0/1 array: where the zeros are is not tracked
+        out[0] = bounding_extent(a, 0)
+    return out
 
 
 def _extent_is_empty(extent: Optional[Sequence[int]]) -> bool:
@@ -502,40 +697,15 @@ def bounding_extent(mask_or_labels: np.ndarray, value: Optional[int] = None) -> 
 
 
 def label_extents(labels: np.ndarray, values: Iterable[int]) -> dict[int, Optional[tuple[int, ...]]]:
-    """Bounding extents of several label values in one pass over the array (per-slab projections)."""
-    a = np.asarray(labels)
+    """Bounding extents of several label values in one sweep over the array (see :func:`label_summary`)."""
     values = [int(v) for v in values]
     out: dict[int, Optional[tuple[int, ...]]] = {v: None for v in values}
+    a = np.asarray(labels)
     if not values or a.size == 0:
         return out
-    top = int(a.max()) if a.size else 0
-    lo = int(a.min()) if a.size else 0
-    if lo >= 0 and top < 1 << 16:
-        # Presence per (value, k), (value, j), (value, i) via bincount on flattened slices.
-        nk, nj, ni = a.shape
-        n = top + 1
-        pk = np.zeros((n, nk), bool)
-        pj = np.zeros((n, nj), bool)
-        pi = np.zeros((n, ni), bool)
-        for k in range(nk):
-            sl = a[k]
-            u = np.unique(sl)
-            pk[u, k] = True
-            if len(u) > 1 or u[0] != 0:
-                for v in u:
-                    if v == 0 or int(v) not in out:
-                        continue
-                    m = sl == v
-                    pj[v] |= m.any(axis=1)
-                    pi[v] |= m.any(axis=0)
-        for v in values:
-            if v > top or v < 0 or not pk[v].any():
-                continue
-            ks, js, is_ = np.flatnonzero(pk[v]), np.flatnonzero(pj[v]), np.flatnonzero(pi[v])
-            out[v] = (int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), int(ks[0]), int(ks[-1]))
-        return out
+    boxes = label_summary(a, include_zero=0 in out)
     for v in values:
-        out[v] = bounding_extent(a, v)
+        out[v] = boxes.get(v)
     return out
 
 

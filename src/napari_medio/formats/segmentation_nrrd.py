@@ -33,7 +33,7 @@ from ..core.segmentation import (
     Segment,
     Segmentation,
     format_tags,
-    label_extents,
+    label_summary,
     parse_tags,
     warn_problems,
 )
@@ -162,16 +162,16 @@ def _segments_from_fields(custom: dict, path: Path, n_layers: int) -> list[Segme
     return segments
 
 
-def _segments_from_values(layered: np.ndarray, n_layers: int) -> list[Segment]:
-    """Slicer's rule for a label image without segment fields: one segment per non-zero value."""
+def _segments_from_values(present: list[list[int]], n_layers: int) -> list[Segment]:
+    """Slicer's rule for a label image without segment fields: one segment per non-zero value.
+
+    ``present``: the non-zero label values of each layer, sorted.
+    """
     from ..core.segmentation import default_color
 
     segments: list[Segment] = []
     for layer in range(n_layers):
-        arr = layered if n_layers == 1 and layered.ndim == 3 else layered[layer]
-        for v in np.unique(arr):
-            if v == 0:
-                continue
+        for v in present[layer]:
             name = f"Segment_{int(v)}" + (f"_{layer}" if n_layers > 1 else "")
             segments.append(Segment(id=name, name=name, label_value=int(v), layer=layer,
                                     color=default_color(len(segments)), name_auto_generated=True,
@@ -223,11 +223,17 @@ def read_segmentation_nrrd(
     if not layered.flags.writeable:  # napari paints into the array
         layered = layered.copy()
     segments = _segments_from_fields(custom, p, n_layers)
+    empty = layered.shape[-3:] == (1, 1, 1) and not np.any(layered)
+    # One sweep per layer gives the label values in the data (no sort, no histogram of the voxels):
+    # it names the segments of a plain label image and checks the stated ones.
+    present = None if empty else [
+        sorted(label_summary(layered if layered.ndim == 3 else layered[layer], extents=False))
+        for layer in range(n_layers)]
     if legacy:
         for i, s in enumerate(segments):
             s.layer, s.label_value = min(i, n_layers - 1), 1
     elif not segments and "Segment0_ID" not in custom:
-        segments = _segments_from_values(layered, n_layers)
+        segments = _segments_from_values(present or [[] for _ in range(n_layers)], n_layers)
     metadata: dict[str, Any] = {}
     master = custom.get("Segmentation_MasterRepresentation", custom.get("Segmentation_SourceRepresentation"))
     if master is not None:
@@ -243,14 +249,14 @@ def read_segmentation_nrrd(
     extra = {k: v for k, v in custom.items() if not _SEG_KEY.match(k) and k not in _SEGMENTATION_FIELDS}
     if extra:
         metadata["extra_fields"] = extra
-    if layered.shape[-3:] == (1, 1, 1) and not np.any(layered):
+    if empty:
         metadata["empty"] = True
     if legacy:
         metadata["legacy_4d"] = True
     seg = Segmentation(array=layered, geometry=volume.geometry, segments=segments,
                        name=name or base_name(p), metadata=metadata, source=os.fspath(p))
     try:
-        problems = seg.check()
+        problems = seg.check(present=present)
     except ValueError as exc:
         raise FormatError(p, str(exc)) from None
     if problems:
@@ -265,12 +271,22 @@ def _fmt_color(c: float) -> str:
     return f"{float(c):g}"  # C++ default stream formatting: 6 significant digits
 
 
-def _as_segmentation(obj: Any, path: Path) -> Segmentation:
+def _as_segmentation(obj: Any, path: Path, summaries: Optional[list] = None) -> Segmentation:
+    """``obj`` as a Segmentation; for a label-map Volume, ``summaries`` (a list) receives the
+    :func:`label_summary` of its voxels when the Segmentation holds that very array (one sweep, not two)."""
     if isinstance(obj, Segmentation):
         return obj
     if isinstance(obj, Volume):
         try:
-            return Segmentation.from_labelmap(obj)
+            a = obj.array
+            boxes = None
+            if (isinstance(a, np.ndarray) and a.ndim == 3 and obj.geometry.ndim == 3 and obj.components is None
+                    and not obj.extra_axes and np.issubdtype(a.dtype, np.integer)):
+                boxes = label_summary(a)
+            seg = Segmentation.from_labelmap(obj, present=boxes)
+            if boxes is not None and summaries is not None and seg.array is a:
+                summaries.append(boxes)
+            return seg
         except ValueError as exc:
             raise WriteError(path, str(exc)) from None
     convert = getattr(obj, "convert_to", None)
@@ -346,15 +362,18 @@ def segmentation_header(seg: Segmentation, array_shape: tuple[int, ...], dtype: 
     return lines
 
 
-def _segment_extents(seg: Segmentation) -> dict[str, Optional[tuple[int, ...]]]:
-    """Each segment's file-index extent: its stored extent when it still covers the data, else its bounding box."""
+def _segment_extents(seg: Segmentation, summaries: Optional[list[dict]] = None) -> dict[str, Optional[tuple[int, ...]]]:
+    """Each segment's file-index extent: its stored extent when it still covers the data, else its bounding box.
+
+    ``summaries``: :func:`label_summary` of each layer, when the caller has it.
+    """
     out: dict[str, Optional[tuple[int, ...]]] = {}
     if seg.metadata.get("empty"):
         return {s.id: None for s in seg.segments}
     shape = seg.spatial_shape
     for layer in range(seg.n_layers):
         segs = seg.segments_in_layer(layer)
-        boxes = label_extents(seg.layer_array(layer), [s.label_value for s in segs])
+        boxes = summaries[layer] if summaries is not None else label_summary(seg.layer_array(layer))
         for s in segs:
             box = boxes.get(s.label_value)
             stored = s.extent
@@ -379,16 +398,21 @@ def write_segmentation_nrrd(
 ) -> list[str]:
     """Write a Segmentation (or a label-map Volume) as a Slicer ``.seg.nrrd`` / ``.seg.nhdr``."""
     p = Path(path)
-    seg = _as_segmentation(obj, p)
-    try:
-        problems = seg.check()
-    except ValueError as exc:
-        raise WriteError(p, str(exc)) from None
+    known: list = []
+    seg = _as_segmentation(obj, p, known)
     arr = seg.array
     if np.dtype(arr.dtype) == bool:
         arr = np.asarray(arr).astype(np.uint8)
         seg = Segmentation(arr, seg.geometry, seg.segments, seg.name, seg.metadata, seg.source)
-    extents = _segment_extents(seg)
+    # One sweep per layer (threaded projections, no sort) gives both the label values in the
+    # data, for the check, and every label's bounding box, for the Extent fields.
+    summaries = None if seg.metadata.get("empty") else known or [
+        label_summary(seg.layer_array(layer)) for layer in range(seg.n_layers)]
+    try:
+        problems = seg.check(present=None if summaries is None else [list(b) for b in summaries])
+    except ValueError as exc:
+        raise WriteError(p, str(exc)) from None
+    extents = _segment_extents(seg, summaries)
     offset0 = [int(x) for x in (seg.metadata.get("reference_image_extent_offset") or (0, 0, 0))]
     geometry = seg.geometry
     if crop_to_minimum_extent or seg.metadata.get("empty") or all(e is None for e in extents.values()):
