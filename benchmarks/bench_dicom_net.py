@@ -1,17 +1,20 @@
 """Retrieve a 300-slice CT series from a local Orthanc: napari-medio (DIMSE C-GET, C-MOVE, DICOMweb
 WADO-RS) against dcmtk's getscu / movescu on the same series, in the same run.
 
-    .venv/bin/python benchmarks/bench_dicom_net.py [--slices 300] [--size 512] [--repeat 3] [--json OUT]
+    .venv/bin/python benchmarks/bench_dicom_net.py [--slices 300] [--size 512] [--repeat 5] [--json OUT]
 
 Starts its own Orthanc (tests/dicom_net/conftest.py: temporary config and storage,
 free loopback ports), uploads a generated series (exported by napari-medio), then
-times each retrieve into an empty folder (best of ``--repeat``).  Throughput is
-instances per second; "ratio" is napari-medio's throughput over dcmtk's.
+times each retrieve into an empty folder, ``--repeat`` interleaved rounds of all tools (so a burst of
+load from elsewhere on the machine hits every tool), best round per tool.  Throughput is instances per
+second; "ratio" is napari-medio's throughput over dcmtk's; "CPU s" is the CPU time of that best run
+(napari-medio's process, or the dcmtk tool).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -37,22 +40,28 @@ def make_series(folder: Path, slices: int, size: int) -> list[Path]:
                                                  series_description="bench"))
 
 
-def best(fn, repeat: int, folder: Path) -> float:
-    times = []
-    for _ in range(repeat):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        t0 = time.perf_counter()
-        fn(folder)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def timed(fn, folder: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and its children) of one retrieve into an empty folder."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    c0 = _cpu()
+    t0 = time.perf_counter()
+    fn(folder)
+    return time.perf_counter() - t0, _cpu() - c0
+
+
+def _cpu() -> float:
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -77,11 +86,13 @@ def main(argv=None) -> int:
         def getscu(folder):
             subprocess.run(["getscu", "-aet", "MEDIO", "-aec", node.ae_title, "-S", *keys, "-od", str(folder),
                             node.host, str(node.port)], check=True, env=env, capture_output=True)
+            assert len(list(folder.glob("*"))) == args.slices
 
         def movescu(folder):
             subprocess.run(["movescu", "-aet", "DCMTK", "-aec", node.ae_title, "-aem", "DCMTK", "-S", *keys,
                             "--port", str(server.dcmtk_port), "-od", str(folder), node.host, str(node.port)],
                            check=True, env=env, capture_output=True)
+            assert len(list(folder.glob("*"))) == args.slices
 
         def medio_get(folder):
             r = client.retrieve(study, series, dest=folder)
@@ -97,26 +108,34 @@ def main(argv=None) -> int:
             r = web.retrieve(study, series, dest=folder)
             assert r.completed == args.slices, r.to_dict()
 
+        tools = [("dcmtk getscu (C-GET)", getscu), ("napari-medio C-GET", medio_get),
+                 ("dcmtk movescu (C-MOVE)", movescu), ("napari-medio C-MOVE", medio_move),
+                 ("napari-medio WADO-RS", medio_wado)]
+        runs: dict = {name: [] for name, _ in tools}
+        load = os.getloadavg()[0]
+        for _ in range(args.repeat):  # interleaved rounds: a burst of load on the machine hits every tool
+            for name, fn in tools:
+                runs[name].append(timed(fn, tmp / "out"))
         rows = {}
-        for name, fn in [("dcmtk getscu (C-GET)", getscu), ("napari-medio C-GET", medio_get),
-                         ("dcmtk movescu (C-MOVE)", movescu), ("napari-medio C-MOVE", medio_move),
-                         ("napari-medio WADO-RS", medio_wado)]:
-            t = best(fn, args.repeat, tmp / "out")
-            n = len(list((tmp / "out").glob("*")))
+        for name, _ in tools:
+            t, cpu = min(runs[name])
             rows[name] = {"seconds": round(t, 3), "instances_per_s": round(args.slices / t, 1),
-                          "MB_per_s": round(mb / t, 1), "files": n}
+                          "MB_per_s": round(mb / t, 1), "cpu_s": round(cpu, 2),
+                          "all_seconds": [round(w, 2) for w, _ in runs[name]]}
         ref_get = rows["dcmtk getscu (C-GET)"]["instances_per_s"]
         ref_move = rows["dcmtk movescu (C-MOVE)"]["instances_per_s"]
         rows["napari-medio C-GET"]["ratio"] = round(rows["napari-medio C-GET"]["instances_per_s"] / ref_get, 2)
         rows["napari-medio C-MOVE"]["ratio"] = round(rows["napari-medio C-MOVE"]["instances_per_s"] / ref_move, 2)
         rows["napari-medio WADO-RS"]["ratio"] = round(rows["napari-medio WADO-RS"]["instances_per_s"] / ref_get, 2)
         result = {"slices": args.slices, "size": args.size, "MB": round(mb, 1), "repeat": args.repeat,
+                  "cpus": os.cpu_count(), "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
                   "results": rows}
-        print(f"{args.slices} slices of {args.size}x{args.size} int16 ({mb:.0f} MB), best of {args.repeat}")
-        print(f"{'tool':28s} {'s':>7s} {'inst/s':>8s} {'MB/s':>7s} {'ratio':>6s}")
+        print(f"{args.slices} slices of {args.size}x{args.size} int16 ({mb:.0f} MB), best of {args.repeat} "
+              f"interleaved rounds; {os.cpu_count()} CPUs, load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
+        print(f"{'tool':28s} {'s':>7s} {'inst/s':>8s} {'MB/s':>7s} {'CPU s':>6s} {'ratio':>6s}  all runs (s)")
         for name, r in rows.items():
             print(f"{name:28s} {r['seconds']:7.2f} {r['instances_per_s']:8.1f} {r['MB_per_s']:7.1f} "
-                  f"{r.get('ratio', ''):>6}")
+                  f"{r['cpu_s']:6.2f} {r.get('ratio', ''):>6}  {' '.join(f'{x:.2f}' for x in r['all_seconds'])}")
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
     finally:

@@ -17,10 +17,24 @@ already present are skipped by the database import).  Progress callbacks get
 Faults become :class:`PacsError` (a :class:`~napari_medio.core.errors.MedioError`)
 with one clear sentence: connection refused, association rejected (wrong AE title),
 server stopped mid-transfer, failed sub-operations, malformed responses.
+
+DIMSE speed (see "pynetdicom tuning" below and docs/performance.md): received data sets are
+written with a hand-encoded File Meta header and never decoded; C-GET proposes only the study's
+SOP classes (SOP Classes in Study, one C-FIND) instead of 127 x 45 presentation contexts, and the
+C-MOVE destination supports only those; pynetdicom's per-message log handlers are off unless its
+debug log is on.  pynetdicom 3.0's reactors poll with 1 ms sleeps and have no public knob for
+it, so each association we make or accept is switched to an event-driven reactor by small
+subclasses (socket, DUL thread ``run``, association), swapped in before the association's
+threads start.  They are used only with pynetdicom 3.0.x, and ``NAPARI_MEDIO_DIMSE_EVENTS=0``
+turns them off.  The faster round trips expose a race in pynetdicom's reactor pause (a C-STORE
+response taken by the idle association reactor, then a DIMSE timeout while sending: why the
+earlier "no sleep" experiment timed out against Orthanc); the association subclass hands such a
+response back to the waiting operation.
 """
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 import uuid
@@ -37,11 +51,6 @@ __all__ = [
 
 DEFAULT_AE_TITLE = "MEDIO"
 QUERY_LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
-#: Idle poll interval of pynetdicom's reactor during our associations (None: pynetdicom's 1 ms).
-#: Shorter intervals speed up large retrieves but expose a pynetdicom race (DIMSE timeouts while
-#: sending), so it stays an opt-in experiment (NAPARI_MEDIO_DIMSE_POLL=seconds).
-_POLL_DELAY = float(os.environ["NAPARI_MEDIO_DIMSE_POLL"]) if os.environ.get("NAPARI_MEDIO_DIMSE_POLL") else None
-
 Progress = Optional[Callable[[int, int], None]]
 Cancel = Optional[Callable[[], bool]]
 
@@ -162,6 +171,56 @@ def _write_atomic(folder: Path, sop_uid: str, data: bytes) -> Path:
     return target
 
 
+
+def _meta_element(tag: int, vr: bytes, value: bytes, pad: bytes = b"\0") -> bytes:
+    import struct
+
+    if len(value) % 2:
+        value += pad
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr
+    if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT"):
+        return head + b"\0\0" + struct.pack("<I", len(value)) + value
+    return head + struct.pack("<H", len(value)) + value
+
+
+def _part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
+    """Preamble, ``DICM`` and File Meta Information for a received C-STORE data set: the same elements
+    as pynetdicom's ``Event.file_meta`` (byte for byte, see the tests), encoded without building a
+    pydicom data set (about 1 ms per instance)."""
+    import struct
+
+    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+
+    body = b"".join((
+        _meta_element(0x00020001, b"OB", b"\0\1"),
+        _meta_element(0x00020002, b"UI", sop_class_uid.encode("ascii")),
+        _meta_element(0x00020003, b"UI", sop_instance_uid.encode("ascii")),
+        _meta_element(0x00020010, b"UI", transfer_syntax.encode("ascii")),
+        _meta_element(0x00020012, b"UI", str(PYNETDICOM_IMPLEMENTATION_UID).encode("ascii")),
+        _meta_element(0x00020013, b"SH", str(PYNETDICOM_IMPLEMENTATION_VERSION).encode("ascii"), b" "),
+    ))
+    return b"\0" * 128 + b"DICM" + _meta_element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
+
+
+def _write_received(folder: Path, event: Any) -> tuple[Path, int]:
+    """Write a received C-STORE data set as a Part 10 file exactly as it arrived (no decoding, no copy
+    of the data set), atomically as ``<folder>/<SOPInstanceUID>.dcm``; returns (path, bytes)."""
+    req = event.request
+    uid = str(req.AffectedSOPInstanceUID).strip("\0 ")
+    header = _part10_header(str(req.AffectedSOPClassUID).strip("\0 "), uid, str(event.context.transfer_syntax))
+    data = req.DataSet.getbuffer()
+    try:
+        target = folder / f"{uid}.dcm"
+        tmp = folder / f".medio-{uuid.uuid4().hex[:12]}-{uid}.dcm.part"
+        with open(tmp, "wb") as fh:
+            fh.write(header)
+            fh.write(data)
+        os.replace(tmp, target)
+        return target, len(header) + data.nbytes
+    finally:
+        data.release()
+
+
 def _sop_uid_of(data: bytes) -> str:
     """SOP Instance UID of a Part 10 byte string (from the file meta, or the dataset)."""
     import io
@@ -241,9 +300,7 @@ class DimseClient:
 
     # -- association ------------------------------------------------------------------------------
     def _ae(self, contexts: Sequence[str] = (), storage_scp: bool = False) -> Any:
-        from pynetdicom import AE, StoragePresentationContexts, build_role
-
-        ae = AE(ae_title=self.calling_ae)
+        ae = _medio_ae(self.calling_ae)
         ae.acse_timeout = self.timeout
         ae.dimse_timeout = self.timeout
         ae.network_timeout = self.timeout
@@ -264,7 +321,7 @@ class DimseClient:
                 seen["reason"] = getattr(prim, "reason_str", "")
                 seen["source"] = getattr(prim, "source_str", "")
 
-        handlers = list(evt_handlers or []) + [(evt.EVT_ACSE_RECV, on_acse), (evt.EVT_CONN_OPEN, _no_delay)]
+        handlers = list(evt_handlers or []) + [(evt.EVT_ACSE_RECV, on_acse), (evt.EVT_CONN_OPEN, _conn_open)]
         try:
             assoc = ae.associate(self.node.host, int(self.node.port), ae_title=self.node.ae_title,
                                  ext_neg=ext_neg, evt_handlers=handlers, max_pdu=self.max_pdu)
@@ -360,21 +417,46 @@ class DimseClient:
             ds.QueryRetrieveLevel = "IMAGE"
         return ds
 
+    def _study_sop_classes(self, study_uid: str) -> list[str]:
+        """The study's SOP Classes in Study (C-FIND), or [] when the server does not say (or fails)."""
+        from pydicom.dataset import Dataset
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "STUDY"
+        ds.StudyInstanceUID = study_uid
+        ds.SOPClassesInStudy = ""
+        found: list[str] = []
+        try:
+            assoc = self._associate(self._ae([FIND]))
+        except PacsError:
+            return []
+        try:
+            for status, identifier in assoc.send_c_find(ds, FIND):
+                if status and int(status.Status) in (0xFF00, 0xFF01) and identifier is not None:
+                    value = identifier.get("SOPClassesInStudy")
+                    values = [value] if isinstance(value, str) else list(value or [])
+                    found += [str(v).strip("\0 ") for v in values if str(v).strip("\0 ")]
+        except Exception:
+            return []
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return list(dict.fromkeys(found))
+
     def _store_handler(self, folder: Path, state: dict, cancel: Cancel, progress: Progress) -> Callable:
         def handle(event: Any) -> int:
             if cancel is not None and cancel():
                 state["cancelled"] = True
                 return 0xA700  # refuse: the sender stops
             try:
-                data = event.encoded_dataset(include_meta=True)
-                uid = str(event.request.AffectedSOPInstanceUID)
-                path = _write_atomic(folder, uid, data)
+                path, size = _write_received(folder, event)
             except Exception as exc:  # a malformed instance or a full disk: report, keep going
                 state.setdefault("errors", []).append(str(exc))
                 return 0xC210
             with state["lock"]:
                 state["files"].append(path)
-                state["bytes"] += len(data)
+                state["bytes"] += size
                 done = len(state["files"])
             if progress is not None:
                 progress(done, state.get("total", 0))
@@ -389,10 +471,14 @@ class DimseClient:
         t0 = time.perf_counter()
         ae = self._ae([GET])
         roles = []
-        # C-GET needs the storage contexts in the same association (128 max, one is GET).
-        for cx in StoragePresentationContexts[:127]:
-            ae.add_requested_context(cx.abstract_syntax, _transfer_syntaxes())
-            roles.append(build_role(cx.abstract_syntax, scp_role=True))
+        # C-GET needs the storage contexts in the same association (128 max, one is GET): the study's SOP
+        # classes when the server says which, else the first 127 storage classes (a 400 kB A-ASSOCIATE-RQ
+        # that costs pynetdicom and the server ~0.4 s to build, copy and negotiate).
+        classes = self._study_sop_classes(study_uid)[:127] or [cx.abstract_syntax
+                                                                for cx in StoragePresentationContexts[:127]]
+        for uid in classes:
+            ae.add_requested_context(uid, _transfer_syntaxes())
+            roles.append(build_role(uid, scp_role=True))
         state: dict = {"files": [], "bytes": 0, "lock": threading.Lock(), "total": 0}
         handlers = [(evt.EVT_C_STORE, self._store_handler(folder, state, cancel, progress))]
         assoc = self._associate(ae, ext_neg=roles, evt_handlers=handlers)
@@ -450,7 +536,7 @@ class DimseClient:
         t0 = time.perf_counter()
         state: dict = {"files": [], "bytes": 0, "lock": threading.Lock(), "total": 0}
         listener = StorageListener(ae_title=self.calling_ae, port=move_port, folder=folder, write_only=True,
-                                   host="0.0.0.0")
+                                   host="0.0.0.0", sop_classes=self._study_sop_classes(study_uid))
         listener.handler = self._store_handler(folder, state, cancel, progress)
         listener.start()
         try:
@@ -539,14 +625,276 @@ def _no_delay(event: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except Exception:
         pass
-    if _POLL_DELAY is not None:
+
+
+# -- pynetdicom tuning ----------------------------------------------------------------------------------------
+# pynetdicom's DUL reactor polls: each loop either sends one queued primitive or reads one PDU, and when
+# neither was there it sleeps ``_run_loop_delay`` (1 ms, plus the wait for the GIL); it also reads each
+# PDU 4 KiB per ``recv``.  A retrieve stalled in that sleep several times per image (between PDUs, and
+# before our C-STORE-RSP went out).  pynetdicom has no public knob for it (the documented
+# ``AssociationSocket.select_timeout`` is not used by ``ready``), so for the version we checked (3.0.x)
+# each association is switched to an event-driven reactor before its threads start, without touching
+# pynetdicom's code (``_event_classes``):
+#
+# * its socket becomes an ``EventSocket`` (AssociationSocket subclass): ``ready`` *blocks* in ``select``
+#   on the TCP socket and on a wake-up socket pair (at most ``_WAIT`` s, which bounds the ARTIM/idle
+#   timer checks and the end of the thread), ``recv`` reads a whole PDU with ``recv_into``;
+# * its two inbound queues (primitives from the service user, state-machine events) become
+#   :class:`_WakingQueue`\ s that poke the wake-up pair when another thread puts into them;
+# * its DUL provider becomes an ``EventDUL`` whose ``Thread.run`` is pynetdicom 3.0's ``run_reactor``
+#   without the idle sleep (the wait is in ``ready``);
+# * a requestor association becomes an ``EventAssociation``: it fixes the reactor-pause race that the
+#   faster round trips expose (see its docstring) -- the timeouts of the earlier "no sleep" experiment.
+#
+# Requestors get it through ``_medio_ae`` (``AE._create_socket``), acceptors (our C-STORE SCP) through
+# an ``EVT_CONN_OPEN`` handler, which pynetdicom calls before starting the association's threads.  Any
+# failure while switching keeps pynetdicom's polling reactor; so do another pynetdicom version and
+# ``NAPARI_MEDIO_DIMSE_EVENTS=0``.
+_WAIT = 0.005
+
+
+def _events_wanted() -> bool:
+    import pynetdicom
+
+    return os.environ.get("NAPARI_MEDIO_DIMSE_EVENTS", "1") != "0" and pynetdicom.__version__.startswith("3.0.")
+
+
+def _quiet_pynetdicom() -> None:
+    """No per-message standard log handlers (pynetdicom formats every PDU and DIMSE message for them,
+    ~1 ms per image) unless someone asked for pynetdicom's debug log."""
+    import logging
+
+    from pynetdicom import _config
+
+    if not logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG):
+        _config.LOG_HANDLER_LEVEL = "none"
+
+
+class _WakingQueue(queue.Queue):
+    """A queue that wakes its association's reactor when another thread puts into it."""
+
+    def __init__(self, wake: Callable[[], None], reactor: threading.Thread) -> None:
+        super().__init__()
+        self._wake = wake
+        self._reactor = reactor
+
+    def put(self, item: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        super().put(item, block, timeout)
+        if threading.current_thread() is not self._reactor:  # the reactor itself looks before it waits
+            self._wake()
+
+
+def _event_classes() -> tuple:
+    """(EventSocket, EventDUL, EventAssociation): subclasses of pynetdicom's AssociationSocket,
+    DULServiceProvider and Association."""
+    global _EVENT_CLASSES
+    if _EVENT_CLASSES is not None:
+        return _EVENT_CLASSES
+    import select
+    import socket
+
+    from pynetdicom.transport import AssociationSocket
+
+    class EventSocket(AssociationSocket):
+        """An AssociationSocket whose ``ready`` waits for data (or a wake-up) instead of polling."""
+
+        def _arm(self) -> None:
+            self._wake_r, self._wake_w = socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            self.select_timeout = _WAIT
+
+        def wake(self) -> None:
+            try:
+                self._wake_w.send(b"\0")
+            except OSError:  # the pair's buffer is full (a wake-up is pending anyway) or closed
+                pass
+
+        def _drain(self) -> None:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except OSError:
+                pass
+
+        @property
+        def ready(self) -> bool:
+            sock = self.socket
+            if sock is None or self._is_connected is False:
+                # nothing to read: wait for a primitive to send (or the timer period), never spin
+                try:
+                    r, _, _ = select.select([self._wake_r], [], [], self.select_timeout)
+                except (OSError, ValueError):
+                    r = []
+                if r:
+                    self._drain()
+                return False
+            if getattr(sock, "pending", None) is not None and sock.pending():  # TLS-buffered data
+                return True
+            try:
+                r, _, _ = select.select([sock, self._wake_r], [], [], self.select_timeout)
+            except (OSError, TimeoutError, ValueError):
+                self.event_queue.put("Evt17")  # transport connection closed
+                return False
+            if self._wake_r in r:
+                self._drain()
+            return sock in r
+
+        def recv(self, nr_bytes: int) -> bytearray:
+            """Read ``nr_bytes`` (fewer if the peer closes) in as few calls as the kernel allows: pynetdicom
+            reads 4 KiB at a time, 32 calls -- and as many GIL hand-overs -- per 128 KiB PDU."""
+            sock = self.socket
+            buf = bytearray(nr_bytes)
+            view = memoryview(buf)
+            got = 0
+            try:
+                while got < nr_bytes:
+                    n = sock.recv_into(view[got:], nr_bytes - got)
+                    if not n:
+                        break
+                    got += n
+            finally:
+                view.release()
+            if got < nr_bytes:
+                del buf[got:]
+            return buf
+
+    from pynetdicom.dul import LOGGER, DULServiceProvider
+    from pynetdicom.pdu import A_ABORT_RQ
+
+    class EventDUL(DULServiceProvider):
+        """The DUL provider with an event-driven reactor (``Thread.run``)."""
+
+        def run(self) -> None:
+            """pynetdicom 3.0's ``DULServiceProvider.run_reactor`` without the idle sleep: the wait is in
+            ``EventSocket.ready``, woken by incoming data or by a queued primitive or event."""
+            self._idle_timer.start()
+            events = self.event_queue
+            while True:
+                if not self.assoc._dul_ready.is_set():
+                    self.assoc._dul_ready.set()
+                if self._kill_thread:
+                    break
+                if self.artim_timer.expired:
+                    events.put("Evt18")
+                try:
+                    if self._process_recv_primitive():
+                        pass
+                    elif self._is_transport_event():
+                        self._idle_timer.restart()
+                except Exception as exc:
+                    LOGGER.error("Exception in DUL.run(), aborting association")
+                    LOGGER.exception(exc)
+                    abort_pdu = A_ABORT_RQ()
+                    abort_pdu.source = 0x02
+                    abort_pdu.reason_diagnostic = 0x00
+                    self.socket.send(abort_pdu.encode())
+                    self.assoc.is_aborted = True
+                    self.assoc.is_established = False
+                    self.assoc._kill = True
+                    self._kill_thread = True
+                    return
+                try:
+                    event = events.get(block=False)
+                except queue.Empty:
+                    continue
+                self.state_machine.do_action(event)
+
+    from pynetdicom.association import Association
+
+    class EventAssociation(Association):
+        """A requestor association that gives back the responses its idle reactor snatches.
+
+        ``send_c_store`` & co. pause the association's reactor thread (clear ``_reactor_checkpoint``,
+        wait for ``_is_paused``) before sending and then wait for the response, but the pause is racy:
+        the reactor may be just past its checkpoint and take the response off the DIMSE queue, log
+        "Received unexpected C-STORE service message" and drop it -- the sender then waits for the
+        DIMSE timeout.  With pynetdicom's 1 ms polling the response comes too late to be snatched;
+        with a fast reactor it happens (about once per hundred C-STOREs to Orthanc).  A response
+        taken while an operation is under way (the checkpoint is cleared) goes back to the front of
+        the queue, where the waiting operation gets it."""
+
+        def _serve_request(self, msg: Any, context_id: int) -> None:
+            if not msg.is_valid_request and not self._reactor_checkpoint.is_set():
+                q = self.dimse.msg_queue
+                with q.mutex:
+                    q.queue.appendleft((context_id, msg))
+                    q.unfinished_tasks += 1
+                    q.not_empty.notify()
+                return
+            super()._serve_request(msg, context_id)
+
+    _EVENT_CLASSES = (EventSocket, EventDUL, EventAssociation)
+    return _EVENT_CLASSES
+
+
+_EVENT_CLASSES: Optional[tuple] = None
+
+
+def _make_event_driven(assoc: Any, sock: Any) -> None:
+    """Switch one association (not yet started) to the event-driven reactor (see above)."""
+    cls, dul_cls, _ = _event_classes()
+    cls._arm(sock)  # the wake-up pair first: nothing changes if that fails
+    if type(sock) is not cls:
+        sock.__class__ = cls  # an AssociationSocket subclass adding only methods and the wake-up pair
+    dul = assoc.dul
+    for name in ("to_provider_queue", "event_queue"):
+        old, new = getattr(dul, name), _WakingQueue(sock.wake, dul)
+        while True:  # keep what is already queued (an acceptor's socket queues Evt5 when created)
+            try:
+                new.put(old.get_nowait())
+            except queue.Empty:
+                break
+        setattr(dul, name, new)
+    dul._run_loop_delay = _WAIT  # only stop_dul's wait for the thread to end still sleeps
+    dul.__class__ = dul_cls  # a DULServiceProvider subclass overriding only Thread.run
+
+
+def _conn_open(event: Any) -> None:
+    """EVT_CONN_OPEN: TCP_NODELAY, and for an acceptor (threads not started yet) the event-driven reactor."""
+    _no_delay(event)
+    assoc = event.assoc
+    if assoc.is_acceptor and _events_wanted() and not assoc.dul.is_alive():
         try:
-            # pynetdicom's reactor sleeps 1 ms when idle; a PDU arriving just after costs that
-            # millisecond, ~30 times per 0.5 MB image.
-            event.assoc.dul._run_loop_delay = _POLL_DELAY
-        except Exception:
+            _make_event_driven(assoc, assoc.dul.socket)
+        except Exception:  # keep pynetdicom's polling reactor
             pass
 
+
+def _medio_ae(ae_title: str) -> Any:
+    """A pynetdicom AE whose requested associations use the event-driven reactor."""
+    from pynetdicom import AE
+
+    _quiet_pynetdicom()
+
+    class MedioAE(AE):
+        def _create_socket(self, assoc: Any, address: Any, tls_args: Any) -> Any:
+            sock = super()._create_socket(assoc, address, tls_args)
+            if _events_wanted():
+                try:
+                    _make_event_driven(assoc, sock)
+                    assoc.__class__ = _event_classes()[2]  # adds one method override
+                except Exception:
+                    pass
+            return sock
+
+    return MedioAE(ae_title=ae_title)
+
+
+
+_ALL_STORAGE_CONTEXTS: Optional[list] = None
+
+
+def _all_storage_contexts() -> list:
+    """Every storage SOP class with every transfer syntax, and Verification (built once: ~0.2 s)."""
+    global _ALL_STORAGE_CONTEXTS
+    if _ALL_STORAGE_CONTEXTS is None:
+        from pynetdicom import AllStoragePresentationContexts, build_context
+        from pynetdicom.sop_class import Verification
+
+        _ALL_STORAGE_CONTEXTS = [build_context(cx.abstract_syntax, _transfer_syntaxes())
+                                 for cx in AllStoragePresentationContexts] + [build_context(Verification)]
+    return _ALL_STORAGE_CONTEXTS
 
 def _transfer_syntaxes() -> list[str]:
     from pynetdicom import ALL_TRANSFER_SYNTAXES
@@ -590,8 +938,10 @@ class StorageListener:
 
     def __init__(self, ae_title: str = DEFAULT_AE_TITLE, port: int = 11112, folder: Any = None, database: Any = None,
                  host: str = "0.0.0.0", require_called_aet: bool = True,
-                 on_received: Optional[Callable[[Path], None]] = None, write_only: bool = False) -> None:
+                 on_received: Optional[Callable[[Path], None]] = None, write_only: bool = False,
+                 sop_classes: Sequence[str] = ()) -> None:
         self.ae_title = ae_title
+        self.sop_classes = list(sop_classes)
         self.host = host
         self.requested_port = int(port)
         self.port = int(port)
@@ -615,9 +965,7 @@ class StorageListener:
 
     def _handle(self, event: Any) -> int:
         try:
-            data = event.encoded_dataset(include_meta=True)
-            uid = str(event.request.AffectedSOPInstanceUID)
-            path = _write_atomic(self.folder, uid, data)
+            path, _ = _write_received(self.folder, event)
         except Exception as exc:
             self.errors.append(str(exc))
             return 0xC210
@@ -657,22 +1005,33 @@ class StorageListener:
             return None
 
     def start(self) -> "StorageListener":
-        from pynetdicom import AE, AllStoragePresentationContexts, evt
+        from pynetdicom import AE, build_context, evt
         from pynetdicom.sop_class import Verification
+        from pynetdicom.transport import ThreadedAssociationServer
 
+        _quiet_pynetdicom()
         ae = AE(ae_title=self.ae_title)
         ae.require_called_aet = self.require_called_aet
         ae.maximum_pdu_size = 0
         ae.network_timeout = 60
-        for cx in AllStoragePresentationContexts:
-            ae.add_supported_context(cx.abstract_syntax, _transfer_syntaxes())
-        ae.add_supported_context(Verification)
+        if self.sop_classes:  # only what is expected (pynetdicom copies the contexts for each association)
+            contexts = [build_context(c, _transfer_syntaxes()) for c in self.sop_classes] + [build_context(Verification)]
+        else:
+            contexts = _all_storage_contexts()
         handler = self.handler or self._handle
         try:
-            self._server = ae.start_server((self.host, self.requested_port), block=False,
-                                           evt_handlers=[(evt.EVT_C_STORE, handler), (evt.EVT_CONN_OPEN, _no_delay)])
+            # AE.start_server(block=False) would serve with socketserver's 0.5 s poll, which stop() then waits for
+            server = ae.make_server((self.host, self.requested_port), contexts=contexts,
+                                    evt_handlers=[(evt.EVT_C_STORE, handler), (evt.EVT_CONN_OPEN, _conn_open)],
+                                    server_class=ThreadedAssociationServer)
         except OSError as exc:
             raise PacsError(None, f"cannot listen on port {self.requested_port}: {exc.strerror or exc}") from None
+        servers = getattr(ae, "_servers", None)
+        if isinstance(servers, list):  # as start_server does: ae.shutdown() and server.shutdown() expect it
+            servers.append(server)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True,
+                         name=f"medio-listener-{self.requested_port}").start()
+        self._server = server
         self.port = int(self._server.server_address[1])
         if self.database is not None and not self.write_only:
             self._stop.clear()
