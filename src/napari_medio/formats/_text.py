@@ -3,6 +3,7 @@
 * :func:`plain_text` - a loose "is this human-readable text" test that also refuses
   heads that start like a known binary or header-plus-binary format, so a text
   sniff never claims an image whose name lies;
+* :func:`read_text` - a text file's content, refusing empty and binary files by name;
 * :func:`load_json` - a JSON object from a file, with errors naming the file and the line;
 * :func:`json_path` - ``a.b[2].c`` from a jsonschema error path.
 """
@@ -14,7 +15,7 @@ from typing import Any, Iterable
 
 from ..core.errors import FormatError
 
-__all__ = ["BINARY_MAGICS", "plain_text", "load_json", "json_path", "json_head"]
+__all__ = ["BINARY_MAGICS", "plain_text", "read_text", "load_json", "json_path", "json_head"]
 
 #: Starts of files that are images / containers, never "plain text".
 BINARY_MAGICS = (
@@ -37,6 +38,28 @@ def plain_text(head: bytes) -> bool:
 def json_head(head: bytes) -> bool:
     """The head starts like a JSON object."""
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") and b"\x00" not in head
+
+
+def read_text(path: Path, what: str, *, latin1_fallback: bool = True) -> str:
+    """The text of ``path`` (UTF-8, BOM allowed; else Latin-1 when ``latin1_fallback``).
+
+    Raises FormatError naming the file when it cannot be read, is empty, or holds
+    binary content (``what`` names the expected kind, e.g. "colour table").
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FormatError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if not raw.strip():
+        raise FormatError(path, "file is empty")
+    if b"\x00" in raw:
+        raise FormatError(path, f"binary content, not a {what}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if latin1_fallback:
+            return raw.decode("latin-1")
+        raise FormatError(path, f"not UTF-8 text (byte {exc.start})") from None
 
 
 def load_json(path: Path, what: str) -> Any:

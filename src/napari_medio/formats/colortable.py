@@ -25,8 +25,9 @@ from ..core.fileio import atomic_output
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._common import base_name
+from ._text import read_text
 
-__all__ = ["read_colortable", "write_colortable", "read_itksnap_labels"]
+__all__ = ["read_ctbl", "read_colortable_csv", "write_colortable", "read_itksnap_labels"]
 
 _ITKSNAP_LINE = re.compile(r'^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([0-9.]+)\s+([01]+)\s+([01]+)\s+"([^"]*)"')
 _CTBL_LINE = re.compile(r"^\s*-?\d+\s+\S+\s+[-+0-9.eE]+\s+[-+0-9.eE]+\s+[-+0-9.eE]+(\s+[-+0-9.eE]+)?\s*$")
@@ -34,18 +35,7 @@ _CODE_SUFFIXES = ("CodingScheme", "CodeValue", "CodeMeaning")
 
 
 def _text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise FormatError(path, "file is empty")
-    if b"\x00" in raw:
-        raise FormatError(path, "binary content, not a colour table")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    return read_text(path, "colour table")
 
 
 def _first_data_line(head: bytes) -> str:

@@ -30,6 +30,7 @@ from ..core.geometry import lps_to_ras
 from ..core.markups import ControlPoint, Markups, flip_orientation
 from ..core.registry import FileFormat, register
 from ._common import base_name
+from ._text import read_text
 
 __all__ = ["read_fcsv", "read_acsv", "write_fcsv"]
 
@@ -40,18 +41,7 @@ _STATUS_NUMBERS = {v: k for k, v in _STATUS_CODES.items()}
 
 
 def _text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise FormatError(path, "file is empty")
-    if b"\x00" in raw:
-        raise FormatError(path, "binary content, not a text markups file")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    return read_text(path, "text markups file")
 
 
 def _float(value: str, path: Path, lineno: int, what: str) -> float:

@@ -38,6 +38,7 @@ from ..core.markups import (
 )
 from ..core.registry import FileFormat, register
 from ._common import base_name
+from ._text import load_json
 
 __all__ = ["SCHEMA_URL", "read_markups_json", "write_markups_json", "markups_to_json", "schema", "validate"]
 
@@ -107,23 +108,7 @@ def _floats(value: Any, n: int, what: str, path: Path) -> np.ndarray:
 
 
 def _load_document(path: Path) -> dict:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise FormatError(path, "file is empty")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FormatError(path, f"not UTF-8 text (byte {exc.start})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(path, f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}") from None
-    if not isinstance(doc, dict):
-        raise FormatError(path, "not a markups JSON file: the top level is not an object")
-    return doc
+    return load_json(path, "markups JSON file")
 
 
 def read_markups_json(path: "str | os.PathLike[str]", **_: Any) -> list[Markups]:

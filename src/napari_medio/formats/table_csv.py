@@ -18,6 +18,7 @@ from ..core.fileio import atomic_outputs
 from ..core.registry import FileFormat, register
 from ..core.table import Table
 from ._common import base_name
+from ._text import read_text
 
 __all__ = ["read_table", "write_table", "schema_path"]
 
@@ -35,18 +36,7 @@ def schema_path(path: "str | os.PathLike[str]") -> Path:
 
 
 def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise FormatError(path, "file is empty")
-    if b"\x00" in raw:
-        raise FormatError(path, "binary content, not a text table")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FormatError(path, f"not UTF-8 text (byte {exc.start})") from None
+    text = read_text(path, "text table", latin1_fallback=False)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(path))
     rows = []
     try:
