@@ -406,3 +406,68 @@ def test_cli_import_reports_problems_and_zip(tmp_path, capsys):
     assert medio(["dicom", "import", str(archive), "--db", db, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["archives"] == 1 and report["copied"] == 7 and report["errors"] == [[f"{archive}/empty.dcm", "empty file"]]
+
+
+# -- copy mode internals: unnamed-file copies, their fallback, cancel --------------------------------
+@pytest.mark.parametrize("tmpfile", [True, False])
+def test_copy_mode_copies_are_byte_identical(tmp_path, monkeypatch, tmpfile):
+    """Copies are placed via O_TMPFILE + link where the system has it, else a temporary name + rename."""
+    import filecmp
+
+    if not tmpfile:
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    total = _many(tmp_path / "in", n_series=2, n=12)
+    db = DicomDatabase(tmp_path / "db")
+    r = db.import_paths([tmp_path / "in"], copy=True, batch_size=5, workers=1)
+    assert (r.added, r.copied) == (total, total)
+    rows = db.conn.execute("SELECT f.path, i.path FROM files f JOIN instances i ON i.sop_uid = f.sop_uid").fetchall()
+    assert len(rows) == total and all(filecmp.cmp(a, b, shallow=False) for a, b in rows)
+    assert not [p for p in (tmp_path / "db" / "store").rglob("*") if p.name.startswith(".tmp-")]
+    assert db.integrity() == {"check": "ok", "orphan_rows": 0, "orphan_files": 0, "missing_stored_files": 0}
+    r = db.import_paths([tmp_path / "in"], copy=True)
+    assert (r.added, r.copied, r.unchanged) == (0, 0, total)
+
+
+def test_cancelled_copy_import_leaves_no_uncommitted_copies(tmp_path):
+    """Copies start as soon as headers are parsed; those of a cancelled batch are removed at once."""
+    from napari_medio.core.errors import CancelledError
+
+    _many(tmp_path / "in", n_series=2, n=20)
+    db = DicomDatabase(tmp_path / "db")
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 1  # the second batch is parsed (and copied) but not committed
+
+    with pytest.raises(CancelledError):
+        db.import_paths([tmp_path / "in"], copy=True, batch_size=10, workers=1, cancel=cancel)
+    assert db.counts()["instances"] == 10
+    assert db.integrity() == {"check": "ok", "orphan_rows": 0, "orphan_files": 0, "missing_stored_files": 0}
+
+
+def test_store_written_with_the_earlier_layout_keeps_one_copy(tmp_path, monkeypatch):
+    """Instances stored under ``store/<2 hex>/`` by an earlier version are not copied again."""
+    import hashlib
+    import shutil
+
+    import napari_medio.dicom.database as dbmod
+
+    total = _many(tmp_path / "in", n_series=1, n=6)
+
+    def old_layout(sop):
+        h = hashlib.sha1(sop.encode("ascii", "replace")).hexdigest()
+        return f"{h[:2]}/{h}.dcm"
+
+    monkeypatch.setattr(dbmod, "_store_name", old_layout)
+    db = DicomDatabase(tmp_path / "db")
+    assert db.import_paths([tmp_path / "in"], copy=True).copied == total
+    monkeypatch.undo()
+    shutil.copytree(tmp_path / "in", tmp_path / "again")  # same instances, other paths
+    r = db.import_paths([tmp_path / "again"], copy=True)
+    assert (r.added, r.copied) == (0, 0)
+    assert len([p for p in (tmp_path / "db" / "store").rglob("*.dcm")]) == total
+    assert db.integrity() == {"check": "ok", "orphan_rows": 0, "orphan_files": 0, "missing_stored_files": 0}
+    (more, _, _) = make_series(tmp_path / "new", n=2, shape=(4, 4), seed=9)
+    assert db.import_paths([tmp_path / "new"], copy=True).copied == 2
+    assert len(list((tmp_path / "db" / "store").glob("*.dcm"))) == 2  # new ones in the flat layout

@@ -2,12 +2,17 @@
 
 * One folder holds ``medio-dicom.sqlite`` and, in copy mode, the files under
   ``store/`` named by the SHA-1 of their SOP Instance UID (the same instance is
-  stored once).  Link mode records the files where they are.
+  stored once; an instance already stored keeps its path, also from databases
+  written with the earlier ``store/<2 hex>/`` layout).  Link mode records the files where they are.
 * Import is idempotent and incremental: every scanned file is remembered with
   its size and modification time (``files`` table) and is not parsed again
   while unchanged (in copy mode, a file imported before as a link is copied
   now); non-DICOM files are counted and skipped; DICOMDIRs are followed.
   Header parsing runs on a process pool (all cores) for large imports.
+* Copy mode copies each file into the store on a thread (``copy_file_range``:
+  the kernel moves the bytes) as soon as its header is parsed, so copying
+  overlaps parsing; a batch waits for its copies just before its transaction.
+  No fsync: a killed process loses nothing a re-run does not redo.
 * ``.zip`` archives (given or found in a folder) are imported member by
   member and always stored in the database, whichever the mode: their members
   cannot be linked where they are.  Each member is remembered as
@@ -28,6 +33,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -35,7 +41,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -165,8 +171,190 @@ def _int(v: Any) -> Optional[int]:
 
 
 def _store_name(sop_uid: str) -> str:
+    # One flat folder: a first import into a new database would otherwise create up to
+    # 256 sub-folders, each costing a few file-system metadata blocks (ext4 spreads new
+    # folders over block groups), which cost more than copying a few hundred files.
+    # Databases written with the earlier ``<h[:2]>/<h>.dcm`` layout keep their files:
+    # the store writer reuses the path an instance is already stored under.
     h = hashlib.sha1(sop_uid.encode("ascii", "replace")).hexdigest()
-    return f"{h[:2]}/{h}.dcm"
+    return f"{h}.dcm"
+
+
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM,
+                   errno.EBADF}
+
+
+def _copy_fd(fin: int, fout: int) -> None:
+    """Copy all of ``fin`` (at offset 0) to the empty ``fout`` in the kernel (``copy_file_range``), else via user space."""
+    if hasattr(os, "copy_file_range"):
+        try:
+            while os.copy_file_range(fin, fout, 1 << 30):
+                pass
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_KERNEL_COPY:
+                raise
+            os.lseek(fin, 0, os.SEEK_SET)
+            os.lseek(fout, 0, os.SEEK_SET)
+            os.ftruncate(fout, 0)
+    while True:
+        chunk = os.read(fin, 1 << 20)
+        if not chunk:
+            return
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fout, view):]
+
+
+def _copy_file(src: str, dst: str) -> None:
+    """Copy the bytes of ``src`` to a new ``dst``."""
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        _copy_fd(fi.fileno(), fo.fileno())
+
+
+def _header_sop(h: Optional[dict]) -> Optional[str]:
+    """The SOP Instance UID of a header that makes an instance row (else None)."""
+    if not h or not h.get("SeriesInstanceUID") or not h.get("StudyInstanceUID"):
+        return None
+    return h.get("SOPInstanceUID") or None
+
+
+class _StoreWriter:
+    """Places files into the store on a background thread, as soon as their headers are parsed.
+
+    ``submit(results)`` takes parsed (path, size, mtime, header, error) tuples and starts
+    one transfer per new destination: a copy into a temporary name then an atomic rename
+    (``link``: a hard link, a copy only across file systems).  ``outcome(src, dest)``
+    waits for one (or does it now when it was not submitted): None (the store already had
+    it), True (placed) or (src, dest, reason).  ``committed(dests)`` marks transfers whose
+    rows are committed; ``close()`` waits for the thread and removes files it placed whose
+    rows never committed (cancel, error) unless another process's row references them.
+    """
+
+    def __init__(self, db: "DicomDatabase", link: bool = False, threads: int = 2) -> None:
+        self.db = db
+        self.store = os.fspath(db.store)
+        self.link = link
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="medio-store")
+        self._futures: dict[str, Future] = {}
+        self._dirs: set[str] = set()
+        self._known: dict[str, str] = {}
+        # Linux: copy into an unnamed file (O_TMPFILE) and link it under its name when
+        # complete: one directory operation instead of three, and a killed copy leaves nothing.
+        self._tmpfile = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+
+    def dest(self, sop: str) -> str:
+        """Where ``sop`` is stored: the path a committed row already has, else its content address."""
+        known = self._known.get(sop)
+        return known if known is not None else os.path.join(self.store, _store_name(sop))
+
+    def lookup(self, results: list) -> None:
+        """Learn the stored paths of the instances in ``results`` the database already has."""
+        sops = [s for s in (_header_sop(r[3]) for r in results) if s is not None and s not in self._known]
+        for i in range(0, len(sops), 500):
+            part = sops[i:i + 500]
+            for sop, path in self.db.conn.execute(
+                    f"SELECT sop_uid, path FROM instances WHERE stored=1 AND sop_uid IN ({','.join('?' * len(part))})",
+                    part):
+                self._known[sop] = path
+
+    def submit(self, results: list) -> None:
+        self.lookup(results)
+        for path, _, _, h, _ in results:
+            sop = _header_sop(h)
+            if sop is None:
+                continue
+            dest = self.dest(sop)
+            if dest not in self._futures:
+                self._futures[dest] = self._pool.submit(self._place, path, dest)
+
+    def outcome(self, src: str, dest: str):
+        fut = self._futures.get(dest)
+        if fut is None:
+            fut = self._futures[dest] = Future()
+            fut.set_result(self._place(src, dest))
+        return fut.result()
+
+    def committed(self, dests: Iterable[str]) -> None:
+        for d in dests:
+            self._futures.pop(d, None)
+
+    def _place(self, src: str, dest: str):
+        if os.path.exists(dest):
+            return None
+        parent = os.path.dirname(dest)
+        tmp = os.path.join(parent, f".tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
+        try:
+            if parent not in self._dirs:
+                os.makedirs(parent, exist_ok=True)
+                self._dirs.add(parent)
+            if self.link:
+                try:
+                    os.link(src, tmp)  # no second copy of the bytes
+                except OSError:
+                    _copy_file(src, tmp)
+            else:
+                if self._tmpfile:
+                    placed = self._place_unnamed(src, parent, dest)
+                    if placed is not None:
+                        return True if placed else None
+                _copy_file(src, tmp)
+            os.replace(tmp, dest)
+            return True
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return (src, dest, f"cannot copy into the database: {exc.strerror or exc}")
+
+    def _place_unnamed(self, src: str, parent: str, dest: str) -> Optional[bool]:
+        """Copy via an O_TMPFILE file: True (placed), False (``dest`` appeared meanwhile), None (unsupported here)."""
+        try:
+            fd = os.open(parent, os.O_TMPFILE | os.O_WRONLY, 0o666)
+        except OSError:
+            self._tmpfile = False  # file system without O_TMPFILE: temporary name + rename
+            return None
+        try:
+            with open(src, "rb") as fi:
+                _copy_fd(fi.fileno(), fd)
+            try:
+                os.link(f"/proc/self/fd/{fd}", dest)  # linkat(AT_SYMLINK_FOLLOW): atomic, never overwrites
+            except FileExistsError:
+                return False  # another import placed the same instance: same content
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.EPERM, errno.EXDEV, errno.EINVAL):
+                    self._tmpfile = False
+                    return None
+                raise
+            return True
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        placed = [d for d, f in self._futures.items() if f.done() and not f.cancelled()
+                  and f.exception() is None and f.result() is True]
+        self._futures.clear()
+        if not placed:
+            return
+        # Uncommitted copies: remove those no row references (under the write lock, so a
+        # concurrent import that found the file and committed a row to it keeps it).
+        c = self.db.conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            return  # left for remove_orphans
+        try:
+            for i in range(0, len(placed), 500):
+                part = placed[i:i + 500]
+                used = {r[0] for r in c.execute(
+                    f"SELECT path FROM instances WHERE path IN ({','.join('?' * len(part))})", part)}
+                for d in part:
+                    if d not in used:
+                        with contextlib.suppress(OSError):
+                            os.unlink(d)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                c.execute("COMMIT")
 
 
 class DicomDatabase:
@@ -299,10 +487,11 @@ class DicomDatabase:
         marker = self._begin_session()
         state = {"done": 0, "total": 0}
 
-        def step(results: list, mode: str, record: Optional[Callable[[str], Optional[str]]] = None) -> None:
+        def step(results: list, mode: str, record: Optional[Callable[[str], Optional[str]]] = None,
+                 writer: Optional[_StoreWriter] = None) -> None:
             if cancel is not None and cancel():
                 raise CancelledError(None, "import cancelled")
-            self._commit_batch(results, mode, report, record)
+            self._commit_batch(results, mode, report, record, writer)
             state["done"] += len(results)
             if progress is not None:
                 progress(state["done"], state["total"])
@@ -318,8 +507,14 @@ class DicomDatabase:
             state["done"] = report.unchanged
             if progress is not None:
                 progress(state["done"], state["total"])
-            for chunk_result in self._parse_all(todo, workers, batch_size):
-                step(chunk_result, "copy" if copy else "link")
+            writer = _StoreWriter(self) if copy and todo else None
+            try:
+                for chunk_result in self._parse_all(todo, workers, batch_size,
+                                                    writer.submit if writer is not None else None):
+                    step(chunk_result, "copy" if copy else "link", None, writer)
+            finally:
+                if writer is not None:
+                    writer.close()
             for archive in archives:
                 self._import_zip(archive, marker, workers, batch_size, step, report)
         finally:
@@ -359,15 +554,19 @@ class DicomDatabase:
             done = 0
             if progress is not None:
                 progress(done, total)
-            for chunk_result in self._parse_all(todo, workers, batch_size):
-                if cancel is not None and cancel():
-                    raise CancelledError(None, "import cancelled")
-                self._commit_batch(chunk_result, "move", report, record=lambda p: None)
-                done += len(chunk_result)
-                if progress is not None:
-                    progress(done, total)
-                if on_batch is not None:
-                    on_batch(report)
+            writer = _StoreWriter(self, link=True)
+            try:
+                for chunk_result in self._parse_all(todo, workers, batch_size, writer.submit):
+                    if cancel is not None and cancel():
+                        raise CancelledError(None, "import cancelled")
+                    self._commit_batch(chunk_result, "move", report, record=lambda p: None, writer=writer)
+                    done += len(chunk_result)
+                    if progress is not None:
+                        progress(done, total)
+                    if on_batch is not None:
+                        on_batch(report)
+            finally:
+                writer.close()
         finally:
             self._end_session(marker)
             report.seconds = time.perf_counter() - t0
@@ -444,6 +643,7 @@ class DicomDatabase:
             return
         staging = self.folder / INCOMING / marker.name
         keys: dict[str, str] = {}
+        writer = _StoreWriter(self, link=True)
         try:
             with zipfile.ZipFile(path) as zf:
                 for i in range(0, len(names), batch_size):
@@ -460,8 +660,8 @@ class DicomDatabase:
                             continue
                         keys[os.fspath(target)] = f"{path}/{n}"
                         todo.append((os.fspath(target), size, mtime))
-                    for chunk_result in self._parse_all(todo, workers, batch_size):
-                        step(chunk_result, "move", keys.get)
+                    for chunk_result in self._parse_all(todo, workers, batch_size, writer.submit):
+                        step(chunk_result, "move", keys.get, writer)
                     # Members not taken into the store (non-DICOM, errors) go too.
                     for p, _, _ in todo:
                         with contextlib.suppress(OSError):
@@ -469,10 +669,15 @@ class DicomDatabase:
         except (OSError, zipfile.BadZipFile) as exc:
             report.errors.append((path, f"not a readable zip archive: {exc}"))
         finally:
+            writer.close()
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _parse_all(self, todo: list[tuple[str, int, float]], workers: Optional[int], batch_size: int):
-        """Yield lists of (path, size, mtime, header|None, error) per batch; a process pool for big imports."""
+    def _parse_all(self, todo: list[tuple[str, int, float]], workers: Optional[int], batch_size: int,
+                   on_parsed: Optional[Callable[[list], None]] = None):
+        """Yield lists of (path, size, mtime, header|None, error) per batch; a process pool for big imports.
+
+        ``on_parsed(results)`` sees the results in small groups as soon as they are parsed
+        (the store writer starts copying them while the rest of the batch is parsed)."""
         stats = {p: (s, m) for p, s, m in todo}
         paths = [p for p, _, _ in todo]
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -483,7 +688,15 @@ class DicomDatabase:
 
         if n_workers <= 1 or len(paths) < 1000:
             for b in batches:
-                yield attach(_parse_chunk(b))
+                if on_parsed is None:
+                    yield attach(_parse_chunk(b))
+                    continue
+                results = []
+                for i in range(0, len(b), 8):
+                    part = attach(_parse_chunk(b[i:i + 8]))
+                    on_parsed(part)
+                    results.extend(part)
+                yield results
             return
         ctx = _mp_context()
         # Smaller chunks for the workers so both stay busy; results are regrouped per batch.
@@ -493,14 +706,19 @@ class DicomDatabase:
             for group in futures:
                 results = []
                 for fut in group:
-                    results.extend(fut.result())
-                yield attach(results)
+                    part = attach(fut.result())
+                    if on_parsed is not None:
+                        on_parsed(part)
+                    results.extend(part)
+                yield results
 
     def _commit_batch(self, results: list, mode: str, report: ImportReport,
-                      record: Optional[Callable[[str], Optional[str]]] = None) -> None:
+                      record: Optional[Callable[[str], Optional[str]]] = None,
+                      writer: Optional[_StoreWriter] = None) -> None:
         """Store one parsed batch.  ``mode``: "link" (rows point at the files), "copy" (copies in the
         store) or "move" (hard link or copy into the store, then the originals are removed).
-        ``record(path)`` gives the ``files`` table key of a path (None: not remembered)."""
+        ``record(path)`` gives the ``files`` table key of a path (None: not remembered);
+        ``writer`` is the store writer that may already be copying the batch's files."""
         now = time.time()
         stored = mode in ("copy", "move")
         file_rows = []
@@ -508,11 +726,17 @@ class DicomDatabase:
         patients: dict[tuple[str, str], tuple] = {}
         studies: dict[str, tuple] = {}
         series: dict[str, tuple] = {}
-        to_copy: list[tuple[str, Path]] = []
+        own_writer = None
+        if stored and writer is None:
+            writer = own_writer = _StoreWriter(self, link=(mode == "move"))
+        if writer is not None:
+            writer.lookup(results)  # (already known when the writer saw the batch)
+        # One transfer per destination (two files of one instance in a batch): dest -> src.
+        to_copy: dict[str, str] = {}
         for path, size, mtime, h, err in results:
             key = record(path) if record is not None else path
-            sop = h.get("SOPInstanceUID") if h else None
-            if h is None or not sop or not h.get("SeriesInstanceUID") or not h.get("StudyInstanceUID"):
+            sop = _header_sop(h)
+            if sop is None:
                 if err:
                     report.errors.append((key or path, err))
                 else:
@@ -532,9 +756,9 @@ class DicomDatabase:
                                               _s(h.get("Manufacturer")))
             target = path
             if stored:
-                dest = self.store / _store_name(sop)
-                to_copy.append((path, dest))
-                target = os.fspath(dest)
+                assert writer is not None
+                target = writer.dest(sop)
+                to_copy.setdefault(target, path)
             ipp = h.get("ImagePositionPatient")
             inst_rows.append((sop, h["SeriesInstanceUID"], _s(h.get("SOPClassUID")), _int(h.get("InstanceNumber")),
                               target, size, mtime, 1 if stored else 0, _int(h.get("Rows")), _int(h.get("Columns")),
@@ -542,77 +766,58 @@ class DicomDatabase:
                               json.dumps(ipp) if ipp is not None else None, now))
             if key is not None:
                 file_rows.append((key, size, mtime, sop))
-        # Copies first (atomic renames, on threads: the kernel does the work); the
-        # transaction below makes them visible.
-        def copy_one(item):
-            src, dest = item
-            if dest.exists():
-                return None
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{dest.name}")
-            try:
-                if mode == "move":
-                    try:
-                        os.link(src, tmp)  # no second copy of the bytes
-                    except OSError:
-                        shutil.copyfile(src, tmp)
-                else:
-                    shutil.copyfile(src, tmp)
-                os.replace(tmp, dest)
-                return True
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                return (src, dest, f"cannot copy into the database: {exc.strerror or exc}")
-
+        # The copies (already under way on the writer's thread, atomic renames) are all in
+        # place before the transaction below makes them visible.
         adopted: list[str] = []
-        if to_copy:
-            from concurrent.futures import ThreadPoolExecutor
-
-            # One transfer per destination (two files of one instance in a batch).
-            unique: dict[Path, str] = {}
-            for src, dest in to_copy:
-                unique.setdefault(dest, src)
-            with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
-                outcomes = list(pool.map(copy_one, [(src, dest) for dest, src in unique.items()]))
-            failed: set[str] = set()
-            for outcome in outcomes:
-                if outcome is True:
-                    report.copied += 1
-                elif outcome:
-                    src, dest, reason = outcome
-                    report.errors.append(((record(src) if record is not None else None) or src, reason))
-                    failed.add(os.fspath(dest))
-            if failed:
-                inst_rows = [r for r in inst_rows if r[4] not in failed]
-            if mode == "move":
-                adopted = [src for src, dest in to_copy if os.fspath(dest) not in failed]
-        with self._transaction() as c:
-            c.executemany("INSERT OR IGNORE INTO patients(patient_id, name, birth_date, sex) VALUES (?,?,?,?)",
-                          list(patients.values()))
-            ids = {}
-            for key in patients:
-                ids[key] = c.execute("SELECT id FROM patients WHERE patient_id=? AND name=?", key).fetchone()[0]
-            c.executemany(
-                "INSERT INTO studies(uid, patient, date, time, description, accession, study_id, institution) "
-                "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
-                [(s[0], ids[s[1]]) + s[2:] for s in studies.values()])
-            c.executemany(
-                "INSERT INTO series(uid, study_uid, number, description, modality, date, time, body_part, "
-                "frame_of_reference, manufacturer) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
-                list(series.values()))
-            c.executemany(
-                "INSERT INTO instances(sop_uid, series_uid, sop_class, instance_number, path, size, mtime, stored, "
-                "rows, columns, frames, transfer_syntax, position, inserted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT(sop_uid) DO UPDATE SET path=excluded.path, size=excluded.size, mtime=excluded.mtime, "
-                "stored=excluded.stored WHERE excluded.stored >= instances.stored AND "
-                "(instances.stored = 0 OR instances.path = excluded.path)",
-                inst_rows)
-            existing = c.execute(
-                f"SELECT COUNT(*) FROM instances WHERE inserted=? AND sop_uid IN ({','.join('?' * len(inst_rows))})",
-                [now] + [r[0] for r in inst_rows]).fetchone()[0] if inst_rows else 0
-            report.added += existing
-            c.executemany("INSERT OR REPLACE INTO files(path, size, mtime, sop_uid) VALUES (?,?,?,?)", file_rows)
+        try:
+            if to_copy:
+                assert writer is not None
+                if own_writer is not None:
+                    own_writer.submit(results)
+                failed: set[str] = set()
+                for dest, src in to_copy.items():
+                    outcome = writer.outcome(src, dest)
+                    if outcome is True:
+                        report.copied += 1
+                    elif outcome:
+                        src, dest, reason = outcome
+                        report.errors.append(((record(src) if record is not None else None) or src, reason))
+                        failed.add(dest)
+                if failed:
+                    inst_rows = [r for r in inst_rows if r[4] not in failed]
+                if mode == "move":
+                    adopted = [src for dest, src in to_copy.items() if dest not in failed]
+            with self._transaction() as c:
+                c.executemany("INSERT OR IGNORE INTO patients(patient_id, name, birth_date, sex) VALUES (?,?,?,?)",
+                              list(patients.values()))
+                ids = {}
+                for key in patients:
+                    ids[key] = c.execute("SELECT id FROM patients WHERE patient_id=? AND name=?", key).fetchone()[0]
+                c.executemany(
+                    "INSERT INTO studies(uid, patient, date, time, description, accession, study_id, institution) "
+                    "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
+                    [(s[0], ids[s[1]]) + s[2:] for s in studies.values()])
+                c.executemany(
+                    "INSERT INTO series(uid, study_uid, number, description, modality, date, time, body_part, "
+                    "frame_of_reference, manufacturer) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
+                    list(series.values()))
+                c.executemany(
+                    "INSERT INTO instances(sop_uid, series_uid, sop_class, instance_number, path, size, mtime, stored, "
+                    "rows, columns, frames, transfer_syntax, position, inserted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(sop_uid) DO UPDATE SET path=excluded.path, size=excluded.size, mtime=excluded.mtime, "
+                    "stored=excluded.stored WHERE excluded.stored >= instances.stored AND "
+                    "(instances.stored = 0 OR instances.path = excluded.path)",
+                    inst_rows)
+                existing = c.execute(
+                    f"SELECT COUNT(*) FROM instances WHERE inserted=? AND sop_uid IN ({','.join('?' * len(inst_rows))})",
+                    [now] + [r[0] for r in inst_rows]).fetchone()[0] if inst_rows else 0
+                report.added += existing
+                c.executemany("INSERT OR REPLACE INTO files(path, size, mtime, sop_uid) VALUES (?,?,?,?)", file_rows)
+            if writer is not None:
+                writer.committed(to_copy)
+        finally:
+            if own_writer is not None:
+                own_writer.close()
         # The rows are committed: the originals of adopted files can go.
         for src in adopted:
             with contextlib.suppress(OSError):
