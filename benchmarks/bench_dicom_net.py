@@ -66,8 +66,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from conftest import start_orthanc
-
-    from napari_medio.dicom.network import DicomWebClient, DicomWebServer, DimseClient, StorageListener
+    from napari_medio.dicom.network import DicomWebClient, DicomWebServer, DimseClient
 
     tmp = Path(tempfile.mkdtemp(prefix="medio-bench-net-"))
     server = start_orthanc(tmp / "orthanc")

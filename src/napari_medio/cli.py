@@ -12,7 +12,6 @@ import importlib
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .core.errors import MedioError

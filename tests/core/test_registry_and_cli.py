@@ -43,8 +43,9 @@ def test_compound_extensions_win():
 
 
 def test_every_registered_read_extension_is_in_the_npe2_manifest():
-    import yaml
     from importlib.resources import files
+
+    import yaml
 
     manifest = yaml.safe_load((files("napari_medio") / "napari.yaml").read_text(encoding="utf-8"))
     patterns = set()

@@ -1,14 +1,19 @@
 """Generate small DICOM series with pydicom for tests (geometry, splits, bad input)."""
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MRImageStorage,
+    generate_uid,
+)
 
 
 def make_slice(path, *, pixels: np.ndarray, position, orientation=(1, 0, 0, 0, 1, 0), spacing=(0.5, 0.5),

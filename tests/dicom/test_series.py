@@ -1,7 +1,6 @@
 """Series assembly on generated series: ordering, tilt, oblique, splits, rescale, bad input."""
 from __future__ import annotations
 
-import os
 import warnings
 import zipfile
 

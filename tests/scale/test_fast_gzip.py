@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import threading
 import zlib
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 import napari_medio
 from napari_medio.core import fileio
 from napari_medio.core.errors import CancelledError, FormatError
-from napari_medio.core.geometry import Geometry
 from napari_medio.core.progress import Progress
 from napari_medio.core.volume import Volume
 from tests.volumes import OBLIQUE_FLIPPED

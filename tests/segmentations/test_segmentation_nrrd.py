@@ -1,11 +1,9 @@
 """Slicer .seg.nrrd: conformance on the Slicer-written fixture, exact round trips, layers, bad input."""
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
-import warnings
 
 import nrrd
 import numpy as np

@@ -60,6 +60,7 @@ def test_bad_vtm(tmp_path):
     # A multiblock that is not a segmentation (no Segmentation_MasterRepresentation) is refused.
     m = Model.from_faces(np.eye(3), [[0, 1, 2]])
     import vtk
+
     from napari_medio.formats._vtkmesh import model_to_vtk
 
     mb = vtk.vtkMultiBlockDataSet()

@@ -13,7 +13,7 @@ import napari_medio
 from napari_medio.core.errors import FormatError, WriteError
 from napari_medio.core.geometry import Geometry, flip_lps_ras_matrix
 from napari_medio.core.transform import Transform, matrix_from_sitk_linear, resample_volume
-from napari_medio.core.volume import AxisInfo, Volume
+from napari_medio.core.volume import Volume
 from tests.conftest import fixture_file
 from tests.markups.badinput import assert_rejected, variants
 

@@ -61,8 +61,9 @@ def test_acquisitions_slice_exactly_and_land_where_simpleitk_says(make_napari_vi
     napari_medio.write(vol, path)
     viewer = make_napari_viewer()
     oblique = name == "oblique"
-    from napari_medio.plugin.reader import read_layers
     from napari.layers import Layer
+
+    from napari_medio.plugin.reader import read_layers
 
     for data, kwargs, layer_type in read_layers(path, resample_oblique=oblique):
         viewer.add_layer(Layer.create(data, kwargs, layer_type))

@@ -70,8 +70,8 @@ def test_terminology_names_label_and_seg_nrrd_keeps_it(make_napari_viewer, tmp_p
     assert by_value[1].terminology is None  # the unnamed label is still saved, as Slicer would name it
     # reading it back into napari and renaming keeps the other segment's fields
     [relayer] = viewer.open(out, plugin="napari-medio")
-    from napari_medio.plugin.terminology_widget import apply_terminology
     from napari_medio.formats.terminology import builtin_terminology
+    from napari_medio.plugin.terminology_widget import apply_terminology
 
     apply_terminology(relayer, 1, builtin_terminology().choice("Liver"))
     out2 = tmp_path / "renamed.seg.nrrd"

@@ -19,6 +19,7 @@ def export_surfaces(seg_path: str, outdir: str, fmt: str = "stl", smooth: int = 
                     method: str = "surface_nets") -> list[str]:
     """Write one ``<segment name>.<fmt>`` per segment into ``outdir`` (or one glTF); returns the paths."""
     import napari_medio
+
     from ..core.segmentation import Segmentation
     from ..formats._surfaces import segment_surfaces, write_gltf
 

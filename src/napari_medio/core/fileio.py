@@ -387,8 +387,9 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
 
 
 def _read_indexed(path, idx: dict, prog, threads: "int | None"):
-    import numpy as np
     from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
 
     total = idx["size"]
     block_size = idx["block_size"]

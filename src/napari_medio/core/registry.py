@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import pkgutil
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence

@@ -530,7 +530,6 @@ class DimseClient:
 
     # -- C-MOVE ---------------------------------------------------------------------------------------------
     def _move(self, study_uid, series_uid, sop_uids, folder, move_port, progress, cancel) -> RetrieveResult:
-        from pynetdicom import evt
         from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
 
         t0 = time.perf_counter()

@@ -12,7 +12,6 @@ readers and writers; NRRD's ``displacement field type`` (``resampling`` /
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Optional
 

@@ -19,8 +19,6 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.model import Model

@@ -18,10 +18,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..core import registry
 from ..core.errors import MedioError
 from ..core.geometry import WORLD_AXIS_LABELS
 from ..core.markups import ControlPoint, Markups, flip_orientation
-from ..core import registry
 from ..formats.markups_json import _markup_from_json, markups_to_json
 from .layers import data_to_world_matrix, register_from_layer, register_to_layer
 

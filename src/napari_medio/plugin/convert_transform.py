@@ -21,16 +21,16 @@ import numpy as np
 
 from ..core.colortable import ColorTable
 from ..core.errors import MedioError
+from ..core.geometry import geometry_from_napari_affine, lps_transform_to_napari
 from ..core.shader import ShaderProperty
+from ..core.table import Table
 from ..core.terminology import Terminology
 from ..core.text import Text
-from ..core.geometry import geometry_from_napari_affine, lps_transform_to_napari
-from ..core.table import Table
 from ..core.transform import Transform, resample_volume
 from ..formats.volume_property import VolumeProperty
 from .layers import (
-    direct_colormap,
     data_to_world_matrix,
+    direct_colormap,
     register_to_layer,
     volume_from_layer,
     volume_to_layer_data,
