@@ -137,3 +137,24 @@ def test_bad_tps(tmp_path, params, fixed, pattern):
     with pytest.raises(FormatError, match=pattern) as info:
         napari_medio.read(p)
     assert str(p) in str(info.value)
+
+
+def test_composite_with_a_thin_plate_spline_resamples_and_moves_points(tmp_path):
+    """A linear transform followed by a thin-plate spline (ITK order: last applied first)."""
+    shift = np.eye(4)
+    shift[:3, 3] = [1.5, -2.0, 0.5]
+    linear = Transform.from_matrix_from_parent(shift)
+    tps = Transform("thinplate", itk=ThinPlateSpline(SOURCE, TARGET))
+    comp = Transform("composite", components=[linear, tps])
+    p = RNG.uniform(0, 40, (6, 3))
+    want = tps.transform_points_from_parent(p) + shift[:3, 3]  # tps first, then the linear one
+    np.testing.assert_allclose(comp.transform_points_from_parent(p), want, atol=1e-9)
+    np.testing.assert_allclose(comp.transform_points_to_parent(want), p, atol=1e-5)
+    geom = Geometry((2.0, 2.0, 2.0), (0.0, 0.0, 0.0), np.eye(3))
+    k, j, i = np.meshgrid(np.arange(20), np.arange(20), np.arange(20), indexing="ij")
+    ramp = (i * 2.0 + 3 * j * 2.0 + 0.5 * k * 2.0).astype(np.float32)
+    out = resample_volume(Volume(ramp, geom), comp)
+    idx = np.array([[5, 6, 7], [10, 3, 12]])
+    q = comp.transform_points_from_parent(idx * 2.0)
+    got = np.asarray(out.array)[idx[:, 2], idx[:, 1], idx[:, 0]]
+    np.testing.assert_allclose(got, q[:, 0] + 3 * q[:, 1] + 0.5 * q[:, 2], atol=1e-3)

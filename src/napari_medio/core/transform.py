@@ -130,19 +130,25 @@ class ThinPlateSpline:
 
     def displacement_field(self, geometry: Geometry, shape: tuple) -> Any:
         """A SimpleITK displacement-field transform equal to ``T`` at every voxel centre of the grid."""
-        import SimpleITK as sitk
+        return displacement_field_of(self.transform_points, geometry, shape)
 
-        nk, nj, ni = (int(s) for s in shape)
-        kk, jj, ii = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
-        idx = np.column_stack([ii.ravel(), jj.ravel(), kk.ravel()]).astype(float)
-        m = geometry.index_to_lps_matrix()
-        pts = idx @ m[:3, :3].T + m[:3, 3]
-        disp = (self.transform_points(pts) - pts).reshape(nk, nj, ni, 3)
-        img = sitk.GetImageFromArray(disp, isVector=True)
-        img.SetSpacing(geometry.spacing.tolist())
-        img.SetOrigin(geometry.origin.tolist())
-        img.SetDirection(geometry.direction.reshape(-1).tolist())
-        return sitk.DisplacementFieldTransform(sitk.Cast(img, sitk.sitkVectorFloat64))
+
+def displacement_field_of(mapping: Any, geometry: Geometry, shape: tuple) -> Any:
+    """A SimpleITK displacement-field transform equal to ``mapping`` (LPS points -> LPS points)
+    at every voxel centre of the grid ``geometry`` / ``shape`` (NumPy order)."""
+    import SimpleITK as sitk
+
+    nk, nj, ni = (int(s) for s in shape)
+    kk, jj, ii = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
+    idx = np.column_stack([ii.ravel(), jj.ravel(), kk.ravel()]).astype(float)
+    m = geometry.index_to_lps_matrix()
+    pts = idx @ m[:3, :3].T + m[:3, 3]
+    disp = (np.asarray(mapping(pts), dtype=float) - pts).reshape(nk, nj, ni, 3)
+    img = sitk.GetImageFromArray(disp, isVector=True)
+    img.SetSpacing(geometry.spacing.tolist())
+    img.SetOrigin(geometry.origin.tolist())
+    img.SetDirection(geometry.direction.reshape(-1).tolist())
+    return sitk.DisplacementFieldTransform(sitk.Cast(img, sitk.sitkVectorFloat64))
 
 
 @dataclass
@@ -285,7 +291,11 @@ class Transform:
         if self.type == "composite":
             comp = sitk.CompositeTransform(3)
             for c in self.components:
-                comp.AddTransform(c.to_sitk())
+                part = c.to_sitk()
+                if isinstance(part, ThinPlateSpline):
+                    raise MedioError(self.source, "a composite holding a thin-plate spline has no SimpleITK form: "
+                                                  "resample through resample_volume, which samples it on the grid")
+                comp.AddTransform(part)
             return comp
         if self.type == "grid":
             from ..formats._itk import volume_to_sitk
@@ -310,6 +320,10 @@ class Transform:
         if self.is_linear:
             m = self.matrix_from_parent_lps
             return pts @ m[:3, :3].T + m[:3, 3]
+        if self.type == "composite" and self._has_thinplate():
+            for c in reversed(self.components):  # ITK order: the last component is applied first
+                pts = c.transform_points_from_parent(pts)
+            return pts
         tx = self.to_sitk()
         if isinstance(tx, ThinPlateSpline):
             return tx.transform_points(pts)
@@ -328,10 +342,14 @@ class Transform:
         if self.type == "grid" and self.stored_direction == "to_parent":
             forward = replace(self, stored_direction="from_parent")
             return forward.transform_points_from_parent(pts)
-        tx = self.to_sitk()
+        if self.type == "composite" and self._has_thinplate():
+            def f(q: np.ndarray) -> np.ndarray:
+                return self.transform_points_from_parent(q[None, :])[0]
+        else:
+            tx = self.to_sitk()
 
-        def f(q: np.ndarray) -> np.ndarray:
-            return np.array(tx.TransformPoint(tuple(map(float, q))))
+            def f(q: np.ndarray) -> np.ndarray:
+                return np.array(tx.TransformPoint(tuple(map(float, q))))
 
         out = np.empty_like(pts)
         h = 1e-3
@@ -348,6 +366,10 @@ class Transform:
                     q = q - r
             out[n] = q
         return out
+
+    def _has_thinplate(self) -> bool:
+        return any(c.type == "thinplate" or (c.type == "composite" and c._has_thinplate())
+                   for c in self.components)
 
     def apply_to_geometry(self, geometry: Geometry) -> Geometry:
         """The geometry of a volume moved by this linear transform (no resampling)."""
@@ -389,7 +411,11 @@ def resample_volume(volume: Volume, transform: Transform, reference: Optional[Ge
     ref_shape = tuple(shape or volume.spatial_shape)
     if volume.geometry.ndim != 3:
         raise MedioError(volume.source, "only 3D volumes can be resampled through a transform")
-    tx = transform.to_sitk()
+    if transform.type == "composite" and transform._has_thinplate():
+        # SimpleITK has no thin-plate spline: the whole chain sampled as a field on the output grid
+        tx = displacement_field_of(transform.transform_points_from_parent, ref_geom.as_3d(), ref_shape)
+    else:
+        tx = transform.to_sitk()
     if isinstance(tx, ThinPlateSpline):  # SimpleITK has no thin-plate spline: its field on the output grid
         ref_geom3 = ref_geom.as_3d()
         tx = tx.displacement_field(ref_geom3, ref_shape)
