@@ -197,3 +197,13 @@ def test_transform_cycle_is_an_error(tmp_path):
         '</MRML>')
     with pytest.raises(FormatError, match="cycle"):
         scan_scene(tmp_path / "s.mrml")
+
+
+def test_builtin_volume_colour_nodes_map_to_napari_colormaps():
+    from napari_medio.scene.loader import builtin_colormap
+
+    assert builtin_colormap("vtkMRMLColorTableNodeGrey") == "gray"
+    assert builtin_colormap("vtkMRMLColorTableNodeInvertedGrey") == "gray_r"
+    assert builtin_colormap("vtkMRMLPETProceduralColorNodePET-Heat") == "fire"
+    assert builtin_colormap("vtkMRMLColorTableNodeFileViridis.txt") == "viridis"
+    assert builtin_colormap("vtkMRMLColorTableNodeFileGenericAnatomyColors.txt") is None

@@ -254,6 +254,8 @@ def volume_to_layer_data(
             kwargs["features"] = _features(color_table)
         return [(data, kwargs, "labels")]
     kwargs["rgb"] = rgb
+    if not rgb and isinstance(volume.metadata.get("colormap"), str):
+        kwargs["colormap"] = volume.metadata["colormap"]  # e.g. a scene's colour node
     cl = contrast_limits_for(volume) if not rgb else None
     if cl is not None:
         kwargs["contrast_limits"] = cl

@@ -527,6 +527,24 @@ def scene_metadata(entry: SceneEntry, scan: ScanResult) -> dict:
     return md
 
 
+#: Slicer's built-in volume colour nodes -> the nearest napari colormap (by the node ID's ending).
+_BUILTIN_COLORMAPS = (
+    ("InvertedGrey", "gray_r"), ("Grey", "gray"), ("Gray", "gray"), ("Iron", "inferno"), ("Rainbow", "turbo"),
+    ("Ocean", "ice"), ("Red", "red"), ("Green", "green"), ("Blue", "blue"), ("Cyan", "cyan"),
+    ("Magenta", "magenta"), ("Yellow", "yellow"), ("PET-Heat", "fire"), ("PET-Rainbow", "turbo"),
+    ("Viridis.txt", "viridis"), ("Magma.txt", "magma"), ("Inferno.txt", "inferno"), ("Plasma.txt", "plasma"),
+    ("Hot", "fire"), ("Cool", "ice"),
+)
+
+
+def builtin_colormap(color_node_id: str) -> str | None:
+    """napari colormap name for one of Slicer's built-in volume colour nodes, or None."""
+    for ending, name in _BUILTIN_COLORMAPS:
+        if color_node_id.endswith(ending):
+            return name
+    return None
+
+
 def _apply_display_to_object(obj: Any, display: dict, colortables: dict) -> None:
     """Put what the scene's display node says where the object's napari converter looks for it."""
     kind = getattr(obj, "kind", None)
@@ -538,6 +556,11 @@ def _apply_display_to_object(obj: Any, display: dict, colortables: dict) -> None
         cn = display.get("color_node")
         if kind == "labelmap" and cn in colortables:
             md["color_table"] = colortables[cn].as_label_table()
+        elif kind == "volume" and cn:
+            colormap = builtin_colormap(cn)
+            if colormap:
+                md["colormap"] = colormap
+            md.setdefault("scene_color_node", cn)
     elif kind == "markups":
         d = dict(getattr(obj, "display", {}) or {})
         for key in ("color", "selectedColor", "opacity"):
