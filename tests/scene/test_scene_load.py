@@ -207,3 +207,23 @@ def test_builtin_volume_colour_nodes_map_to_napari_colormaps():
     assert builtin_colormap("vtkMRMLPETProceduralColorNodePET-Heat") == "fire"
     assert builtin_colormap("vtkMRMLColorTableNodeFileViridis.txt") == "viridis"
     assert builtin_colormap("vtkMRMLColorTableNodeFileGenericAnatomyColors.txt") is None
+
+
+def test_generic_anatomy_colours_from_the_bundled_terminology():
+    """Label maps whose scene names GenericAnatomyColors get Slicer's names and colours."""
+    from napari_medio.formats.terminology import generic_anatomy_label_table
+    from tests.conftest import fixture_file
+
+    table = generic_anatomy_label_table()
+    ref = {}
+    for line in fixture_file("colors/GenericAnatomyColors.txt").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        parts = line.split()
+        ref[int(parts[0])] = (parts[1].replace("_", " "), [int(x) for x in parts[2:5]])
+    common = set(table) & set(ref)
+    assert len(common) >= 0.8 * (len(ref) - 1)  # labels with a terminology entry (not background)
+    for label in common:
+        assert [round(c * 255) for c in table[label]["color"][:3]] == ref[label][1]
+    names_equal = sum(table[k]["name"].lower() == ref[k][0].lower() for k in common)
+    assert names_equal >= len(common) - 1  # Slicer's .txt spells one of them "right pullidum"

@@ -25,7 +25,7 @@ from ..core.terminology import Category, Code, Terminology, TerminologyType
 from ._common import base_name
 from ._text import json_head, json_path, load_json
 
-__all__ = ["read_terminology", "write_terminology", "builtin_terminology"]
+__all__ = ["read_terminology", "write_terminology", "builtin_terminology", "generic_anatomy_label_table"]
 
 _SEG_KEY = "SegmentationCategoryTypeContextName"
 _ANAT_KEY = "AnatomicContextName"
@@ -150,6 +150,27 @@ def builtin_terminology() -> Optional[Terminology]:
     term.name = "Slicer General Anatomy"
     term.source = None
     return term
+
+
+def generic_anatomy_label_table() -> dict:
+    """Slicer's GenericAnatomyColors label table, ``{label: {"name", "color": [r, g, b, a]}}``.
+
+    Built from the bundled General Anatomy terminology, whose types and modifiers carry
+    Slicer's integer label (``3dSlicerIntegerLabel``), name (``3dSlicerLabel``) and
+    recommended colour: the same values GenericAnatomyColors.txt lists, so a label
+    map whose scene names that colour node gets its names and colours.
+    """
+    term = builtin_terminology()
+    table: dict = {}
+    if term is None:
+        return table
+    for choice in term.choices():
+        code = choice.type_modifier or choice.type
+        label = code.slicer_integer_label
+        if label is None or label <= 0 or label in table or code.color is None:
+            continue
+        table[int(label)] = {"name": choice.name, "color": [round(c / 255.0, 6) for c in code.color] + [1.0]}
+    return table
 
 
 def _sniff(head: bytes, path: Path) -> bool:

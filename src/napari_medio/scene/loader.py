@@ -556,6 +556,12 @@ def _apply_display_to_object(obj: Any, display: dict, colortables: dict) -> None
         cn = display.get("color_node")
         if kind == "labelmap" and cn in colortables:
             md["color_table"] = colortables[cn].as_label_table()
+        elif kind == "labelmap" and cn and cn.endswith("GenericAnatomyColors.txt") and not md.get("color_table"):
+            from ..formats.terminology import generic_anatomy_label_table
+
+            table = generic_anatomy_label_table()
+            if table:
+                md["color_table"] = table
         elif kind == "volume" and cn:
             colormap = builtin_colormap(cn)
             if colormap:
