@@ -136,7 +136,14 @@ def test_4d_volume_saved_as_sequence_node(tmp_path, ext):
         inner = zipfile.ZipFile(tmp_path / "out" / "Heart.seq.mrb")
         mrml = [n for n in inner.namelist() if n.endswith(".mrml")]
         assert len(mrml) == 1 and b'singletonTag="SequenceIndex"' in inner.read(mrml[0])
+        # a SequenceBrowser with a proxy volume (item 0), so Slicer shows the sequence at once
+        browser = next(n for n in doc.nodes if n.tag == "SequenceBrowser")
+        assert browser.reference("sequenceNodeRef0") == seq.get("id")
+        proxy = doc.node(browser.reference("dataNodeRef0"))
+        assert proxy.tag == "Volume" and proxy.get("name") == "Heart"
+        assert browser.get("virtualNodePostfixes") == "0" and browser.get("selectedItemNumber") == "0"
     objs = read_scene(target)
+    assert [o.name for o in objs].count("Heart") == 1  # the proxy is not loaded a second time
     back = next(o for o in objs if o.name == "Heart")
     np.testing.assert_array_equal(back.array, vol.array)
     assert back.extra_axes[0].values == [0, 40, 80, 120] and back.extra_axes[0].unit == "ms"

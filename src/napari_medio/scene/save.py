@@ -475,6 +475,9 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         elif kind in ("volume", "labelmap"):
             attrs.update(_volume_geometry_attrs(obj))
         doc.add(MrmlNode(spec.tag, attrs))
+        if sequence:
+            _add_sequence_browser(obj, nid, attrs["name"], parent_id, doc, ids, write_data, storage_node,
+                                  unique_file)
         parent_item = folder_item(md.get("folder", ""))
         sh.append(ShItem(id=next_sh[0], parent=parent_item, data_node=nid, type=spec.sh_type))
         next_sh[0] += 1
@@ -486,6 +489,47 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
                                           "attributes": "SubjectHierarchyVersion:2"}))
     doc.sh_items = sh
     return doc, staged
+
+
+def _add_sequence_browser(obj: Any, sequence_id: str, name: str, parent_id: str, doc: MrmlDocument, ids: _Ids,
+                          write_data: Callable, storage_node: Callable, unique_file: Callable) -> str:
+    """The proxy volume (showing item 0) and the SequenceBrowser node Slicer needs to show a sequence.
+
+    Attributes as ``vtkMRMLSequenceBrowserNode::WriteXML`` writes them; references
+    ``sequenceNodeRef0`` (the sequence) and ``dataNodeRef0`` (its proxy node).  Our
+    loader skips proxies of browsed sequences, so a re-opened scene still gives one
+    4D layer.  Returns the browser node ID.
+    """
+    frame = obj.with_array(obj.array[0], extra_axes=[])
+    kind = getattr(obj, "kind", "volume")
+    spec = spec_for(kind, _subtype(frame))
+    rel = unique_file(safe_file_base(name), spec.extension)
+    write_data(frame, rel, {})
+    st = storage_node(spec, rel, {})
+    refs: dict[str, list[str]] = {"storage": [st.id]}
+    if spec.display_tag:
+        did = ids.new(spec.display_cls)
+        doc.add(MrmlNode(spec.display_tag, {"id": did, **_display_attrs(kind, frame, {}, spec.display_tag)}))
+        refs["display"] = [did]
+    if parent_id:
+        refs["transform"] = [parent_id]
+    proxy_id = ids.new(spec.cls)
+    proxy = {"id": proxy_id, "name": name, "hideFromEditors": "false", "selectable": "true", "selected": "false",
+             "references": format_references({"display": refs.get("display", []), "storage": refs["storage"],
+                                              "transform": refs.get("transform", [])})}
+    proxy.update(_volume_geometry_attrs(frame))
+    doc.add(MrmlNode(spec.tag, proxy))
+    browser_id = ids.new("SequenceBrowser")
+    doc.add(MrmlNode("SequenceBrowser", {
+        "id": browser_id, "name": f"{name} browser", "hideFromEditors": "false", "selectable": "true",
+        "selected": "false",
+        "references": format_references({"sequenceNodeRef0": [sequence_id], "dataNodeRef0": [proxy_id]}),
+        "playbackActive": "false", "playbackRateFps": "10", "playbackItemSkippingEnabled": "true",
+        "playbackLooped": "true", "selectedItemNumber": "0", "recordingActive": "false",
+        "recordOnMasterModifiedOnly": "false", "indexDisplayFormat": "%.2f", "virtualNodePostfixes": "0",
+        "SynchronizationPropertiesMap0": "playback true recording false overwriteProxyName false saveChanges false ",
+    }))
+    return browser_id
 
 
 def _linked(chain: list) -> dict:
