@@ -221,3 +221,44 @@ def test_missing_nonlinear_transform_leaves_data_untransformed(tmp_path):
         objs = {o.name: o for o in read_scene(tmp_path / "scene.mrml")}
     np.testing.assert_allclose(objs["M"].points, model.points)
     assert objs["M"].metadata["scene"]["applied"] is False
+
+
+@pytest.mark.parametrize("with_transform_objects", [False, True])
+@pytest.mark.parametrize("bundle", [False, True])
+def test_nonlinear_parent_kept_in_resaved_scene(tmp_path, with_transform_objects, bundle):
+    """Data moved through a non-linear parent on open is saved in world position, unparented, and the
+    transform itself is still in the saved scene (its file copied), under its own parents."""
+    from napari_medio.scene.mrml import read_mrml
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_nonlinear_scene(src)
+    scene = src / "scene.mrml"
+    if bundle:
+        scene = tmp_path / "scene.mrb"
+        import zipfile
+
+        with zipfile.ZipFile(scene, "w") as zf:
+            for f in src.iterdir():
+                zf.write(f, f"scene/{f.name}")
+    objs = read_scene(scene)
+    if not with_transform_objects:  # as the Save scene widget does: only the layers
+        objs = [o for o in objs if o.kind != "transform"]
+    out = tmp_path / "out" / "again.mrml"
+    save_scene(objs, out)
+    doc = read_mrml(out)
+    grids = [n for n in doc.nodes if n.tag == "GridTransform"]
+    assert len(grids) == 1 and grids[0].name == "Warp"
+    storage = doc.node(grids[0].reference("storage"))
+    assert (out.parent / storage.get("fileName")).is_file()
+    up = doc.node(grids[0].reference("transform"))
+    assert up is not None and up.name == "Up"
+    for tag in ("Volume", "Model", "MarkupsFiducial"):
+        node = next(n for n in doc.nodes if n.tag == tag)
+        assert not node.reference("transform")  # data in world position: no parent
+    again = {o.name: o for o in read_scene(out)}
+    warp = again["Warp"]
+    assert warp.kind == "transform" and not warp.is_linear
+    np.testing.assert_allclose(np.asarray(warp.displacement.array), np.asarray(_grid_transform().displacement.array))
+    moved = {o.name: o for o in objs}
+    np.testing.assert_allclose(again["M"].points, moved["M"].points, atol=1e-6)

@@ -281,10 +281,12 @@ def scan_scene(path: os.PathLike[str] | str, **extract_options: Any) -> ScanResu
                 break
             seen.add(tid)
             m, linear = transform_matrix(tnode)
-            _, trel, _, _ = _storage_paths(doc, tnode, root, bundle_dir, scene_label)
+            _, trel, tpath, _ = _storage_paths(doc, tnode, root, bundle_dir, scene_label)
             entry.chain.append({
                 "id": tnode.id, "name": tnode.name, "tag": tnode.tag, "linear": linear,
                 "matrix_to_parent_lps": None if m is None else np.asarray(m).tolist(), "file": trel,
+                # where the transform's file was read from (a save copies a non-linear one from there)
+                "path": os.fspath(tpath) if tpath is not None else None,
                 "parent": tnode.reference("transform"),
             })
             if linear and m is not None:

@@ -362,7 +362,12 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         if tx is None:
             m = entry.get("matrix_to_parent_lps")
             if m is None:
-                return ""  # a non-linear transform we do not have: the object stays untransformed
+                # A non-linear transform of the source scene (grid, b-spline, composite): its file
+                # is copied from there, so that the user's transform is kept in the saved scene.
+                nid = _copy_source_transform(entry, parent_new)
+                if nid:
+                    transform_ids[old] = nid
+                return nid
             tx = Transform.from_matrix_to_parent(np.asarray(m, dtype=float), name=entry.get("name", ""))
         subtype = getattr(tx, "type", "linear") if tx.type in ("linear", "grid", "bspline") else "composite"
         spec = spec_for("transform", subtype)
@@ -382,6 +387,52 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         doc.add(MrmlNode(spec.tag, attrs))
         parent_item = folder_item(entry.get("folder") or "")
         sh.append(ShItem(id=next_sh[0], parent=parent_item, data_node=nid, type="Transforms"))
+        next_sh[0] += 1
+        return nid
+
+    def _copy_source_transform(entry: dict, parent_new: str | None) -> str:
+        """Node id of a non-linear scene transform written from its source file ("" when not found)."""
+        import warnings
+
+        src = _source_transform_path(entry)
+        name = entry.get("name") or "Transform"
+        if src is None:
+            warnings.warn(f"transform {name!r}: its file ({entry.get('file')}) is no longer found, so the saved "
+                          f"scene does not hold it", UserWarning, stacklevel=4)
+            return ""
+        tag = entry.get("tag") if entry.get("tag") in ("GridTransform", "BSplineTransform") else "Transform"
+        subtype = {"GridTransform": "grid", "BSplineTransform": "bspline"}.get(tag, "composite")
+        spec = spec_for("transform", subtype)
+        low = src.name.lower()
+        ext = next((e for e in (".nii.gz", ".h5", ".hdf5", ".tfm", ".txt", ".mat", ".nrrd", ".nii", ".mha")
+                    if low.endswith(e)), None)
+        nid = ids.new(spec.cls)
+        if ext is None:  # e.g. a detached header: read it and write one file
+            from .loader import _read_transform
+
+            tx = _read_transform(MrmlNode(tag, {"id": nid, "name": name}), src)
+            rel = unique_file(safe_file_base(name), spec.extension)
+            write_data(tx, rel, {"format": "displacement-field"} if spec.extension == ".nrrd" else {})
+        else:
+            rel = unique_file(safe_file_base(name), ext)
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copyfile(src, dest)
+            except OSError as exc:
+                raise WriteError(os.fspath(target.parent / rel), f"cannot copy transform {name!r} from {src}: "
+                                                                 f"{exc}") from None
+            staged.append(rel)
+            if on_staged is not None:
+                on_staged(rel)
+        st = storage_node(spec, rel, {})
+        refs = {"storage": [st.id]}
+        if parent_new:
+            refs["transform"] = [parent_new]
+        doc.add(MrmlNode(tag, {"id": nid, "name": name, "hideFromEditors": "false", "selectable": "true",
+                               "selected": "false", "references": format_references(refs)}))
+        sh.append(ShItem(id=next_sh[0], parent=folder_item(entry.get("folder") or ""), data_node=nid,
+                         type="Transforms"))
         next_sh[0] += 1
         return nid
 
@@ -417,9 +468,12 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         if chain and not linear and md.get("applied", False):
             # Resampled/moved through a non-linear parent when opened: the data is in the world
             # frame now, so it is written without a parent (Slicer shows it where napari does).
+            # The transforms themselves are kept, as nodes of their own (files copied from the
+            # source scene), so that the user's transform is not lost.
+            transform_node(_linked(chain, md.get("scene")))
             parent_id = ""
         else:
-            parent_id = transform_node(_linked(chain)) if chain else ""
+            parent_id = transform_node(_linked(chain, md.get("scene"))) if chain else ""
         if chain and linear and md.get("pending_matrix") is None and md.get("applied", True):
             obj, pending = apply_world_matrix(obj, np.linalg.inv(world))
             if pending is not None:  # cannot un-apply: keep it in world coordinates, no parent
@@ -532,9 +586,12 @@ def _add_sequence_browser(obj: Any, sequence_id: str, name: str, parent_id: str,
     return browser_id
 
 
-def _linked(chain: list) -> dict:
+def _linked(chain: list, scene: str | None = None) -> dict:
     """The nearest transform of a chain with its parents linked (``parent_entry``)."""
     entries = [dict(c) for c in chain]
+    for e in entries:
+        if scene and not e.get("scene"):
+            e["scene"] = scene
     for child, parent in zip(entries, entries[1:]):
         child["parent_entry"] = parent
     return entries[0]
@@ -556,3 +613,22 @@ def _write_colortable(obj: Any, doc: MrmlDocument, ids: _Ids, write_data: Callab
                                 "selected": "false", "references": format_references({"storage": [st.id]}),
                                 "type": "13"}))
     return nid
+
+
+def _source_transform_path(entry: dict) -> Path | None:
+    """The file a scene transform was read from: its recorded path, else found again from the source scene."""
+    p = entry.get("path")
+    if p and Path(p).is_file():
+        return Path(p)
+    rel, scene = entry.get("file"), entry.get("scene")
+    if not rel or not scene:
+        return None
+    scene_path = Path(scene)
+    try:
+        from .loader import _resolve, open_scene_source
+
+        mrml, bundle_dir = open_scene_source(scene_path)
+        found = _resolve(rel, mrml.parent, bundle_dir, scene_path)
+    except (MedioError, OSError):
+        return None
+    return found if found.is_file() else None
