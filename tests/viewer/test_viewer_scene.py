@@ -263,3 +263,71 @@ def test_transform_applied_in_viewer_is_saved_as_linear_transform_node(make_napa
     fresh.open(str(target), plugin="napari-medio")
     _same(before, _fingerprint(fresh))
     STORE.clear()
+
+
+def test_add_data_single_file_vs_series(make_napari_viewer, tmp_path, qtbot):
+    from PIL import Image
+
+    for k in range(3):
+        Image.fromarray(np.full((4, 5), 10 * (k + 1), np.uint8)).save(tmp_path / f"slice_{k:03d}.png")
+    registry.write(Volume(np.zeros((2, 3, 4), np.int16), AXIAL, name="ct"), tmp_path / "ct.nrrd")
+    viewer = make_napari_viewer()
+    widget = AddDataWidget(viewer)
+    widget.add_paths([tmp_path / "slice_001.png", tmp_path / "ct.nrrd"])
+    opts = widget.options(0)
+    assert not opts.single_file.isHidden() and not opts.single_file.isChecked()  # series by default, as Slicer
+    assert widget.options(1).single_file.isHidden()  # not a picture: no series option
+    widget.table.cellWidget(1, 0).setChecked(False)
+    qtbot.mouseClick(widget.load_button, Qt.LeftButton)
+    layer = viewer.layers[-1]
+    assert np.asarray(layer.data).shape == (3, 4, 5), widget.status.text()
+    assert [int(np.asarray(layer.data)[k, 0, 0]) for k in range(3)] == [10, 20, 30]
+    opts.single_file.setChecked(True)  # only this file
+    qtbot.mouseClick(widget.load_button, Qt.LeftButton)
+    data = np.asarray(viewer.layers[-1].data)
+    assert data.size == 20 and int(data.ravel()[0]) == 20, widget.status.text()
+
+
+def test_add_data_label_map_colour_table(make_napari_viewer, tmp_path, qtbot):
+    from napari_medio.core.colortable import ColorEntry, ColorTable
+    from napari_medio.plugin.convert_transform import STORE
+
+    lab = np.zeros((3, 4, 5), np.uint8)
+    lab[0, :2] = 1
+    lab[1:, 2:] = 2
+    registry.write(Volume(lab, AXIAL, name="mask"), tmp_path / "mask.nrrd")
+    (tmp_path / "organs.ctbl").write_text("# a colour table\n0 background 0 0 0 0\n1 heart 255 0 0 255\n"
+                                          "2 lung 0 0 255 255\n", encoding="utf-8")
+    viewer = make_napari_viewer()
+    STORE.clear()
+    try:
+        widget = AddDataWidget(viewer)
+        widget.add_paths([tmp_path / "mask.nrrd", tmp_path / "mask.nrrd"])
+        opts = widget.options(0)
+        assert opts.colortable.isHidden()  # a volume: no colour table
+        widget.set_description(0, "label map")
+        widget.set_description(1, "label map")
+        assert not opts.colortable.isHidden() and opts.colortable_path.isHidden()
+        STORE.add(ColorTable({1: ColorEntry("liver", (0.8, 0.2, 0.2, 1.0)),
+                              2: ColorEntry("spleen", (0.2, 0.8, 0.2, 1.0))}, name="Abdomen"))
+        items = [opts.colortable.itemText(i) for i in range(opts.colortable.count())]
+        assert items == ["(from the file)", "Abdomen", "from file…"]  # tables loaded so far, then a file
+        opts.colortable.setCurrentText("Abdomen")
+        other = widget.options(1)
+        other.colortable.setCurrentText("from file…")
+        assert not other.colortable_path.isHidden()
+        other.colortable_path.setText(str(tmp_path / "organs.ctbl"))
+        qtbot.mouseClick(widget.load_button, Qt.LeftButton)
+        first, second = viewer.layers[-2], viewer.layers[-1]
+        assert type(first).__name__ == type(second).__name__ == "Labels", widget.status.text()
+        assert list(first.features["name"])[1:] == ["liver", "spleen"]
+        np.testing.assert_allclose(first.colormap.map(np.array([1]))[0], [0.8, 0.2, 0.2, 1.0], atol=1e-6)
+        assert list(second.features["name"])[1:] == ["heart", "lung"]
+        np.testing.assert_allclose(second.colormap.map(np.array([2]))[0], [0.0, 0.0, 1.0, 1.0], atol=1e-6)
+        assert "organs" in [t.name for t in STORE.colortables]  # the file's table is now listed too
+        assert "organs" in [other.colortable.itemText(i) for i in range(other.colortable.count())]
+        # saved with the layer: the label map keeps the chosen names and colours
+        back = object_from_layer(first)
+        assert back.metadata["color_table"][2]["name"] == "spleen"
+    finally:
+        STORE.clear()

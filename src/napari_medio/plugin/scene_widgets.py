@@ -93,6 +93,99 @@ def _add_layer_data(viewer: Any, layer_data: list) -> list:
 
 
 # -- Add data ---------------------------------------------------------------------------------------
+#: Formats whose readers take ``series=True`` (a numbered series of frames as one volume).
+SERIES_FORMATS = ("png", "jpeg", "bmp", "tiff")
+#: The colour table combo's first and last entries (the loaded tables are listed between them).
+TABLE_DEFAULT = "(from the file)"
+TABLE_FROM_FILE = "from file…"
+
+
+def _reader_name(path: str | os.PathLike[str]) -> str | None:
+    from ..core import registry
+
+    try:
+        return registry.find_reader(path).name
+    except MedioError:
+        return None
+
+
+def _loaded_colortables() -> list:
+    from .convert_transform import STORE
+
+    return list(STORE.colortables)
+
+
+def read_colortable_file(path: str | os.PathLike[str]) -> Any:
+    """The first colour table a file holds (a colour table file, or a label map with names and colours)."""
+    from ..core import registry
+    from ..core.colortable import ColorTable
+
+    for obj in registry.read(path):
+        if isinstance(obj, ColorTable):
+            return obj
+        table = (getattr(obj, "metadata", None) or {}).get("color_table")
+        if table:
+            return ColorTable.from_label_table(table, name=getattr(obj, "name", "") or Path(path).stem)
+    raise MedioError(path, "holds no colour table")
+
+
+class _RowOptions(QWidget):
+    """A row's type-specific options: "single file" (picture series), the colour table of a label map."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 0, 2, 0)
+        self.series_capable = _reader_name(path) in SERIES_FORMATS
+        self.single_file = QCheckBox("single file")
+        self.single_file.setToolTip("unticked: the numbered series of pictures next to this file is loaded "
+                                    "as one volume; ticked: only this file")
+        self.colortable = QComboBox()
+        self.colortable.setToolTip("colour table of the label map: names and colours of its labels")
+        self.colortable_path = QLineEdit()
+        self.colortable_path.setPlaceholderText("colour table file (.ctbl, .txt, .csv, .label)")
+        self.browse = QPushButton("…")
+        for w in (self.single_file, self.colortable, self.colortable_path, self.browse):
+            layout.addWidget(w)
+        self.description = ""
+        self.refresh_tables()
+        self.colortable.currentIndexChanged.connect(lambda *_: self._update())
+        self.browse.clicked.connect(self._browse)
+
+    def refresh_tables(self) -> None:
+        current = self.colortable.currentText()
+        self.colortable.blockSignals(True)
+        self.colortable.clear()
+        items = [TABLE_DEFAULT] + [t.name for t in _loaded_colortables()] + [TABLE_FROM_FILE]
+        self.colortable.addItems(items)
+        if current in items:
+            self.colortable.setCurrentText(current)
+        self.colortable.blockSignals(False)
+        self._update()
+
+    def set_description(self, description: str) -> None:
+        self.description = description
+        self._update()
+
+    def _update(self) -> None:
+        labelmap = self.description == "label map"
+        self.single_file.setVisible(self.series_capable and self.description in ("volume", "label map"))
+        self.colortable.setVisible(labelmap)
+        from_file = labelmap and self.colortable.currentText() == TABLE_FROM_FILE
+        self.colortable_path.setVisible(from_file)
+        self.browse.setVisible(from_file)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Colour table", "",
+                                              "Colour tables (*.ctbl *.txt *.csv *.label);;All files (*)")
+        if path:
+            self.colortable_path.setText(path)
+
+    def values(self) -> dict:
+        return {"single_file": self.single_file.isChecked(), "color_table": self.colortable.currentText(),
+                "color_table_file": self.colortable_path.text().strip()}
+
+
 class AddDataWidget(QWidget):
     """Choose files or a folder, say what each file is, load."""
 
@@ -123,6 +216,16 @@ class AddDataWidget(QWidget):
         self.files_button.clicked.connect(self._choose_files)
         self.folder_button.clicked.connect(self._choose_folder)
         self.load_button.clicked.connect(self.load)
+        from .convert_transform import STORE
+
+        STORE.connect(self._refresh_tables)
+        self.destroyed.connect(lambda *_, cb=self._refresh_tables: STORE.disconnect(cb))
+
+    def _refresh_tables(self) -> None:
+        for r in range(self.table.rowCount()):  # a RuntimeError (widget deleted) disconnects it
+            options = self.table.cellWidget(r, 3)
+            if isinstance(options, _RowOptions):
+                options.refresh_tables()
 
     # rows
     def add_paths(self, paths: list) -> None:
@@ -144,17 +247,23 @@ class AddDataWidget(QWidget):
         desc = describe_file(path)
         combo.setCurrentText(desc)
         self.table.setCellWidget(row, 2, combo)
-        options = QCheckBox("single file")
-        options.setToolTip("volumes: load only this file, not a numbered series next to it")
+        options = _RowOptions(path)
+        options.set_description(desc)
+        combo.currentTextChanged.connect(options.set_description)
         self.table.setCellWidget(row, 3, options)
+        self.table.resizeColumnToContents(3)
 
     def rows(self) -> list[dict]:
         out = []
         for r in range(self.table.rowCount()):
             out.append({"load": self.table.cellWidget(r, 0).isChecked(), "path": self.table.item(r, 1).text(),
                         "description": self.table.cellWidget(r, 2).currentText(),
-                        "single_file": self.table.cellWidget(r, 3).isChecked()})
+                        **self.table.cellWidget(r, 3).values()})
         return out
+
+    def options(self, row: int) -> _RowOptions:
+        """The options cell of a row (its widgets: ``single_file``, ``colortable``, ``colortable_path``)."""
+        return self.table.cellWidget(row, 3)
 
     def set_description(self, row: int, description: str) -> None:
         self.table.cellWidget(row, 2).setCurrentText(description)
@@ -196,6 +305,26 @@ class AddDataWidget(QWidget):
         return added
 
     @staticmethod
+    def _chosen_colortable(row: dict) -> Any:
+        choice = row.get("color_table") or TABLE_DEFAULT
+        if choice == TABLE_DEFAULT:
+            return None
+        if choice == TABLE_FROM_FILE:
+            if not row.get("color_table_file"):
+                raise MedioError(row["path"], "choose the colour table file for this label map")
+            table = read_colortable_file(row["color_table_file"])
+            from .convert_transform import STORE
+
+            if not any(t.source and table.source and os.fspath(t.source) == os.fspath(table.source)
+                       for t in STORE.colortables):
+                STORE.add(table)  # listed for the next label maps, as Slicer keeps it in the scene
+            return table
+        for t in _loaded_colortables():
+            if t.name == choice:
+                return t
+        raise MedioError(row["path"], f"colour table {choice!r} is no longer loaded")
+
+    @staticmethod
     def _read(row: dict) -> list:
         from ..core import registry
 
@@ -211,6 +340,8 @@ class AddDataWidget(QWidget):
         if desc in ("label map", "volume", "segmentation"):
             if desc == "label map":
                 options["labelmap"] = True
+            if not row.get("single_file", True) and _reader_name(path) in SERIES_FORMATS:
+                options["series"] = True  # the numbered pictures next to this one, as one volume
         if desc == "transform" and str(path).lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd", ".nii", ".nii.gz")):
             fmt = "displacement-field"
         try:
@@ -220,11 +351,14 @@ class AddDataWidget(QWidget):
                 objs = registry.read(path, format=fmt)
             else:
                 raise
+        table = AddDataWidget._chosen_colortable(row) if desc == "label map" else None
         out = []
         for obj in objs:
             kind = getattr(obj, "kind", None)
             if desc == "label map" and kind == "volume":
                 obj = obj.with_array(obj.array, kind="labelmap")
+            if table is not None and getattr(obj, "kind", None) == "labelmap":
+                obj.metadata["color_table"] = table.as_label_table()
             elif desc == "volume" and kind == "labelmap":
                 obj = obj.with_array(obj.array, kind="volume")
             elif desc == "segmentation" and kind in ("volume", "labelmap"):
