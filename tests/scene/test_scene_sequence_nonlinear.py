@@ -262,3 +262,22 @@ def test_nonlinear_parent_kept_in_resaved_scene(tmp_path, with_transform_objects
     np.testing.assert_allclose(np.asarray(warp.displacement.array), np.asarray(_grid_transform().displacement.array))
     moved = {o.name: o for o in objs}
     np.testing.assert_allclose(again["M"].points, moved["M"].points, atol=1e-6)
+
+
+def test_nonlinear_parent_found_again_from_the_source_scene(tmp_path):
+    """Metadata without the transform's recorded path (an older session): the file is found in the scene."""
+    from napari_medio.scene.mrml import read_mrml
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_nonlinear_scene(src)
+    objs = [o for o in read_scene(src / "scene.mrml") if o.kind != "transform"]
+    for o in objs:
+        for link in o.metadata["scene"]["transforms"]:
+            link.pop("path", None)
+    save_scene(objs, tmp_path / "out" / "again.mrml")
+    doc = read_mrml(tmp_path / "out" / "again.mrml")
+    assert [n.name for n in doc.nodes if n.tag == "GridTransform"] == ["Warp"]
+    (src / "warp.nrrd").unlink()  # gone: saved without it, and said so
+    with pytest.warns(UserWarning, match="no longer found"):
+        save_scene(objs, tmp_path / "out2" / "again.mrml")

@@ -331,3 +331,29 @@ def test_add_data_label_map_colour_table(make_napari_viewer, tmp_path, qtbot):
         assert back.metadata["color_table"][2]["name"] == "spleen"
     finally:
         STORE.clear()
+
+
+def test_save_scene_widget_keeps_nonlinear_parent_transform(make_napari_viewer, tmp_path, qtbot):
+    """Opened through a grid parent (data moved into the world), saved from the viewer: the grid
+    transform is still in the scene, as a node of its own, and the layers reopen where they were."""
+    from napari_medio.scene.mrml import read_mrml
+    from tests.scene.test_scene_sequence_nonlinear import _write_nonlinear_scene
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_nonlinear_scene(src)
+    viewer = make_napari_viewer()
+    viewer.open(str(src / "scene.mrml"), plugin="napari-medio")
+    before = object_from_layer(viewer.layers["M"]).points.copy()
+    widget = SaveSceneWidget(viewer)
+    widget.mode.setCurrentIndex(1)
+    widget.path_edit.setText(str(tmp_path / "out" / "again.mrml"))
+    qtbot.mouseClick(widget.save_button, Qt.LeftButton)
+    doc = read_mrml(tmp_path / "out" / "again.mrml")
+    grid = next(n for n in doc.nodes if n.tag == "GridTransform")
+    assert grid.name == "Warp", widget.status.text()
+    assert (tmp_path / "out" / doc.node(grid.reference("storage")).get("fileName")).is_file()
+    assert not next(n for n in doc.nodes if n.tag == "Model").reference("transform")
+    fresh = make_napari_viewer()
+    fresh.open(str(tmp_path / "out" / "again.mrml"), plugin="napari-medio")
+    np.testing.assert_allclose(object_from_layer(fresh.layers["M"]).points, before, atol=1e-6)
