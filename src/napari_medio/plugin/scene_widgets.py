@@ -341,7 +341,10 @@ class AddDataWidget(QWidget):
             if desc == "label map":
                 options["labelmap"] = True
             if not row.get("single_file", True) and _reader_name(path) in SERIES_FORMATS:
-                options["series"] = True  # the numbered pictures next to this one, as one volume
+                from ..formats._imageio import numbered_siblings
+
+                if len(numbered_siblings(path)) > 1:  # a lone (e.g. multi-page) file is read as it is
+                    options["series"] = True  # the numbered pictures next to this one, as one volume
         if desc == "transform" and str(path).lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd", ".nii", ".nii.gz")):
             fmt = "displacement-field"
         try:
