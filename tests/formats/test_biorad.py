@@ -11,7 +11,7 @@ import napari_medio
 from napari_medio.core.errors import MedioError
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.volume import Volume
-from tests.formats.badfiles import assert_rejected, variants
+from tests.badfiles import assert_rejected, variants
 from tests.volumes import assert_same_volume, scalar_3d
 
 AXIAL = Geometry([0.75, 0.8, 2.5], [12.5, -30.25, 101.0], np.eye(3))

@@ -10,7 +10,7 @@ import napari_medio
 from napari_medio.core.errors import MedioError
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.volume import Volume
-from tests.formats.badfiles import assert_rejected, variants
+from tests.badfiles import assert_rejected, variants
 from tests.volumes import OBLIQUE_FLIPPED
 
 HEADER = """IPL_HEADER_BEGIN

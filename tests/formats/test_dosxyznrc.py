@@ -8,7 +8,7 @@ import napari_medio
 from napari_medio.core.errors import MedioError
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.registry import find_reader
-from tests.formats.badfiles import assert_rejected, variants
+from tests.badfiles import assert_rejected, variants
 
 
 def dose_file(path, dose: np.ndarray, errors: np.ndarray, x0=-2.0, y0=-1.5, z0=0.0, step=(0.5, 0.25, 1.0)):

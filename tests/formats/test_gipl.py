@@ -10,7 +10,7 @@ import SimpleITK as sitk
 import napari_medio
 from napari_medio.core.errors import MedioError
 from napari_medio.core.geometry import Geometry
-from tests.formats.badfiles import assert_rejected, no_temp_files, variants
+from tests.badfiles import assert_rejected, no_temp_files, variants
 from tests.volumes import assert_same_volume, scalar_3d
 
 AXIAL = Geometry([0.75, 0.8, 2.5], [12.5, -30.25, 101.0], np.eye(3))

@@ -11,7 +11,7 @@ from napari_medio.core.geometry import Geometry
 from napari_medio.core.registry import find_reader
 from napari_medio.core.volume import Volume
 from napari_medio.formats.lsm import sniff
-from tests.formats.badfiles import assert_rejected, variants
+from tests.badfiles import assert_rejected, variants
 
 
 def _lsm(path, array, spacing, vector=False):

@@ -10,7 +10,7 @@ import napari_medio
 from napari_medio.core.errors import UnsupportedFormatError
 from napari_medio.core.registry import find_reader
 from napari_medio.formats.scanco import vax_double, vax_float
-from tests.formats.badfiles import assert_rejected, variants
+from tests.badfiles import assert_rejected, variants
 
 
 def vax_f(value: float) -> bytes:

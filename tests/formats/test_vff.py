@@ -8,7 +8,7 @@ import napari_medio
 from napari_medio.core.errors import UnsupportedFormatError
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.volume import Volume
-from tests.formats.badfiles import assert_rejected, variants
+from tests.badfiles import assert_rejected, variants
 
 
 def vff_file(path, data: np.ndarray, bits=32, spacing=(0.5, 0.5, 1.0), origin=(12.0, 8.0, 4.0)):

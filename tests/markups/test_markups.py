@@ -14,7 +14,7 @@ from napari_medio.core.errors import FormatError
 from napari_medio.core.markups import ControlPoint, Markups
 from napari_medio.formats.markups_json import SCHEMA_URL, markups_to_json, schema, validate
 from tests.conftest import fixture_file
-from tests.markups.badinput import assert_rejected, variants
+from tests.badfiles import assert_rejected, variants
 
 
 def _validate_file(path):

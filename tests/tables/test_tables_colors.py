@@ -15,7 +15,7 @@ from napari_medio.core.geometry import Geometry
 from napari_medio.core.table import Table
 from napari_medio.core.volume import Volume
 from tests.conftest import fixture_file
-from tests.markups.badinput import assert_rejected, variants
+from tests.badfiles import assert_rejected, variants
 
 
 def test_table_fixture_with_schema():

@@ -15,7 +15,7 @@ from napari_medio.core.geometry import Geometry, flip_lps_ras_matrix
 from napari_medio.core.transform import Transform, matrix_from_sitk_linear, resample_volume
 from napari_medio.core.volume import Volume
 from tests.conftest import fixture_file
-from tests.markups.badinput import assert_rejected, variants
+from tests.badfiles import assert_rejected, variants
 
 
 def _affine(params, fixed):

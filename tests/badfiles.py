@@ -1,4 +1,4 @@
-"""Bad-input cases shared by the image format tests: empty, truncated, random, mislabelled."""
+"""Bad-input cases shared by every format family's tests: empty, truncated, random, mislabelled."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -10,7 +10,7 @@ import pytest
 import napari_medio
 from napari_medio.core.errors import FormatError
 
-#: Content that is no image format at all, for "the extension lies" cases.
+#: Content that is no binary or structured format at all, for "the extension lies" cases.
 NOT_AN_IMAGE = b"Patient notes, not an image.\nThe extension says otherwise.\n" * 20
 
 
