@@ -12,6 +12,8 @@ page cache, then reports the best of ``--repeat`` runs for:
 * napari-medio database import, link and copy modes (files/s, fresh database each run)
 * ``DicomDatabase.adopt_files`` on a fresh copy of the files (the PACS receive path)
 * ``cp -r`` of the folder into a fresh folder (the file system's own floor for copy mode)
+* the bytes alone: every file copied by the kernel (``copy_file_range``) on two threads,
+  no parsing, no database (the floor of any copy on this machine: copy mode's limit)
 
 The pydicom parse, the imports and ``cp -r`` run interleaved, one of each per round,
 so a burst of load elsewhere on the machine hits them all; best round per measure.
@@ -133,15 +135,41 @@ def main(argv=None) -> int:
             finally:
                 shutil.rmtree(os.path.dirname(dest), ignore_errors=True)
 
-        rounds: dict = {"pyd": [], "link": [], "copy": [], "adopt": [], "cp": []}
+        def bytes_run():
+            from concurrent.futures import ThreadPoolExecutor
+
+            dest = tempfile.mkdtemp(dir=tmp)
+
+            def one(item):
+                k, src = item
+                fi = os.open(src, os.O_RDONLY)
+                fo = os.open(os.path.join(dest, str(k)), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    while os.copy_file_range(fi, fo, 1 << 30):
+                        pass
+                finally:
+                    os.close(fi)
+                    os.close(fo)
+
+            try:
+                t = time.perf_counter()
+                with ThreadPoolExecutor(2) as ex:
+                    list(ex.map(one, enumerate(files)))
+                return time.perf_counter() - t
+            finally:
+                shutil.rmtree(dest, ignore_errors=True)
+
+        rounds: dict = {"pyd": [], "link": [], "copy": [], "adopt": [], "cp": [], "bytes": []}
         for _ in range(a.repeat):
             rounds["pyd"].append(best(pydicom_headers, 1)[0])
             rounds["link"].append(import_run(False))
             rounds["copy"].append(import_run(True))
             rounds["adopt"].append(adopt_run())
             rounds["cp"].append(cp_run() if shutil.which("cp") else float("nan"))
+            rounds["bytes"].append(bytes_run() if hasattr(os, "copy_file_range") else float("nan"))
         t_pyd, t_link, t_copy, t_adopt = (min(rounds[k]) for k in ("pyd", "link", "copy", "adopt"))
         t_cp = min(rounds["cp"])
+        t_bytes = min(rounds["bytes"])
         n = len(files)
         out = {
             "files": n,
@@ -162,6 +190,9 @@ def main(argv=None) -> int:
             "cp_r_files_per_s": n / t_cp,
             "cp_r_vs_pydicom": (n / t_cp) / (n / t_pyd),
             "import_copy_vs_cp_r": (n / t_copy) / (n / t_cp),
+            "kernel_copy_2_threads_files_per_s": n / t_bytes,
+            "kernel_copy_vs_pydicom": (n / t_bytes) / (n / t_pyd),
+            "import_copy_vs_kernel_copy": (n / t_copy) / (n / t_bytes),
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -178,11 +209,13 @@ def main(argv=None) -> int:
               f"{out['import_link_vs_pydicom']:.2f}x pydicom parse (target >= 0.8)")
         print(f"  import, copy mode             {out['import_copy_files_per_s']:8.0f} files/s = "
               f"{out['import_copy_vs_pydicom']:.2f}x pydicom parse (target >= 0.8), "
-              f"{out['import_copy_vs_cp_r']:.2f}x cp -r")
+              f"{out['import_copy_vs_cp_r']:.2f}x cp -r, {out['import_copy_vs_kernel_copy']:.2f}x the bytes alone")
         print(f"  adopt received files          {out['adopt_files_per_s']:8.0f} files/s = "
               f"{out['adopt_vs_pydicom']:.2f}x pydicom parse (hard links, no second copy)")
         print(f"  cp -r of the folder (floor)   {out['cp_r_files_per_s']:8.0f} files/s = "
               f"{out['cp_r_vs_pydicom']:.2f}x pydicom parse")
+        print(f"  the bytes alone, 2 threads    {out['kernel_copy_2_threads_files_per_s']:8.0f} files/s = "
+              f"{out['kernel_copy_vs_pydicom']:.2f}x pydicom parse (copy_file_range, no parse, no database)")
     return 0
 
 

@@ -242,6 +242,8 @@ class _StoreWriter:
         # Linux: copy into an unnamed file (O_TMPFILE) and link it under its name when
         # complete: one directory operation instead of three, and a killed copy leaves nothing.
         self._tmpfile = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+        self._dir_fds: dict[str, int] = {}
+        self._dir_fds_lock = threading.Lock()
 
     def dest(self, sop: str) -> str:
         """Where ``sop`` is stored: the path a committed row already has, else its content address."""
@@ -317,7 +319,11 @@ class _StoreWriter:
             with open(src, "rb") as fi:
                 _copy_fd(fi.fileno(), fd)
             try:
-                os.link(f"/proc/self/fd/{fd}", dest)  # linkat(AT_SYMLINK_FOLLOW): atomic, never overwrites
+                # linkat(AT_SYMLINK_FOLLOW): atomic, never overwrites.  os.link only passes the flag
+                # when a directory fd is given (else it calls link(2), which links the /proc symlink
+                # itself and fails with EXDEV), hence the store's directory fd.
+                os.link(f"/proc/self/fd/{fd}", os.path.basename(dest), dst_dir_fd=self._dir_fd(parent),
+                        follow_symlinks=True)
             except FileExistsError:
                 return False  # another import placed the same instance: same content
             except OSError as exc:
@@ -329,8 +335,20 @@ class _StoreWriter:
         finally:
             os.close(fd)
 
+    def _dir_fd(self, parent: str) -> int:
+        with self._dir_fds_lock:
+            fd = self._dir_fds.get(parent)
+            if fd is None:
+                fd = self._dir_fds[parent] = os.open(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            return fd
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        with self._dir_fds_lock:
+            for fd in self._dir_fds.values():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._dir_fds.clear()
         placed = [d for d, f in self._futures.items() if f.done() and not f.cancelled()
                   and f.exception() is None and f.result() is True]
         self._futures.clear()
