@@ -172,34 +172,11 @@ def _write_atomic(folder: Path, sop_uid: str, data: bytes) -> Path:
 
 
 
-def _meta_element(tag: int, vr: bytes, value: bytes, pad: bytes = b"\0") -> bytes:
-    import struct
-
-    if len(value) % 2:
-        value += pad
-    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr
-    if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT"):
-        return head + b"\0\0" + struct.pack("<I", len(value)) + value
-    return head + struct.pack("<H", len(value)) + value
-
-
 def _part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
-    """Preamble, ``DICM`` and File Meta Information for a received C-STORE data set: the same elements
-    as pynetdicom's ``Event.file_meta`` (byte for byte, see the tests), encoded without building a
-    pydicom data set (about 1 ms per instance)."""
-    import struct
+    """Preamble, ``DICM`` and File Meta for a received data set (the same bytes on both DIMSE paths)."""
+    from .dimse import part10_header
 
-    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
-
-    body = b"".join((
-        _meta_element(0x00020001, b"OB", b"\0\1"),
-        _meta_element(0x00020002, b"UI", sop_class_uid.encode("ascii")),
-        _meta_element(0x00020003, b"UI", sop_instance_uid.encode("ascii")),
-        _meta_element(0x00020010, b"UI", transfer_syntax.encode("ascii")),
-        _meta_element(0x00020012, b"UI", str(PYNETDICOM_IMPLEMENTATION_UID).encode("ascii")),
-        _meta_element(0x00020013, b"SH", str(PYNETDICOM_IMPLEMENTATION_VERSION).encode("ascii"), b" "),
-    ))
-    return b"\0" * 128 + b"DICM" + _meta_element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
+    return part10_header(sop_class_uid, sop_instance_uid, transfer_syntax)
 
 
 def _write_received(folder: Path, event: Any) -> tuple[Path, int]:
@@ -288,15 +265,55 @@ def _retrieving(database: Any, dest: Any, run: Callable[[Path], RetrieveResult])
 
 
 # -- DIMSE --------------------------------------------------------------------------------------------
+DIMSE_BACKENDS = ("medio", "pynetdicom")
+
+
+def _dimse_backend(backend: Optional[str] = None) -> str:
+    """The receive path for C-GET, C-MOVE and the listener: ``"medio"`` (:mod:`.dimse`, the default) or
+    ``"pynetdicom"``; ``backend`` if given, else ``$NAPARI_MEDIO_DIMSE``."""
+    name = (backend or os.environ.get("NAPARI_MEDIO_DIMSE") or "medio").strip().lower()
+    if name not in DIMSE_BACKENDS:
+        raise PacsError(None, f"DIMSE backend must be one of {', '.join(DIMSE_BACKENDS)}, not {name!r}")
+    return name
+
+
+@dataclass
+class _Final:
+    """The final C-GET/C-MOVE response, whichever path received it (None counts: not sent)."""
+
+    code: int
+    completed: Optional[int] = None
+    failed: int = 0
+    warning: int = 0
+
+    @classmethod
+    def of(cls, status: Any) -> "Optional[_Final]":
+        if status is None:
+            return None
+        if hasattr(status, "us"):  # a dimse.Command
+            from . import dimse
+
+            return cls(status.status, status.us(dimse.COMPLETED) if dimse.COMPLETED in status else None,
+                       status.us(dimse.FAILED), status.us(dimse.WARNING))
+        done = status.get("NumberOfCompletedSuboperations")
+        return cls(int(status.Status), int(done) if done is not None else None,
+                   int(status.get("NumberOfFailedSuboperations", 0) or 0),
+                   int(status.get("NumberOfWarningSuboperations", 0) or 0))
+
+
 class DimseClient:
-    """DIMSE service user for one remote node (a new association per operation)."""
+    """DIMSE service user for one remote node (a new association per operation).
+
+    ``backend`` chooses the receive path of C-GET and C-MOVE (see :func:`_dimse_backend`); C-FIND,
+    C-ECHO and C-STORE (send) use pynetdicom on both."""
 
     def __init__(self, node: DicomNode, calling_ae: str = DEFAULT_AE_TITLE, timeout: float = 30.0,
-                 max_pdu: int = 0) -> None:
+                 max_pdu: int = 0, backend: Optional[str] = None) -> None:
         self.node = node
         self.calling_ae = calling_ae
         self.timeout = float(timeout)
         self.max_pdu = int(max_pdu)
+        self.backend = _dimse_backend(backend)
 
     # -- association ------------------------------------------------------------------------------
     def _ae(self, contexts: Sequence[str] = (), storage_scp: bool = False) -> Any:
@@ -395,9 +412,12 @@ class DimseClient:
             raise PacsError(None, f"retrieve method must be 'get' or 'move', not {method!r}")
 
         def run(folder: Path) -> RetrieveResult:
+            lean = self.backend == "medio"
             if method.lower() == "move":
-                return self._move(study_uid, series_uid, sop_uids, folder, move_port, progress, cancel)
-            return self._get(study_uid, series_uid, sop_uids, folder, progress, cancel)
+                move = self._move_lean if lean else self._move
+                return move(study_uid, series_uid, sop_uids, folder, move_port, progress, cancel)
+            get = self._get_lean if lean else self._get
+            return get(study_uid, series_uid, sop_uids, folder, progress, cancel)
 
         return _retrieving(database, dest, run)
 
@@ -504,21 +524,21 @@ class DimseClient:
         return self._finish(result, state, final, folder, t0, "C-GET")
 
     def _finish(self, result: RetrieveResult, state: dict, final: Any, folder: Path, t0: float,
-                op: str) -> RetrieveResult:
+                op: str, lost: str = "the connection was lost (server stopped?)") -> RetrieveResult:
+        final = _Final.of(final)
         result.files = list(state["files"])
         result.bytes = state["bytes"]
         result.seconds = time.perf_counter() - t0
         if state.get("cancelled"):
             raise CancelledError(folder, f"{op} cancelled after {len(result.files)} instance(s); the files "
                                          "received are kept and retrieving again completes the study")
-        if final is None or int(final.Status) in (0xFF00, 0xFF01):
-            raise PacsError(None, f"{op} from {self.node.label} stopped after {len(result.files)} instance(s): the "
-                                  "connection was lost (server stopped?); received files are kept in "
-                                  f"{folder}, retrieving again completes the study")
-        code = int(final.Status)
-        result.completed = int(final.get("NumberOfCompletedSuboperations", len(result.files)) or len(result.files))
-        result.failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
-        result.warning = int(final.get("NumberOfWarningSuboperations", 0) or 0)
+        if final is None or final.code in (0xFF00, 0xFF01):
+            raise PacsError(None, f"{op} from {self.node.label} stopped after {len(result.files)} instance(s): "
+                                  f"{lost}; received files are kept in {folder}, retrieving again completes the study")
+        code = final.code
+        result.completed = final.completed or len(result.files)
+        result.failed = final.failed
+        result.warning = final.warning
         if code in (0xA701, 0xA702, 0xA900, 0xC000) or (code & 0xF000) == 0xC000 or code == 0xA801:
             why = {0xA801: "the move destination AE title is unknown to the server"}.get(code, "")
             raise PacsError(None, f"{op} from {self.node.label} failed with status 0x{code:04X}"
@@ -535,7 +555,8 @@ class DimseClient:
         t0 = time.perf_counter()
         state: dict = {"files": [], "bytes": 0, "lock": threading.Lock(), "total": 0}
         listener = StorageListener(ae_title=self.calling_ae, port=move_port, folder=folder, write_only=True,
-                                   host="0.0.0.0", sop_classes=self._study_sop_classes(study_uid))
+                                   host="0.0.0.0", sop_classes=self._study_sop_classes(study_uid),
+                                   backend="pynetdicom")
         listener.handler = self._store_handler(folder, state, cancel, progress)
         listener.start()
         try:
@@ -562,6 +583,162 @@ class DimseClient:
         finally:
             listener.stop()
         return self._finish(RetrieveResult(), state, final, folder, t0, "C-MOVE")
+
+    # -- C-GET / C-MOVE on the lean path (dimse.py) --------------------------------------------------------------
+    def _lean_associate(self, contexts: Sequence[tuple], roles: Sequence[tuple] = ()) -> Any:
+        """An association by :mod:`.dimse`, its failures as one-sentence PacsErrors."""
+        from . import dimse
+
+        try:
+            return dimse.associate(self.node.host, int(self.node.port), self.node.ae_title, self.calling_ae, contexts,
+                                   roles=roles, timeout=self.timeout, connect_timeout=min(self.timeout, 10.0),
+                                   max_pdu=self.max_pdu)
+        except dimse.Refused as exc:
+            raise PacsError(None, f"cannot connect to {self.node.label}: connection refused or unreachable ({exc}; "
+                                  "is the server running and the port right?)") from None
+        except dimse.NotAssociated as exc:
+            if exc.how == "rejected":
+                raise PacsError(None, f"{self.node.label} rejected the association: {exc.reason} (check the AE "
+                                      f"titles: calling {self.calling_ae!r}, called {self.node.ae_title!r})") from None
+            if exc.how == "timed out":
+                raise PacsError(None, f"cannot connect to {self.node.label}: {exc.reason}") from None
+            raise PacsError(None, f"{self.node.label} aborted the association (is {self.calling_ae!r} a known "
+                                  f"modality there?{'; ' + exc.reason if exc.reason else ''})") from None
+
+    def _study_sop_classes_lean(self, study_uid: str) -> list[str]:
+        """:meth:`_study_sop_classes` over a lean association (one C-FIND)."""
+        from pydicom.dataset import Dataset
+
+        from . import dimse
+
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "STUDY"
+        ds.StudyInstanceUID = study_uid
+        ds.SOPClassesInStudy = ""
+        found: list[str] = []
+        try:
+            assoc = self._lean_associate([(dimse.FIND_STUDY_ROOT, [dimse.IMPLICIT_LE, dimse.EXPLICIT_LE])])
+        except PacsError:
+            return []
+        ok = False
+        try:
+            for status, identifier in assoc.c_find(ds):
+                if status in (0xFF00, 0xFF01) and identifier is not None:
+                    value = identifier.get("SOPClassesInStudy")
+                    values = [value] if isinstance(value, str) else list(value or [])
+                    found += [str(v).strip("\0 ") for v in values if str(v).strip("\0 ")]
+            ok = True
+        except Exception:
+            return []
+        finally:
+            if ok:
+                assoc.release()
+            else:
+                assoc.abort()
+        return list(dict.fromkeys(found))
+
+    def _lean_retrieve(self, op: str, assoc: Any, run: Callable[[], Any], state: dict, folder: Path,
+                       t0: float) -> RetrieveResult:
+        """Run a C-GET/C-MOVE on a lean association; its faults become PacsError/CancelledError."""
+        from . import dimse
+
+        final, lost = None, "the connection was lost (server stopped?)"
+        try:
+            final = run()
+        except dimse.Stopped:
+            state["cancelled"] = True
+        except dimse.Malformed as exc:
+            assoc.close()
+            raise PacsError(None, f"{op} from {self.node.label} stopped after {len(state['files'])} instance(s): the "
+                                  f"server sent malformed data ({exc}); received files are kept in {folder}, "
+                                  "retrieving again completes the study") from None
+        except dimse.Timeout as exc:
+            assoc.abort()
+            lost = f"{exc} (server stalled?)"
+        except dimse.Aborted as exc:
+            lost = f"the server {exc} (server stopped?)"
+        except dimse.ConnectionLost:
+            pass
+        finally:
+            if final is not None:
+                assoc.release(min(self.timeout, 5.0))
+            else:
+                assoc.close()
+        return self._finish(RetrieveResult(), state, final, folder, t0, op, lost)
+
+    def _counting(self, state: dict, progress: Progress, with_failed: bool) -> tuple:
+        """(on_stored, on_pending) callbacks that keep ``state`` and call ``progress``."""
+        from . import dimse
+
+        lock = state["lock"]
+
+        def on_stored(path: Path, size: int) -> None:
+            with lock:
+                state["files"].append(path)
+                state["bytes"] += size
+                done = len(state["files"])
+            if progress is not None:
+                progress(done, state.get("total", 0))
+
+        def on_pending(cmd: Any) -> None:
+            total = cmd.us(dimse.REMAINING) + cmd.us(dimse.COMPLETED)
+            if with_failed:
+                total += cmd.us(dimse.FAILED) + cmd.us(dimse.WARNING)
+            state["total"] = total or state["total"]
+
+        return on_stored, on_pending
+
+    def _get_lean(self, study_uid, series_uid, sop_uids, folder, progress, cancel) -> RetrieveResult:
+        from pynetdicom import StoragePresentationContexts
+
+        from . import dimse
+
+        t0 = time.perf_counter()
+        identifier = self._identifier(study_uid, series_uid, sop_uids)
+        # the same presentation contexts as the pynetdicom path, so the server picks the same transfer syntax
+        classes = self._study_sop_classes_lean(study_uid)[:127] or [cx.abstract_syntax
+                                                                     for cx in StoragePresentationContexts[:127]]
+        syntaxes = _transfer_syntaxes()
+        contexts = [(dimse.GET_STUDY_ROOT, [dimse.IMPLICIT_LE, dimse.EXPLICIT_LE])] + [(c, syntaxes) for c in classes]
+        roles = [(c, 0, 1) for c in classes]
+        state: dict = {"files": [], "bytes": 0, "lock": threading.Lock(), "total": 0}
+        on_stored, on_pending = self._counting(state, progress, with_failed=True)
+        errors = state.setdefault("errors", [])
+        assoc = self._lean_associate(contexts, roles)
+        return self._lean_retrieve("C-GET", assoc, lambda: assoc.retrieve(
+            "get", identifier, folder, on_stored=on_stored, on_pending=on_pending, should_stop=cancel,
+            on_store_error=errors.append), state, folder, t0)
+
+    def _move_lean(self, study_uid, series_uid, sop_uids, folder, move_port, progress, cancel) -> RetrieveResult:
+        from . import dimse
+
+        t0 = time.perf_counter()
+        identifier = self._identifier(study_uid, series_uid, sop_uids)
+        state: dict = {"files": [], "bytes": 0, "lock": threading.Lock(), "total": 0}
+        on_stored, on_pending = self._counting(state, progress, with_failed=False)
+
+        def stop() -> bool:
+            if state.get("cancelled") or (cancel is not None and cancel()):
+                state["cancelled"] = True
+            return bool(state.get("cancelled"))
+
+        scp = dimse.StoreSCP(self.calling_ae, move_port, folder, host="0.0.0.0",
+                             sop_classes=self._study_sop_classes_lean(study_uid),
+                             storage_classes=_storage_classes(), transfer_syntaxes=_transfer_syntaxes(),
+                             on_stored=on_stored, should_stop=stop if cancel is not None else None,
+                             on_error=state.setdefault("errors", []).append, timeout=max(self.timeout, 60.0))
+        try:
+            scp.start()
+        except OSError as exc:
+            raise PacsError(None, f"cannot listen on port {move_port} for the C-MOVE: {exc.strerror or exc}") from None
+        try:
+            assoc = self._lean_associate([(dimse.MOVE_STUDY_ROOT, [dimse.IMPLICIT_LE, dimse.EXPLICIT_LE])])
+            assoc.chan.activity = lambda: scp.last_activity  # the sub-operations keep the C-MOVE alive
+            return self._lean_retrieve("C-MOVE", assoc, lambda: assoc.retrieve(
+                "move", identifier, folder, destination=self.calling_ae, on_pending=on_pending,
+                should_stop=stop), state, folder, t0)
+        finally:
+            scp.stop()
 
     # -- C-STORE ------------------------------------------------------------------------------------------------
     def send(self, files: Iterable["str | os.PathLike[str]"], progress: Progress = None,
@@ -895,6 +1072,19 @@ def _all_storage_contexts() -> list:
                                  for cx in AllStoragePresentationContexts] + [build_context(Verification)]
     return _ALL_STORAGE_CONTEXTS
 
+_STORAGE_CLASSES: Optional[frozenset] = None
+
+
+def _storage_classes() -> frozenset:
+    """Every storage SOP class pynetdicom knows (what the listener accepts, on both paths)."""
+    global _STORAGE_CLASSES
+    if _STORAGE_CLASSES is None:
+        from pynetdicom import AllStoragePresentationContexts
+
+        _STORAGE_CLASSES = frozenset(str(cx.abstract_syntax) for cx in AllStoragePresentationContexts)
+    return _STORAGE_CLASSES
+
+
 def _transfer_syntaxes() -> list[str]:
     from pynetdicom import ALL_TRANSFER_SYNTAXES
 
@@ -933,12 +1123,15 @@ class StorageListener:
     ``start()`` binds ``port`` (0 = any free port; see :attr:`port`) on ``host``; ``stop()``
     shuts it down.  ``ae_title`` is required as the called AE title unless
     ``require_called_aet`` is False.  ``on_received(path)`` is called for each instance.
+    ``backend``: the lean :class:`.dimse.StoreSCP` (``"medio"``, default) or pynetdicom's
+    (``"pynetdicom"``), see :func:`_dimse_backend`.
     """
 
     def __init__(self, ae_title: str = DEFAULT_AE_TITLE, port: int = 11112, folder: Any = None, database: Any = None,
                  host: str = "0.0.0.0", require_called_aet: bool = True,
                  on_received: Optional[Callable[[Path], None]] = None, write_only: bool = False,
-                 sop_classes: Sequence[str] = ()) -> None:
+                 sop_classes: Sequence[str] = (), backend: Optional[str] = None) -> None:
+        self.backend = _dimse_backend(backend)
         self.ae_title = ae_title
         self.sop_classes = list(sop_classes)
         self.host = host
@@ -968,6 +1161,10 @@ class StorageListener:
         except Exception as exc:
             self.errors.append(str(exc))
             return 0xC210
+        self._stored(path)
+        return 0x0000
+
+    def _stored(self, path: Path, size: int = 0) -> None:
         with self._lock:
             self.received.append(path)
             self._pending.append(path)
@@ -976,7 +1173,6 @@ class StorageListener:
                 self.on_received(path)
             except Exception:
                 pass
-        return 0x0000
 
     def _import_loop(self) -> None:
         while not self._stop.wait(0.5):
@@ -1004,6 +1200,21 @@ class StorageListener:
             return None
 
     def start(self) -> "StorageListener":
+        if self.backend == "medio":
+            from .dimse import StoreSCP
+
+            scp = StoreSCP(self.ae_title, self.requested_port, self.folder, host=self.host,
+                           require_called_aet=self.require_called_aet, sop_classes=self.sop_classes,
+                           storage_classes=_storage_classes(), transfer_syntaxes=_transfer_syntaxes(),
+                           on_stored=self._stored, on_error=self.errors.append, timeout=60.0)
+            try:
+                scp.start()
+            except OSError as exc:
+                raise PacsError(None, f"cannot listen on port {self.requested_port}: {exc.strerror or exc}") from None
+            self._server = scp
+            self.port = scp.port
+            self._start_importer()
+            return self
         from pynetdicom import AE, build_context, evt
         from pynetdicom.sop_class import Verification
         from pynetdicom.transport import ThreadedAssociationServer
@@ -1032,15 +1243,21 @@ class StorageListener:
                          name=f"medio-listener-{self.requested_port}").start()
         self._server = server
         self.port = int(self._server.server_address[1])
+        self._start_importer()
+        return self
+
+    def _start_importer(self) -> None:
         if self.database is not None and not self.write_only:
             self._stop.clear()
             self._importer = threading.Thread(target=self._import_loop, name="medio-listener-import", daemon=True)
             self._importer.start()
-        return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            if hasattr(self._server, "server_address"):  # pynetdicom's
+                self._server.shutdown()
+            else:
+                self._server.stop()
             self._server = None
         if self._importer is not None:
             self._stop.set()
