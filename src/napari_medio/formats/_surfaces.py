@@ -43,7 +43,114 @@ def _image(labels: np.ndarray) -> Any:
 
 def _split(poly: Any, labels: list[int], method: str,
            matrix: Optional[np.ndarray] = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Split VTK's multi-label surface into ``{label: (points, triangles)}``, vectorised.
+    """Split VTK's multi-label surface into ``{label: (points, triangles)}``.
+
+    Segment by segment: its faces (surface nets: both sides of a face between two wanted
+    segments, the second side with its winding flipped), its used vertices numbered from 0
+    in point order, its points in index space or mapped by ``matrix`` (4x4) when given.
+    The compiled kernel (:mod:`._surface_kernel`) does it in a few loops; without numba,
+    the vectorised numpy version below gives the same arrays.
+    """
+    kernel = _kernel()
+    if kernel is None:
+        return _split_numpy(poly, labels, method, matrix)
+    from vtkmodules.util import numpy_support as ns
+
+    polys = poly.GetPolys()
+    if poly.GetNumberOfPoints() == 0 or polys.GetNumberOfCells() == 0:
+        return {}
+    pts = ns.vtk_to_numpy(poly.GetPoints().GetData())
+    tris = _triangles(polys)
+    want = np.unique(np.asarray(labels))
+    if method == "surface_nets":
+        labs = ns.vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
+    else:
+        labs = _face_labels(poly, tris).reshape(-1, 1)
+    if want.size == 0 or pts.shape[0] >= 1 << 31:
+        return _split_numpy(poly, labels, method, matrix)
+    labs, lut = _label_table(labs, want)
+    mat = np.eye(3, 4) if matrix is None else np.asarray(matrix, dtype=float)[:3, :4]
+    use = mat != 0.0
+    use[~use[:, :3].any(axis=1), 0] = True  # as _affine: a row of zeros still takes its first term
+    if pts.dtype not in (np.float32, np.float64):
+        pts = pts.astype(float)
+    faces, points, face_start, point_start = kernel(tris, labs, lut, want.size, pts,
+                                                    np.ascontiguousarray(mat), use)
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for s in range(want.size):
+        f0, f1 = int(face_start[s]), int(face_start[s + 1])
+        if f1 > f0:
+            out[int(want[s])] = (points[point_start[s]:point_start[s + 1]], faces[f0:f1])
+    return out
+
+
+_KERNEL: Any = None
+
+
+def _kernel() -> Any:
+    """The compiled split (:func:`._surface_kernel.split_faces`), or None without numba."""
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            from ._surface_kernel import split_faces
+        except ImportError:  # numba missing (or not importable with this numpy)
+            split_faces = False
+        _KERNEL = split_faces
+    return _KERNEL or None
+
+
+def _triangles(polys: Any) -> np.ndarray:
+    """The (n, 3) corner indices of a vtkCellArray of triangles (a view, no copy)."""
+    from vtkmodules.util import numpy_support as ns
+
+    conn = ns.vtk_to_numpy(polys.GetConnectivityArray())
+    homogeneous = polys.IsHomogeneous() if hasattr(polys, "IsHomogeneous") else None
+    if homogeneous is None:  # no cheap test: look at the offsets
+        off = ns.vtk_to_numpy(polys.GetOffsetsArray())
+        homogeneous = 3 if np.all(np.diff(off) == 3) else -1
+    if homogeneous != 3 or conn.size != 3 * polys.GetNumberOfCells():
+        raise RuntimeError("surface extraction did not produce triangles")
+    return conn.reshape(-1, 3)
+
+
+def _face_labels(poly: Any, tris: np.ndarray) -> np.ndarray:
+    """Flying edges: each face's label (from its first corner's point scalar)."""
+    from vtkmodules.util import numpy_support as ns
+
+    sc = poly.GetPointData().GetScalars()
+    if sc is None:
+        return ns.vtk_to_numpy(poly.GetCellData().GetScalars()).reshape(-1)
+    return ns.vtk_to_numpy(sc).reshape(-1)[tris[:, 0]]
+
+
+def _label_table(labs: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, lut)`` for the kernel: ``lut[label]`` is the label's index in ``want`` or -1.
+
+    Small integer labels (8/16-bit, or any integers in 0..2^20) index the table directly;
+    other labels (negative, large, non-integer) become their index in ``want`` (or -1)
+    first, with an identity table.
+    """
+    kind, size = labs.dtype.kind, labs.dtype.itemsize
+    if labs.size and kind in "iu" and size <= 8:
+        if size <= 2:
+            top = (1 << (8 * size)) - 1 if kind == "u" else (1 << (8 * size - 1)) - 1
+        else:
+            top = int(labs.max())
+        if (kind == "u" or size <= 2 or int(labs.min()) >= 0) and top < 1 << 20 \
+                and not (kind == "u" and size == 8):
+            lut = np.full(top + 1, -1, np.int32)
+            ok = (want >= 0) & (want <= top) & (want == np.round(want))
+            lut[want[ok].astype(np.int64)] = np.flatnonzero(ok).astype(np.int32)
+            return labs, lut
+    idx = np.searchsorted(want, labs)
+    idx = np.minimum(idx, want.size - 1)
+    found = want[idx] == labs
+    return np.where(found, idx, -1).astype(np.int32), np.arange(want.size, dtype=np.int32)
+
+
+def _split_numpy(poly: Any, labels: list[int], method: str,
+                 matrix: Optional[np.ndarray] = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """:func:`_split` without numba, vectorised.
 
     One stable sort groups the (triangle, side) pairs by label (surface nets: both sides
     of a face between two wanted segments, the second side with its winding flipped);
