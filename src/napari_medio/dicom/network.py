@@ -162,16 +162,6 @@ def _query_keys(level: str, filters: dict) -> dict:
     return keys
 
 
-def _write_atomic(folder: Path, sop_uid: str, data: bytes) -> Path:
-    target = folder / f"{sop_uid}.dcm"
-    tmp = folder / f".medio-{uuid.uuid4().hex[:12]}-{sop_uid}.dcm.part"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, target)
-    return target
-
-
-
 def _part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
     """Preamble, ``DICM`` and File Meta for a received data set (the same bytes on both DIMSE paths)."""
     from .dimse import part10_header
@@ -196,19 +186,6 @@ def _write_received(folder: Path, event: Any) -> tuple[Path, int]:
         return target, len(header) + data.nbytes
     finally:
         data.release()
-
-
-def _sop_uid_of(data: bytes) -> str:
-    """SOP Instance UID of a Part 10 byte string (from the file meta, or the dataset)."""
-    import io
-
-    import pydicom
-
-    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["SOPInstanceUID"], force=True)
-    uid = ds.get("SOPInstanceUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None)
-    if not uid:
-        raise ValueError("no SOP Instance UID")
-    return str(uid)
 
 
 def _import_into(database: Any, files: Sequence[Path], copy: bool = False) -> Optional[dict]:
@@ -1361,8 +1338,6 @@ class DicomWebClient:
 
     def _retrieve(self, study_uid: str, series_uid: Optional[str], folder: Path, progress: Progress,
                   cancel: Cancel) -> RetrieveResult:
-        import requests
-
         t0 = time.perf_counter()
         series_list = [series_uid] if series_uid else self._series_uids(study_uid)
         total = 0
@@ -1373,42 +1348,8 @@ class DicomWebClient:
             except PacsError:
                 pass
         result = RetrieveResult()
-        client = self.client
         for s in series_list:
-            url = f"{self.server.url.rstrip('/')}/studies/{study_uid}/series/{s}"
-            headers = {"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
-            try:
-                response = client._session.get(url, headers=headers, stream=True, timeout=self.timeout)
-                response.raise_for_status()
-                parts = client._decode_multipart_message(response, stream=True)
-                for data in parts:
-                    if cancel is not None and cancel():
-                        response.close()
-                        raise CancelledError(folder, f"WADO-RS retrieve cancelled after {len(result.files)} "
-                                                     "instance(s); the files received are kept")
-                    try:
-                        uid = _sop_uid_of(bytes(data))
-                    except Exception as exc:
-                        raise PacsError(None, f"WADO-RS: {self.server.url} sent a part that is not a DICOM "
-                                              f"instance ({exc})") from None
-                    result.files.append(_write_atomic(folder, uid, bytes(data)))
-                    result.bytes += len(data)
-                    if progress is not None:
-                        progress(len(result.files), total)
-            except (CancelledError, PacsError):
-                raise
-            except requests.exceptions.ConnectionError:
-                raise PacsError(None, f"WADO-RS from {self.server.url} stopped after {len(result.files)} "
-                                      "instance(s): the connection was lost (server stopped?); received files are "
-                                      "kept, retrieving again completes the study") from None
-            except requests.exceptions.ChunkedEncodingError:
-                raise PacsError(None, f"WADO-RS from {self.server.url} stopped after {len(result.files)} "
-                                      "instance(s): the response was cut short (server stopped?)") from None
-            except requests.exceptions.HTTPError as exc:
-                code = getattr(exc.response, "status_code", "?")
-                raise PacsError(None, f"WADO-RS: {self.server.url} answered HTTP {code} for series {s}") from None
-            except ValueError as exc:
-                raise PacsError(None, f"WADO-RS: malformed response from {self.server.url}: {exc}") from None
+            self._retrieve_series(study_uid, s, folder, result, total, progress, cancel)
         result.completed = len(result.files)
         result.seconds = time.perf_counter() - t0
         if total and result.completed < total:
@@ -1416,6 +1357,73 @@ class DicomWebClient:
                                   "instance(s) (server stopped?); received files are kept, retrieving again "
                                   "completes the study")
         return result
+
+    def _retrieve_series(self, study_uid: str, series_uid: str, folder: Path, result: RetrieveResult, total: int,
+                         progress: Progress, cancel: Cancel) -> None:
+        """One series' multipart answer, streamed into its files by :class:`._wado.MultipartFiles`."""
+        import requests
+        import urllib3
+
+        from ._wado import MultipartFiles, NotDicom, boundary_of
+
+        url = f"{self.server.url.rstrip('/')}/studies/{study_uid}/series/{series_uid}"
+        headers = {"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
+        where = f"WADO-RS from {self.server.url} stopped after {{n}} instance(s)"
+        kept = "received files are kept, retrieving again completes the study"
+
+        def on_part(path: Path, size: int) -> None:
+            result.files.append(path)
+            result.bytes += size
+            if progress is not None:
+                progress(len(result.files), total)
+
+        def before_part() -> None:
+            if cancel is not None and cancel():
+                raise CancelledError(folder, f"WADO-RS retrieve cancelled after {len(result.files)} instance(s); "
+                                             "the files received are kept")
+
+        parts = None
+        response = None
+        try:
+            response = self.client._session.get(url, headers=headers, stream=True, timeout=self.timeout)
+            response.raise_for_status()
+            ctype = response.headers.get("Content-Type", "")
+            if not ctype.lower().startswith("multipart/"):
+                raise PacsError(None, f"WADO-RS: malformed response from {self.server.url}: Content-Type {ctype!r} "
+                                      "is not multipart")
+            parts = MultipartFiles(boundary_of(ctype), folder, on_part, before_part)
+            raw = response.raw
+            read = getattr(raw, "read1", None) or raw.read
+            while True:
+                chunk = read(1 << 20, decode_content=True)
+                if not chunk:
+                    break
+                parts.feed(chunk)
+            if not parts.finish():
+                raise PacsError(None, where.format(n=len(result.files)) + f": the response was cut short (server "
+                                      f"stopped?); {kept}")
+        except (CancelledError, PacsError):
+            raise
+        except NotDicom as exc:
+            raise PacsError(None, f"WADO-RS: {self.server.url} sent {exc}") from None
+        except requests.exceptions.HTTPError as exc:
+            code = getattr(exc.response, "status_code", "?")
+            raise PacsError(None, f"WADO-RS: {self.server.url} answered HTTP {code} for series {series_uid}") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if response is None:
+                raise PacsError(None, f"WADO-RS: cannot connect to {self.server.url} (is the server running?)") \
+                    from None
+            why = "no data within the timeout" if isinstance(exc, requests.exceptions.Timeout) else \
+                "the connection was lost"
+            raise PacsError(None, where.format(n=len(result.files)) + f": {why} (server stopped?); {kept}") from None
+        except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError):
+            raise PacsError(None, where.format(n=len(result.files)) + f": the response was cut short (server "
+                                  f"stopped?); {kept}") from None
+        finally:
+            if parts is not None:
+                parts.discard()
+            if response is not None:
+                response.close()
 
     def send(self, files: Iterable["str | os.PathLike[str]"], progress: Progress = None, cancel: Cancel = None,
              batch: int = 32) -> dict:
