@@ -516,6 +516,49 @@ def _project(ufunc: Any, a: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
+def _extremes(a: np.ndarray, need_min: bool) -> tuple[int, Optional[int]]:
+    """``(max, min)`` of the whole array (min None unless ``need_min``): flat reductions, halves on two threads."""
+    def job(part: np.ndarray) -> tuple[int, Optional[int]]:
+        return int(part.max()), (int(part.min()) if need_min else None)
+
+    workers = os.cpu_count() or 1
+    if a.size < _PARALLEL_ABOVE or workers == 1 or a.shape[0] < 2:
+        return job(a)
+    bounds = np.linspace(0, a.shape[0], min(a.shape[0], workers) + 1).astype(int)
+    parts = [_pool().submit(job, a[int(s):int(e)]) for s, e in zip(bounds[:-1], bounds[1:]) if e > s]
+    results = [f.result() for f in parts]
+    return max(r[0] for r in results), (min(r[1] for r in results) if need_min else None)  # type: ignore[type-var]
+
+
+def _nonzero_box(a: np.ndarray, hi0: np.ndarray) -> Optional[tuple[int, int, int, int, int, int]]:
+    """``(i0, i1, j0, j1, k0, k1)`` of the non-zero voxels of a 3D array of non-negative values, or None.
+
+    ``hi0`` (the max projection along k) gives the i and j ranges; the k range comes
+    from scanning whole slices of that (j, i) box inward from both ends, which stops
+    at the first slice that holds a voxel (typically after a few slices).
+    """
+    js = np.flatnonzero(hi0.any(axis=1))
+    if not len(js):
+        return None
+    is_ = np.flatnonzero(hi0.any(axis=0))
+    sub = a[:, int(js[0]):int(js[-1]) + 1, int(is_[0]):int(is_[-1]) + 1]
+    nk = sub.shape[0]
+    step = max(1, (1 << 20) // max(1, sub.shape[1] * sub.shape[2] * sub.dtype.itemsize))  # ~1 MiB per look
+    k0 = k1 = -1
+    for s in range(0, nk, step):
+        hit = np.flatnonzero(sub[s:s + step].max(axis=(1, 2)))
+        if len(hit):
+            k0 = s + int(hit[0])
+            break
+    for e in range(nk, k0, -step):
+        s = max(k0, e - step)
+        hit = np.flatnonzero(sub[s:e].max(axis=(1, 2)))
+        if len(hit):
+            k1 = s + int(hit[-1])
+            break
+    return int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), k0, k1
+
+
 def _line_table(a: np.ndarray, axis: int, hi: np.ndarray, lo: Optional[np.ndarray]) -> tuple:
     """Every (value, c0, c1) such that ``value`` occurs on the line of ``a`` along ``axis`` at projection cell (c0, c1).
 
@@ -602,12 +645,15 @@ def label_summary(labels: Any, *, extents: bool = True,
                   include_zero: bool = False) -> dict[int, Optional[tuple[int, int, int, int, int, int]]]:
     """``{value: (i0, i1, j0, j1, k0, k1)}`` for every value present in a 3D label array, in one sweep.
 
-    No sort and no histogram of the voxels: the array is projected along two axes
-    with max (and min, unless it holds only 0 and 1), in threads; a line whose max
-    and min differ by at most 1 holds just those values, so only the lines where
-    three or more values meet are looked at again.  0 is left out unless
-    ``include_zero``; with ``extents=False`` the values map to None (presence only,
-    one projection fewer).  2D arrays are one slice.
+    No sort and no histogram of the voxels.  First the maximum (and, for signed
+    types or with ``include_zero``, the minimum) of the whole array: 0/1 data --
+    a binary mask -- needs nothing more for its values, and one max projection
+    along k plus a scan of the end slices for its box.  Other data is projected
+    along two axes with max and min, in threads; a line whose max and min differ
+    by at most 1 holds just those values, so only the lines where three or more
+    values meet are looked at again.  0 is left out unless ``include_zero``;
+    with ``extents=False`` the values map to None (presence only, fewer
+    projections).  2D arrays are one slice.
     """
     a = np.asarray(labels)
     if a.dtype == bool:
@@ -621,39 +667,37 @@ def label_summary(labels: Any, *, extents: bool = True,
     if not np.issubdtype(a.dtype, np.integer) or a.dtype.itemsize > 4:
         values = [int(v) for v in np.unique(a) if include_zero or v != 0]
         return {v: (bounding_extent(a, v) if extents else None) for v in values}
+    # 0/1 data (a binary mask, one segment: the common case) is told by the extremes of the
+    # whole array: for presence alone, flat reductions (the cheapest pass there is); with
+    # extents, those of the projections along k, which then give the box (and are reused below).
+    need_min = a.dtype.kind != "u" or include_zero
+    hi0 = lo0 = None
+    if extents:
+        hi0 = _project(np.maximum, a, 0)
+        lo0 = _project(np.minimum, a, 0) if need_min else None
+        top, bottom = int(hi0.max()), (int(lo0.min()) if lo0 is not None else None)
+    else:
+        top, bottom = _extremes(a, need_min)
+    if top <= 1 and (bottom is None or bottom >= 0):
+        present = ([0] if include_zero and bottom == 0 else []) + ([1] if top == 1 else [])
+        if not extents:
+            return {v: None for v in present}
+        out: dict[int, Optional[tuple[int, int, int, int, int, int]]] = {}
+        if 0 in present:
+            out[0] = bounding_extent(a, 0)
+        if 1 in present:
+            out[1] = _nonzero_box(a, hi0)
+        return out
+    # Three or more values (or two not 0/1): per-line max and min along j, then along k.
     hi1 = _project(np.maximum, a, 1)
-    lo1 = None
-    binary = a.dtype.kind == "u" and int(hi1.max()) <= 1
-    if not binary:
-        lo1 = _project(np.minimum, a, 1)
-        binary = int(lo1.min()) >= 0 and int(hi1.max()) <= 1
-        if binary:
-            lo1 = None
-    if binary and extents and not include_zero:  # 0/1 data: the box of the 1s from two projections
-        ks = np.flatnonzero(hi1.any(axis=1))
-        if not len(ks):
-            return {}
-        is_ = np.flatnonzero(hi1.any(axis=0))
-        sub = a[int(ks[0]):int(ks[-1]) + 1, :, int(is_[0]):int(is_[-1]) + 1]
-        js = np.flatnonzero(_project(np.maximum, sub, 0).any(axis=1))
-        return {1: (int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), int(ks[0]), int(ks[-1]))}
+    lo1 = _project(np.minimum, a, 1)
     if not extents:
         present = _present_values(a, hi1, lo1)
-    else:
-        v1, k1, i1 = _line_table(a, 1, hi1, lo1)
-        values = _sorted_unique(v1)
-        present = [int(v) for v in values]
-    if include_zero and binary:
-        if (hi1 == 0).any() or (_project(np.minimum, a, 1) == 0).any():
-            present = sorted(set(present) | {0})
-    if not include_zero:
-        present = [v for v in present if v != 0]
-    if not extents:
-        return {v: None for v in present}
-    if binary:
-        v0, j0, i0 = _line_table(a, 0, _project(np.maximum, a, 0), None)
-    else:
-        v0, j0, i0 = _line_table(a, 0, _project(np.maximum, a, 0), _project(np.minimum, a, 0))
+        return {v: None for v in present if include_zero or v != 0}
+    v1, k1, i1 = _line_table(a, 1, hi1, lo1)
+    values = _sorted_unique(v1)
+    present = [int(v) for v in values if include_zero or v != 0]
+    v0, j0, i0 = _line_table(a, 0, hi0, lo0 if lo0 is not None else _project(np.minimum, a, 0))
     kmin, kmax, imin, imax = _ranges(v1, (k1, i1), values)
     jmin, jmax = _ranges(v0, (j0,), values)
     out: dict[int, Optional[tuple[int, int, int, int, int, int]]] = {}
@@ -661,8 +705,6 @@ def label_summary(labels: Any, *, extents: bool = True,
     for n, v in enumerate(values.tolist()):
         if v in keep:
             out[int(v)] = (int(imin[n]), int(imax[n]), int(jmin[n]), int(jmax[n]), int(kmin[n]), int(kmax[n]))
-    if include_zero and 0 in present and 0 not in out:  # a 0/1 array: where the zeros are is not tracked
-        out[0] = bounding_extent(a, 0)
     return out
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -271,22 +272,29 @@ def _fmt_color(c: float) -> str:
     return f"{float(c):g}"  # C++ default stream formatting: 6 significant digits
 
 
-def _as_segmentation(obj: Any, path: Path, summaries: Optional[list] = None) -> Segmentation:
-    """``obj`` as a Segmentation; for a label-map Volume, ``summaries`` (a list) receives the
-    :func:`label_summary` of its voxels when the Segmentation holds that very array (one sweep, not two)."""
+def _as_segmentation(obj: Any, path: Path, summaries: Optional[list] = None,
+                     known: Optional[list] = None) -> Segmentation:
+    """``obj`` as a Segmentation.
+
+    For a label-map Volume, ``known`` (the :func:`label_summary` of its voxels, one
+    per layer, when the caller has made it) spares that sweep; otherwise it is made
+    here and, when the Segmentation holds that very array, appended to ``summaries``
+    (a list) so that the caller does not sweep again.
+    """
     if isinstance(obj, Segmentation):
         return obj
     if isinstance(obj, Volume):
         try:
             a = obj.array
-            boxes = None
-            if (isinstance(a, np.ndarray) and a.ndim == 3 and obj.geometry.ndim == 3 and obj.components is None
-                    and not obj.extra_axes and np.issubdtype(a.dtype, np.integer)):
+            boxes = known[0] if known else None
+            if (boxes is None and isinstance(a, np.ndarray) and a.ndim == 3 and obj.geometry.ndim == 3
+                    and obj.components is None and not obj.extra_axes and np.issubdtype(a.dtype, np.integer)):
                 boxes = label_summary(a)
-            seg = Segmentation.from_labelmap(obj, present=boxes)
-            if boxes is not None and summaries is not None and seg.array is a:
-                summaries.append(boxes)
-            return seg
+                seg = Segmentation.from_labelmap(obj, present=boxes)
+                if summaries is not None and seg.array is a:
+                    summaries.append(boxes)
+                return seg
+            return Segmentation.from_labelmap(obj, present=boxes)
         except ValueError as exc:
             raise WriteError(path, str(exc)) from None
     convert = getattr(obj, "convert_to", None)
@@ -295,6 +303,53 @@ def _as_segmentation(obj: Any, path: Path, summaries: Optional[list] = None) -> 
         if isinstance(seg, Segmentation):
             return seg
     raise WriteError(path, f"a segmentation file cannot hold a {type(obj).__name__}")
+
+
+def _planned_voxels(obj: Any) -> Optional[np.ndarray]:
+    """The array a write of ``obj`` stores when it is not cropped, known before any sweep, or None.
+
+    A Segmentation (not Slicer's empty 1x1x1 one) held in memory, or a plain 3D
+    integer / boolean label-map Volume in memory: what :meth:`Segmentation.from_labelmap`
+    and the writer would make of it (booleans as uint8).  None for anything else
+    (lazy arrays, floats, 2D, vectors), which takes the sequential route.
+    """
+    if isinstance(obj, Segmentation):
+        if obj.metadata.get("empty") or not isinstance(obj.array, np.ndarray):
+            return None
+        a = obj.array
+    elif isinstance(obj, Volume):
+        a = obj.array
+        if (not isinstance(a, np.ndarray) or a.ndim != 3 or obj.geometry.ndim != 3 or obj.components is not None
+                or obj.extra_axes or not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool)):
+            return None
+    else:
+        return None
+    return a.astype(np.uint8) if a.dtype == bool else a
+
+
+def _summaries(arr: np.ndarray) -> list[dict]:
+    """:func:`label_summary` of each layer of a 3D or layered 4D label array."""
+    if arr.ndim == 3:
+        return [label_summary(arr)]
+    return [label_summary(arr[layer]) for layer in range(arr.shape[0])]
+
+
+_SUMMARY_POOL: Any = None
+#: Compressed voxels waiting for their header are kept in memory up to this size, then in a temporary file.
+_SPOOL_IN_MEMORY = 1 << 26
+
+
+def _summary_pool() -> Any:
+    global _SUMMARY_POOL
+    if _SUMMARY_POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _SUMMARY_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medio-seg-summary")
+    return _SUMMARY_POOL
+
+
+def _disk_order(arr: Any) -> Any:
+    return np.moveaxis(arr, 0, -1) if len(arr.shape) == 4 else arr  # list axis fastest on disk
 
 
 def _crop(seg: Segmentation, extents: dict) -> tuple[np.ndarray, Geometry, tuple[int, int, int]]:
@@ -387,26 +442,21 @@ def _segment_extents(seg: Segmentation, summaries: Optional[list[dict]] = None) 
     return out
 
 
-def write_segmentation_nrrd(
-    obj: Any,
-    path: "str | os.PathLike[str]",
-    *,
-    compress: bool = True,
-    compression_level: int = 6,
-    crop_to_minimum_extent: bool = False,
-    **_: Any,
-) -> list[str]:
-    """Write a Segmentation (or a label-map Volume) as a Slicer ``.seg.nrrd`` / ``.seg.nhdr``."""
-    p = Path(path)
-    known: list = []
-    seg = _as_segmentation(obj, p, known)
+def _layout(obj: Any, p: Path, known: Optional[list], crop_to_minimum_extent: bool) -> tuple:
+    """Segmentation, voxels to store, their geometry, segment extents, extent offset, and whether it was cropped.
+
+    ``known``: the :func:`label_summary` of each layer of the voxels, when already made.
+    Raises :class:`WriteError` for inconsistent segments and voxels that belong to no segment.
+    """
+    found: list = []
+    seg = _as_segmentation(obj, p, found, known)
     arr = seg.array
     if np.dtype(arr.dtype) == bool:
         arr = np.asarray(arr).astype(np.uint8)
         seg = Segmentation(arr, seg.geometry, seg.segments, seg.name, seg.metadata, seg.source)
-    # One sweep per layer (threaded projections, no sort) gives both the label values in the
-    # data, for the check, and every label's bounding box, for the Extent fields.
-    summaries = None if seg.metadata.get("empty") else known or [
+    # One sweep per layer (no sort, no histogram) gives both the label values in the data,
+    # for the check, and every label's bounding box, for the Extent fields.
+    summaries = None if seg.metadata.get("empty") else known or found or [
         label_summary(seg.layer_array(layer)) for layer in range(seg.n_layers)]
     try:
         problems = seg.check(present=None if summaries is None else [list(b) for b in summaries])
@@ -415,7 +465,8 @@ def write_segmentation_nrrd(
     extents = _segment_extents(seg, summaries)
     offset0 = [int(x) for x in (seg.metadata.get("reference_image_extent_offset") or (0, 0, 0))]
     geometry = seg.geometry
-    if crop_to_minimum_extent or seg.metadata.get("empty") or all(e is None for e in extents.values()):
+    cropped = bool(crop_to_minimum_extent or seg.metadata.get("empty") or all(e is None for e in extents.values()))
+    if cropped:
         arr, geometry, start = _crop(seg, extents)
         extents = {k: (None if e is None else (e[0] - start[0], e[1] - start[0], e[2] - start[1], e[3] - start[1],
                                                e[4] - start[2], e[5] - start[2])) for k, e in extents.items()}
@@ -427,28 +478,75 @@ def write_segmentation_nrrd(
     for prob in problems:
         if "belong to no segment" in prob:
             raise WriteError(p, prob + " (add segments for them or clear those voxels)")
+    return seg, arr, geometry, extents, offset, cropped
+
+
+def write_segmentation_nrrd(
+    obj: Any,
+    path: "str | os.PathLike[str]",
+    *,
+    compress: bool = True,
+    compression_level: int = 6,
+    crop_to_minimum_extent: bool = False,
+    progress: Any = None,
+    **_: Any,
+) -> list[str]:
+    """Write a Segmentation (or a label-map Volume) as a Slicer ``.seg.nrrd`` / ``.seg.nhdr``.
+
+    Compressed writes of voxels held in memory overlap the two halves of the work:
+    the voxels are deflated (in parallel) while another thread sweeps them for the
+    label values and extents the header needs; the header, known last, is written
+    in front of the compressed voxels (kept in memory, or a temporary file when
+    large, until then).  Everything goes to temporary files renamed into place.
+    """
+    import tempfile
+
+    p = Path(path)
     encoding = "gzip" if compress else "raw"
     detached = p.suffix.lower() == ".nhdr"
     data_path = p.with_name(base_name(p) + (".raw.gz" if compress else ".raw")) if detached else None
-    dtype = np.dtype(arr.dtype)
-    try:
-        lines = segmentation_header(seg, tuple(arr.shape), dtype, geometry, extents, offset, encoding,
-                                    data_path.name if data_path else None)
-    except (ValueError, MedioError) as exc:
-        raise WriteError(p, str(getattr(exc, "reason", exc))) from None
-    header = ("\n".join(lines) + "\n\n").encode("latin-1", errors="replace")
-    data = np.moveaxis(arr, 0, -1) if len(arr.shape) == 4 else arr  # list axis fastest on disk
     targets = [p] + ([data_path] if data_path else [])
+    planned = _planned_voxels(obj) if compress and not crop_to_minimum_extent else None
     with atomic_outputs(targets) as temps:
-        with open(temps[0], "wb") as fh:
-            if detached:
-                fh.write(header[:-1])
-            else:
-                fh.write(header)
-                _nrrd._write_array(fh, data, encoding, compression_level)
-        if detached:
-            with open(temps[1], "wb") as fh:
-                _nrrd._write_array(fh, data, encoding, compression_level)
+        known = None
+        sink = None
+        try:
+            if planned is not None:
+                # Deflate the voxels here (progress and cancel as usual) while a second thread
+                # sweeps them; the header waits for the sweep, the data for nobody.
+                sink = open(temps[1], "w+b") if detached else tempfile.SpooledTemporaryFile(
+                    max_size=_SPOOL_IN_MEMORY, dir=p.parent)
+                sweep = _summary_pool().submit(_summaries, planned)
+                _nrrd._write_array(sink, _disk_order(planned), encoding, compression_level, progress)
+                known = sweep.result()  # (after a failed or cancelled deflate the sweep just ends unused)
+            seg, arr, geometry, extents, offset, cropped = _layout(obj, p, known, crop_to_minimum_extent)
+            reuse = sink is not None and not cropped
+            dtype = np.dtype(arr.dtype)
+            try:
+                lines = segmentation_header(seg, tuple(arr.shape), dtype, geometry, extents, offset, encoding,
+                                            data_path.name if data_path else None)
+            except (ValueError, MedioError) as exc:
+                raise WriteError(p, str(getattr(exc, "reason", exc))) from None
+            header = ("\n".join(lines) + "\n\n").encode("latin-1", errors="replace")
+            with open(temps[0], "wb") as fh:
+                if detached:
+                    fh.write(header[:-1])
+                else:
+                    fh.write(header)
+                    if reuse:
+                        sink.seek(0)
+                        shutil.copyfileobj(sink, fh, 1 << 22)
+                    else:
+                        _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
+            if detached and not reuse:
+                if sink is not None:
+                    sink.close()
+                    sink = None
+                with open(temps[1], "wb") as fh:
+                    _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
+        finally:
+            if sink is not None:
+                sink.close()
     return [os.fspath(t) for t in targets]
 
 
