@@ -1,0 +1,160 @@
+"""The per-segment split of VTK's multi-label surface: the compiled kernel, the numpy
+fallback and a plain per-label reference give the same arrays, bit for bit."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_medio.core.geometry import Geometry
+from napari_medio.core.segmentation import Segment, Segmentation
+from napari_medio.formats import _surfaces
+from tests.volumes import OBLIQUE_FLIPPED
+
+vtk_support = pytest.importorskip("vtkmodules.util.numpy_support")
+
+OBLIQUE = OBLIQUE_FLIPPED.index_to_lps_matrix()
+AXIAL = Geometry([0.7, 1.1, 2.0], [3.0, -4.0, 5.0], np.eye(3)).index_to_lps_matrix()
+
+
+def _kernel_or_skip():
+    if _surfaces._kernel() is None:
+        pytest.skip("numba is not installed")
+
+
+@pytest.fixture(params=["kernel", "numpy"])
+def path(request, monkeypatch):
+    """Run the test once with the compiled kernel and once with the numpy fallback."""
+    if request.param == "kernel":
+        _kernel_or_skip()
+    else:
+        monkeypatch.setattr(_surfaces, "_KERNEL", False)
+    return request.param
+
+
+def _poly(arr: np.ndarray, labels: list[int], method: str):
+    v = _surfaces.vtk()
+    img = _surfaces._image(arr)
+    if method == "surface_nets":
+        f = v.vtkSurfaceNets3D()
+        f.SetBackgroundLabel(0)
+        f.SetOutputMeshTypeToTriangles()
+        f.SmoothingOff()
+    else:
+        f = v.vtkDiscreteFlyingEdges3D()
+        f.ComputeScalarsOn()
+        f.ComputeNormalsOff()
+        f.ComputeGradientsOff()
+    f.SetInputData(img)
+    for i, lab in enumerate(labels):
+        f.SetValue(i, lab)
+    f.Update()
+    return f.GetOutput()
+
+
+def _reference(poly, labels, method, matrix):
+    """One label at a time, the obvious way."""
+    ns = vtk_support
+    pts = ns.vtk_to_numpy(poly.GetPoints().GetData())
+    tris = ns.vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    if method == "surface_nets":
+        sides = ns.vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
+    else:
+        sides = ns.vtk_to_numpy(poly.GetPointData().GetScalars()).reshape(-1)[tris[:, 0]][:, None]
+    out = {}
+    for lab in sorted(set(labels)):
+        parts = [tris[sides[:, 0] == lab]]
+        if sides.shape[1] == 2:
+            parts.append(tris[sides[:, 1] == lab][:, [0, 2, 1]])  # seen from the other side
+        faces = np.concatenate(parts).astype(np.int64)
+        if faces.size == 0:
+            continue
+        used = np.unique(faces)
+        p = pts[used].astype(float)
+        out[lab] = (p if matrix is None else _surfaces._affine(p, matrix), np.searchsorted(used, faces))
+    return out
+
+
+def _same(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for lab in a:
+        for x, y in zip(a[lab], b[lab]):
+            assert x.dtype == y.dtype and x.shape == y.shape
+            assert np.array_equal(x, y), lab
+
+
+def _touching(seed: int, shape, dtype, values) -> np.ndarray:
+    """Smoothed random labels: segments touching each other and the background."""
+    rng = np.random.default_rng(seed)
+    arr = rng.choice(np.asarray(values), size=shape)
+    return ndimage.median_filter(arr, 3).astype(dtype)
+
+
+@pytest.mark.parametrize("method", ["surface_nets", "flying_edges"])
+@pytest.mark.parametrize("seed,dtype,values,wanted", [
+    (0, np.uint8, [0, 1, 2, 3, 4], [1, 2, 3, 4, 9]),              # 9 absent
+    (1, np.uint16, [0, 5, 300, 7], [300, 7, 5]),
+    (2, np.int16, [0, -3, 2, 4, 1], [4, 2, 1]),                   # a negative label not wanted
+    (3, np.int32, [0, 1_500_000, 2, 70_000], [2, 1_500_000, 70_000]),  # beyond a lookup table
+    (4, np.uint8, [0, 1, 2, 3], [2]),                              # one of several
+    (5, np.int8, [0, 1, 2, 3], [1, 3]),
+])
+@pytest.mark.parametrize("matrix", [None, AXIAL, OBLIQUE], ids=["index", "axial", "oblique"])
+def test_split_matches_reference(path, method, seed, dtype, values, wanted, matrix):
+    arr = _touching(seed, (14, 17, 19), dtype, values)
+    poly = _poly(arr, wanted, method)
+    ours = _surfaces._split(poly, wanted, method, matrix)
+    _same(ours, _reference(poly, wanted, method, matrix))
+    assert 9 not in ours
+
+
+def test_split_sparse_segment(path):
+    """A segment of a few vertices spread over the whole point range (the kernel sorts them
+    instead of scanning the range)."""
+    arr = np.zeros((60, 20, 20), np.uint8)
+    arr[5:55, 2:18, 2:18] = 2
+    arr[0, 0, 0] = arr[59, 19, 19] = arr[30, 0, 19] = 1
+    for method in ("surface_nets", "flying_edges"):
+        poly = _poly(arr, [1, 2], method)
+        ours = _surfaces._split(poly, [1, 2], method, OBLIQUE)
+        _same(ours, _reference(poly, [1, 2], method, OBLIQUE))
+        assert ours[1][0].shape[0] < 40 < 32 * 40 < ours[2][0].shape[0]
+
+
+def test_split_empty_and_nothing_wanted(path):
+    arr = np.zeros((5, 6, 7), np.uint8)
+    assert _surfaces._split(_poly(arr, [1], "surface_nets"), [1], "surface_nets", OBLIQUE) == {}
+    arr[1:3, 2:4, 2:5] = 1
+    assert _surfaces._split(_poly(arr, [1], "surface_nets"), [2], "surface_nets", OBLIQUE) == {}
+
+
+def test_kernel_and_numpy_give_the_same_models(monkeypatch):
+    """segment_surfaces end to end (oblique grid, touching segments, an absent one, a subset)."""
+    _kernel_or_skip()
+    arr = _touching(7, (30, 26, 22), np.uint8, [0, 1, 2, 3, 4, 5])
+    segs = [Segment(f"s{v}", f"n{v}", v, color=(0.1 * v, 0.5, 0.2)) for v in (1, 2, 3, 4, 5, 6)]
+    seg = Segmentation(arr, OBLIQUE_FLIPPED, segs, name="touching")
+    for kwargs in ({}, {"method": "flying_edges"}, {"segments": ["s2", "n5", "s6"]}, {"decimate": 0.5}):
+        a = _surfaces.segment_surfaces(seg, **kwargs)
+        with monkeypatch.context() as mp:
+            mp.setattr(_surfaces, "_KERNEL", False)
+            b = _surfaces.segment_surfaces(seg, **kwargs)
+        assert [m.name for m in a] == [m.name for m in b] and "n6" not in [m.name for m in a]
+        for x, y in zip(a, b):
+            assert np.array_equal(x.points, y.points) and np.array_equal(x.connectivity, y.connectivity)
+            assert np.array_equal(x.offsets, y.offsets) and np.array_equal(x.cell_types, y.cell_types)
+            assert np.array_equal(x.colors, y.colors) and x.colors.dtype == y.colors.dtype
+
+
+def test_without_numba_falls_back(monkeypatch):
+    monkeypatch.setattr(_surfaces, "_KERNEL", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
+    monkeypatch.delitem(sys.modules, "napari_medio.formats._surface_kernel", raising=False)
+    assert _surfaces._kernel() is None
+    arr = np.zeros((8, 9, 10), np.uint8)
+    arr[2:6, 2:7, 3:8] = 1
+    seg = Segmentation(arr, OBLIQUE_FLIPPED, [Segment("a", "cube", 1)], name="c")
+    [model] = _surfaces.segment_surfaces(seg)
+    assert model.n_points > 0 and model.is_triangle_mesh()
