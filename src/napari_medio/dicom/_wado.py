@@ -70,7 +70,8 @@ def _dataset_sop_uid(path: str) -> str:
     import pydicom
 
     ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"], force=True)
-    uid = ds.get("SOPInstanceUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None)
+    meta = getattr(ds, "file_meta", None)
+    uid = ds.get("SOPInstanceUID") or getattr(meta, "MediaStorageSOPInstanceUID", None)
     if not uid:
         raise ValueError("no SOP Instance UID")
     return str(uid)
@@ -84,7 +85,8 @@ class MultipartFiles:
 
     PREAMBLE, AFTER, HEADERS, BODY, END = range(5)
 
-    def __init__(self, boundary: bytes, folder: "str | os.PathLike[str]", on_part: Callable[[Path, int], None],
+    def __init__(self, boundary: bytes, folder: "str | os.PathLike[str]",
+                 on_part: Callable[[Path, int], None],
                  before_part: Optional[Callable[[], None]] = None) -> None:
         self.delim = b"\r\n--" + boundary
         self.folder = os.fspath(folder)

@@ -99,7 +99,8 @@ WARNING = 0x1023
 MOVE_ORIGINATOR_AE = 0x1030
 MOVE_ORIGINATOR_ID = 0x1031
 
-_UI_ELEMENTS = frozenset((AFFECTED_SOP_CLASS, REQUESTED_SOP_CLASS, AFFECTED_SOP_INSTANCE, REQUESTED_SOP_INSTANCE))
+_UI_ELEMENTS = frozenset((AFFECTED_SOP_CLASS, REQUESTED_SOP_CLASS, AFFECTED_SOP_INSTANCE,
+                          REQUESTED_SOP_INSTANCE))
 _PENDING = (0xFF00, 0xFF01)
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*\Z")
 
@@ -113,11 +114,12 @@ BUFFER = 1 << 20
 #: PDV fragment size we send when the peer sets no limit.
 SEND_FRAGMENT = 1 << 20
 
-ABORT_REASONS = {0: "reason not specified", 1: "unrecognized PDU", 2: "unexpected PDU", 4: "unrecognized PDU parameter",
-                 5: "unexpected PDU parameter", 6: "invalid PDU parameter value"}
+ABORT_REASONS = {0: "reason not specified", 1: "unrecognized PDU", 2: "unexpected PDU",
+                 4: "unrecognized PDU parameter", 5: "unexpected PDU parameter",
+                 6: "invalid PDU parameter value"}
 _REJECT_REASONS = {
-    1: {1: "no reason given", 2: "application context name not supported", 3: "Calling AE title not recognised",
-        7: "Called AE title not recognised"},
+    1: {1: "no reason given", 2: "application context name not supported",
+        3: "Calling AE title not recognised", 7: "Called AE title not recognised"},
     2: {1: "no reason given", 2: "protocol version not supported"},
     3: {1: "temporary congestion", 2: "local limit exceeded"},
 }
@@ -161,8 +163,8 @@ class Aborted(DimseError):
     def __init__(self, source: int, reason: int) -> None:
         self.source = source
         self.reason = reason
-        who = {0: "the peer", 2: "the peer's DICOM provider"}.get(source, "the peer")
-        super().__init__(f"aborted by {who} ({ABORT_REASONS.get(reason, f'reason {reason}')})")
+        self.why = ABORT_REASONS.get(reason, f"reason {reason}") if source == 2 else "by its user"
+        super().__init__(f"the peer aborted the association ({self.why})")
 
 
 class Malformed(DimseError):
@@ -177,7 +179,7 @@ class Stopped(DimseError):
     """The caller asked to stop (cancel); the association was aborted."""
 
 
-# -- DIMSE command sets (PS3.7 6.3.1, 9.3, E.1) ----------------------------------------------------------------
+# -- DIMSE command sets (PS3.7 6.3.1, 9.3, E.1) --------------------------------------------------------------
 class Command(dict):
     """A parsed command set: ``{element number: raw value bytes}`` (group 0000)."""
 
@@ -237,7 +239,7 @@ def parse_command(data: bytes) -> Command:
     return cmd
 
 
-# -- upper-layer PDUs (PS3.8 9.3, PS3.7 D.3) -----------------------------------------------------------------------
+# -- upper-layer PDUs (PS3.8 9.3, PS3.7 D.3) -----------------------------------------------------------------
 def _item(kind: int, payload: bytes) -> bytes:
     return struct.pack(">BBH", kind, 0, len(payload)) + payload
 
@@ -274,7 +276,7 @@ def encode_associate_rq(called: str, calling: str, contexts: Sequence[tuple], ma
 
 
 def encode_associate_ac(called: bytes, calling: bytes, results: Sequence[tuple], max_pdu: int = 0) -> bytes:
-    """A-ASSOCIATE-AC; ``called``/``calling`` the RQ's 16-byte fields, ``results`` ``(id, result, syntax)``."""
+    """A-ASSOCIATE-AC; ``called``/``calling``: the RQ's 16-byte fields; ``results``: (id, result, syntax)."""
     items = [_item(0x10, APPLICATION_CONTEXT.encode())]
     for cid, result, ts in results:
         items.append(_item(0x21, bytes((cid, 0, result, 0)) + _item(0x40, ts.encode())))
@@ -297,7 +299,8 @@ RELEASE_RP = _pdu(A_RELEASE_RP, b"\0\0\0\0")
 def encode_p_data(fragments: Sequence[tuple]) -> bytes:
     """One P-DATA-TF PDU holding ``(context id, control header, bytes)`` PDVs (control: bit 0 command,
     bit 1 last fragment)."""
-    body = b"".join(struct.pack(">IBB", len(data) + 2, cid, control) + bytes(data) for cid, control, data in fragments)
+    body = b"".join(struct.pack(">IBB", len(data) + 2, cid, control) + bytes(data)
+                    for cid, control, data in fragments)
     return _pdu(P_DATA_TF, body)
 
 
@@ -393,7 +396,8 @@ def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: st
         from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
         _META_TAIL = (_meta_element(0x00020012, b"UI", str(PYNETDICOM_IMPLEMENTATION_UID).encode("ascii"))
-                      + _meta_element(0x00020013, b"SH", str(PYNETDICOM_IMPLEMENTATION_VERSION).encode("ascii"), b" "))
+                      + _meta_element(0x00020013, b"SH",
+                                      str(PYNETDICOM_IMPLEMENTATION_VERSION).encode("ascii"), b" "))
     body = b"".join((
         _meta_element(0x00020001, b"OB", b"\0\1"),
         _meta_element(0x00020002, b"UI", sop_class_uid.encode("ascii")),
@@ -411,7 +415,8 @@ class FileSink:
 
     __slots__ = ("fd", "tmp", "target", "size", "error")
 
-    def __init__(self, folder: "str | os.PathLike[str]", sop_class: str, sop_uid: str, transfer_syntax: str) -> None:
+    def __init__(self, folder: "str | os.PathLike[str]", sop_class: str, sop_uid: str,
+                 transfer_syntax: str) -> None:
         folder = os.fspath(folder)
         self.target = os.path.join(folder, sop_uid + ".dcm")
         self.tmp = os.path.join(folder, f".medio-{uuid.uuid4().hex[:12]}-{sop_uid}.dcm.part")
@@ -469,7 +474,7 @@ def valid_uid(uid: str) -> bool:
     return 0 < len(uid) <= 64 and _UID.match(uid) is not None
 
 
-# -- transport ------------------------------------------------------------------------------------------------
+# -- transport -----------------------------------------------------------------------------------------------
 class _Channel:
     """One association's socket, read through one reusable buffer.
 
@@ -780,10 +785,10 @@ class Association:
                 raise Aborted(body[2], body[3])
             return Message(kind="release" if kind == A_RELEASE_RQ else "release-rp")
         if kind in (A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ):
-            raise self._malformed(f"an unexpected A-ASSOCIATE PDU (type 0x{kind:02X}) during the association", 2)
+            raise self._malformed(f"an unexpected A-ASSOCIATE PDU (type 0x{kind:02X}) in the association", 2)
         raise self._malformed(f"an unrecognised PDU type 0x{kind:02X}", 1)
 
-    # -- services ---------------------------------------------------------------------------------------------
+    # -- services --------------------------------------------------------------------------------------------
     def c_echo(self) -> int:
         ctx = self.context_for(VERIFICATION)
         if ctx is None:
@@ -899,13 +904,14 @@ class Association:
             chan.tick = previous
 
 
-def _open_sink(folder: str, cmd: Command, context: tuple, on_error: Optional[Callable[[str], None]]) -> "FileSink | int":
+def _open_sink(folder: str, cmd: Command, context: tuple,
+               on_error: Optional[Callable[[str], None]]) -> "FileSink | int":
     """A FileSink for a C-STORE-RQ, or the failure status to answer (its data set is then drained)."""
     sop_class = cmd.text(AFFECTED_SOP_CLASS)
     sop_uid = cmd.text(AFFECTED_SOP_INSTANCE)
     if not valid_uid(sop_uid) or not valid_uid(sop_class):
         if on_error is not None:
-            on_error(f"a C-STORE with an invalid SOP Instance/Class UID {sop_uid!r} / {sop_class!r} was refused")
+            on_error(f"a C-STORE with an invalid SOP Instance/Class UID {sop_uid!r}/{sop_class!r} refused")
         return 0xC000  # cannot understand
     try:
         return FileSink(folder, sop_class, sop_uid, context[1])
@@ -934,7 +940,7 @@ def _store_rsp(cmd: Command, status: int) -> bytes:
                            AFFECTED_SOP_INSTANCE: cmd.text(AFFECTED_SOP_INSTANCE)})
 
 
-# -- requestor -------------------------------------------------------------------------------------------------
+# -- requestor -----------------------------------------------------------------------------------------------
 def associate(host: str, port: int, called_ae: str, calling_ae: str, contexts: Sequence[tuple], *,
               roles: Sequence[tuple] = (), timeout: float = 30.0, connect_timeout: float = 10.0,
               max_pdu: int = 0) -> Association:
@@ -972,7 +978,7 @@ def associate(host: str, port: int, called_ae: str, calling_ae: str, contexts: S
             raise NotAssociated("aborted", f"malformed A-ASSOCIATE-AC: {exc}") from None
     except Timeout:
         chan.abort(2, 0)
-        raise NotAssociated("timed out", f"no answer to the association request within {timeout:g} s") from None
+        raise NotAssociated("timed out", f"no answer to the association request in {timeout:g} s") from None
     except ConnectionLost:
         chan.close()
         raise NotAssociated("closed", "the peer closed the connection") from None
@@ -984,7 +990,7 @@ def associate(host: str, port: int, called_ae: str, calling_ae: str, contexts: S
     return Association(chan, accepted, info.max_pdu, requestor=True)
 
 
-# -- acceptor (C-STORE SCP) -------------------------------------------------------------------------------------------
+# -- acceptor (C-STORE SCP) ----------------------------------------------------------------------------------
 class StoreSCP:
     """A C-STORE (and Verification) SCP: one listening socket, one thread per association.
 
@@ -1091,7 +1097,8 @@ class StoreSCP:
             except OSError:
                 continue
             conn.setblocking(True)
-            t = threading.Thread(target=self._serve, args=(conn,), name=f"medio-scp-assoc-{self.port}", daemon=True)
+            t = threading.Thread(target=self._serve, args=(conn,), name=f"medio-scp-assoc-{self.port}",
+                                 daemon=True)
             chan = _Channel(conn, self.artim)
             with self._lock:
                 self._active[t] = chan

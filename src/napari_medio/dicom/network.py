@@ -633,7 +633,11 @@ class DimseClient:
             assoc.abort()
             lost = f"{exc} (server stalled?)"
         except dimse.Aborted as exc:
-            lost = f"the server {exc} (server stopped?)"
+            if state["files"]:
+                lost = f"the server aborted the association ({exc.why}; server stopped?)"
+            else:  # at once: Orthanc & co. answer a request from an AE title they do not know so
+                lost = (f"the server aborted the association ({exc.why}) instead of answering: is "
+                        f"{self.calling_ae!r} a known modality there, allowed to {op}?")
         except dimse.ConnectionLost:
             pass
         finally:
