@@ -111,8 +111,7 @@ def test_split_matches_reference(path, method, seed, dtype, values, wanted, matr
 
 
 def test_split_sparse_segment(path):
-    """A segment of a few vertices spread over the whole point range (the kernel sorts them
-    instead of scanning the range)."""
+    """A segment of a few vertices spread over the whole point range, beside a big one."""
     arr = np.zeros((60, 20, 20), np.uint8)
     arr[5:55, 2:18, 2:18] = 2
     arr[0, 0, 0] = arr[59, 19, 19] = arr[30, 0, 19] = 1

@@ -1,17 +1,17 @@
 """Compiled kernels for :func:`napari_medio.formats._surfaces._split` (needs numba).
 
-Splitting VTK's one multi-label surface into compacted per-segment meshes is a handful
-of dependent gathers and scatters over every triangle corner (select each segment's
-faces, flip the second side, mark the used vertices, number them in point order,
-renumber the corners, gather and map the points).  In numpy each of those is a separate
-pass over ~10^6 corners with its own temporary arrays, and together they cost a third of
-``vtkSurfaceNets3D``'s own run; here they are two loops over the face labels, two over
-each segment's faces and one over its used points, with no temporaries larger than the
-output.  Segments are independent after :func:`select_faces`, so groups of them can run
-:func:`segment_meshes` on several threads (the kernels release the GIL).
+Splitting VTK's one multi-label surface into compacted per-segment meshes is a chain of
+dependent gathers and scatters over every triangle corner: select each segment's faces,
+flip the second side, mark the used vertices, number them in point order, renumber the
+corners, gather and map the points.  In numpy each link is a separate pass over ~10^6
+corners with its own temporaries (a sort, a (segments x points) mask, index arrays), and
+together they cost a third of ``vtkSurfaceNets3D``'s own run; no numpy or VTK call does
+the whole chain.  Here it is two loops over the face labels, two over each segment's
+corners, one over a bitmap of its vertices and one over its points, with no temporary
+larger than a bit per point.
 
-Compiled on first use (``cache=True``: once per machine and argument types; later
-processes load the machine code from numba's cache).
+Compiled on first use with ``cache=True``: once per machine and argument types (a few
+seconds); later processes load the machine code from numba's cache.
 """
 from __future__ import annotations
 
@@ -20,16 +20,24 @@ import numpy as np
 
 __all__ = ["select_faces", "segment_meshes"]
 
+# Lowest set bit -> its index, by a de Bruijn sequence (no count-trailing-zeros in numba).
+_DEBRUIJN_MUL = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN = np.zeros(64, np.int64)
+for _i in range(64):
+    _DEBRUIJN[(((1 << _i) * 0x03F79D71B4CB0A89) & 0xFFFFFFFFFFFFFFFF) >> 58] = _i
+del _i
+
 
 @numba.njit(cache=True, nogil=True)
-def select_faces(labs, lut, nseg):  # pragma: no cover - compiled
-    """The faces of each (segment, side) slot, in face order.
+def select_faces(labs, lut, nseg, tris):  # pragma: no cover - compiled
+    """Each segment's faces, grouped: ``(start, faces)``.
 
     ``labs`` (n, k): the label on each side of each face (k = 2 for surface nets'
     ``BoundaryLabels``, 1 for one label per face); ``lut`` maps a label value to its
-    segment number 0..nseg-1, or -1 (labels outside the table are not wanted).
-    Returns ``(start, sel)``: slot ``s * k + side`` holds the faces
-    ``sel[start[slot]:start[slot + 1]]`` (int32 face numbers).
+    segment number 0..nseg-1, or -1 (labels outside the table are not wanted); ``tris``
+    (n, 3) the faces' corners.  Slot ``s * k + side`` gets the faces whose side ``side``
+    is segment s, in face order, as rows ``start[slot]:start[slot + 1]`` of ``faces``
+    (int64 corners, side 1's winding flipped: (a, c, b)).
     """
     n = labs.shape[0]
     k = labs.shape[1]
@@ -57,7 +65,7 @@ def select_faces(labs, lut, nseg):  # pragma: no cover - compiled
                     start[s + 1] += 1
     for i in range(nslot):
         start[i + 1] += start[i]
-    sel = np.empty(start[nslot], np.int32)
+    faces = np.empty((start[nslot], 3), np.int64)
     pos = start[:nslot].copy()
     if k == 2:
         for f in range(n):
@@ -68,13 +76,17 @@ def select_faces(labs, lut, nseg):  # pragma: no cover - compiled
                 if s >= 0:
                     r = pos[2 * s]
                     pos[2 * s] = r + 1
-                    sel[r] = f
+                    faces[r, 0] = tris[f, 0]
+                    faces[r, 1] = tris[f, 1]
+                    faces[r, 2] = tris[f, 2]
             if l1 >= 0 and l1 < nl:
                 s = lut[l1]
                 if s >= 0:
                     r = pos[2 * s + 1]
                     pos[2 * s + 1] = r + 1
-                    sel[r] = f
+                    faces[r, 0] = tris[f, 0]
+                    faces[r, 1] = tris[f, 2]
+                    faces[r, 2] = tris[f, 1]
     else:
         for f in range(n):
             l0 = labs[f, 0]
@@ -83,13 +95,16 @@ def select_faces(labs, lut, nseg):  # pragma: no cover - compiled
                 if s >= 0:
                     r = pos[s]
                     pos[s] = r + 1
-                    sel[r] = f
-    return start, sel
+                    faces[r, 0] = tris[f, 0]
+                    faces[r, 1] = tris[f, 1]
+                    faces[r, 2] = tris[f, 2]
+    return start, faces
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _row(p0, p1, p2, u0, u1, u2, u3, m0, m1, m2, m3):  # pragma: no cover - compiled
-    """One output coordinate: the used terms in order, then the translation (as _affine)."""
+    """One output coordinate: the used terms in order, then the translation, as
+    ``_surfaces._affine`` adds them (one of u0..u2 is true)."""
     if u0:
         acc = p0 * m0
         if u1:
@@ -108,75 +123,62 @@ def _row(p0, p1, p2, u0, u1, u2, u3, m0, m1, m2, m3):  # pragma: no cover - comp
 
 
 @numba.njit(cache=True, nogil=True)
-def segment_meshes(tris, sel, start, k, s0, s1, faces, pts, mat, use):  # pragma: no cover
-    """Segments ``s0..s1-1``: their triangles and points, compacted.
+def segment_meshes(faces, seg_start, pts, mat, use):  # pragma: no cover - compiled
+    """Compact each segment's mesh: ``(points, point_start)``.
 
-    ``tris`` (n, 3) corner indices; ``sel``/``start`` from :func:`select_faces`.  Segment s
-    gets its side-0 faces, then its side-1 faces with the winding flipped (a, c, b), each
-    in face order, written to ``faces[start[s * k]:start[(s + 1) * k]]`` (int64) in the
-    segment's own numbering: its vertices numbered from 0 in point order.  Points are mapped
-    by ``mat`` (3, 4), using only the terms where ``use`` (3, 4) is true, column by column
-    (as ``_surfaces._affine`` does, so the result is the same to the bit).
-
-    Returns ``(points, point_start)``: the groups's points (u, 3) float64, segment s's rows
-    being ``point_start[s - s0]:point_start[s - s0 + 1]``.
+    ``faces`` from :func:`select_faces`, segment s's rows ``seg_start[s]:seg_start[s + 1]``,
+    renumbered in place: the segment's used vertices get the numbers 0, 1, ... in point
+    order.  Points (u, 3) float64: segment s's vertices as rows
+    ``point_start[s]:point_start[s + 1]``, mapped by ``mat`` (3, 4) using only the terms
+    where ``use`` (3, 4) is true, column by column, so they equal ``_surfaces._affine``'s
+    to the bit.
     """
+    nseg = seg_start.shape[0] - 1
     npts = pts.shape[0]
-    remap = np.full(npts, -1, np.int32)  # -1: not used by this segment, else its number
+    remap = np.empty(npts, np.int32)  # a used vertex's number in the current segment
+    bits = np.zeros((npts >> 6) + 1, np.uint64)  # the current segment's used vertices
     cap = 0
-    for s in range(s0, s1):
-        cap += min(3 * (start[(s + 1) * k] - start[s * k]), npts)
+    for s in range(nseg):
+        cap += min(3 * (seg_start[s + 1] - seg_start[s]), npts)
     used = np.empty(cap, np.int32)  # each segment's vertices, one run per segment
-    point_start = np.empty(s1 - s0 + 1, np.int64)
+    point_start = np.empty(nseg + 1, np.int64)
+    one = np.uint64(1)
+    low6 = np.uint64(63)
     u = 0
-    for s in range(s0, s1):
-        r0 = start[s * k]
-        r1 = start[(s + 1) * k]
-        point_start[s - s0] = u
-        u0 = u
-        lo = npts
-        hi = -1
-        for r in range(r0, r1):  # mark the vertices
-            f = sel[r]
-            for c in range(3):
-                v = tris[f, c]
-                if remap[v] < 0:
-                    remap[v] = 0
-                    used[u] = v
-                    u += 1
-                    if v < lo:
-                        lo = v
-                    if v > hi:
-                        hi = v
-        cnt = u - u0
-        if cnt == 0:
+    for s in range(nseg):
+        r0 = seg_start[s]
+        r1 = seg_start[s + 1]
+        point_start[s] = u
+        if r1 == r0:
             continue
-        if hi - lo + 1 <= 32 * cnt:  # a compact range: scan it for the marks, in order
-            j = 0
-            for v in range(lo, hi + 1):
-                if remap[v] >= 0:
-                    used[u0 + j] = v
+        lo = npts
+        hi = 0
+        for r in range(r0, r1):  # mark the vertices (no branch: a mark may repeat)
+            for c in range(3):
+                v = faces[r, c]
+                w = v >> 6
+                bits[w] |= one << (np.uint64(v) & low6)
+                lo = min(lo, w)
+                hi = max(hi, w)
+        j = 0
+        for w in range(lo, hi + 1):  # number them in point order, clearing the marks
+            x = bits[w]
+            if x:
+                bits[w] = np.uint64(0)
+                base = w << 6
+                while x:
+                    lowest = x & (~x + one)
+                    v = base + _DEBRUIJN[(lowest * _DEBRUIJN_MUL) >> np.uint64(58)]
                     remap[v] = j
+                    used[u + j] = v
                     j += 1
-        else:  # few vertices spread over many points: sort them
-            run = used[u0:u]
-            run.sort()
-            for j in range(cnt):
-                remap[run[j]] = j
-        rf = r1 if k == 1 else start[s * k + 1]  # side-1 rows (flipped) from here
-        for r in range(r0, rf):
-            f = sel[r]
-            faces[r, 0] = remap[tris[f, 0]]
-            faces[r, 1] = remap[tris[f, 1]]
-            faces[r, 2] = remap[tris[f, 2]]
-        for r in range(rf, r1):
-            f = sel[r]
-            faces[r, 0] = remap[tris[f, 0]]
-            faces[r, 1] = remap[tris[f, 2]]
-            faces[r, 2] = remap[tris[f, 1]]
-        for j in range(u0, u):
-            remap[used[j]] = -1
-    point_start[s1 - s0] = u
+                    x ^= lowest
+        for r in range(r0, r1):
+            faces[r, 0] = remap[faces[r, 0]]
+            faces[r, 1] = remap[faces[r, 1]]
+            faces[r, 2] = remap[faces[r, 2]]
+        u += j
+    point_start[nseg] = u
     out = np.empty((u, 3), np.float64)
     a0, a1, a2, a3 = use[0, 0], use[0, 1], use[0, 2], use[0, 3]
     b0, b1, b2, b3 = use[1, 0], use[1, 1], use[1, 2], use[1, 3]

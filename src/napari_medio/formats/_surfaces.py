@@ -75,15 +75,12 @@ def _split(poly: Any, labels: list[int], method: str,
     if pts.dtype not in (np.float32, np.float64):
         pts = pts.astype(float)
     select_faces, segment_meshes = kernel
-    start, sel = select_faces(labs, lut, want.size)
-    k = labs.shape[1]
-    faces = np.empty((sel.size, 3), np.int64)
-    # One thread: two (the segments in two groups) measured no faster on the shared 2-core
-    # development machine.
-    points, point_start = segment_meshes(tris, sel, start, k, 0, want.size, faces, pts, mat, use)
+    start, faces = select_faces(labs, lut, want.size, tris)
+    seg_start = np.ascontiguousarray(start[::labs.shape[1]])  # each segment's first face, and the end
+    points, point_start = segment_meshes(faces, seg_start, pts, mat, use)
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for s in range(want.size):
-        f0, f1 = int(start[s * k]), int(start[(s + 1) * k])
+        f0, f1 = int(seg_start[s]), int(seg_start[s + 1])
         if f1 > f0:
             out[int(want[s])] = (points[point_start[s]:point_start[s + 1]], faces[f0:f1])
     return out
