@@ -1,10 +1,19 @@
 """Segmentation -> closed surfaces (Slicer's "export to models"), in LPS world coordinates.
 
 One pass of VTK's ``vtkSurfaceNets3D`` (default) or ``vtkDiscreteFlyingEdges3D``
-per layer extracts every segment's boundary at once; the result is split per
-segment by the boundary labels in one vectorised pass (no per-segment filter or
-mesh pass), and the points are mapped from voxel index to LPS with the
-segmentation's geometry (so oblique grids are placed exactly).
+per layer extracts every segment's boundary at once, as one mesh whose faces carry
+their labels.  That mesh is then split into one compacted mesh per segment (its faces,
+both sides of a face between two wanted segments, the second flipped; only its used
+vertices, numbered in point order), and the points are mapped from voxel index to LPS
+with the segmentation's geometry (so oblique grids are placed exactly).
+
+Why a hand-written kernel: in numpy the split is a chain of dependent gathers and
+scatters over every triangle corner (select, flip, mark, number, renumber, gather), each
+a separate pass with its own temporaries, and together they cost a third of
+``vtkSurfaceNets3D``'s own run, far more than the pass over the data they need (see
+docs/performance.md).  So the split is a small compiled kernel (:mod:`._surface_kernel`, numba, a
+few loops over the faces); when numba is not importable, a vectorised numpy version
+gives the same arrays.
 Optional smoothing (iterations) and decimation (target reduction 0-1).
 """
 from __future__ import annotations
