@@ -146,7 +146,13 @@ def _deflate_module(level: int):
 
 
 def _crc32():
-    """The fastest CRC-32 available (isal, zlib-ng, zlib: same values)."""
+    """The fastest CRC-32 available (libdeflate, isal, zlib-ng, zlib: same values).
+
+    libdeflate's is about twice isal's speed here (3 ms vs 6 ms for 78 MB).
+    """
+    lib = _libdeflate()
+    if lib is not None and hasattr(lib, "crc32"):
+        return lib.crc32
     try:
         from isal import isal_zlib
 
@@ -177,6 +183,33 @@ def _crc32_combine():
     return None
 
 
+_POOLS: dict = {}
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[Any]:
+    """A thread pool of ``workers`` threads kept for the process (starting threads costs ~1 ms a call).
+
+    The pool's workers only ever run leaf jobs (deflate or inflate one block), never
+    wait on other jobs, so callers on several threads can share it safely.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOLS.setdefault("lock", threading.Lock()):
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medio-gzip")
+    yield pool
+
+
+def _settle(futures) -> None:
+    """Wait until the jobs that could not be cancelled have ended (their results are dropped)."""
+    from concurrent.futures import wait
+
+    wait([f for f in futures if not f.cancelled()])
+
+
 _GZIP_BLOCK = 1 << 22  # 4 MiB of input per parallel deflate job
 _INDEX_MAGIC = b"MEDIOIDX"
 _INDEX_SUBFIELD = b"MI"
@@ -200,7 +233,6 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
     bytes toward ``total`` and can cancel.  Returns the uncompressed byte count.
     """
     import struct
-    from concurrent.futures import ThreadPoolExecutor
 
     from .progress import ensure_progress
 
@@ -223,23 +255,28 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
 
     def blocks():
         """Fixed-size blocks over the chunk stream: zero-copy views, copying only blocks that straddle chunks."""
-        pending = bytearray()
+        tail: Any = None  # the unfinished block: a view into the last chunk, or a bytearray being filled
         for chunk in chunks:
             view = memoryview(chunk).cast("B")
-            if pending:  # complete a block begun in the previous chunk
-                need = _GZIP_BLOCK - len(pending)
-                pending += view[:need]
+            if not len(view):
+                continue
+            if tail is not None:  # complete a block begun in an earlier chunk
+                if isinstance(tail, memoryview):
+                    tail = bytearray(tail)
+                need = _GZIP_BLOCK - len(tail)
+                tail += view[:need]
                 view = view[need:]
-                if len(pending) < _GZIP_BLOCK:
+                if len(tail) < _GZIP_BLOCK:
                     continue
-                yield bytes(pending)
-                pending = bytearray()
+                yield tail
+                tail = None
             full = len(view) - len(view) % _GZIP_BLOCK
             for start in range(0, full, _GZIP_BLOCK):
                 yield view[start:start + _GZIP_BLOCK]
-            pending += view[full:]
-        if pending:
-            yield bytes(pending)
+            if full < len(view):
+                tail = view[full:]  # copied only if another chunk follows
+        if tail is not None and len(tail):
+            yield tail
 
     # MTIME 0 ("no time stamp", as for data that is not a file): identical input, identical bytes.
     fh.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03")
@@ -257,7 +294,7 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
         if combine is not None:
             crc = combine(crc, block_crc, n)  # combine(0, c, n) == c: the first block needs no case
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with _worker_pool(workers) as pool:
         try:
             for block in blocks():
                 pending.append((pool.submit(deflate, block, b"" if index else previous_tail), len(block)))
@@ -276,6 +313,7 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
         except BaseException:
             for fut, _ in pending:
                 fut.cancel()
+            _settle(fut for fut, _ in pending)
             raise
     fh.write(_EMPTY_FINAL_BLOCK)
     fh.write(struct.pack("<II", crc & 0xFFFFFFFF, written & 0xFFFFFFFF))
@@ -451,8 +489,6 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
 
 
 def _read_indexed(path, idx: dict, prog, threads: "int | None", watch: Any = None):
-    from concurrent.futures import ThreadPoolExecutor
-
     import numpy as np
 
     from . import _inflate
@@ -492,7 +528,7 @@ def _read_indexed(path, idx: dict, prog, threads: "int | None", watch: Any = Non
 
     try:
         workers = threads or max(1, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with _worker_pool(workers) as pool:
             futures = [pool.submit(inflate, e) for e in range(len(idx["blocks"]))]
             try:
                 done = 0
@@ -505,6 +541,7 @@ def _read_indexed(path, idx: dict, prog, threads: "int | None", watch: Any = Non
             except BaseException:
                 for fut in futures:
                     fut.cancel()
+                _settle(futures)  # no job still reads the file after it is closed
                 raise
     finally:
         os.close(fd)

@@ -493,13 +493,13 @@ def _pool() -> Any:
     return _POOL
 
 
-def _project(ufunc: Any, a: np.ndarray, axis: int) -> np.ndarray:
+def _project(ufunc: Any, a: np.ndarray, axis: int, parallel: bool = True) -> np.ndarray:
     """``ufunc.reduce`` (maximum/minimum) of a 3D array over axis 0 or 1, split across threads along the kept axis."""
     nk, nj, ni = a.shape
     out = np.empty((nk if axis == 1 else nj, ni), a.dtype)
     n = out.shape[0]
     workers = os.cpu_count() or 1
-    if a.size < _PARALLEL_ABOVE or workers == 1 or n < 2:
+    if not parallel or a.size < _PARALLEL_ABOVE or workers == 1 or n < 2:
         ufunc.reduce(a, axis=axis, out=out)
         return out
     bounds = np.linspace(0, n, min(n, 2 * workers) + 1).astype(int)
@@ -516,13 +516,13 @@ def _project(ufunc: Any, a: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
-def _extremes(a: np.ndarray, need_min: bool) -> tuple[int, Optional[int]]:
-    """``(max, min)`` of the whole array (min None unless ``need_min``): flat reductions, halves on two threads."""
+def _extremes(a: np.ndarray, need_min: bool, parallel: bool = True) -> tuple[int, Optional[int]]:
+    """``(max, min)`` of the whole array (min None unless ``need_min``): flat reductions, parts on all cores."""
     def job(part: np.ndarray) -> tuple[int, Optional[int]]:
         return int(part.max()), (int(part.min()) if need_min else None)
 
     workers = os.cpu_count() or 1
-    if a.size < _PARALLEL_ABOVE or workers == 1 or a.shape[0] < 2:
+    if not parallel or a.size < _PARALLEL_ABOVE or workers == 1 or a.shape[0] < 2:
         return job(a)
     bounds = np.linspace(0, a.shape[0], min(a.shape[0], workers) + 1).astype(int)
     parts = [_pool().submit(job, a[int(s):int(e)]) for s, e in zip(bounds[:-1], bounds[1:]) if e > s]
@@ -543,19 +543,23 @@ def _nonzero_box(a: np.ndarray, hi0: np.ndarray) -> Optional[tuple[int, int, int
     is_ = np.flatnonzero(hi0.any(axis=0))
     sub = a[:, int(js[0]):int(js[-1]) + 1, int(is_[0]):int(is_[-1]) + 1]
     nk = sub.shape[0]
-    step = max(1, (1 << 20) // max(1, sub.shape[1] * sub.shape[2] * sub.dtype.itemsize))  # ~1 MiB per look
+    most = max(1, (1 << 22) // max(1, sub.shape[1] * sub.shape[2] * sub.dtype.itemsize))  # up to ~4 MiB a look
     k0 = k1 = -1
-    for s in range(0, nk, step):
+    s, step = 0, 1  # one slice first, then twice as many each time: a few slices when the ends hold voxels
+    while s < nk:
         hit = np.flatnonzero(sub[s:s + step].max(axis=(1, 2)))
         if len(hit):
             k0 = s + int(hit[0])
             break
-    for e in range(nk, k0, -step):
+        s, step = s + step, min(2 * step, most)
+    e, step = nk, 1
+    while e > k0:
         s = max(k0, e - step)
         hit = np.flatnonzero(sub[s:e].max(axis=(1, 2)))
         if len(hit):
             k1 = s + int(hit[-1])
             break
+        e, step = s, min(2 * step, most)
     return int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), k0, k1
 
 
@@ -641,8 +645,8 @@ def _ranges(vals: np.ndarray, coords: Sequence[np.ndarray], values: np.ndarray) 
     return out
 
 
-def label_summary(labels: Any, *, extents: bool = True,
-                  include_zero: bool = False) -> dict[int, Optional[tuple[int, int, int, int, int, int]]]:
+def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = False,
+                  parallel: bool = True) -> dict[int, Optional[tuple[int, int, int, int, int, int]]]:
     """``{value: (i0, i1, j0, j1, k0, k1)}`` for every value present in a 3D label array, in one sweep.
 
     No sort and no histogram of the voxels.  First the maximum (and, for signed
@@ -653,7 +657,8 @@ def label_summary(labels: Any, *, extents: bool = True,
     by at most 1 holds just those values, so only the lines where three or more
     values meet are looked at again.  0 is left out unless ``include_zero``;
     with ``extents=False`` the values map to None (presence only, fewer
-    projections).  2D arrays are one slice.
+    projections).  2D arrays are one slice.  ``parallel=False`` keeps to the calling
+    thread (for callers that already run one sweep per core, e.g. one per slab).
     """
     a = np.asarray(labels)
     if a.dtype == bool:
@@ -673,11 +678,11 @@ def label_summary(labels: Any, *, extents: bool = True,
     need_min = a.dtype.kind != "u" or include_zero
     hi0 = lo0 = None
     if extents:
-        hi0 = _project(np.maximum, a, 0)
-        lo0 = _project(np.minimum, a, 0) if need_min else None
+        hi0 = _project(np.maximum, a, 0, parallel)
+        lo0 = _project(np.minimum, a, 0, parallel) if need_min else None
         top, bottom = int(hi0.max()), (int(lo0.min()) if lo0 is not None else None)
     else:
-        top, bottom = _extremes(a, need_min)
+        top, bottom = _extremes(a, need_min, parallel)
     if top <= 1 and (bottom is None or bottom >= 0):
         present = ([0] if include_zero and bottom == 0 else []) + ([1] if top == 1 else [])
         if not extents:
@@ -689,15 +694,15 @@ def label_summary(labels: Any, *, extents: bool = True,
             out[1] = _nonzero_box(a, hi0)
         return out
     # Three or more values (or two not 0/1): per-line max and min along j, then along k.
-    hi1 = _project(np.maximum, a, 1)
-    lo1 = _project(np.minimum, a, 1)
+    hi1 = _project(np.maximum, a, 1, parallel)
+    lo1 = _project(np.minimum, a, 1, parallel)
     if not extents:
         present = _present_values(a, hi1, lo1)
         return {v: None for v in present if include_zero or v != 0}
     v1, k1, i1 = _line_table(a, 1, hi1, lo1)
     values = _sorted_unique(v1)
     present = [int(v) for v in values if include_zero or v != 0]
-    v0, j0, i0 = _line_table(a, 0, hi0, lo0 if lo0 is not None else _project(np.minimum, a, 0))
+    v0, j0, i0 = _line_table(a, 0, hi0, lo0 if lo0 is not None else _project(np.minimum, a, 0, parallel))
     kmin, kmax, imin, imax = _ranges(v1, (k1, i1), values)
     jmin, jmax = _ranges(v0, (j0,), values)
     out: dict[int, Optional[tuple[int, int, int, int, int, int]]] = {}

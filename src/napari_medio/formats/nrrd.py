@@ -548,7 +548,11 @@ def _write_array(fh: io.BufferedWriter, array: Any, encoding: str, level: int, p
     if encoding == "gzip":
         from ..core.fileio import gzip_compress_parallel
 
-        gzip_compress_parallel(_slabs(array, dtype), fh, level=level, progress=progress, total=total)
+        if isinstance(array, np.ndarray) and array.flags.c_contiguous and array.dtype == dtype and array.size:
+            chunks: Any = [memoryview(array.reshape(-1)).cast("B")]  # in memory already: one view, no slab copies
+        else:
+            chunks = _slabs(array, dtype)
+        gzip_compress_parallel(chunks, fh, level=level, progress=progress, total=total)
         return
     prog = ensure_progress(progress)
     prog.start(total)

@@ -328,24 +328,67 @@ def _planned_voxels(obj: Any) -> Optional[np.ndarray]:
 
 
 def _summaries(arr: np.ndarray) -> list[dict]:
-    """:func:`label_summary` of each layer of a 3D or layered 4D label array."""
+    """:func:`label_summary` of each layer of a 3D or layered 4D label array, on the calling thread only
+    (it runs beside the deflate workers, which have the other cores)."""
     if arr.ndim == 3:
-        return [label_summary(arr)]
-    return [label_summary(arr[layer]) for layer in range(arr.shape[0])]
+        return [label_summary(arr, parallel=False)]
+    return [label_summary(arr[layer], parallel=False) for layer in range(arr.shape[0])]
 
 
-_SUMMARY_POOL: Any = None
+_SWEEPER: Any = None
+
+
+def _sweeper() -> Any:
+    """One thread, kept for the process, for the label sweep that runs beside a compressed write."""
+    global _SWEEPER
+    if _SWEEPER is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _SWEEPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medio-seg-sweep")
+    return _SWEEPER
+
+
 #: Compressed voxels waiting for their header are kept in memory up to this size, then in a temporary file.
 _SPOOL_IN_MEMORY = 1 << 26
 
 
-def _summary_pool() -> Any:
-    global _SUMMARY_POOL
-    if _SUMMARY_POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
+class _Spool:
+    """Bytes written before the header that goes in front of them: kept as they come (no copy), in a
+    temporary file in ``folder`` once they pass ``limit`` bytes."""
 
-        _SUMMARY_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medio-seg-summary")
-    return _SUMMARY_POOL
+    def __init__(self, limit: int, folder: Path) -> None:
+        self.parts: list = []
+        self.size = 0
+        self.limit = limit
+        self.folder = folder
+        self.file: Any = None
+
+    def write(self, data: Any) -> int:
+        if self.file is None and self.size + len(data) > self.limit:
+            import tempfile
+
+            self.file = tempfile.TemporaryFile(dir=self.folder)
+            self.file.writelines(self.parts)
+            self.parts = []
+        if self.file is not None:
+            self.file.write(data)
+        else:
+            self.parts.append(data if isinstance(data, bytes) else bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def copy_to(self, fh: Any) -> None:
+        if self.file is None:
+            fh.writelines(self.parts)
+        else:
+            self.file.seek(0)
+            shutil.copyfileobj(self.file, fh, 1 << 22)
+
+    def close(self) -> None:
+        self.parts = []
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 def _disk_order(arr: Any) -> Any:
@@ -494,13 +537,12 @@ def write_segmentation_nrrd(
     """Write a Segmentation (or a label-map Volume) as a Slicer ``.seg.nrrd`` / ``.seg.nhdr``.
 
     Compressed writes of voxels held in memory overlap the two halves of the work:
-    the voxels are deflated (in parallel) while another thread sweeps them for the
-    label values and extents the header needs; the header, known last, is written
-    in front of the compressed voxels (kept in memory, or a temporary file when
-    large, until then).  Everything goes to temporary files renamed into place.
+    the voxels are deflated (on all cores) while one more thread sweeps them for
+    the label values and extents the header needs; the header, known last, is
+    written in front of the compressed voxels (kept in memory, or in a temporary
+    file when large, until then).  Everything goes to temporary files renamed
+    into place.
     """
-    import tempfile
-
     p = Path(path)
     encoding = "gzip" if compress else "raw"
     detached = p.suffix.lower() == ".nhdr"
@@ -512,13 +554,12 @@ def write_segmentation_nrrd(
         sink = None
         try:
             if planned is not None:
-                # Deflate the voxels here (progress and cancel as usual) while a second thread
-                # sweeps them; the header waits for the sweep, the data for nobody.
-                sink = open(temps[1], "w+b") if detached else tempfile.SpooledTemporaryFile(
-                    max_size=_SPOOL_IN_MEMORY, dir=p.parent)
-                sweep = _summary_pool().submit(_summaries, planned)
+                # Deflate the voxels here (on the deflate workers; progress and cancel as usual) while
+                # one more thread sweeps them. The header waits for the sweep, the data for nobody.
+                sink = open(temps[1], "wb") if detached else _Spool(_SPOOL_IN_MEMORY, p.parent)
+                sweep = _sweeper().submit(_summaries, planned)
                 _nrrd._write_array(sink, _disk_order(planned), encoding, compression_level, progress)
-                known = sweep.result()  # (after a failed or cancelled deflate the sweep just ends unused)
+                known = sweep.result()  # (after a failed or cancelled deflate the sweep ends unused)
             seg, arr, geometry, extents, offset, cropped = _layout(obj, p, known, crop_to_minimum_extent)
             reuse = sink is not None and not cropped
             dtype = np.dtype(arr.dtype)
@@ -534,8 +575,7 @@ def write_segmentation_nrrd(
                 else:
                     fh.write(header)
                     if reuse:
-                        sink.seek(0)
-                        shutil.copyfileobj(sink, fh, 1 << 22)
+                        sink.copy_to(fh)
                     else:
                         _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
             if detached and not reuse:
