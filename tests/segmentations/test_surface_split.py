@@ -79,8 +79,8 @@ def _reference(poly, labels, method, matrix):
 
 def _same(a: dict, b: dict) -> None:
     assert list(a) == list(b)
-    for lab in a:
-        for x, y in zip(a[lab], b[lab]):
+    for lab, arrays in a.items():
+        for x, y in zip(arrays, b[lab]):
             assert x.dtype == y.dtype and x.shape == y.shape
             assert np.array_equal(x, y), lab
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["select_faces", "segment_meshes"]
+__all__ = ["segment_meshes", "select_faces"]
 
 # Lowest set bit -> its index, by a de Bruijn sequence (no count-trailing-zeros in numba).
 _DEBRUIJN_MUL = np.uint64(0x03F79D71B4CB0A89)
