@@ -361,7 +361,8 @@ def test_listener_with_storescu_both_backends(tmp_path, ct_series):
 
 
 def test_listener_survives_malformed_clients(tmp_path):
-    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path, host="127.0.0.1") as listener:
+    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path, host="127.0.0.1",
+                         backend="medio") as listener:
         port = listener.port
         # garbage instead of an A-ASSOCIATE-RQ: aborted (unrecognised PDU)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -390,7 +391,8 @@ def test_listener_survives_malformed_clients(tmp_path):
 def test_listener_negotiation(tmp_path):
     """Each context gets the first transfer syntax of the listener's preference the requestor offers, else the
     first it offers (stored as received); non-storage classes are refused."""
-    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path, host="127.0.0.1") as listener:
+    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path, host="127.0.0.1",
+                         backend="medio") as listener:
         contexts = [(1, CT, ["1.2.840.10008.1.2.2", IMPLICIT_LE, EXPLICIT_LE]), (3, CT, ["1.2.3.4.5.6.7"]),
                     (5, dimse.FIND_STUDY_ROOT, [IMPLICIT_LE]), (7, dimse.VERIFICATION, [IMPLICIT_LE])]
         with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as s:
@@ -408,6 +410,18 @@ def test_listener_negotiation(tmp_path):
     assert info.contexts[1] == (0, first)
     assert info.contexts[3] == (0, "1.2.3.4.5.6.7")
     assert info.contexts[5][0] == 3 and info.contexts[7] == (0, IMPLICIT_LE)
+
+
+def test_backend_choice(monkeypatch):
+    from napari_medio.dicom.network import _dimse_backend
+
+    monkeypatch.delenv("NAPARI_MEDIO_DIMSE", raising=False)
+    assert _dimse_backend() == "medio" and DimseClient(DicomNode("A", "h", 1)).backend == "medio"
+    monkeypatch.setenv("NAPARI_MEDIO_DIMSE", "pynetdicom")
+    assert DimseClient(DicomNode("A", "h", 1)).backend == "pynetdicom"
+    assert StorageListener(folder=".", backend="medio").backend == "medio"
+    with pytest.raises(PacsError, match="DIMSE backend must be"):
+        DimseClient(DicomNode("A", "h", 1), backend="dcmtk")
 
 
 # -- against Orthanc -----------------------------------------------------------------------------------------
@@ -447,7 +461,8 @@ def test_get_and_move_both_backends_identical(orthanc, loaded, tmp_path):
 
 @pytest.mark.parametrize("max_pdu", [4097, 16383])
 def test_get_with_odd_max_pdu(orthanc, loaded, tmp_path, max_pdu):
-    result = DimseClient(orthanc.node(), max_pdu=max_pdu).retrieve(loaded["study"], dest=tmp_path / "a")
+    lean = DimseClient(orthanc.node(), max_pdu=max_pdu, backend="medio")
+    result = lean.retrieve(loaded["study"], dest=tmp_path / "a")
     assert result.completed == 93
     ref = DimseClient(orthanc.node(), backend="pynetdicom").retrieve(loaded["study"], dest=tmp_path / "b")
     assert ref.completed == 93
@@ -456,7 +471,7 @@ def test_get_with_odd_max_pdu(orthanc, loaded, tmp_path, max_pdu):
 
 def test_lean_listener_receives_from_orthanc(orthanc, loaded, tmp_path):
     with StorageListener(ae_title="MEDIO", port=orthanc.move_port, folder=tmp_path / "in",
-                         host="127.0.0.1") as lst:
+                         host="127.0.0.1", backend="medio") as lst:
         orthanc_id = orthanc.rest("POST", "/tools/lookup", data=loaded["series"])[0]["ID"]
         orthanc.rest("POST", "/modalities/medio/store", json={"Resources": [orthanc_id], "Synchronous": True})
         assert len(lst.received) == 93 and not lst.errors
@@ -470,7 +485,7 @@ def test_cancel_lean(orthanc, loaded, tmp_path, method):
         calls["n"] = done
 
     with pytest.raises(CancelledError):
-        DimseClient(orthanc.node()).retrieve(loaded["study"], dest=tmp_path, method=method,
+        DimseClient(orthanc.node(), backend="medio").retrieve(loaded["study"], dest=tmp_path, method=method,
                                              move_port=orthanc.move_port, progress=progress,
                                              cancel=lambda: calls["n"] >= 5)
     got = list(tmp_path.glob("*.dcm"))
@@ -482,12 +497,13 @@ def test_cancel_lean(orthanc, loaded, tmp_path, method):
 
 def test_lean_association_faults(orthanc, loaded, tmp_path):
     with pytest.raises(PacsError, match="connection refused"):
-        DimseClient(DicomNode("ORTHANC", "127.0.0.1", free_port())).retrieve(loaded["study"], dest=tmp_path)
+        nobody = DimseClient(DicomNode("ORTHANC", "127.0.0.1", free_port()), backend="medio")
+        nobody.retrieve(loaded["study"], dest=tmp_path)
     with pytest.raises(PacsError, match="rejected the association: Called AE title not recognised"):
         wrong = DicomNode("WRONG", "127.0.0.1", orthanc.dicom_port)
-        DimseClient(wrong).retrieve(loaded["study"], dest=tmp_path)
+        DimseClient(wrong, backend="medio").retrieve(loaded["study"], dest=tmp_path)
     with pytest.raises(PacsError, match="aborted the association.*'STRANGER' a known modality"):
-        stranger = DimseClient(orthanc.node(), calling_ae="STRANGER")
+        stranger = DimseClient(orthanc.node(), calling_ae="STRANGER", backend="medio")
         stranger.retrieve(loaded["study"], dest=tmp_path, method="move", move_port=free_port())
     assert not list(tmp_path.iterdir())
 
@@ -514,16 +530,17 @@ def test_server_killed_mid_retrieve_lean(tmp_path, method):
                 server.kill()
 
         with pytest.raises(PacsError, match="stopped after") as info:
-            DimseClient(server.node(), timeout=10).retrieve(study, series, dest=tmp_path / "in",
-                                                            method=method, move_port=server.move_port,
-                                                            progress=progress)
+            client = DimseClient(server.node(), timeout=10, backend="medio")
+            client.retrieve(study, series, dest=tmp_path / "in", method=method, move_port=server.move_port,
+                            progress=progress)
         assert "retrieving again completes the study" in str(info.value)
         got = list((tmp_path / "in").glob("*.dcm"))
         assert 10 <= len(got) < 60 and not list((tmp_path / "in").glob(".medio-*"))
         restarted = start_orthanc(tmp_path / "orthanc")
         try:
-            result = DimseClient(restarted.node()).retrieve(study, series, dest=tmp_path / "in",
-                                                            method=method, move_port=restarted.move_port)
+            client = DimseClient(restarted.node(), backend="medio")
+            result = client.retrieve(study, series, dest=tmp_path / "in", method=method,
+                                     move_port=restarted.move_port)
             assert result.completed == 60
         finally:
             restarted.stop()
@@ -584,7 +601,7 @@ def test_fake_pacs_malformed_mid_get(tmp_path, monkeypatch):
     pacs = _FakePacs(script)
     monkeypatch.setattr(DimseClient, "_study_sop_classes_lean", lambda self, study: [CT])
     with pytest.raises(PacsError, match="malformed data .*unrecognised PDU type 0x09.*kept"):
-        DimseClient(pacs.node()).retrieve("1.2.3", dest=tmp_path)
+        DimseClient(pacs.node(), backend="medio").retrieve("1.2.3", dest=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["1.2.3.1.dcm"]
 
 
@@ -600,7 +617,7 @@ def test_fake_pacs_aborts_mid_data_set(tmp_path, monkeypatch):
     pacs = _FakePacs(script)
     monkeypatch.setattr(DimseClient, "_study_sop_classes_lean", lambda self, study: [CT])
     with pytest.raises(PacsError, match="stopped after 1 instance.*aborted"):
-        DimseClient(pacs.node()).retrieve("1.2.3", dest=tmp_path)
+        DimseClient(pacs.node(), backend="medio").retrieve("1.2.3", dest=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["1.2.3.1.dcm"]
 
 
@@ -620,7 +637,7 @@ def test_fake_pacs_final_status_and_counts(tmp_path, monkeypatch):
     pacs = _FakePacs(script)
     monkeypatch.setattr(DimseClient, "_study_sop_classes_lean", lambda self, study: [CT])
     progress = []
-    result = DimseClient(pacs.node()).retrieve("1.2.3", dest=tmp_path,
+    result = DimseClient(pacs.node(), backend="medio").retrieve("1.2.3", dest=tmp_path,
                                                progress=lambda d, t: progress.append((d, t)))
     assert result.completed == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1.2.3.1.dcm", "1.2.3.2.dcm"]
