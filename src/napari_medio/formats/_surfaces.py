@@ -105,7 +105,7 @@ def _kernel() -> Any:
     if _KERNEL is None:
         try:
             from ._surface_kernel import segment_meshes, select_faces
-        except ImportError:  # numba missing (or not importable with this numpy)
+        except Exception:  # numba missing, not importable with this numpy, or no writable cache
             _KERNEL = False
         else:
             _KERNEL = (select_faces, segment_meshes)
