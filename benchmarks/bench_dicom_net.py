@@ -7,8 +7,14 @@ Starts its own Orthanc (tests/dicom_net/conftest.py: temporary config and storag
 free loopback ports), uploads a generated series (exported by napari-medio), then
 times each retrieve into an empty folder, ``--repeat`` interleaved rounds of all tools (so a burst of
 load from elsewhere on the machine hits every tool), best round per tool.  Throughput is instances per
-second; "ratio" is napari-medio's throughput over dcmtk's; "CPU s" is the CPU time of that best run
-(napari-medio's process, or the dcmtk tool).
+second; "ratio" is napari-medio's throughput over dcmtk's (getscu for C-GET and WADO-RS, movescu for
+C-MOVE); "CPU s" is the CPU time of that best run (napari-medio's process, or the dcmtk tool / curl).
+
+Tools: dcmtk getscu and movescu; napari-medio's C-GET and C-MOVE on its own DIMSE receive path
+(dicom/dimse.py, the default) and on pynetdicom (``backend="pynetdicom"``); napari-medio's WADO-RS
+(streaming multipart reader, dicom/_wado.py) and, for comparison, the previous WADO-RS path
+(dicomweb-client's multipart decoder, pydicom for each part's UID, one write per part); and curl
+fetching the same WADO-RS URL into one file and into /dev/null (the server's own pace: the floor).
 """
 from __future__ import annotations
 
@@ -38,6 +44,30 @@ def make_series(folder: Path, slices: int, size: int) -> list[Path]:
     vol = Volume(arr, Geometry([0.7, 0.7, 1.0], [-180.0, -180.0, 0.0], np.eye(3)), name="bench")
     return export_volume(vol, folder, ExportTags(patient_id="BENCH", patient_name="Bench^Mark", modality="CT",
                                                  series_description="bench"))
+
+
+def previous_wado_retrieve(web, url: str, accept: str, folder: Path) -> int:
+    """napari-medio's WADO-RS retrieve before dicom/_wado.py: dicomweb-client's streamed multipart decoder,
+    pydicom for each part's SOP Instance UID, then one atomic write per part."""
+    import io
+    import uuid
+
+    import pydicom
+
+    client = web.client
+    response = client._session.get(url, headers={"Accept": accept}, stream=True, timeout=60)
+    response.raise_for_status()
+    n = 0
+    for data in client._decode_multipart_message(response, stream=True):
+        ds = pydicom.dcmread(io.BytesIO(bytes(data)), stop_before_pixels=True,
+                             specific_tags=["SOPInstanceUID"], force=True)
+        uid = str(ds.get("SOPInstanceUID") or ds.file_meta.MediaStorageSOPInstanceUID)
+        tmp = folder / f".medio-{uuid.uuid4().hex[:12]}-{uid}.dcm.part"
+        with open(tmp, "wb") as fh:
+            fh.write(bytes(data))
+        os.replace(tmp, folder / f"{uid}.dcm")
+        n += 1
+    return n
 
 
 def timed(fn, folder: Path) -> tuple[float, float]:
@@ -93,25 +123,42 @@ def main(argv=None) -> int:
                            check=True, env=env, capture_output=True)
             assert len(list(folder.glob("*"))) == args.slices
 
-        def medio_get(folder):
-            r = client.retrieve(study, series, dest=folder)
+        lean, pynet = DimseClient(node, backend="medio"), DimseClient(node, backend="pynetdicom")
+
+        def medio_get(folder, c=lean):
+            r = c.retrieve(study, series, dest=folder)
             assert r.completed == args.slices, r.to_dict()
 
-        def medio_move(folder):
-            r = client.retrieve(study, series, dest=folder, method="move", move_port=server.move_port)
+        def medio_move(folder, c=lean):
+            r = c.retrieve(study, series, dest=folder, method="move", move_port=server.move_port)
             assert r.completed == args.slices, r.to_dict()
 
         web = DicomWebClient(DicomWebServer(server.dicomweb))
+        url = f"{server.dicomweb}/studies/{study}/series/{series}"
+        accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 
         def medio_wado(folder):
             r = web.retrieve(study, series, dest=folder)
             assert r.completed == args.slices, r.to_dict()
 
+        def previous_wado(folder):
+            assert previous_wado_retrieve(web, url, accept, folder) == args.slices
+
+        def curl(target):
+            def run(folder):
+                out = str(folder / "series.multipart") if target == "file" else "/dev/null"
+                subprocess.run(["curl", "-sf", "-H", f"Accept: {accept}", "-o", out, url], check=True)
+            return run
+
         tools = [("dcmtk getscu (C-GET)", getscu), ("napari-medio C-GET", medio_get),
+                 ("napari-medio C-GET (pynetdicom)", lambda f: medio_get(f, pynet)),
                  ("dcmtk movescu (C-MOVE)", movescu), ("napari-medio C-MOVE", medio_move),
-                 ("napari-medio WADO-RS", medio_wado)]
+                 ("napari-medio C-MOVE (pynetdicom)", lambda f: medio_move(f, pynet)),
+                 ("napari-medio WADO-RS", medio_wado), ("WADO-RS previous (dicomweb-client)", previous_wado),
+                 ("curl WADO-RS -> one file", curl("file")), ("curl WADO-RS -> /dev/null", curl("null"))]
         runs: dict = {name: [] for name, _ in tools}
-        load = os.getloadavg()[0]
+        load3 = os.getloadavg()
+        load = load3[0]
         for _ in range(args.repeat):  # interleaved rounds: a burst of load on the machine hits every tool
             for name, fn in tools:
                 runs[name].append(timed(fn, tmp / "out"))
@@ -123,17 +170,20 @@ def main(argv=None) -> int:
                           "all_seconds": [round(w, 2) for w, _ in runs[name]]}
         ref_get = rows["dcmtk getscu (C-GET)"]["instances_per_s"]
         ref_move = rows["dcmtk movescu (C-MOVE)"]["instances_per_s"]
-        rows["napari-medio C-GET"]["ratio"] = round(rows["napari-medio C-GET"]["instances_per_s"] / ref_get, 2)
-        rows["napari-medio C-MOVE"]["ratio"] = round(rows["napari-medio C-MOVE"]["instances_per_s"] / ref_move, 2)
-        rows["napari-medio WADO-RS"]["ratio"] = round(rows["napari-medio WADO-RS"]["instances_per_s"] / ref_get, 2)
+        for name in rows:
+            if "C-MOVE" in name and not name.startswith("dcmtk"):
+                rows[name]["ratio"] = round(rows[name]["instances_per_s"] / ref_move, 2)
+            elif not name.startswith("dcmtk"):
+                rows[name]["ratio"] = round(rows[name]["instances_per_s"] / ref_get, 2)
         result = {"slices": args.slices, "size": args.size, "MB": round(mb, 1), "repeat": args.repeat,
                   "cpus": os.cpu_count(), "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
-                  "results": rows}
+                  "loadavg_1_5_15_before": [round(x, 2) for x in load3],
+                  "loadavg_1_5_15_after": [round(x, 2) for x in os.getloadavg()], "results": rows}
         print(f"{args.slices} slices of {args.size}x{args.size} int16 ({mb:.0f} MB), best of {args.repeat} "
               f"interleaved rounds; {os.cpu_count()} CPUs, load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
-        print(f"{'tool':28s} {'s':>7s} {'inst/s':>8s} {'MB/s':>7s} {'CPU s':>6s} {'ratio':>6s}  all runs (s)")
+        print(f"{'tool':36s} {'s':>7s} {'inst/s':>8s} {'MB/s':>7s} {'CPU s':>6s} {'ratio':>6s}  all runs (s)")
         for name, r in rows.items():
-            print(f"{name:28s} {r['seconds']:7.2f} {r['instances_per_s']:8.1f} {r['MB_per_s']:7.1f} "
+            print(f"{name:36s} {r['seconds']:7.2f} {r['instances_per_s']:8.1f} {r['MB_per_s']:7.1f} "
                   f"{r['cpu_s']:6.2f} {r.get('ratio', ''):>6}  {' '.join(f'{x:.2f}' for x in r['all_seconds'])}")
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))

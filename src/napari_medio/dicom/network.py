@@ -1,4 +1,4 @@
-"""PACS access: DIMSE (C-ECHO, C-FIND, C-GET, C-MOVE, C-STORE with pynetdicom) and DICOMweb (QIDO, WADO, STOW).
+"""PACS access: DIMSE (C-ECHO, C-FIND, C-GET, C-MOVE, C-STORE) and DICOMweb (QIDO, WADO, STOW).
 
 One API for the browser's PACS panel and ``medio dicom query|retrieve|send|listen``:
 
@@ -18,18 +18,35 @@ Faults become :class:`PacsError` (a :class:`~napari_medio.core.errors.MedioError
 with one clear sentence: connection refused, association rejected (wrong AE title),
 server stopped mid-transfer, failed sub-operations, malformed responses.
 
-DIMSE speed (see "pynetdicom tuning" below and docs/performance.md): received data sets are
-written with a hand-encoded File Meta header and never decoded; C-GET proposes only the study's
-SOP classes (SOP Classes in Study, one C-FIND) instead of 127 x 45 presentation contexts, and the
-C-MOVE destination supports only those; pynetdicom's per-message log handlers are off unless its
-debug log is on.  pynetdicom 3.0's reactors poll with 1 ms sleeps and have no public knob for
-it, so each association we make or accept is switched to an event-driven reactor by small
-subclasses (socket, DUL thread ``run``, association), swapped in before the association's
-threads start.  They are used only with pynetdicom 3.0.x, and ``NAPARI_MEDIO_DIMSE_EVENTS=0``
-turns them off.  The faster round trips expose a race in pynetdicom's reactor pause (a C-STORE
-response taken by the idle association reactor, then a DIMSE timeout while sending: why the
-earlier "no sleep" experiment timed out against Orthanc); the association subclass hands such a
-response back to the waiting operation.
+Receiving (C-GET, C-MOVE and the listener) has two DIMSE backends, chosen by ``backend=`` on
+:class:`DimseClient` / :class:`StorageListener` or by ``$NAPARI_MEDIO_DIMSE``:
+
+* ``"medio"`` (default): :mod:`napari_medio.dicom.dimse`, a lean upper layer and DIMSE written
+  for this (one socket per association, hand-coded command sets, each data set streamed from the
+  receive buffer into its file behind a hand-encoded File Meta header).  pynetdicom spends about
+  4 ms of Python per received instance; this path spends a few hundred microseconds and retrieves
+  faster than dcmtk's getscu/movescu (docs/performance.md, "DICOM network").  C-GET proposes the
+  same presentation contexts as the pynetdicom path (the study's SOP Classes in Study, from one
+  C-FIND, else 127 common storage classes, with every transfer syntax and the SCP role), so the
+  server sends the same bytes and the files are identical (tested);
+* ``"pynetdicom"``: pynetdicom with the tuning below.
+
+C-FIND, C-ECHO and C-STORE (send) always use pynetdicom: one message per instance sent or found,
+not the bottleneck.  WADO-RS retrieves stream the multipart answer into files with
+:mod:`napari_medio.dicom._wado` (dicomweb-client's session, not its decoder); QIDO and STOW use
+dicomweb-client.
+
+pynetdicom tuning (the ``"pynetdicom"`` backend, and C-FIND/C-ECHO/C-STORE): received data sets are
+written with the hand-encoded File Meta header and never decoded; C-GET proposes only the study's
+SOP classes instead of 127 x 45 presentation contexts, and the C-MOVE destination supports only
+those; pynetdicom's per-message log handlers are off unless its debug log is on.  pynetdicom 3.0's
+reactors poll with 1 ms sleeps and have no public knob for it, so each association we make or
+accept is switched to an event-driven reactor by small subclasses (socket, DUL thread ``run``,
+association), swapped in before the association's threads start.  They are used only with
+pynetdicom 3.0.x, and ``NAPARI_MEDIO_DIMSE_EVENTS=0`` turns them off.  The faster round trips expose
+a race in pynetdicom's reactor pause (a C-STORE response taken by the idle association reactor,
+then a DIMSE timeout while sending); the association subclass hands such a response back to the
+waiting operation.
 """
 from __future__ import annotations
 
