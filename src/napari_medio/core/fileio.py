@@ -211,6 +211,7 @@ def _settle(futures) -> None:
 
 
 _GZIP_BLOCK = 1 << 22  # 4 MiB of input per parallel deflate job
+_IN_FLIGHT = 8  # blocks queued for the deflate workers at most (32 MiB of input)
 _INDEX_MAGIC = b"MEDIOIDX"
 _INDEX_SUBFIELD = b"MI"
 _INDEX_MAX_BLOCKS = 8000  # keeps the index inside one 64 KiB gzip extra field
@@ -303,7 +304,7 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
                 if combine is None:
                     crc = crc32(block, crc)
                 written += len(block)
-                while len(pending) > 2 * workers:
+                while len(pending) > max(2 * workers, _IN_FLIGHT):  # bounded memory, few pipeline stalls
                     fut, n = pending.pop(0)
                     drain(fut, n)
                     prog.advance(n)
@@ -398,7 +399,7 @@ def _libdeflate():
 
 
 def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None" = None, *,
-              progress: Any = None, threads: "int | None" = None, watch: Any = None):
+              progress: Any = None, threads: "int | None" = None):
     """Inflate the gzip data starting at byte ``offset`` of ``path`` into a writable NumPy uint8 array.
 
     The fastest route the file allows, voxels bit for bit the same, always
@@ -410,17 +411,12 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
     * any other gzip of known ``size`` (expected output bytes) is inflated in one
       libdeflate call when holding its compressed bytes costs little memory (up
       to :data:`STREAM_ABOVE` output bytes, or compressed data at most 1/8 of the
-      output, as label maps are), unless ``watch`` asks for pieces;
+      output, as label maps are);
     * otherwise it streams through zlib-ng in 4 MiB pieces into the array while a
       helper thread reads the file ahead (memory = the output; progress and
       cancel between pieces); without zlib-ng, or with unknown size, through isal.
 
-    ``watch(out, done)`` (optional) is called, in order, each time the first
-    ``done`` bytes of ``out`` (the array being filled, finally returned or
-    trimmed) are final -- a caller can work on the finished part while the rest
-    inflates.  Calls come from the inflating thread; an exception from ``watch``
-    stops the read.  All gzip members are read.  Raises ``ValueError`` on corrupt
-    or truncated data.
+    All gzip members are read.  Raises ``ValueError`` on corrupt or truncated data.
     """
     import numpy as np
 
@@ -430,13 +426,13 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
     prog = ensure_progress(progress)
     idx = gzip_index(path, offset)
     if idx is not None:
-        return _read_indexed(path, idx, prog, threads, watch)
+        return _read_indexed(path, idx, prog, threads)
     if size is None or size <= 0:
         return _read_streaming(path, offset, size, prog)
     compressed = max(0, os.path.getsize(path) - offset)
     native = _inflate.libdeflate()
     one_call = size <= STREAM_ABOVE or compressed <= size // 8
-    if one_call and watch is None and native is not None:
+    if one_call and native is not None:
         prog.start(size)
         out = np.empty(size, dtype=np.uint8)
         raw = np.empty(max(compressed, 1), dtype=np.uint8)
@@ -451,7 +447,7 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
             prog.advance(size)
             return out
         del raw, out
-    elif one_call and watch is None and native is None and _libdeflate() is not None:
+    elif one_call and native is None and _libdeflate() is not None:
         prog.start(size)
         with open(path, "rb") as fh:
             fh.seek(offset)
@@ -473,8 +469,6 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
         def on_piece(done: int) -> None:
             prog.advance(done - state["done"])
             state["done"] = done
-            if watch is not None:
-                watch(out, done)
 
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
@@ -485,10 +479,10 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
             os.close(fd)
         if n >= 0:
             return out if n == size else out[:n]
-    return _read_streaming(path, offset, size, prog, watch)
+    return _read_streaming(path, offset, size, prog)
 
 
-def _read_indexed(path, idx: dict, prog, threads: "int | None", watch: Any = None):
+def _read_indexed(path, idx: dict, prog, threads: "int | None"):
     import numpy as np
 
     from . import _inflate
@@ -531,13 +525,8 @@ def _read_indexed(path, idx: dict, prog, threads: "int | None", watch: Any = Non
         with _worker_pool(workers) as pool:
             futures = [pool.submit(inflate, e) for e in range(len(idx["blocks"]))]
             try:
-                done = 0
                 for fut in futures:
-                    n = fut.result()
-                    done += n
-                    prog.advance(n)
-                    if watch is not None:
-                        watch(out, done)
+                    prog.advance(fut.result())
             except BaseException:
                 for fut in futures:
                     fut.cancel()
@@ -554,7 +543,7 @@ def _pread(path, pos: int, n: int) -> bytes:  # pragma: no cover - platforms wit
         return fh.read(n)
 
 
-def _read_streaming(path, offset: int, size: "int | None", prog, watch: Any = None):
+def _read_streaming(path, offset: int, size: "int | None", prog):
     """Chunked inflate of every member into a preallocated (grown when needed) array (isal/zlib-ng/zlib)."""
     import numpy as np
 
@@ -601,6 +590,4 @@ def _read_streaming(path, offset: int, size: "int | None", prog, watch: Any = No
                 out[pos:pos + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
                 pos += len(piece)
                 prog.advance(len(piece))
-                if watch is not None:
-                    watch(out, pos)
     return out[:pos] if pos != out.size else out
