@@ -107,3 +107,50 @@ def test_wado_files_are_orthancs_files(orthanc, ct_series, tmp_path):
     again = web.retrieve(str(ds.StudyInstanceUID), dest=tmp_path / "study")
     assert again.completed == 93
     assert DimseClient(orthanc.node()).query("STUDY", StudyInstanceUID=str(ds.StudyInstanceUID))
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_chunked_and_gzipped_answer(tmp_path, ct_series, gzipped):
+    """Servers other than Orthanc answer with chunked transfer coding, some gzip it: the reader gets the body
+    decoded either way."""
+    import gzip
+    import http.server
+    import threading
+
+    parts = _parts(ct_series, 5)
+    body = _body(parts, boundary=b"B")
+    data = gzip.compress(body) if gzipped else body
+
+    class Chunked(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802
+            if not self.path.endswith("/series/1.2.3"):  # QIDO: nothing known
+                self.send_response(200)
+                self.send_header("Content-Type", "application/dicom+json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"[]")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", 'multipart/related; type="application/dicom"; boundary=B')
+            self.send_header("Transfer-Encoding", "chunked")
+            if gzipped:
+                self.send_header("Content-Encoding", "gzip")
+            self.end_headers()
+            for i in range(0, len(data), 7777):
+                self.wfile.write(b"%x\r\n" % len(data[i:i + 7777]) + data[i:i + 7777] + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Chunked)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        web = DicomWebClient(DicomWebServer(f"http://127.0.0.1:{httpd.server_address[1]}/dicom-web"))
+        result = web.retrieve("1.2", "1.2.3", dest=tmp_path)
+    finally:
+        httpd.shutdown()
+    assert result.completed == 5
+    assert sorted(p.read_bytes() for p in tmp_path.iterdir()) == sorted(parts)
