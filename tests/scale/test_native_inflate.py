@@ -167,3 +167,26 @@ def test_chunk_reader_reads_everything_in_order(tmp_path):
     finally:
         os.close(fd)
     assert b"".join(got) == data
+
+
+@pytest.mark.parametrize("works", [True, False])
+def test_output_pages_faulted_in_on_a_helper_thread(tmp_path, monkeypatch, works):
+    data = _data()
+    p = tmp_path / "p.gz"
+    p.write_bytes(_gz(data))
+    monkeypatch.setattr(_inflate, "_PREFAULT_ABOVE", 1)
+    calls = []
+    real = _inflate._madvise()
+    if real is None:
+        pytest.skip("no madvise here")
+
+    def madvise(addr, n, advice):
+        calls.append(n)
+        return real(addr, n, advice) if works else -1  # -1: e.g. EINVAL on kernels before 5.14
+
+    monkeypatch.setitem(_inflate._CACHE, "madvise", madvise)
+    before = threading.active_count()
+    for stream_above in (1 << 26, 10):
+        monkeypatch.setattr(fileio, "STREAM_ABOVE", stream_above)
+        assert fileio.gzip_read(p, 0, len(data)).tobytes() == data
+    assert calls and threading.active_count() == before

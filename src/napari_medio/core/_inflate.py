@@ -29,13 +29,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 import threading
 import zlib
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-__all__ = ["libdeflate", "zng", "Overflow"]
+__all__ = ["libdeflate", "zng", "Overflow", "prefault"]
 
 _LOCK = threading.Lock()
 _CACHE: dict[str, Any] = {}
@@ -47,6 +48,54 @@ class Overflow(ValueError):
 
 def _addr(buf: np.ndarray) -> int:
     return buf.__array_interface__["data"][0]
+
+
+# -- page faults of a fresh output array, taken on another core -------------------------------
+_MADV_POPULATE_WRITE = 23  # Linux >= 5.14: fault pages in as a write would, without writing
+_PREFAULT_ABOVE = 1 << 23  # smaller arrays fault in quickly enough on their own
+
+
+def _madvise() -> Any:
+    if "madvise" not in _CACHE:
+        fn = None
+        if os.name == "posix":
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).madvise
+                fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
+            except (OSError, AttributeError):
+                fn = None
+        _CACHE["madvise"] = fn
+    return _CACHE["madvise"]
+
+
+def prefault(out: np.ndarray) -> Optional[threading.Thread]:
+    """Fault in the pages of a fresh (``np.empty``) array on a helper thread; join it when done.
+
+    The kernel zeroes each new page on first touch; for an 80 MB array that is a
+    fifth of libdeflate's inflate time.  ``MADV_POPULATE_WRITE`` does it ahead of
+    the inflater on the other core and never changes the contents, so the two
+    cannot race.  None where the system lacks it (the inflater then faults the
+    pages in itself, as before).
+    """
+    if out.nbytes < _PREFAULT_ABOVE or not sys.platform.startswith("linux"):
+        return None
+    with _LOCK:
+        fn = _madvise()
+    if fn is None:
+        return None
+    page = 4096
+    start = (_addr(out) + page - 1) // page * page
+    end = (_addr(out) + out.nbytes) // page * page
+
+    def run() -> None:
+        step = 1 << 23
+        for s in range(start, end, step):
+            if fn(s, min(step, end - s), _MADV_POPULATE_WRITE) != 0:
+                return  # not supported here (EINVAL): nothing lost
+
+    th = threading.Thread(target=run, name="medio-prefault", daemon=True)
+    th.start()
+    return th
 
 
 # -- libdeflate ------------------------------------------------------------------------------

@@ -435,11 +435,16 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
     if one_call and native is not None:
         prog.start(size)
         out = np.empty(size, dtype=np.uint8)
-        raw = np.empty(max(compressed, 1), dtype=np.uint8)
-        with open(path, "rb", buffering=0) as fh:
-            fh.seek(offset)
-            got = fh.readinto(memoryview(raw)[:compressed]) or 0
-        status, used, n = native.gzip(memoryview(raw)[:got], out)
+        faulting = _inflate.prefault(out)
+        try:
+            raw = np.empty(max(compressed, 1), dtype=np.uint8)
+            with open(path, "rb", buffering=0) as fh:
+                fh.seek(offset)
+                got = fh.readinto(memoryview(raw)[:compressed]) or 0
+            status, used, n = native.gzip(memoryview(raw)[:got], out)
+        finally:
+            if faulting is not None:
+                faulting.join()
         # libdeflate reads the first member: accept it when it fills the output and ends the data,
         # else let the streamer read every member / report truncation or corruption.
         if status == native.SUCCESS and n == size and used == got:
@@ -470,6 +475,7 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
             prog.advance(done - state["done"])
             state["done"] = done
 
+        faulting = _inflate.prefault(out)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
             n = streamer.inflate_file(fd, offset, out, on_piece=on_piece)
@@ -477,6 +483,8 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: "int | None
             n = -1  # more data than expected: the streamer below grows its array
         finally:
             os.close(fd)
+            if faulting is not None:
+                faulting.join()
         if n >= 0:
             return out if n == size else out[:n]
     return _read_streaming(path, offset, size, prog)
