@@ -65,3 +65,42 @@ def test_label_summary_on_views_and_2d():
         assert label_summary(view) == _reference(np.ascontiguousarray(view), False)
     sl = a[9]
     assert label_summary(sl) == _reference(sl[np.newaxis], False)
+
+
+def _organs(shape=(30, 40, 50), n=25, dtype=np.uint16, step=1, seed=2) -> np.ndarray:
+    """Overlapping ellipsoids with label values ``step, 2*step, ...``: lines cross several labels."""
+    rng = np.random.default_rng(seed)
+    a = np.zeros(shape, dtype)
+    zz, yy, xx = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    for v in range(1, n + 1):
+        c = rng.uniform(0, 1, 3) * np.array(shape)
+        r = rng.uniform(2, 9, 3)
+        a[((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2 <= 1] = v * step
+    return a
+
+
+@pytest.mark.parametrize("peels", [0, 1, 4])
+@pytest.mark.parametrize("kind", ["organs", "organs int32 wide span", "organs signed", "multi", "wide"])
+def test_multi_label_paths_match_reference(monkeypatch, peels, kind):
+    monkeypatch.setattr(segm, "_PEELS", peels)  # 0: every wide line counted at once
+    monkeypatch.setattr(segm, "_PARALLEL_ABOVE", 16)  # several slabs on the pool
+    a = {"organs": _organs(), "organs int32 wide span": _organs(dtype=np.int32, step=100_003),
+         "organs signed": (_organs(dtype=np.int16) - 7), "multi": _cases()["multi"], "wide": _cases()["wide"]}[kind]
+    ref_all = _reference(a, True)
+    assert label_summary(a, include_zero=True) == ref_all
+    assert label_summary(a) == {v: b for v, b in ref_all.items() if v != 0}
+    assert label_summary(a, extents=False) == {v: None for v in ref_all if v != 0}
+    assert label_summary(a, parallel=False) == label_summary(a, parallel="values") == label_summary(a)
+
+
+def test_slabs_of_few_slices_and_small_pieces(monkeypatch):
+    a = _organs(shape=(9, 64, 70), n=40)
+    ref = _reference(a, False)
+    monkeypatch.setattr(segm, "_PARALLEL_ABOVE", 16)
+    assert label_summary(a) == ref
+    monkeypatch.setattr(segm, "_PIECE", 1)  # one wide line a piece: the piece loop and its "noisy" switch
+    for peels in (0, 1, 2):
+        monkeypatch.setattr(segm, "_PEELS", peels)
+        assert label_summary(a) == ref and label_summary(a, extents=False) == {v: None for v in ref}
+    noise = np.random.default_rng(0).integers(0, 30, (5, 20, 24)).astype(np.uint8)
+    assert label_summary(noise) == _reference(noise, False)

@@ -563,44 +563,88 @@ def _nonzero_box(a: np.ndarray, hi0: np.ndarray) -> Optional[tuple[int, int, int
     return int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), k0, k1
 
 
-def _line_table(a: np.ndarray, axis: int, hi: np.ndarray, lo: Optional[np.ndarray]) -> tuple:
-    """Every (value, c0, c1) such that ``value`` occurs on the line of ``a`` along ``axis`` at projection cell (c0, c1).
+#: Rounds of peeling (next value below the last one found) on lines with more values, before the
+#: values left on the lines still unfinished are counted instead (noise-like data).
+_PEELS = 4
+_PIECE = 1 << 19  # bytes of wide lines gathered at a time (stays in the cache)
 
-    A line whose max and min differ by at most 1 holds exactly those one or two values;
-    only the other ("wide") lines are read again, and only they.  ``lo=None`` means a
-    0/1 array: the table lists the lines that hold 1.
+
+def _slab_line_values(S: np.ndarray, axis: int, presence: bool = False) -> tuple:
+    """Every ``(value, k, c)`` such that ``value`` lies on the line of slab ``S`` along ``axis``.
+
+    ``axis`` 2: lines along i (rows), ``c`` is j; ``axis`` 1: lines along j, ``c`` is i;
+    ``k`` indexes the slab's slices.  A line's max and min are on it; a line whose
+    max and min differ by at most 1 holds nothing else.  Only the other ("wide")
+    lines are gathered from the slab (in the cache), about 512 KiB at a time, and
+    peeled: the largest value below the last one found, until what is left lies
+    between two neighbouring values.  Lines that still hold more values after
+    :data:`_PEELS` rounds -- or, in noise-like data, most lines after the first --
+    have their values counted instead.  With ``presence`` only the values matter:
+    ``(values, None, None)``, and counting is a plain histogram.
     """
-    if lo is None:
-        c0, c1 = np.nonzero(hi)
-        return np.ones(len(c0), np.int64), c0, c1
-    hi64 = hi.astype(np.int64)
-    lo64 = lo.astype(np.int64)
-    wide = hi64 - lo64 >= 2
-    n0, n1 = np.nonzero(~wide)
-    lov, hiv = lo64[n0, n1], hi64[n0, n1]
-    two = hiv != lov
-    vals, c0s, c1s = [lov, hiv[two]], [n0, n0[two]], [n1, n1[two]]
-    w0, w1 = np.nonzero(wide)
-    if len(w0):
-        length = a.shape[axis]
-        step = max(1, (1 << 22) // max(1, length))  # lines per piece: bounded temporary memory
-        for s in range(0, len(w0), step):
-            p0, p1 = w0[s:s + step], w1[s:s + step]
-            lines = a[p0, :, p1] if axis == 1 else a[:, p0, p1].T  # (lines, length)
-            base = int(lo64[p0, p1].min())
-            span = int(hi64[p0, p1].max()) - base + 1
-            key = lines.astype(np.int64)
-            key -= base
-            key += (np.arange(len(p0), dtype=np.int64) * span)[:, None]
-            if len(p0) * span <= max(1 << 20, 2 * key.size):
-                pairs = np.flatnonzero(np.bincount(key.reshape(-1), minlength=len(p0) * span))
+    hi = S.max(axis=axis)
+    lo = S.min(axis=axis)
+    ks, n = hi.shape
+    vals = [hi.reshape(-1).astype(np.int64), lo.reshape(-1).astype(np.int64)]
+    if presence:
+        kk = cc = None
+    else:
+        grid_k = np.repeat(np.arange(ks, dtype=np.int64), n)
+        grid_c = np.tile(np.arange(n, dtype=np.int64), ks)
+        kk, cc = [grid_k, grid_k], [grid_c, grid_c]
+    wr, wc = np.nonzero(hi.astype(np.int64) - lo.astype(np.int64) >= 2)
+    length = S.shape[axis]
+    per = max(1, _PIECE // max(1, length * S.dtype.itemsize))
+    noisy = False
+    for s in range(0, len(wr), per):
+        r, c = wr[s:s + per], wc[s:s + per]
+        lines = S[r, :, c] if axis == 1 else S[r, c, :]  # (lines, length)
+        cur, low = hi[r, c], lo[r, c]
+        start = len(r)
+        for round_ in range(0 if noisy else _PEELS):
+            below = np.where(lines < cur[:, None], lines, low[:, None]).max(axis=1)
+            new = below > low
+            vals.append(below[new].astype(np.int64))
+            if not presence:
+                kk.append(r[new])
+                cc.append(c[new])
+            keep = new & (below.astype(np.int64) - low.astype(np.int64) >= 2)
+            lines, cur, low, r, c = lines[keep], below[keep], low[keep], r[keep], c[keep]
+            if not len(lines):
+                break
+            if round_ == 0 and 2 * len(lines) > start:
+                noisy = True  # most lines hold many values: count them, here and in the next pieces
+                break
+        if not len(lines):
+            continue
+        if presence:  # a histogram of what is left
+            flat = lines.reshape(-1)
+            if flat.dtype.kind == "u" and flat.dtype.itemsize <= 2:
+                vals.append(np.flatnonzero(np.bincount(flat)))
             else:
-                pairs = _sorted_unique(key.reshape(-1))
-            li, vv = np.divmod(pairs, span)
-            vals.append(vv + base)
-            c0s.append(p0[li])
-            c1s.append(p1[li])
-    return np.concatenate(vals), np.concatenate(c0s), np.concatenate(c1s)
+                flat = flat.astype(np.int64)
+                vmin = int(flat.min())
+                vals.append(np.flatnonzero(np.bincount(flat - vmin)) + vmin
+                            if int(flat.max()) - vmin <= max(1 << 16, flat.size) else _sorted_unique(flat))
+            continue
+        base = low.astype(np.int64)
+        top = cur.astype(np.int64) - base
+        key = lines.astype(np.int64) - base[:, None]
+        inside = (key > 0) & (key < top[:, None])  # strictly between low and cur: not yet known
+        span = int(top.max()) + 1
+        key += (np.arange(len(lines), dtype=np.int64) * span)[:, None]
+        key = key[inside]
+        if len(lines) * span <= max(1 << 20, 2 * key.size):
+            pairs = np.flatnonzero(np.bincount(key, minlength=len(lines) * span))
+        else:
+            pairs = _sorted_unique(key)
+        li, vv = np.divmod(pairs, span)
+        vals.append(vv + base[li])
+        kk.append(r[li])
+        cc.append(c[li])
+    if presence:
+        return np.concatenate(vals), None, None
+    return np.concatenate(vals), np.concatenate(kk), np.concatenate(cc)
 
 
 def _sorted_unique(x: np.ndarray) -> np.ndarray:
@@ -614,51 +658,87 @@ def _sorted_unique(x: np.ndarray) -> np.ndarray:
     return y[keep]
 
 
-def _present_values(a: np.ndarray, hi: np.ndarray, lo: Optional[np.ndarray]) -> list[int]:
-    """Values in ``a`` from its axis-1 max/min projections: every line's max and min, plus what wide lines hold."""
-    if lo is None:  # 0/1 data
-        return [1] if int(hi.max()) >= 1 else []
-    small = a.dtype.itemsize <= 2 and a.dtype.kind == "u"  # histogram of a few values: no sort
-    ends = np.concatenate([hi.reshape(-1), lo.reshape(-1)])
-    found = [np.flatnonzero(np.bincount(ends)) if small else _sorted_unique(ends.astype(np.int64))]
-    w0, w1 = np.nonzero(hi.astype(np.int64) - lo.astype(np.int64) >= 2)
-    step = max(1, (1 << 22) // max(1, a.shape[1]))
-    for s in range(0, len(w0), step):
-        lines = a[w0[s:s + step], :, w1[s:s + step]].reshape(-1)
-        if small:
-            found.append(np.flatnonzero(np.bincount(lines)))
-        else:
-            found.append(_sorted_unique(lines.astype(np.int64)))
-    return [int(v) for v in _sorted_unique(np.concatenate(found))]
+def _distinct(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of an int64 array and each entry's index among them."""
+    vmin = int(vals.min())
+    span = int(vals.max()) - vmin + 1
+    if span <= max(1 << 20, len(vals)):  # a histogram and a lookup table: no sort
+        off = vals - vmin
+        values = np.flatnonzero(np.bincount(off, minlength=span))
+        lut = np.zeros(span, np.int64)
+        lut[values] = np.arange(len(values))
+        return values + vmin, lut[off]
+    values = _sorted_unique(vals)
+    return values, np.searchsorted(values, vals)
 
 
-def _ranges(vals: np.ndarray, coords: Sequence[np.ndarray], values: np.ndarray) -> list[np.ndarray]:
-    """Per value of ``values`` (sorted), the min and max of each coordinate array over the rows holding it."""
-    idx = np.searchsorted(values, vals)
-    out = []
-    for c in coords:
-        lo = np.full(len(values), np.iinfo(np.int64).max, np.int64)
-        hi = np.full(len(values), -1, np.int64)
-        np.minimum.at(lo, idx, c)
-        np.maximum.at(hi, idx, c)
-        out += [lo, hi]
+def _minmax(idx: np.ndarray, coord: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.full(n, np.iinfo(np.int64).max, np.int64)
+    hi = np.full(n, -1, np.int64)
+    np.minimum.at(lo, idx, coord)
+    np.maximum.at(hi, idx, coord)
+    return lo, hi
+
+
+def _multi_summary(a: np.ndarray, extents: bool, include_zero: bool, parallel: bool) -> dict:
+    """:func:`label_summary` for data with more than the values 0 and 1: line tables slab by slab.
+
+    Lines along i (rows: contiguous, the cheapest to gather) give every value with
+    its k and j ranges; with ``extents``, lines along j give the i ranges.  Slabs of
+    about 4 MiB are swept on all cores when ``parallel``.
+    """
+    nk = a.shape[0]
+    step = max(1, (1 << 22) // max(1, a[0].nbytes))
+    jobs = [(k, min(nk, k + step), axis) for axis in ((2, 1) if extents else (0,)) for k in range(0, nk, step)]
+
+    def job(spec: tuple) -> tuple:
+        k0, k1, axis = spec
+        if axis == 0:  # presence only: lines along i
+            return 0, _slab_line_values(a[k0:k1], 2, presence=True)[0], None, None
+        v, k, c = _slab_line_values(a[k0:k1], axis)
+        return axis, v, k + k0, c
+
+    if parallel and a.size >= _PARALLEL_ABOVE and (os.cpu_count() or 1) > 1 and len(jobs) > 1:
+        parts = list(_pool().map(job, jobs))
+    else:
+        parts = [job(spec) for spec in jobs]
+    if not extents:
+        values, _ = _distinct(np.concatenate([p[1] for p in parts]))
+        return {int(v): None for v in values.tolist() if include_zero or v != 0}
+    rows = [p for p in parts if p[0] == 2]
+    vals = np.concatenate([p[1] for p in rows])
+    values, idx = _distinct(vals)
+    keep = [int(v) for v in values.tolist() if include_zero or v != 0]
+    kmin, kmax = _minmax(idx, np.concatenate([p[2] for p in rows]), len(values))
+    jmin, jmax = _minmax(idx, np.concatenate([p[3] for p in rows]), len(values))
+    cols = [p for p in parts if p[0] == 1]
+    vals1 = np.concatenate([p[1] for p in cols])
+    imin, imax = _minmax(np.searchsorted(values, vals1), np.concatenate([p[3] for p in cols]), len(values))
+    out: dict[int, Optional[tuple[int, int, int, int, int, int]]] = {}
+    wanted = set(keep)
+    for n, v in enumerate(values.tolist()):
+        if v in wanted:
+            out[int(v)] = (int(imin[n]), int(imax[n]), int(jmin[n]), int(jmax[n]), int(kmin[n]), int(kmax[n]))
     return out
 
 
 def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = False,
-                  parallel: bool = True) -> dict[int, Optional[tuple[int, int, int, int, int, int]]]:
+                  parallel: "bool | str" = True) -> dict[int, Optional[tuple[int, int, int, int, int, int]]]:
     """``{value: (i0, i1, j0, j1, k0, k1)}`` for every value present in a 3D label array, in one sweep.
 
     No sort and no histogram of the voxels.  First the maximum (and, for signed
     types or with ``include_zero``, the minimum) of the whole array: 0/1 data --
     a binary mask -- needs nothing more for its values, and one max projection
-    along k plus a scan of the end slices for its box.  Other data is projected
-    along two axes with max and min, in threads; a line whose max and min differ
-    by at most 1 holds just those values, so only the lines where three or more
-    values meet are looked at again.  0 is left out unless ``include_zero``;
-    with ``extents=False`` the values map to None (presence only, fewer
-    projections).  2D arrays are one slice.  ``parallel=False`` keeps to the calling
-    thread (for callers that already run one sweep per core, e.g. one per slab).
+    along k plus a scan of the end slices for its box.  Other data is read slab by
+    slab (about 4 MiB, in the cache) as lines: a line's max and min are on it, a
+    line whose max and min differ by at most 1 holds nothing else, and only the
+    other lines are gathered and peeled value by value (see
+    :func:`_slab_line_values`); lines along i give the values and their k and j
+    ranges, lines along j the i ranges.  0 is left out unless ``include_zero``;
+    with ``extents=False`` the values map to None (presence only: one line table).
+    2D arrays are one slice.  ``parallel``: True sweeps on all cores, False on the
+    calling thread only, ``"values"`` only data with more than 0/1 on all cores
+    (for a caller that runs beside other work, e.g. a compressed write).
     """
     a = np.asarray(labels)
     if a.dtype == bool:
@@ -676,13 +756,14 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
     # whole array: for presence alone, flat reductions (the cheapest pass there is); with
     # extents, those of the projections along k, which then give the box (and are reused below).
     need_min = a.dtype.kind != "u" or include_zero
+    every = parallel is True
     hi0 = lo0 = None
     if extents:
-        hi0 = _project(np.maximum, a, 0, parallel)
-        lo0 = _project(np.minimum, a, 0, parallel) if need_min else None
+        hi0 = _project(np.maximum, a, 0, every)
+        lo0 = _project(np.minimum, a, 0, every) if need_min else None
         top, bottom = int(hi0.max()), (int(lo0.min()) if lo0 is not None else None)
     else:
-        top, bottom = _extremes(a, need_min, parallel)
+        top, bottom = _extremes(a, need_min, every)
     if top <= 1 and (bottom is None or bottom >= 0):
         present = ([0] if include_zero and bottom == 0 else []) + ([1] if top == 1 else [])
         if not extents:
@@ -693,24 +774,8 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
         if 1 in present:
             out[1] = _nonzero_box(a, hi0)
         return out
-    # Three or more values (or two not 0/1): per-line max and min along j, then along k.
-    hi1 = _project(np.maximum, a, 1, parallel)
-    lo1 = _project(np.minimum, a, 1, parallel)
-    if not extents:
-        present = _present_values(a, hi1, lo1)
-        return {v: None for v in present if include_zero or v != 0}
-    v1, k1, i1 = _line_table(a, 1, hi1, lo1)
-    values = _sorted_unique(v1)
-    present = [int(v) for v in values if include_zero or v != 0]
-    v0, j0, i0 = _line_table(a, 0, hi0, lo0 if lo0 is not None else _project(np.minimum, a, 0, parallel))
-    kmin, kmax, imin, imax = _ranges(v1, (k1, i1), values)
-    jmin, jmax = _ranges(v0, (j0,), values)
-    out: dict[int, Optional[tuple[int, int, int, int, int, int]]] = {}
-    keep = set(present)
-    for n, v in enumerate(values.tolist()):
-        if v in keep:
-            out[int(v)] = (int(imin[n]), int(imax[n]), int(jmin[n]), int(jmax[n]), int(kmin[n]), int(kmax[n]))
-    return out
+    # Three or more values (or two that are not 0 and 1): line tables, slab by slab.
+    return _multi_summary(a, extents, include_zero, parallel in (True, "values"))
 
 
 def _extent_is_empty(extent: Optional[Sequence[int]]) -> bool:

@@ -328,11 +328,14 @@ def _planned_voxels(obj: Any) -> Optional[np.ndarray]:
 
 
 def _summaries(arr: np.ndarray) -> list[dict]:
-    """:func:`label_summary` of each layer of a 3D or layered 4D label array, on the calling thread only
-    (it runs beside the deflate workers, which have the other cores)."""
+    """:func:`label_summary` of each layer of a 3D or layered 4D label array.
+
+    It runs beside the deflate workers: a 0/1 mask (one cheap pass) on this thread
+    alone, data with more values (several passes) on all cores.
+    """
     if arr.ndim == 3:
-        return [label_summary(arr, parallel=False)]
-    return [label_summary(arr[layer], parallel=False) for layer in range(arr.shape[0])]
+        return [label_summary(arr, parallel="values")]
+    return [label_summary(arr[layer], parallel="values") for layer in range(arr.shape[0])]
 
 
 _SWEEPER: Any = None
