@@ -208,3 +208,18 @@ def test_binary_mask_box_from_projection_and_end_scan(tmp_path):
     out = tmp_path / "b.seg.nrrd"
     napari_medio.write(seg, out)
     assert nrrd.read_header(str(out))["Segment0_Extent"] == "11 11 5 8 137 138"
+
+
+def test_layers_interleaved_for_disk_by_layer():
+    from napari_medio.formats import nrrd as nrrd_format
+
+    rng = np.random.default_rng(0)
+    for shape in ((3, 4, 5, 6), (2, 7, 1, 3), (17, 3, 4, 2)):
+        a = rng.integers(0, 9, shape).astype(np.uint8)
+        moved = np.moveaxis(a, 0, -1)  # as .seg.nrrd stores layers: fastest on disk
+        for dtype in (np.dtype(np.uint8), np.dtype("<u2")):
+            got = nrrd_format._c_order(moved, dtype)
+            assert got.flags.c_contiguous and got.dtype == dtype
+            assert np.array_equal(got, np.ascontiguousarray(moved, dtype=dtype))
+    c = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    assert nrrd_format._c_order(c, c.dtype) is c
