@@ -113,9 +113,8 @@ def test_cancel_while_streaming_stops_the_reader_thread(tmp_path, monkeypatch):
     p.write_bytes(_gz(data))
     monkeypatch.setattr(fileio, "STREAM_ABOVE", 10)
     real = _inflate._ZlibNg.inflate_file
-    monkeypatch.setattr(_inflate._ZlibNg, "inflate_file",
-                        lambda self, fd, off, out, **kw: real(self, fd, off, out, piece=1 << 16, chunk=1 << 12,
-                                                              on_piece=kw.get("on_piece")))
+    monkeypatch.setattr(_inflate._ZlibNg, "inflate_file", lambda self, fd, off, out, **kw: real(
+        self, fd, off, out, piece=1 << 16, chunk=1 << 12, on_piece=kw.get("on_piece")))
     before = threading.active_count()
     prog = Progress()
     prog.add_callback(lambda d, t, s: prog.cancel() if d > len(data) // 3 else None)
@@ -145,7 +144,7 @@ def test_block_crcs_combined_give_the_same_file(monkeypatch):
     monkeypatch.setattr(fileio, "_GZIP_BLOCK", 1 << 16)
     a, b = io.BytesIO(), io.BytesIO()
     fileio.gzip_compress_parallel([data[:123_457], data[123_457:]], a)
-    monkeypatch.setattr(fileio, "_crc32_combine", lambda: None)  # the whole CRC-32 computed in one pass instead
+    monkeypatch.setattr(fileio, "_crc32_combine", lambda: None)  # the whole CRC-32 in one pass instead
     fileio.gzip_compress_parallel([data[:123_457], data[123_457:]], b)
     assert a.getvalue() == b.getvalue() and gzip.decompress(a.getvalue()) == data
 

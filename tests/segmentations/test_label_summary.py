@@ -85,7 +85,8 @@ def test_multi_label_paths_match_reference(monkeypatch, peels, kind):
     monkeypatch.setattr(segm, "_PEELS", peels)  # 0: every wide line counted at once
     monkeypatch.setattr(segm, "_PARALLEL_ABOVE", 16)  # several slabs on the pool
     a = {"organs": _organs(), "organs int32 wide span": _organs(dtype=np.int32, step=100_003),
-         "organs signed": (_organs(dtype=np.int16) - 7), "multi": _cases()["multi"], "wide": _cases()["wide"]}[kind]
+         "organs signed": (_organs(dtype=np.int16) - 7), "multi": _cases()["multi"],
+         "wide": _cases()["wide"]}[kind]
     ref_all = _reference(a, True)
     assert label_summary(a, include_zero=True) == ref_all
     assert label_summary(a) == {v: b for v, b in ref_all.items() if v != 0}

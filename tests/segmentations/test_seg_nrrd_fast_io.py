@@ -1,4 +1,4 @@
-""".seg.nrrd fast paths (issue 9): the overlapped write and the inflate routes give the same files and checks."""
+""".seg.nrrd fast paths (issue 9): the overlapped write and the inflate routes give the same files, checks."""
 from __future__ import annotations
 
 import gzip
@@ -45,7 +45,8 @@ def _layered() -> Segmentation:
     a[0, 1:5, 2:7, 3:9] = 1
     a[0, 6:8, 1:3, 2:4] = 2
     a[1, 3:9, 4:10, 0:5] = 1  # overlaps layer 0's segments
-    segs = [Segment("liver", "liver", 1, 0), Segment("spine", "spine", 2, 0), Segment("tumour", "tumour", 1, 1)]
+    segs = [Segment("liver", "liver", 1, 0), Segment("spine", "spine", 2, 0),
+            Segment("tumour", "tumour", 1, 1)]
     return Segmentation(a, OBLIQUE_FLIPPED, segs, name="layers")
 
 

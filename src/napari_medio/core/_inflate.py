@@ -130,7 +130,10 @@ class _LibDeflate:
         return d
 
     def gzip(self, raw: Any, out: np.ndarray, out_offset: int = 0) -> tuple[int, int, int]:
-        """Inflate the first gzip member of ``raw`` into ``out[out_offset:]``: ``(status, bytes in, bytes out)``."""
+        """Inflate the first gzip member of ``raw`` into ``out[out_offset:]``.
+
+        Returns ``(status, bytes read, bytes written)``.
+        """
         src = np.frombuffer(raw, np.uint8)
         got_in, got_out = ctypes.c_size_t(0), ctypes.c_size_t(0)
         status = self._lib.libdeflate_gzip_decompress_ex(
@@ -139,7 +142,7 @@ class _LibDeflate:
         return int(status), int(got_in.value), int(got_out.value)
 
     def deflate(self, raw: Any, out: np.ndarray, start: int, n: int) -> int:
-        """Inflate raw deflate ``raw`` into ``out[start:start + n]``; returns the bytes written (raises on bad data)."""
+        """Inflate raw deflate ``raw`` into ``out[start:start + n]``; the bytes written (raises on bad data)."""
         src = np.frombuffer(raw, np.uint8)
         got = ctypes.c_size_t(0)
         status = self._lib.libdeflate_deflate_decompress(
@@ -239,7 +242,7 @@ class _ZlibNg:
 
     def inflate_file(self, fd: int, offset: int, out: np.ndarray, *, piece: int = 1 << 22,
                      chunk: int = 1 << 22, on_piece: Optional[Callable[[int], None]] = None) -> int:
-        """Inflate the gzip members in file ``fd`` from byte ``offset`` into ``out``; returns the bytes written.
+        """Inflate the gzip members in file ``fd`` from byte ``offset`` into ``out``; the bytes written.
 
         The compressed bytes are read on a second thread (``chunk`` at a time,
         three rotating buffers) while this thread inflates, ``piece`` output bytes
