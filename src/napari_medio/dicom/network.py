@@ -431,15 +431,29 @@ class DimseClient:
             ds.QueryRetrieveLevel = "IMAGE"
         return ds
 
-    def _study_sop_classes(self, study_uid: str) -> list[str]:
-        """The study's SOP Classes in Study (C-FIND), or [] when the server does not say (or fails)."""
+    @staticmethod
+    def _sop_classes_query(study_uid: str) -> Any:
+        """The C-FIND identifier asking a study's SOP Classes in Study."""
         from pydicom.dataset import Dataset
-        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
 
         ds = Dataset()
         ds.QueryRetrieveLevel = "STUDY"
         ds.StudyInstanceUID = study_uid
         ds.SOPClassesInStudy = ""
+        return ds
+
+    @staticmethod
+    def _sop_classes_of(identifier: Any) -> list[str]:
+        """The SOP Class UIDs a C-FIND answer's SOPClassesInStudy lists."""
+        value = identifier.get("SOPClassesInStudy")
+        values = [value] if isinstance(value, str) else list(value or [])
+        return [str(v).strip("\0 ") for v in values if str(v).strip("\0 ")]
+
+    def _study_sop_classes(self, study_uid: str) -> list[str]:
+        """The study's SOP Classes in Study (C-FIND), or [] when the server does not say (or fails)."""
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+
+        ds = self._sop_classes_query(study_uid)
         found: list[str] = []
         try:
             assoc = self._associate(self._ae([FIND]))
@@ -448,9 +462,7 @@ class DimseClient:
         try:
             for status, identifier in assoc.send_c_find(ds, FIND):
                 if status and int(status.Status) in (0xFF00, 0xFF01) and identifier is not None:
-                    value = identifier.get("SOPClassesInStudy")
-                    values = [value] if isinstance(value, str) else list(value or [])
-                    found += [str(v).strip("\0 ") for v in values if str(v).strip("\0 ")]
+                    found += self._sop_classes_of(identifier)
         except Exception:
             return []
         finally:
@@ -601,14 +613,9 @@ class DimseClient:
 
     def _study_sop_classes_lean(self, study_uid: str) -> list[str]:
         """:meth:`_study_sop_classes` over a lean association (one C-FIND)."""
-        from pydicom.dataset import Dataset
-
         from . import dimse
 
-        ds = Dataset()
-        ds.QueryRetrieveLevel = "STUDY"
-        ds.StudyInstanceUID = study_uid
-        ds.SOPClassesInStudy = ""
+        ds = self._sop_classes_query(study_uid)
         found: list[str] = []
         try:
             assoc = self._lean_associate([(dimse.FIND_STUDY_ROOT, [dimse.IMPLICIT_LE, dimse.EXPLICIT_LE])])
@@ -618,9 +625,7 @@ class DimseClient:
         try:
             for status, identifier in assoc.c_find(ds):
                 if status in (0xFF00, 0xFF01) and identifier is not None:
-                    value = identifier.get("SOPClassesInStudy")
-                    values = [value] if isinstance(value, str) else list(value or [])
-                    found += [str(v).strip("\0 ") for v in values if str(v).strip("\0 ")]
+                    found += self._sop_classes_of(identifier)
             ok = True
         except Exception:
             return []

@@ -178,14 +178,7 @@ def _split_numpy(poly: Any, labels: list[int], method: str,
     if poly.GetNumberOfPoints() == 0 or polys.GetNumberOfCells() == 0:
         return {}
     pts = ns.vtk_to_numpy(poly.GetPoints().GetData())
-    conn = ns.vtk_to_numpy(polys.GetConnectivityArray())
-    homogeneous = polys.IsHomogeneous() if hasattr(polys, "IsHomogeneous") else None
-    if homogeneous is None:  # no cheap test: look at the offsets
-        off = ns.vtk_to_numpy(polys.GetOffsetsArray())
-        homogeneous = 3 if np.all(np.diff(off) == 3) else -1
-    if homogeneous != 3 or conn.size != 3 * polys.GetNumberOfCells():
-        raise RuntimeError("surface extraction did not produce triangles")
-    tris = conn.reshape(-1, 3)
+    tris = _triangles(polys)
     want = np.asarray(sorted(labels))
     if method == "surface_nets":
         bl = ns.vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
