@@ -159,3 +159,18 @@ def test_without_numba_falls_back(monkeypatch):
     seg = Segmentation(arr, OBLIQUE_FLIPPED, [Segment("a", "cube", 1)], name="c")
     [model] = _surfaces.segment_surfaces(seg)
     assert model.n_points > 0 and model.is_triangle_mesh()
+
+
+def test_numba_opt_out_uses_the_numpy_split(monkeypatch):
+    """NAPARI_MEDIO_NUMBA=0 skips the compiled kernel (and numba's import); the meshes are the same."""
+    arr = np.zeros((8, 9, 10), np.uint8)
+    arr[2:6, 2:7, 3:8] = 1
+    arr[4:7, 1:5, 1:4] = 2
+    seg = Segmentation(arr, OBLIQUE_FLIPPED, [Segment("a", "a", 1), Segment("b", "b", 2)], name="c")
+    reference = _surfaces.segment_surfaces(seg)
+    monkeypatch.setenv("NAPARI_MEDIO_NUMBA", "0")
+    assert _surfaces._kernel() is None
+    opted_out = _surfaces.segment_surfaces(seg)
+    assert len(opted_out) == len(reference) == 2
+    for a, b in zip(opted_out, reference):
+        assert np.array_equal(a.points, b.points) and np.array_equal(a.connectivity, b.connectivity)

@@ -100,8 +100,11 @@ _KERNEL: Any = None
 
 def _kernel() -> Any:
     """The compiled kernels ``(select_faces, segment_meshes)`` of :mod:`._surface_kernel`,
-    or None without numba."""
+    or None without numba or with ``NAPARI_MEDIO_NUMBA=0`` (the numpy split: same output,
+    no ``import numba`` (~0.4 s) or compile (3-4 s once per machine) in a one-shot process)."""
     global _KERNEL
+    if os.environ.get("NAPARI_MEDIO_NUMBA", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
     if _KERNEL is None:
         try:
             from ._surface_kernel import segment_meshes, select_faces
