@@ -29,6 +29,7 @@ from ._common import base_name, looks_like_labelmap
 from ._itk import read_with_sitk, sitk, volume_from_sitk, volume_to_sitk
 
 __all__ = [
+    "LABELMAP_OPTION", "DIRECTION_LOSS_OPTION",
     "check_direction",
     "check_writable",
     "file_size",
@@ -40,6 +41,11 @@ __all__ = [
     "write_files_atomically",
     "write_sitk",
 ]
+
+
+#: Option descriptions shared by the format registrations (``read_options`` / ``write_options``).
+LABELMAP_OPTION = "load as a label map (None: guess from the file name)"
+DIRECTION_LOSS_OPTION = "write even though axis directions are lost"
 
 
 def volume_kind(path: str | os.PathLike[str], labelmap: bool | None, dtype: Any, n_components: int = 1) -> str:

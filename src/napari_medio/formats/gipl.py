@@ -28,6 +28,8 @@ from ..core.errors import FormatError, MedioError
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._imageio import (
+    DIRECTION_LOSS_OPTION,
+    LABELMAP_OPTION,
     as_volume,
     check_direction,
     check_writable,
@@ -122,8 +124,8 @@ FORMAT = register(
         sniff=sniff,
         kinds=("volume", "labelmap"),
         backend="SimpleITK",
-        read_options={"labelmap": "load as a label map (None: guess from the file name)"},
+        read_options={"labelmap": LABELMAP_OPTION},
         write_options={"compress": "gzip (default: True for .gipl.gz)",
-                       "allow_direction_loss": "write even though axis directions are lost"},
+                       "allow_direction_loss": DIRECTION_LOSS_OPTION},
     )
 )

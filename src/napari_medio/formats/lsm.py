@@ -17,7 +17,7 @@ from typing import Any
 from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from ._imageio import file_size, read_sitk
+from ._imageio import LABELMAP_OPTION, file_size, read_sitk
 from .raster import _components
 
 NAME = "lsm"
@@ -124,6 +124,6 @@ FORMAT = register(
         kinds=("volume", "labelmap"),
         backend="SimpleITK",
         priority=1,
-        read_options={"labelmap": "load as a label map (None: guess from the file name)"},
+        read_options={"labelmap": LABELMAP_OPTION},
     )
 )

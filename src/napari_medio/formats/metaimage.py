@@ -27,7 +27,16 @@ from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._common import base_name
-from ._imageio import as_volume, file_size, read_sitk, require_bytes, sidecar, to_sitk, write_sitk
+from ._imageio import (
+    LABELMAP_OPTION,
+    as_volume,
+    file_size,
+    read_sitk,
+    require_bytes,
+    sidecar,
+    to_sitk,
+    write_sitk,
+)
 
 NAME = "metaimage"
 
@@ -257,7 +266,7 @@ FORMAT = register(
         sniff=sniff,
         kinds=("volume", "labelmap"),
         backend="SimpleITK",
-        read_options={"labelmap": "load as a label map (None: guess from the file name)"},
+        read_options={"labelmap": LABELMAP_OPTION},
         write_options={"compress": "zlib-compress the voxels (default True)"},
     )
 )

@@ -26,6 +26,8 @@ from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._imageio import (
+    DIRECTION_LOSS_OPTION,
+    LABELMAP_OPTION,
     as_volume,
     check_direction,
     check_writable,
@@ -108,7 +110,7 @@ FORMAT = register(
         sniff=sniff,
         kinds=("volume", "labelmap"),
         backend="SimpleITK",
-        read_options={"labelmap": "load as a label map (None: guess from the file name)"},
-        write_options={"allow_direction_loss": "write even though axis directions are lost"},
+        read_options={"labelmap": LABELMAP_OPTION},
+        write_options={"allow_direction_loss": DIRECTION_LOSS_OPTION},
     )
 )

@@ -53,6 +53,8 @@ from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
 from ._common import base_name
 from ._imageio import (
+    DIRECTION_LOSS_OPTION,
+    LABELMAP_OPTION,
     as_volume,
     check_direction,
     check_writable,
@@ -632,7 +634,7 @@ write_jpeg = _make_frame_writer("JPEG", "JPEGImageIO", dtypes=(np.uint8,), compo
 write_bmp = _make_frame_writer("BMP", "BMPImageIO", dtypes=(np.uint8,), components=(1, 3, 4), keeps_spacing=False)
 
 _READ_OPTIONS = {
-    "labelmap": "load as a label map (None: guess from the file name)",
+    "labelmap": LABELMAP_OPTION,
     "series": "stack numbered sibling files (name_001.ext, name_002.ext, ...) into one 3D volume",
 }
 
@@ -659,7 +661,7 @@ register(FileFormat(
     backend="SimpleITK",
     read_options=_READ_OPTIONS,
     write_options={"series": "one file per slice of a 3D volume",
-                   "allow_direction_loss": "write even though axis directions are lost"},
+                   "allow_direction_loss": DIRECTION_LOSS_OPTION},
 ))
 register(FileFormat(
     name="jpeg",
@@ -672,7 +674,7 @@ register(FileFormat(
     backend="SimpleITK",
     read_options=_READ_OPTIONS,
     write_options={"series": "one file per slice of a 3D volume", "quality": "1-100 (default 95)",
-                   "allow_direction_loss": "write even though axis directions are lost"},
+                   "allow_direction_loss": DIRECTION_LOSS_OPTION},
 ))
 register(FileFormat(
     name="bmp",
@@ -685,5 +687,5 @@ register(FileFormat(
     backend="SimpleITK",
     read_options=_READ_OPTIONS,
     write_options={"series": "one file per slice of a 3D volume",
-                   "allow_direction_loss": "write even though axis directions are lost"},
+                   "allow_direction_loss": DIRECTION_LOSS_OPTION},
 ))

@@ -32,7 +32,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._common import base_name
-from ._imageio import file_size, require_bytes, volume_kind
+from ._imageio import LABELMAP_OPTION, file_size, require_bytes, volume_kind
 
 NAME = "vff"
 
@@ -135,7 +135,7 @@ FORMAT = register(
         sniff=sniff,
         kinds=("volume", "labelmap"),
         backend="napari-medio (hand-written)",
-        read_options={"labelmap": "load as a label map (None: guess from the file name)",
+        read_options={"labelmap": LABELMAP_OPTION,
                       "rescale": "apply data_scale / data_offset from the header (default False)"},
     )
 )

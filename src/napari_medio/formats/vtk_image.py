@@ -25,6 +25,7 @@ from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._imageio import (
+    LABELMAP_OPTION,
     as_volume,
     check_direction,
     check_writable,
@@ -145,7 +146,7 @@ FORMAT = register(
         sniff=sniff,
         kinds=("volume", "labelmap"),
         backend="SimpleITK",
-        read_options={"labelmap": "load as a label map (None: guess from the file name)"},
+        read_options={"labelmap": LABELMAP_OPTION},
         write_options={"allow_direction_loss": "write even though the axis directions are lost (default False)"},
     )
 )
