@@ -161,3 +161,36 @@ def test_corrupt_compressed_files_raise_format_error(tmp_path, small_blocks):
     (tmp_path / "t.nii.gz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(FormatError):
         napari_medio.read(tmp_path / "t.nii.gz")
+
+
+def test_observer_sees_every_byte_once_at_its_offset(small_blocks):
+    data = np.random.default_rng(5).integers(0, 9, 500_003, dtype=np.uint8).tobytes()
+    chunks = [data[:1000], data[1000:300_001], data[300_001:]]  # blocks straddle chunks
+    seen: list[tuple[int, bytes]] = []
+    blob = _gzip_bytes(chunks, observe=lambda start, block: seen.append((start, bytes(block))))
+    assert gzip.decompress(blob) == data
+    seen.sort()
+    assert [s for s, _ in seen] == list(range(0, len(data), 1 << 16))
+    assert b"".join(b for _, b in seen) == data
+
+
+def test_observer_errors_reach_the_caller(small_blocks):
+    def fail(start, block):
+        raise RuntimeError("observer broke")
+
+    with pytest.raises(RuntimeError, match="observer broke"):
+        _gzip_bytes([bytes(300_000)], observe=fail)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "int16 array", "empty"])
+def test_crc32_lets_threads_run_and_matches_zlib(kind):
+    raw = np.random.default_rng(6).integers(0, 255, 100_001, dtype=np.uint8).tobytes()
+    if kind == "empty":
+        raw = b""
+    data = {"bytes": raw, "bytearray": bytearray(raw), "memoryview": memoryview(raw)[3:],
+            "int16 array": np.frombuffer(raw[:100_000], np.int16), "empty": raw}[kind]
+    expected = zlib.crc32(bytes(memoryview(data).cast("B")) if not isinstance(data, np.ndarray) else data.tobytes())
+    crc32 = fileio._crc32()
+    assert crc32(data) == expected
+    assert crc32(data, 12345) == zlib.crc32(bytes(memoryview(data).cast("B")) if not isinstance(data, np.ndarray)
+                                            else data.tobytes(), 12345)

@@ -105,3 +105,57 @@ def test_slabs_of_few_slices_and_small_pieces(monkeypatch):
         assert label_summary(a) == ref and label_summary(a, extents=False) == {v: None for v in ref}
     noise = np.random.default_rng(0).integers(0, 30, (5, 20, 24)).astype(np.uint8)
     assert label_summary(noise) == _reference(noise, False)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", ">i2", "int32", "uint32", "bool"])
+@pytest.mark.parametrize("block", [7 * 4, 4096, 3 * 24 * 4, 1 << 20])
+def test_projection_sweep_from_blocks_in_any_order_and_thread(dtype, block):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_medio.core.segmentation import ProjectionSweep
+
+    rng = np.random.default_rng(8)
+    dt = np.dtype(dtype)
+    if dt == bool:
+        a = rng.random((9, 24, 31)) > 0.9
+    else:
+        lo = -3 if dt.kind == "i" else 0
+        a = rng.integers(lo, 6, (9, 24, 31)).astype(dt)
+    raw = a.tobytes()
+    step = block - block % dt.itemsize
+    starts = list(range(0, len(raw), step))
+    rng.shuffle(starts)
+    flagged = []
+    sweep = ProjectionSweep(a.shape, dt, on_values=lambda: flagged.append(1))
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda s: sweep.observe(s, memoryview(raw)[s:s + step]), starts))
+    hi, lo = sweep.projections()
+    ref = a.astype(np.int64)
+    assert np.array_equal(hi, ref.max(axis=0))
+    if dt.kind == "u" or dt == bool:
+        assert lo is None
+    else:
+        assert np.array_equal(lo, ref.min(axis=0))
+    assert flagged == ([] if dt == bool else [1])  # once, from whichever block showed values beyond 0/1
+    assert label_summary(a, projections=(hi, lo)) == label_summary(a)
+
+
+def test_projection_sweep_of_a_mask_and_its_refusals():
+    from napari_medio.core.segmentation import ProjectionSweep
+
+    a = np.zeros((5, 6, 7), np.int32)
+    a[1:3, 2:4, 3:6] = 1
+    flagged = []
+    sweep = ProjectionSweep(a.shape, a.dtype, on_values=lambda: flagged.append(1))
+    raw = a.tobytes()
+    sweep.observe(0, raw[:400])
+    with pytest.raises(ValueError, match="not every block"):
+        sweep.projections()
+    sweep.observe(400, raw[400:])
+    assert not flagged
+    assert label_summary(a, projections=sweep.projections()) == {1: (3, 5, 2, 3, 1, 2)}
+    with pytest.raises(ValueError, match="whole elements"):
+        sweep.observe(2, raw[2:10])
+    for bad in [((5, 6), np.uint8), ((5, 6, 7), np.float32), ((5, 6, 7), np.int64)]:
+        with pytest.raises(ValueError):
+            ProjectionSweep(*bad)

@@ -80,7 +80,8 @@ def test_many_segments_write_extents_and_read_back(tmp_path, small_blocks):
     assert np.array_equal(nrrd.read(str(out))[0].transpose(2, 1, 0), a)
 
 
-@pytest.mark.parametrize("case", ["labelmap", "bool", "segmentation", "layered", "nhdr", "empty", "int16"])
+@pytest.mark.parametrize("case", ["labelmap", "bool", "segmentation", "layered", "nhdr", "empty", "int16",
+                                  "mask int32", "late labels"])
 def test_overlapped_write_gives_the_sequential_bytes(tmp_path, monkeypatch, small_blocks, case):
     a = _many_labels()
     ext = ".seg.nhdr" if case == "nhdr" else ".seg.nrrd"
@@ -93,6 +94,10 @@ def test_overlapped_write_gives_the_sequential_bytes(tmp_path, monkeypatch, smal
         "empty": Volume(np.zeros((6, 7, 8), np.uint8), OBLIQUE_FLIPPED, kind="labelmap"),
         "int16": Volume(a.astype(np.int16) * 100, OBLIQUE_FLIPPED, kind="labelmap",  # values up to 25000
                         metadata={"color_table": {100: {"name": "first", "color": [0, 0, 0, 1]}}}),
+        "mask int32": Volume((a > 0).astype(np.int32), OBLIQUE_FLIPPED, kind="labelmap"),
+        # 0/1 in the first blocks, more values only near the end: the full sweep starts late
+        "late labels": Volume(np.where(np.arange(40)[:, None, None] < 35, a > 0, a).astype(np.uint8),
+                              OBLIQUE_FLIPPED, kind="labelmap"),
     }[case]
     fast = napari_medio.write(obj, tmp_path / f"fast{ext}")
     _sequential(monkeypatch)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import colorsys
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Optional, Sequence
@@ -33,6 +34,7 @@ from .geometry import Geometry
 from .volume import Volume
 
 __all__ = [
+    "ProjectionSweep",
     "Segment",
     "Segmentation",
     "SLICER_DEFAULT_COLORS",
@@ -723,7 +725,8 @@ def _multi_summary(a: np.ndarray, extents: bool, include_zero: bool, parallel: b
 
 
 def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = False,
-                  parallel: "bool | str" = True) -> dict[int, Optional[tuple[int, int, int, int, int, int]]]:
+                  parallel: "bool | str" = True, projections: "Optional[tuple[np.ndarray, Optional[np.ndarray]]]" = None,
+                  ) -> dict[int, Optional[tuple[int, int, int, int, int, int]]]:
     """``{value: (i0, i1, j0, j1, k0, k1)}`` for every value present in a 3D label array, in one sweep.
 
     No sort and no histogram of the voxels.  First the maximum (and, for signed
@@ -739,6 +742,9 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
     2D arrays are one slice.  ``parallel``: True sweeps on all cores, False on the
     calling thread only, ``"values"`` only data with more than 0/1 on all cores
     (for a caller that runs beside other work, e.g. a compressed write).
+    ``projections``: the max (and, for signed types, min) projections along k when
+    already made -- e.g. by a :class:`ProjectionSweep` fed by a compressed write --
+    so that 0/1 data costs no further pass over the whole array.
     """
     a = np.asarray(labels)
     if a.dtype == bool:
@@ -758,7 +764,11 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
     need_min = a.dtype.kind != "u" or include_zero
     every = parallel is True
     hi0 = lo0 = None
-    if extents:
+    if extents and projections is not None and projections[0].shape == a.shape[1:] and \
+            (projections[1] is not None or not need_min):
+        hi0, lo0 = projections[0], (projections[1] if need_min else None)
+        top, bottom = int(hi0.max()), (int(lo0.min()) if lo0 is not None else None)
+    elif extents:
         hi0 = _project(np.maximum, a, 0, every)
         lo0 = _project(np.minimum, a, 0, every) if need_min else None
         top, bottom = int(hi0.max()), (int(lo0.min()) if lo0 is not None else None)
@@ -776,6 +786,101 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
         return out
     # Three or more values (or two that are not 0 and 1): line tables, slab by slab.
     return _multi_summary(a, extents, include_zero, parallel in (True, "values"))
+
+
+class ProjectionSweep:
+    """The max (and, for signed types, min) projection along k of a 3D label array, gathered
+    from its bytes block by block by code that reads them anyway.
+
+    A compressed write hands each block of the array's C-order bytes to
+    :meth:`observe` on the deflate worker that has just compressed it, while the
+    block is still in the cache: the projection then costs no pass over memory of
+    its own and no thread beside the workers.  :meth:`projections` joins the
+    pieces; :func:`label_summary` takes them (``projections=``) and, for 0/1 data,
+    needs nothing more.  ``on_values`` is called once (from a worker) as soon as a
+    block holds a value other than 0 and 1, so that a caller can start the full
+    sweep such data needs at once.  Blocks may arrive in any order, on any thread.
+    """
+
+    def __init__(self, shape: Sequence[int], dtype: Any, on_values: "Optional[Any]" = None) -> None:
+        """``shape`` (k, j, i) and ``dtype`` (byte order included) of the array whose bytes will be observed."""
+        dtype = np.dtype(dtype)
+        if len(shape) != 3 or not self.handles(dtype):
+            raise ValueError("a ProjectionSweep needs a 3D integer array of up to 32 bits")
+        self.dtype = np.dtype(np.uint8) if dtype == bool else dtype
+        self.shape = tuple(int(n) for n in shape)
+        self.plane = self.shape[1] * self.shape[2]
+        self.need_min = self.dtype.kind != "u"
+        self.on_values = on_values
+        self._flagged = threading.Lock()
+        self._parts: list[tuple[int, np.ndarray, Optional[np.ndarray], int]] = []
+        self._extra: list[int] = []  # sizes of whole-plane pieces merged into an accumulator already listed
+        self._local = threading.local()
+
+    @staticmethod
+    def handles(dtype: Any) -> bool:
+        """Whether arrays of ``dtype`` can be swept this way (booleans and integers of up to 32 bits)."""
+        dtype = np.dtype(dtype)
+        return dtype == bool or (np.issubdtype(dtype, np.integer) and dtype.itemsize <= 4)
+
+    def _piece(self, offset: int, values: np.ndarray, rows: int) -> None:
+        if rows:  # whole planes: into this thread's own accumulators (no lock, no list of planes)
+            v = values.reshape(rows, -1)
+            hi = np.maximum.reduce(v, axis=0)
+            lo = np.minimum.reduce(v, axis=0) if self.need_min else None
+        else:
+            hi, lo = values, (values if self.need_min else None)
+        if self.on_values is not None and (int(hi.max()) > 1 or (lo is not None and int(lo.min()) < 0)):
+            if self._flagged.acquire(blocking=False):
+                self.on_values()
+        if rows:
+            acc = getattr(self._local, "acc", None)
+            if acc is None:
+                self._local.acc = (hi, lo)
+                self._parts.append((0, hi, lo, values.size))  # list.append is atomic
+            else:
+                np.maximum(acc[0], hi, out=acc[0])
+                if lo is not None:
+                    np.minimum(acc[1], lo, out=acc[1])
+                self._extra.append(values.size)
+        else:
+            self._parts.append((offset, hi, lo, values.size))
+
+    def observe(self, start: int, block: Any) -> None:
+        """Take the array's bytes ``[start, start + len(block))`` (whole elements)."""
+        item = self.dtype.itemsize
+        if start % item or len(block) % item:
+            raise ValueError("a block must hold whole elements")
+        values = np.frombuffer(block, self.dtype)
+        first = start // item
+        pos = 0
+        head = (-first) % self.plane  # elements before the next whole plane
+        if head:
+            n = min(head, values.size)
+            self._piece(first % self.plane, values[:n], 0)
+            pos = n
+        whole = (values.size - pos) // self.plane
+        if whole:
+            self._piece(0, values[pos:pos + whole * self.plane], whole)
+            pos += whole * self.plane
+        if pos < values.size:
+            self._piece(0, values[pos:], 0)
+
+    def projections(self) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(max, min)`` projections along k, shaped (j, i); min is None for unsigned types."""
+        if sum(p[3] for p in self._parts) + sum(self._extra) != int(np.prod(self.shape)):
+            raise ValueError("not every block of the array was observed")
+        info = np.iinfo(self.dtype)
+        native = self.dtype.newbyteorder("=")
+        hi = np.full(self.plane, info.min, native)
+        lo = np.full(self.plane, info.max, native) if self.need_min else None
+        for offset, h, low, _ in self._parts:
+            part = slice(offset, offset + h.size)
+            np.maximum(hi[part], h, out=hi[part])
+            if lo is not None:
+                np.minimum(lo[part], low, out=lo[part])
+        shape = self.shape[1:]
+        return hi.reshape(shape), (lo.reshape(shape) if lo is not None else None)
 
 
 def _extent_is_empty(extent: Optional[Sequence[int]]) -> bool:

@@ -539,11 +539,15 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
     return lines
 
 
-def _write_array(fh: io.BufferedWriter, array: Any, encoding: str, level: int, progress: Any = None) -> None:
-    """Write voxels in C order (= NRRD order), slab by slab, gzip-compressed when asked."""
+def _write_array(fh: io.BufferedWriter, array: Any, encoding: str, level: int, progress: Any = None,
+                 observe: Any = None) -> None:
+    """Write voxels in C order (= NRRD order), slab by slab, gzip-compressed when asked.
+
+    ``observe``: see :func:`~napari_medio.core.fileio.gzip_compress_parallel` (gzip only).
+    """
     from ..core.progress import ensure_progress
 
-    dtype = np.dtype(array.dtype).newbyteorder("<") if np.dtype(array.dtype).itemsize > 1 else np.dtype(array.dtype)
+    dtype = _disk_dtype(array.dtype)
     total = int(np.prod(array.shape, dtype=np.int64)) * dtype.itemsize
     if encoding == "gzip":
         from ..core.fileio import gzip_compress_parallel
@@ -552,13 +556,19 @@ def _write_array(fh: io.BufferedWriter, array: Any, encoding: str, level: int, p
             chunks: Any = [memoryview(array.reshape(-1)).cast("B")]  # in memory already: one view, no slab copies
         else:
             chunks = _slabs(array, dtype)
-        gzip_compress_parallel(chunks, fh, level=level, progress=progress, total=total)
+        gzip_compress_parallel(chunks, fh, level=level, progress=progress, total=total, observe=observe)
         return
     prog = ensure_progress(progress)
     prog.start(total)
     for slab in _slabs(array, dtype):
         fh.write(slab)
         prog.advance(len(slab))
+
+
+def _disk_dtype(dtype: Any) -> np.dtype:
+    """The type voxels of ``dtype`` are written as (little-endian; bytes as they are)."""
+    dtype = np.dtype(dtype)
+    return dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
 
 
 def _slabs(array: Any, dtype: np.dtype, target_bytes: int = 1 << 24):

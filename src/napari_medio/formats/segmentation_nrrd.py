@@ -31,6 +31,7 @@ from ..core.errors import FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs
 from ..core.geometry import Geometry
 from ..core.segmentation import (
+    ProjectionSweep,
     Segment,
     Segmentation,
     format_tags,
@@ -380,18 +381,60 @@ class _Spool:
         self.size += len(data)
         return len(data)
 
-    def copy_to(self, fh: Any) -> None:
+    def copy_to(self, fh: Any, head: bytes = b"") -> None:
+        """Write ``head`` then the spooled bytes to the binary file ``fh``."""
         if self.file is None:
-            fh.writelines(self.parts)
-        else:
-            self.file.seek(0)
-            shutil.copyfileobj(self.file, fh, 1 << 22)
+            writev = getattr(os, "writev", None)
+            if writev is None:
+                fh.write(head)
+                fh.writelines(self.parts)
+                return
+            fh.flush()  # one writev for all the pieces: 0.5 ms less than a write call per piece here
+            _writev_all(fh.fileno(), [head] + self.parts if head else list(self.parts), writev)
+            return
+        fh.write(head)
+        self.file.seek(0)
+        shutil.copyfileobj(self.file, fh, 1 << 22)
 
     def close(self) -> None:
         self.parts = []
         if self.file is not None:
             self.file.close()
             self.file = None
+
+
+def _writev_all(fd: int, parts: list, writev: Any) -> None:
+    """Write every byte of ``parts`` to ``fd`` with as few ``writev`` calls as the system allows."""
+    most = max(1, min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16))
+    views = [memoryview(p).cast("B") for p in parts if len(p)]
+    while views:
+        batch = views[:most]
+        done = writev(fd, batch)
+        for v in batch:  # drop what was written; a short write leaves the rest of one view
+            if done >= len(v):
+                done -= len(v)
+                views.pop(0)
+            else:
+                views[0] = v[done:]
+                break
+
+
+def _preallocate(fh: Any, size: int) -> None:
+    """Reserve ``size`` bytes for a file about to be written in full (where the file system can).
+
+    Besides keeping the file in one piece, this matters on ext4: replacing a file
+    by renaming a new one over it makes ext4 start writing out the new file's
+    delayed-allocation blocks inside ``rename`` (its ``auto_da_alloc``); blocks
+    reserved up front are not delayed, so the rename stays cheap (0.95 -> 0.3 ms
+    for a 0.7 MB file here).
+    """
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None or size <= 0:
+        return
+    try:
+        fallocate(fh.fileno(), 0, size)
+    except OSError:  # not supported here (e.g. some network file systems): write as usual
+        pass
 
 
 def _disk_order(arr: Any) -> Any:
@@ -560,9 +603,21 @@ def write_segmentation_nrrd(
                 # Deflate the voxels here (on the deflate workers; progress and cancel as usual) while
                 # one more thread sweeps them. The header waits for the sweep, the data for nobody.
                 sink = open(temps[1], "wb") if detached else _Spool(_SPOOL_IN_MEMORY, p.parent)
-                sweep = _sweeper().submit(_summaries, planned)
-                _nrrd._write_array(sink, _disk_order(planned), encoding, compression_level, progress)
-                known = sweep.result()  # (after a failed or cancelled deflate the sweep ends unused)
+                sweeps: list = []  # the full label sweep, once started
+                projector = None
+                if planned.ndim == 3 and ProjectionSweep.handles(planned.dtype):
+                    # The deflate workers project each block they have just compressed (cache-hot); only
+                    # data with values beyond 0/1 needs the full sweep, started as soon as a block shows some.
+                    projector = ProjectionSweep(planned.shape, _nrrd._disk_dtype(planned.dtype),
+                                                on_values=lambda: sweeps.append(_sweeper().submit(_summaries, planned)))
+                else:
+                    sweeps.append(_sweeper().submit(_summaries, planned))
+                _nrrd._write_array(sink, _disk_order(planned), encoding, compression_level, progress,
+                                   observe=projector.observe if projector is not None else None)
+                if sweeps:
+                    known = sweeps[0].result()  # (after a failed or cancelled deflate the sweep ends unused)
+                else:
+                    known = [label_summary(planned, projections=projector.projections())]
             seg, arr, geometry, extents, offset, cropped = _layout(obj, p, known, crop_to_minimum_extent)
             reuse = sink is not None and not cropped
             dtype = np.dtype(arr.dtype)
@@ -576,10 +631,11 @@ def write_segmentation_nrrd(
                 if detached:
                     fh.write(header[:-1])
                 else:
-                    fh.write(header)
                     if reuse:
-                        sink.copy_to(fh)
+                        _preallocate(fh, len(header) + sink.size)
+                        sink.copy_to(fh, header)
                     else:
+                        fh.write(header)
                         _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
             if detached and not reuse:
                 if sink is not None:
