@@ -182,8 +182,14 @@ def test_observer_errors_reach_the_caller(small_blocks):
         _gzip_bytes([bytes(300_000)], observe=fail)
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "int16 array", "empty"])
-def test_crc32_lets_threads_run_and_matches_zlib(kind):
+def test_crc32_lets_threads_run_and_matches_zlib(monkeypatch, kind, native):
+    from napari_medio.core import _inflate
+
+    if not native:  # the fallbacks (isal, zlib-ng, zlib) when libdeflate cannot be loaded
+        monkeypatch.setattr(fileio, "_CRC32", [])
+        monkeypatch.setattr(_inflate, "libdeflate", lambda: None)
     raw = np.random.default_rng(6).integers(0, 255, 100_001, dtype=np.uint8).tobytes()
     if kind == "empty":
         raw = b""

@@ -145,6 +145,9 @@ def _deflate_module(level: int):
         return zlib, max(0, min(level, 9))
 
 
+_CRC32: list = []  # the chosen function, once known
+
+
 def _crc32():
     """The fastest CRC-32 that lets other threads run (libdeflate, isal, zlib-ng, zlib: same values).
 
@@ -152,10 +155,13 @@ def _crc32():
     the GIL, which serialises parallel deflate workers that each check their block
     (78 MB on 2 threads: 6.2 ms through the package, 4.0 ms through ctypes).
     """
+    if _CRC32:
+        return _CRC32[0]
     from . import _inflate
 
     native = _inflate.libdeflate()
     if native is not None:
+        _CRC32.append(native.crc32)
         return native.crc32
     try:
         from isal import isal_zlib
