@@ -184,19 +184,20 @@ DRIVER = str(Path(__file__).with_name("_import_driver.py"))
 def test_sigkill_mid_import_then_repeat(tmp_path):
     total = _many(tmp_path / "in")
     dbdir = tmp_path / "db"
-    # The driver pauses 50 ms after each committed batch of 10 (on_batch), so the kill lands mid-import.
-    slow = [PY, DRIVER, str(tmp_path / "in"), "--db", str(dbdir), "--copy", "--batch-size", "10", "--delay", "0.05"]
-    proc = subprocess.Popen(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+    # The driver holds the import after its 8th committed batch of 10 (on_batch), so the kill lands
+    # mid-import however slowly this machine runs.
+    held = [PY, DRIVER, str(tmp_path / "in"), "--db", str(dbdir), "--copy", "--batch-size", "10", "--hold-after", "8"]
+    proc = subprocess.Popen(held, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
     count = 0
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
         try:
             with sqlite3.connect(dbdir / "medio-dicom.sqlite", timeout=5) as c:
                 count = c.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
         except sqlite3.Error:
             continue
-        if count >= total // 3:
+        if count >= 80:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
