@@ -442,3 +442,12 @@ def test_bad_input(tmp_path):
     nrrd_count.write_bytes(igs_nrrd(tmp_path / "tmp.igs.nrrd", data).read_bytes().replace(
         b"Seq_Frame0002_Timestamp", b"Seq_Frame0009_Timestamp"))
     rejected(nrrd_count, "frame count mismatch")
+
+
+def test_tracking_only_sequence_gives_a_clear_message_in_napari(tmp_path):
+    from napari_medio.core.errors import MedioError
+    from napari_medio.plugin.reader import read_layers
+
+    p = mha(tmp_path / "track.seq.mha", b"", dims=f"0 0 {N}")
+    with pytest.raises(MedioError, match="holds no image voxels.*3 frame"):
+        read_layers(str(p))

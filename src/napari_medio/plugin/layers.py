@@ -181,6 +181,13 @@ def volume_to_layer_data(
     voxels, make a multiscale layer (3D renders the coarsest level; 2D stays at
     full resolution).
     """
+    if 0 in tuple(volume.spatial_shape):
+        # e.g. an IGSIO sequence holding tracking data only: napari cannot show an empty image
+        frames = int(np.prod(volume.array.shape[:len(volume.extra_axes)], dtype=np.int64))
+        raise MedioError(getattr(volume, "source", None) or volume.name,
+                         f"holds no image voxels (spatial size {' x '.join(map(str, volume.spatial_shape))}, "
+                         f"{frames} frame(s)): nothing to show; napari_medio.read() gives its metadata "
+                         "(e.g. per-frame tracking transforms)")
     if labelmap is not None:
         volume = volume.with_array(volume.array, kind="labelmap" if labelmap else "volume")
     original_geometry = volume.geometry
