@@ -81,6 +81,7 @@ from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, Volume
 from . import metaimage as _mi
 from . import nrrd as _nrrd
+from .nrrd import _fmt
 from ._imageio import LABELMAP_OPTION, file_size, require_bytes, sidecar, volume_kind
 
 __all__ = ["EXTENSIONS", "read", "sniff", "write"]
@@ -126,15 +127,6 @@ def _metaimage_header(head: bytes) -> bool:
     keys = {k for k, _ in pairs}
     obj = dict(pairs).get("ObjectType", "Image").strip().lower()
     return ("NDims" in keys or "ObjectType" in keys) and obj == "image"
-
-
-def _fmt(x: Any) -> str:
-    v = float(x)
-    if v == 0:
-        return "0"
-    if v.is_integer() and abs(v) < 1e15:
-        return str(int(v))
-    return repr(v)
 
 
 def _parse_value(path: Path, where: str, name: str, value: str, strict: bool = True) -> Any:

@@ -51,6 +51,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
 from ._common import base_name
 from ._imageio import LABELMAP_OPTION, file_size, volume_kind
+from .nrrd import _fmt as _num
 
 __all__ = ["RAW_DTYPES", "RAW_EXTENSIONS", "RawLayout", "guess_layouts", "read_raw", "read_raw_slice", "write_nhdr_for_raw"]
 
@@ -527,15 +528,6 @@ def guess_layouts(
 
 
 # -- detached header ----------------------------------------------------------------------------
-def _num(x: float) -> str:
-    v = float(x)
-    if v == 0:
-        return "0"
-    if v.is_integer() and abs(v) < 1e15:
-        return str(int(v))
-    return repr(v)
-
-
 def _vec(v: Sequence[float]) -> str:
     return "(" + ",".join(_num(x) for x in v) + ")"
 
