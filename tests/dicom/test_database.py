@@ -487,3 +487,26 @@ def test_store_written_with_the_earlier_layout_keeps_one_copy(tmp_path, monkeypa
     (more, _, _) = make_series(tmp_path / "new", n=2, shape=(4, 4), seed=9)
     assert db.import_paths([tmp_path / "new"], copy=True).copied == 2
     assert len(list((tmp_path / "db" / "store").glob("*.dcm"))) == 2  # new ones in the flat layout
+
+
+_OPEN_AT = """import sys, time
+from napari_medio.dicom.database import DicomDatabase
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+DicomDatabase(sys.argv[1]).counts()
+"""
+
+
+def test_processes_opening_a_new_database_at_the_same_moment(tmp_path):
+    # Both read the new file, then both need the write lock to switch it to WAL: SQLite
+    # answers one "database is locked" at once (it failed 24 of 90 opens before the retry).
+    for round_ in range(4):
+        db = tmp_path / f"db{round_}"
+        start = time.time() + 3.0
+        procs = [subprocess.Popen([PY, "-c", _OPEN_AT, str(db), str(start)], stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        for p in procs:
+            err = p.communicate(timeout=120)[1]
+            assert p.returncode == 0, err
+        assert DicomDatabase(db).integrity()["check"] == "ok"

@@ -391,15 +391,32 @@ class DicomDatabase:
 
     # -- connection ----------------------------------------------------------------------------
     def _open(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            raise MedioError(self.path, f"not a usable DICOM database: {exc}") from None
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.005
+        while True:
+            conn = None
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                break
+            except sqlite3.OperationalError as exc:
+                if conn is not None:
+                    conn.close()
+                # Two processes opening a new database at once both read it, then both need the
+                # write lock to switch it to WAL: SQLite answers one of them "locked" at once,
+                # without waiting (that would deadlock).  The other finishes soon: try again.
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise MedioError(self.path, f"not a usable DICOM database: {exc}") from None
+                time.sleep(pause)
+                pause = min(0.2, pause * 2)
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    conn.close()
+                raise MedioError(self.path, f"not a usable DICOM database: {exc}") from None
         conn.row_factory = sqlite3.Row
         self._conn = conn
         with self._transaction() as c:
