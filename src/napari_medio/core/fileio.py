@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gzip as _stdlib_gzip
 import os
+import stat
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -66,12 +67,63 @@ def atomic_outputs(targets: Sequence["str | os.PathLike[str]"]) -> Iterator[list
             except OSError:
                 pass
         for temp, target in zip(temps, paths):
-            os.replace(temp, target)
+            _replace(temp, target, token)
     except BaseException:
         for t in temps:
             with contextlib.suppress(OSError):
                 t.unlink()
         raise
+
+
+#: Replaced files at least this big are freed off the caller's thread (see :func:`_replace`).
+_FREE_LATER_ABOVE = 1 << 18
+_REMOVER: list = []
+
+
+def _remover() -> Any:
+    """One thread, kept for the process, that deletes replaced files (joined at interpreter exit)."""
+    if not _REMOVER:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _REMOVER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="medio-free"))
+    return _REMOVER[0]
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _replace(temp: Path, target: Path, token: str) -> None:
+    """Rename ``temp`` over ``target``; a big file it replaces is freed on a background thread.
+
+    Renaming over a file frees that file's blocks inside the ``rename`` call
+    (0.15-0.6 ms for 0.7 MB on ext4 here, more for big files and on file systems
+    that discard freed blocks), so a save that overwrites its previous output
+    would wait for that.  Instead the old file gets a second name first, the
+    rename then only swaps names, and the old file is deleted by a background
+    thread (which the interpreter joins at exit).  Where hard links are not
+    available the rename simply does the freeing itself.
+    """
+    old: Optional[Path] = None
+    try:
+        st = os.lstat(target)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size >= _FREE_LATER_ABOVE:
+            old = target.with_name(f".medio-{token}-replaced-{target.name}")
+            os.link(target, old)
+    except OSError:  # no such file yet, or no hard links here
+        old = None
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        if old is not None:
+            _unlink_quietly(old)
+        raise
+    if old is not None:
+        try:
+            _remover().submit(_unlink_quietly, old)
+        except RuntimeError:  # interpreter shutting down: no new threads
+            _unlink_quietly(old)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,125 @@
+"""Safe writes (core/fileio.py): temporary files renamed into place, replaced files freed in the background."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from napari_medio.core import fileio
+from napari_medio.core.errors import WriteError
+
+
+def _settle_remover() -> None:
+    """Wait until the background remover has deleted every replaced file queued so far."""
+    if fileio._REMOVER:
+        fileio._REMOVER[0].submit(lambda: None).result()
+
+
+def _leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".medio-"))
+
+
+def test_overwriting_a_big_file_frees_it_in_the_background(tmp_path):
+    target = tmp_path / "out.bin"
+    first = os.urandom(fileio._FREE_LATER_ABOVE + 1)
+    second = os.urandom(fileio._FREE_LATER_ABOVE * 2)
+    for payload in (first, second):
+        with fileio.atomic_output(target) as temp:
+            temp.write_bytes(payload)
+    assert target.read_bytes() == second
+    assert os.stat(target).st_nlink == 1
+    _settle_remover()
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_reader_holding_the_old_file_keeps_its_bytes(tmp_path):
+    target = tmp_path / "out.bin"
+    old = os.urandom(fileio._FREE_LATER_ABOVE + 10)
+    target.write_bytes(old)
+    with open(target, "rb") as held:
+        with fileio.atomic_output(target) as temp:
+            temp.write_bytes(b"new")
+        _settle_remover()
+        assert held.read() == old
+    assert target.read_bytes() == b"new"
+    assert _leftovers(tmp_path) == []
+
+
+def test_small_files_symlinks_and_hard_linked_targets_are_replaced_in_place(tmp_path):
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x")
+    with fileio.atomic_output(small) as temp:
+        temp.write_bytes(b"y")
+    assert small.read_bytes() == b"y"
+
+    real = tmp_path / "real.bin"
+    real.write_bytes(os.urandom(fileio._FREE_LATER_ABOVE + 1))
+    before = real.read_bytes()
+    link = tmp_path / "link.bin"
+    link.symlink_to(real)
+    with fileio.atomic_output(link) as temp:
+        temp.write_bytes(b"through the link name")
+    assert not link.is_symlink() and link.read_bytes() == b"through the link name"
+    assert real.read_bytes() == before  # the symlink's target is not touched
+
+    shared = tmp_path / "shared.bin"
+    twin = tmp_path / "twin.bin"
+    shared.write_bytes(os.urandom(fileio._FREE_LATER_ABOVE + 1))
+    os.link(shared, twin)
+    kept = twin.read_bytes()
+    with fileio.atomic_output(shared) as temp:
+        temp.write_bytes(b"new")
+    assert shared.read_bytes() == b"new" and twin.read_bytes() == kept
+    _settle_remover()
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_write_leaves_the_old_file_and_no_temporaries(tmp_path):
+    target = tmp_path / "out.bin"
+    old = os.urandom(fileio._FREE_LATER_ABOVE + 1)
+    target.write_bytes(old)
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_output(target) as temp:
+            temp.write_bytes(b"half")
+            raise RuntimeError("writer failed")
+    assert target.read_bytes() == old
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_rename_removes_the_second_name(tmp_path, monkeypatch):
+    target = tmp_path / "out.bin"
+    old = os.urandom(fileio._FREE_LATER_ABOVE + 1)
+    target.write_bytes(old)
+
+    def refuse(src, dst):
+        raise PermissionError(13, "refused")
+
+    monkeypatch.setattr(fileio.os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        with fileio.atomic_output(target) as temp:
+            temp.write_bytes(b"new")
+    monkeypatch.undo()
+    assert target.read_bytes() == old and os.stat(target).st_nlink == 1
+    assert _leftovers(tmp_path) == []
+
+
+def test_without_hard_links_the_rename_frees_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.bin"
+    target.write_bytes(os.urandom(fileio._FREE_LATER_ABOVE + 1))
+
+    def no_links(src, dst, *a, **k):
+        raise OSError(1, "hard links not supported")
+
+    monkeypatch.setattr(fileio.os, "link", no_links)
+    with fileio.atomic_output(target) as temp:
+        temp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    assert _leftovers(tmp_path) == []
+
+
+def test_uncreatable_target_is_a_write_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    with pytest.raises(WriteError, match="cannot create file"):
+        with fileio.atomic_output(blocker / "inside.bin"):
+            pass
