@@ -62,6 +62,26 @@ def test_index_gives_parallel_read_with_crc_check(tmp_path, small_blocks):
         fileio.gzip_read(path, 6)
 
 
+def test_blocks_are_sized_for_the_workers_to_share_evenly(tmp_path):
+    assert fileio._block_size(78_643_200, 2) == 3_932_160  # 20 blocks of 3.75 MiB, not 18.75 of 4 MiB
+    assert fileio._block_size(78_643_200, 1) == fileio._GZIP_BLOCK
+    assert fileio._block_size(None, 2) == fileio._GZIP_BLOCK
+    assert fileio._block_size(1000, 2) == fileio._GZIP_BLOCK
+    for total in (4_194_305, 9_000_001, 123_456_789):
+        for workers in (2, 3, 8):
+            size = fileio._block_size(total, workers)
+            jobs = -(-total // size)
+            assert size <= fileio._GZIP_BLOCK and size % (1 << 16) == 0
+            assert jobs % workers == 0 or jobs < workers or size == fileio._GZIP_BLOCK, (total, workers, size)
+    data = np.random.default_rng(5).integers(0, 3, 9_000_001, dtype=np.uint8).tobytes()
+    path = tmp_path / "even.gz"
+    with open(path, "wb") as fh:
+        fileio.gzip_compress_parallel([data], fh, threads=2, total=len(data))
+    idx = fileio.gzip_index(path)
+    assert idx is not None and idx["block_size"] == fileio._block_size(len(data), 2) and len(idx["blocks"]) == 4
+    assert fileio.gzip_read(path).tobytes() == data and gzip.decompress(path.read_bytes()) == data
+
+
 def test_foreign_gzip_one_call_and_streaming_agree(tmp_path, monkeypatch):
     data = np.random.default_rng(2).integers(0, 50, 300_000, dtype=np.uint8).tobytes()
     path = tmp_path / "f.gz"

@@ -280,12 +280,29 @@ _INDEX_MAX_BLOCKS = 8000  # keeps the index inside one 64 KiB gzip extra field
 _EMPTY_FINAL_BLOCK = b"\x03\x00"  # a final, empty fixed-Huffman deflate block
 
 
+def _block_size(total: "int | None", workers: int) -> int:
+    """Input bytes per deflate job: at most 4 MiB, in a count of jobs that the workers share evenly.
+
+    78.6 MB in 4 MiB blocks is 18.75 jobs: on two workers one would still be busy
+    with three quarters of a job when the other is done.  Twenty blocks of
+    3.75 MiB end together.
+    Sizes are whole 64 KiB, so every block holds whole elements of any type.
+    """
+    if not total or total <= _GZIP_BLOCK or workers <= 1:
+        return _GZIP_BLOCK
+    jobs = -(-int(total) // _GZIP_BLOCK)
+    jobs = -(-jobs // workers) * workers
+    size = -(-int(total) // jobs)
+    return min(_GZIP_BLOCK, -(-size // (1 << 16)) * (1 << 16))
+
+
 def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = None, *,
                            progress: Any = None, total: "int | None" = None, index: bool = True,
                            observe: "Callable[[int, Any], None] | None" = None) -> int:
     """Write ``chunks`` (an iterable of bytes) to ``fh`` as gzip, deflated in parallel on all cores.
 
-    Like pigz: 4 MiB blocks are deflated on all cores, each ended with a sync
+    Like pigz: blocks of up to 4 MiB (sized from ``total`` so that the cores share
+    them evenly) are deflated on all cores, each ended with a sync
     flush, joined into ONE deflate stream and closed with the CRC-32 of
     everything, so every gzip reader (zlib, ITK/Slicer, nibabel, pynrrd) reads
     the first member as the whole data.  With ``index`` (the default) blocks are
@@ -312,6 +329,7 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
     crc32 = _crc32()
     combine = _crc32_combine()  # each block's CRC-32 comes from its worker; the whole one is combined
     workers = threads or max(1, os.cpu_count() or 1)
+    block_size = _block_size(total, workers)
     dict_size = 1 << 15
 
     def deflate(block: bytes, zdict: bytes, start: int) -> tuple[bytes, int]:
@@ -335,16 +353,16 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
             if tail is not None:  # complete a block begun in an earlier chunk
                 if isinstance(tail, memoryview):
                     tail = bytearray(tail)
-                need = _GZIP_BLOCK - len(tail)
+                need = block_size - len(tail)
                 tail += view[:need]
                 view = view[need:]
-                if len(tail) < _GZIP_BLOCK:
+                if len(tail) < block_size:
                     continue
                 yield tail
                 tail = None
-            full = len(view) - len(view) % _GZIP_BLOCK
-            for start in range(0, full, _GZIP_BLOCK):
-                yield view[start:start + _GZIP_BLOCK]
+            full = len(view) - len(view) % block_size
+            for start in range(0, full, block_size):
+                yield view[start:start + block_size]
             if full < len(view):
                 tail = view[full:]  # copied only if another chunk follows
         if tail is not None and len(tail):
@@ -390,7 +408,7 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
     fh.write(_EMPTY_FINAL_BLOCK)
     fh.write(struct.pack("<II", crc & 0xFFFFFFFF, written & 0xFFFFFFFF))
     if index and 1 < len(entries) <= _INDEX_MAX_BLOCKS:  # one block gains nothing from an index
-        payload = struct.pack("<IIQ", _GZIP_BLOCK, len(entries), sum(e[0] for e in entries))
+        payload = struct.pack("<IIQ", block_size, len(entries), sum(e[0] for e in entries))
         payload += b"".join(struct.pack("<II", n, c & 0xFFFFFFFF) for n, c in entries)
         payload += struct.pack("<I", len(entries)) + _INDEX_MAGIC
         extra = _INDEX_SUBFIELD + struct.pack("<H", len(payload)) + payload
