@@ -1095,6 +1095,9 @@ def load_volumes(headers: list[dict], progress: Optional[Callable[[int, int], No
     Returns (volumes, warnings, failed files {path: reason}, non-image headers).
     Warnings are also issued as :class:`DicomWarning` when ``warn``.
     """
+    from .ultrasound import split_ultrasound
+
+    us_volumes, headers, us_failed = split_ultrasound(headers)  # 3D/4D vendor ultrasound: not 2D frames
     images = [h for h in headers if is_image_header(h)]
     others = [h for h in headers if not is_image_header(h)]
     groups = group_by_series(images)
@@ -1106,6 +1109,7 @@ def load_volumes(headers: list[dict], progress: Optional[Callable[[int, int], No
 
     series_list = [hs for _, hs in sorted(groups.items(), key=order)]
     volumes, warns, failed = _assemble_many(series_list, progress, cancel)
+    volumes, failed = us_volumes + volumes, {**us_failed, **failed}
     if warn:
         for w in warns:
             warnings.warn(w, DicomWarning, stacklevel=3)
