@@ -67,7 +67,7 @@ def atomic_outputs(targets: Sequence["str | os.PathLike[str]"]) -> Iterator[list
             except OSError:
                 pass
         for temp, target in zip(temps, paths):
-            _replace(temp, target, token)
+            _replace(temp, target)
     except BaseException:
         for t in temps:
             with contextlib.suppress(OSError):
@@ -81,7 +81,7 @@ _REMOVER: list = []
 
 
 def _remover() -> Any:
-    """One thread, kept for the process, that deletes replaced files (joined at interpreter exit)."""
+    """One thread, kept for the process, that frees replaced files (joined at interpreter exit)."""
     if not _REMOVER:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -89,41 +89,41 @@ def _remover() -> Any:
     return _REMOVER[0]
 
 
-def _unlink_quietly(path: Path) -> None:
+def _close_quietly(fd: int) -> None:
     with contextlib.suppress(OSError):
-        os.unlink(path)
+        os.close(fd)
 
 
-def _replace(temp: Path, target: Path, token: str) -> None:
+def _replace(temp: Path, target: Path) -> None:
     """Rename ``temp`` over ``target``; a big file it replaces is freed on a background thread.
 
     Renaming over a file frees that file's blocks inside the ``rename`` call
     (0.15-0.6 ms for 0.7 MB on ext4 here, more for big files and on file systems
     that discard freed blocks), so a save that overwrites its previous output
-    would wait for that.  Instead the old file gets a second name first, the
-    rename then only swaps names, and the old file is deleted by a background
-    thread (which the interpreter joins at exit).  Where hard links are not
-    available the rename simply does the freeing itself.
+    would wait for that.  Instead the old file is opened first: the rename then
+    only swaps names (no other name or process sees the old file any more), and
+    the last close, which frees it, runs on a background thread that the
+    interpreter joins at exit.  If the process dies in between, the kernel frees
+    the unnamed file as it does any deleted file still open.  Elsewhere (Windows,
+    unreadable files) the rename simply does the freeing itself.
     """
-    old: Optional[Path] = None
-    try:
-        st = os.lstat(target)
-        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size >= _FREE_LATER_ABOVE:
-            old = target.with_name(f".medio-{token}-replaced-{target.name}")
-            os.link(target, old)
-    except OSError:  # no such file yet, or no hard links here
-        old = None
+    held: Optional[int] = None
+    if os.name == "posix":
+        try:
+            st = os.lstat(target)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size >= _FREE_LATER_ABOVE:
+                held = os.open(target, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                               | getattr(os, "O_CLOEXEC", 0))
+        except OSError:  # no such file yet, or not ours to read
+            held = None
     try:
         os.replace(temp, target)
-    except BaseException:
-        if old is not None:
-            _unlink_quietly(old)
-        raise
-    if old is not None:
-        try:
-            _remover().submit(_unlink_quietly, old)
-        except RuntimeError:  # interpreter shutting down: no new threads
-            _unlink_quietly(old)
+    finally:
+        if held is not None:
+            try:
+                _remover().submit(_close_quietly, held)
+            except RuntimeError:  # interpreter shutting down: no new threads
+                _close_quietly(held)
 
 
 @contextlib.contextmanager
@@ -300,7 +300,8 @@ def _block_size(total: "int | None", workers: int) -> int:
 
 def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = None, *,
                            progress: Any = None, total: "int | None" = None, index: bool = True,
-                           observe: "Callable[[int, Any], None] | None" = None) -> int:
+                           observe: "Callable[[int, Any], None] | None" = None,
+                           meanwhile: "Callable[[], None] | None" = None) -> int:
     """Write ``chunks`` (an iterable of bytes) to ``fh`` as gzip, deflated in parallel on all cores.
 
     Like pigz: blocks of up to 4 MiB (sized from ``total`` so that the cores share
@@ -317,8 +318,10 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
     is called on the worker that has just deflated a block (with the block's byte
     offset in the stream), while the block is still in that core's cache: other
     work over the same bytes (e.g. a label projection) then costs no pass over
-    memory of its own.  Blocks reach it in any order.  Returns the uncompressed
-    byte count.
+    memory of its own.  Blocks reach it in any order.  ``meanwhile()``, when
+    given, runs once on the calling thread as soon as every worker has a block
+    (e.g. making the output's temporary files while the data is deflated); what
+    it raises ends the write.  Returns the uncompressed byte count.
     """
     import struct
 
@@ -395,10 +398,15 @@ def gzip_compress_parallel(chunks, fh, level: int = 6, threads: "int | None" = N
                 if combine is None:
                     crc = crc32(block, crc)
                 written += len(block)
+                if meanwhile is not None and len(pending) >= workers:
+                    meanwhile, job = None, meanwhile
+                    job()
                 while len(pending) > max(2 * workers, _IN_FLIGHT):  # bounded memory, few pipeline stalls
                     fut, n = pending.pop(0)
                     drain(fut, n)
                     prog.advance(n)
+            if meanwhile is not None:  # fewer blocks than workers
+                meanwhile()
             for fut, n in pending:
                 drain(fut, n)
                 prog.advance(n)

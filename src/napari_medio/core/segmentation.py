@@ -872,9 +872,15 @@ class ProjectionSweep:
             raise ValueError("not every block of the array was observed")
         info = np.iinfo(self.dtype)
         native = self.dtype.newbyteorder("=")
-        hi = np.full(self.plane, info.min, native)
-        lo = np.full(self.plane, info.max, native) if self.need_min else None
-        for offset, h, low, _ in self._parts:
+        parts = sorted(self._parts, key=lambda part: part[1].size != self.plane)  # a whole plane first
+        if parts and parts[0][1].size == self.plane and parts[0][1].dtype == native:
+            # Merge into a whole-plane accumulator (max and min are idempotent, so a second call agrees).
+            hi, lo = parts[0][1], parts[0][2]
+            parts = parts[1:]
+        else:
+            hi = np.full(self.plane, info.min, native)
+            lo = np.full(self.plane, info.max, native) if self.need_min else None
+        for offset, h, low, _ in parts:
             part = slice(offset, offset + h.size)
             np.maximum(hi[part], h, out=hi[part])
             if lo is not None:

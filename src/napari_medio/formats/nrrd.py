@@ -540,10 +540,11 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
 
 
 def _write_array(fh: io.BufferedWriter, array: Any, encoding: str, level: int, progress: Any = None,
-                 observe: Any = None) -> None:
+                 observe: Any = None, meanwhile: Any = None) -> None:
     """Write voxels in C order (= NRRD order), slab by slab, gzip-compressed when asked.
 
-    ``observe``: see :func:`~napari_medio.core.fileio.gzip_compress_parallel` (gzip only).
+    ``observe``, ``meanwhile``: see :func:`~napari_medio.core.fileio.gzip_compress_parallel`
+    (``meanwhile`` also runs for other encodings, first).
     """
     from ..core.progress import ensure_progress
 
@@ -556,8 +557,11 @@ def _write_array(fh: io.BufferedWriter, array: Any, encoding: str, level: int, p
             chunks: Any = [memoryview(array.reshape(-1)).cast("B")]  # in memory already: one view, no slab copies
         else:
             chunks = _slabs(array, dtype)
-        gzip_compress_parallel(chunks, fh, level=level, progress=progress, total=total, observe=observe)
+        gzip_compress_parallel(chunks, fh, level=level, progress=progress, total=total, observe=observe,
+                               meanwhile=meanwhile)
         return
+    if meanwhile is not None:
+        meanwhile()
     prog = ensure_progress(progress)
     prog.start(total)
     for slab in _slabs(array, dtype):

@@ -18,6 +18,7 @@ segments, the start index stored in ``Segmentation_ReferenceImageExtentOffset``)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -570,6 +571,31 @@ def _layout(obj: Any, p: Path, known: Optional[list], crop_to_minimum_extent: bo
     return seg, arr, geometry, extents, offset, cropped
 
 
+def _deflate_with_summary(planned: np.ndarray, sink: Any, level: int, progress: Any,
+                          meanwhile: Any = None) -> list[dict]:
+    """Deflate ``planned`` (gzip, on all cores) into ``sink`` and return its label summary.
+
+    The deflate workers project each block they have just compressed (cache-hot);
+    only data with values beyond 0/1 needs the full sweep, started on its own
+    thread as soon as a block shows some (or at once for types the projection
+    does not handle).  The summary waits for the sweep, the data for nobody.
+    ``meanwhile()`` runs on this thread while the workers deflate.
+    """
+    sweeps: list = []  # the full label sweep, once started
+    projector = None
+    if planned.ndim == 3 and ProjectionSweep.handles(planned.dtype):
+        projector = ProjectionSweep(planned.shape, _nrrd._disk_dtype(planned.dtype),
+                                    on_values=lambda: sweeps.append(_sweeper().submit(_summaries, planned)))
+    else:
+        sweeps.append(_sweeper().submit(_summaries, planned))
+    _nrrd._write_array(sink, _disk_order(planned), "gzip", level, progress,
+                       observe=projector.observe if projector is not None else None, meanwhile=meanwhile)
+    if sweeps:
+        return sweeps[0].result()  # (after a failed or cancelled deflate the sweep ends unused)
+    assert projector is not None
+    return [label_summary(planned, projections=projector.projections())]
+
+
 def write_segmentation_nrrd(
     obj: Any,
     path: "str | os.PathLike[str]",
@@ -582,12 +608,13 @@ def write_segmentation_nrrd(
 ) -> list[str]:
     """Write a Segmentation (or a label-map Volume) as a Slicer ``.seg.nrrd`` / ``.seg.nhdr``.
 
-    Compressed writes of voxels held in memory overlap the two halves of the work:
-    the voxels are deflated (on all cores) while one more thread sweeps them for
-    the label values and extents the header needs; the header, known last, is
-    written in front of the compressed voxels (kept in memory, or in a temporary
-    file when large, until then).  Everything goes to temporary files renamed
-    into place.
+    Compressed writes of voxels held in memory read them once: the deflate
+    workers (all cores) also gather the label values and extents the header
+    needs (see :func:`_deflate_with_summary`); the header, known last, is written
+    in front of the compressed voxels (kept in memory, or in a temporary file
+    when large, until then).  Everything goes to temporary files renamed into
+    place; for an attached ``.seg.nrrd`` they are made while the workers
+    deflate, which then start at once.
     """
     p = Path(path)
     encoding = "gzip" if compress else "raw"
@@ -595,29 +622,24 @@ def write_segmentation_nrrd(
     data_path = p.with_name(base_name(p) + (".raw.gz" if compress else ".raw")) if detached else None
     targets = [p] + ([data_path] if data_path else [])
     planned = _planned_voxels(obj) if compress and not crop_to_minimum_extent else None
-    with atomic_outputs(targets) as temps:
-        known = None
-        sink = None
-        try:
-            if planned is not None:
-                # Deflate the voxels here (on the deflate workers; progress and cancel as usual) while
-                # one more thread sweeps them. The header waits for the sweep, the data for nobody.
-                sink = open(temps[1], "wb") if detached else _Spool(_SPOOL_IN_MEMORY, p.parent)
-                sweeps: list = []  # the full label sweep, once started
-                projector = None
-                if planned.ndim == 3 and ProjectionSweep.handles(planned.dtype):
-                    # The deflate workers project each block they have just compressed (cache-hot); only
-                    # data with values beyond 0/1 needs the full sweep, started as soon as a block shows some.
-                    projector = ProjectionSweep(planned.shape, _nrrd._disk_dtype(planned.dtype),
-                                                on_values=lambda: sweeps.append(_sweeper().submit(_summaries, planned)))
-                else:
-                    sweeps.append(_sweeper().submit(_summaries, planned))
-                _nrrd._write_array(sink, _disk_order(planned), encoding, compression_level, progress,
-                                   observe=projector.observe if projector is not None else None)
-                if sweeps:
-                    known = sweeps[0].result()  # (after a failed or cancelled deflate the sweep ends unused)
-                else:
-                    known = [label_summary(planned, projections=projector.projections())]
+    sink = None
+    known = None
+    temps: list[Path] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            def make_temporaries() -> None:
+                temps.extend(stack.enter_context(atomic_outputs(targets)))
+
+            if planned is not None and not detached:
+                # An attached file: deflate into memory; the temporary files are made on this thread
+                # while the workers deflate, and the header goes in front of the bytes at the end.
+                sink = _Spool(_SPOOL_IN_MEMORY, p.parent)
+                known = _deflate_with_summary(planned, sink, compression_level, progress, make_temporaries)
+            if not temps:
+                make_temporaries()
+            if planned is not None and known is None:
+                sink = open(temps[1], "wb")
+                known = _deflate_with_summary(planned, sink, compression_level, progress)
             seg, arr, geometry, extents, offset, cropped = _layout(obj, p, known, crop_to_minimum_extent)
             reuse = sink is not None and not cropped
             dtype = np.dtype(arr.dtype)
@@ -643,9 +665,9 @@ def write_segmentation_nrrd(
                     sink = None
                 with open(temps[1], "wb") as fh:
                     _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
-        finally:
-            if sink is not None:
-                sink.close()
+    finally:
+        if sink is not None:
+            sink.close()
     return [os.fspath(t) for t in targets]
 
 
