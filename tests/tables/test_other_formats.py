@@ -290,6 +290,26 @@ def test_text_xml_json(tmp_path):
         napari_medio.read(tmp_path / "bin.xml")
 
 
+def test_plus_configuration_opens_as_text(tmp_path):
+    """A PLUS toolkit configuration (.plus.xml) is shown as text, as Slicer's OpenIGTLink loads it (a text node)."""
+    cfg = tmp_path / "PlusDeviceSet_Server_Sim.plus.xml"
+    cfg.write_text(
+        '<PlusConfiguration version="2.1">\n'
+        '  <DataCollection StartupDelaySec="1.0">\n'
+        '    <DeviceSet Name="Sim" Description="simulated tracker"/>\n'
+        '    <Device Id="TrackerDevice" Type="FakeTracker" AcquisitionRate="50" Mode="Default">\n'
+        '      <DataSources><DataSource Type="Tool" Id="Probe"/></DataSources>\n'
+        '    </Device>\n'
+        '  </DataCollection>\n'
+        '  <CoordinateDefinitions>\n'
+        '    <Transform From="Image" To="Probe" Matrix="1 0 0 0  0 1 0 0  0 0 1 0  0 0 0 1"/>\n'
+        '  </CoordinateDefinitions>\n'
+        '</PlusConfiguration>\n')
+    [t] = napari_medio.read(cfg)
+    assert isinstance(t, Text) and t.syntax == "xml" and t.info()["root"] == "PlusConfiguration"
+    assert t.name == "PlusDeviceSet_Server_Sim" and 'Type="FakeTracker"' in t.text
+
+
 def test_real_formats_keep_winning_over_text(tmp_path):
     assert type(napari_medio.read(fixture_file("transforms/affineTransform.txt"))[0]).__name__ == "Transform"
     assert type(napari_medio.read(fixture_file("colors/GenericAnatomyColors.txt"))[0]).__name__ == "ColorTable"

@@ -15,7 +15,7 @@ _LABEL_PATTERNS = (
 )
 
 _COMPOUND = (".nii.gz", ".img.gz", ".gipl.gz", ".seg.nrrd", ".seg.nhdr", ".seq.nrrd", ".seq.nhdr",
-             ".mrk.json", ".mkp.json", ".ome.zarr", ".ome.tif", ".ome.tiff", ".vtk.gz", ".tar.gz")
+             ".mrk.json", ".mkp.json", ".plus.xml", ".ome.zarr", ".ome.tif", ".ome.tiff", ".vtk.gz", ".tar.gz")
 
 
 def strip_known_extension(name: str) -> str:

@@ -1,5 +1,9 @@
 """Plain text (``.txt``, ``.xml``, ``.json``) that no real format claims, shown read-only in the Text dock.
 
+A PLUS toolkit configuration (``.plus.xml``) is such a file: Slicer's OpenIGTLink
+extension loads it into a text node, and so it opens here (named without
+``.plus.xml``).
+
 Registered last in line: priority -10 and ``content_sniff=False``, so every real
 format sharing these extensions (ITK transforms, colour tables, markups, volume
 property and terminology JSON) is tried first, and a text sniff never picks a file
@@ -77,7 +81,7 @@ def _sniff(head: bytes, path: Path) -> bool:
         return False
     from ..core.registry import matching_extension
 
-    if matching_extension(path) not in (".txt", ".xml", ".json"):  # .mrk.json, .vp.json, .term.json...
+    if matching_extension(path) not in (".txt", ".xml", ".plus.xml", ".json"):  # .mrk.json, .vp.json, .term.json...
         return False
     body = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if body.startswith(_OTHER_FORMAT_HEADS):
@@ -90,7 +94,7 @@ def _sniff(head: bytes, path: Path) -> bool:
 register(FileFormat(
     name="text",
     description="Plain text, XML or JSON that no other format claims (read-only text view)",
-    extensions=(".txt", ".xml", ".json"),
+    extensions=(".txt", ".xml", ".plus.xml", ".json"),  # .plus.xml: a PLUS toolkit configuration
     read=read_text,
     sniff=_sniff,
     kinds=("text",),
