@@ -162,6 +162,10 @@ def test_unreadable_old_file_is_replaced_by_the_rename_itself(tmp_path, monkeypa
 def test_uncreatable_target_is_a_write_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")
-    with pytest.raises(WriteError, match="cannot create file"):
+    with pytest.raises(WriteError, match="cannot create file: .*file is a file, not a folder"):
         with fileio.atomic_output(blocker / "inside.bin"):
             pass
+    with pytest.raises(WriteError, match="file is a file, not a folder"):
+        with fileio.atomic_output(blocker / "deeper" / "inside.bin"):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -54,8 +54,12 @@ def atomic_outputs(targets: Sequence["str | os.PathLike[str]"]) -> Iterator[list
     except OSError as exc:
         for t in temps:
             t.unlink(missing_ok=True)
-        raise WriteError(paths[len(temps)] if len(temps) < len(paths) else paths[0],
-                         f"cannot create file: {exc.strerror or exc}") from None
+        failed = paths[len(temps)] if len(temps) < len(paths) else paths[0]
+        reason = exc.strerror or str(exc)
+        blocker = next((q for q in [failed.parent, *failed.parent.parents] if q.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            reason = f"{blocker} is a file, not a folder"
+        raise WriteError(failed, f"cannot create file: {reason}") from None
     try:
         yield temps
         for temp, target in zip(temps, paths):
