@@ -258,3 +258,20 @@ def test_labelmap_option(tmp_path):
         warnings.simplefilter("error")
         [vol] = napari_medio.read(path, shape=(2, 3, 4), dtype="uint8", labelmap=True)
     assert vol.kind == "labelmap"
+
+
+def test_vol_that_is_not_ge_kretz_is_a_raw_volume(tmp_path):
+    """.vol is GE Kretz when it has the signature; any other .vol is read as RawImageGuess reads it."""
+    a = np.arange(2 * 16 * 24, dtype="<i2").reshape(2, 16, 24)
+    p = tmp_path / "scan.vol"
+    p.write_bytes(a.tobytes())
+    assert find_reader(p).name == "raw-volume"
+    with pytest.raises(FormatError, match="scan.vol: a headerless raw volume"):
+        napari_medio.read(p)
+    [v] = napari_medio.read(p, shape=(2, 16, 24), dtype="int16")
+    assert np.array_equal(np.asarray(v.array), a)
+    from tests.formats.test_kretz import kretz_bytes, sweep
+
+    theta, phi = sweep(6, 5)
+    p.write_bytes(kretz_bytes(np.zeros((5, 6, 7), np.uint8), theta=theta, phi=phi))
+    assert find_reader(p).name == "ge-kretz"

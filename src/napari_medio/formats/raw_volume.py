@@ -635,7 +635,7 @@ FORMAT = register(
     FileFormat(
         name=NAME,
         description="Headerless raw volume with a layout given by hand (RawImageGuess); .raw, Samsung .mvl",
-        extensions=(".raw", ".mvl"),
+        extensions=(".raw", ".mvl", ".vol"),  # .vol: when it is not a GE Kretz file (tried first)
         read=read,
         sniff=None,
         kinds=("volume", "labelmap"),
