@@ -19,15 +19,6 @@ from tests.conftest import fixture_file
 pytestmark = pytest.mark.viewer
 
 
-@pytest.fixture(autouse=True)
-def _clean_store():
-    from napari_medio.plugin.convert_transform import STORE
-
-    STORE.clear()
-    yield
-    STORE.clear()
-
-
 def _validate(path):
     jsonschema.Draft7Validator(schema()).validate(json.loads(path.read_text()))
 

@@ -12,15 +12,6 @@ from tests.conftest import fixture_file
 pytestmark = pytest.mark.viewer
 
 
-@pytest.fixture(autouse=True)
-def _clean_store():
-    from napari_medio.plugin.convert_transform import STORE
-
-    STORE.clear()
-    yield
-    STORE.clear()
-
-
 def test_text_dock_shows_unclaimed_text(make_napari_viewer, tmp_path):
     from napari_medio.plugin.data_docks import TextDock
     from napari_medio.plugin.reader import get_reader

@@ -23,15 +23,6 @@ from tests.formats.test_topcon_oct import (
 pytestmark = pytest.mark.viewer
 
 
-@pytest.fixture(autouse=True)
-def _clean_store():
-    from napari_medio.plugin.convert_transform import STORE
-
-    STORE.clear()
-    yield
-    STORE.clear()
-
-
 def test_kretz_volume_opens_scan_converted_in_place(make_napari_viewer, tmp_path):
     theta, phi = sweep(24, 20)
     vox = np.full((20, 24, 30), 120, np.uint8)
