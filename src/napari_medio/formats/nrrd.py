@@ -269,6 +269,156 @@ def _axis_values(custom: dict[str, str], nrrd_axis: int) -> tuple[Optional[list]
     return items, index_type or "text"
 
 
+def _sizes_and_kinds(header: dict, p: Path) -> tuple[list[int], list[str]]:
+    """The NRRD axis sizes and kinds (fastest axis first), checked against ``dimension``."""
+    try:
+        sizes = [int(s) for s in np.atleast_1d(header["sizes"])]
+        dim = int(header["dimension"])
+    except KeyError as exc:
+        raise FormatError(p, f"required NRRD field {exc.args[0]!r} is missing") from None
+    if len(sizes) != dim or any(s <= 0 for s in sizes):
+        raise FormatError(p, f"sizes {sizes} do not match dimension {dim}")
+    kinds = [str(k).lower() if k is not None else "???" for k in header.get("kinds", ["???"] * dim)]
+    if len(kinds) != dim:
+        raise FormatError(p, f"{len(kinds)} kinds for {dim} axes")
+    return sizes, kinds
+
+
+def _space_flips(header: dict, p: Path) -> tuple[Optional[str], np.ndarray]:
+    """The NRRD ``space`` (lower case, None if absent) and the signs that take it to LPS."""
+    space = str(header.get("space", "")).lower() or None
+    if space and space not in _SPACE_TO_LPS:
+        raise FormatError(p, f"NRRD space {space!r} is not supported (expected LPS, RAS, LAS or scanner-xyz)")
+    return space, np.array(_SPACE_TO_LPS[space] if space else (1, 1, 1), dtype=float)
+
+
+def _spatial_axes(header: dict, kinds: list[str], p: Path) -> list[int]:
+    """The NRRD axes that carry geometry: those with space directions, else domain kinds."""
+    dim = len(kinds)
+    directions = header.get("space directions")
+    if directions is not None:
+        directions = np.asarray(directions, dtype=float)
+        spatial = [a for a in range(dim) if np.all(np.isfinite(directions[a]))]
+    else:
+        spatial = [a for a in range(dim) if kinds[a] in _SPATIAL_KINDS or kinds[a] == "???"][:3]
+    if not spatial:
+        raise FormatError(p, "no spatial axes (no space directions and no domain kinds)")
+    if len(spatial) > 3:
+        raise FormatError(p, f"{len(spatial)} spatial axes; at most 3 are supported")
+    if spatial != list(range(spatial[0], spatial[-1] + 1)):
+        raise FormatError(p, "non-spatial axes between spatial axes are not supported")
+    return spatial
+
+
+def _geometry(header: dict, spatial: list[int], flips: np.ndarray, p: Path) -> Geometry:
+    """The LPS geometry of the spatial axes (a 2D image gets a third, singleton axis)."""
+    nsp = len(spatial)
+    directions = header.get("space directions")
+    if directions is None:
+        dim = int(header["dimension"])
+        spacings = np.asarray(header.get("spacings", [np.nan] * dim), dtype=float)
+        spacing = np.array([spacings[a] if np.isfinite(spacings[a]) and spacings[a] > 0 else 1.0 for a in spatial])
+        mins = header.get("axis mins", header.get("axismins"))
+        origin = np.array([float(mins[a]) if mins is not None and np.isfinite(mins[a]) else 0.0 for a in spatial])
+        if nsp == 1:
+            spacing, origin = np.r_[spacing, 1.0], np.r_[origin, 0.0]
+        return Geometry(spacing, origin, np.eye(spacing.size))
+    directions = np.asarray(directions, dtype=float)
+    vecs = directions[spatial] * flips[: directions.shape[1]]  # rows: axis step vectors
+    space_dim = vecs.shape[1]
+    origin = np.asarray(header.get("space origin", np.zeros(space_dim)), dtype=float)
+    if not np.all(np.isfinite(origin)):
+        origin = np.zeros(space_dim)
+    origin = origin * flips[:space_dim]
+    if space_dim == 3 and nsp == 2:  # a 2D slice placed in 3D space: add a singleton k axis
+        normal = np.cross(vecs[0], vecs[1])
+        normal /= np.linalg.norm(normal)
+        vecs = np.vstack([vecs, normal])
+    elif space_dim != (3 if nsp == 2 else nsp) and space_dim != nsp:
+        raise FormatError(p, f"{nsp} spatial axes in a {space_dim}D space are not supported")
+    spacing = np.linalg.norm(vecs, axis=1)
+    if np.any(spacing == 0):
+        raise FormatError(p, "a space direction is the zero vector")
+    return Geometry(spacing, origin, (vecs / spacing[:, None]).T)
+
+
+def _is_sequence(p: Path, custom: dict[str, str]) -> bool:
+    """True for a Slicer volume sequence (by file name or by its custom fields)."""
+    return p.name.lower().endswith((".seq.nrrd", ".seq.nhdr")) or "DataNodeClassName" in custom or any(
+        _INDEX_KEY.match(k) for k in custom
+    )
+
+
+def _axis_info(header: dict, sizes: list[int], kinds: list[str], nrrd_axis: int, is_sequence: bool) -> AxisInfo:
+    """The name, unit, kind and index values of one non-spatial NRRD axis."""
+    dim = len(kinds)
+    labels = list(header.get("labels", [""] * dim) or [""] * dim)
+    units = list(header.get("units", [""] * dim) or [""] * dim)
+    values, _index_type = _axis_values(_custom_fields(header), nrrd_axis)
+    kind = kinds[nrrd_axis]
+    label = (labels[nrrd_axis] or "").strip() if nrrd_axis < len(labels) else ""
+    unit = (units[nrrd_axis] or "").strip() if nrrd_axis < len(units) else ""
+    if values is None:
+        mins = header.get("axis mins", header.get("axismins"))
+        spac = header.get("spacings")
+        if spac is not None and np.isfinite(spac[nrrd_axis]):
+            o = float(mins[nrrd_axis]) if mins is not None and np.isfinite(mins[nrrd_axis]) else 0.0
+            values = (o + float(spac[nrrd_axis]) * np.arange(sizes[nrrd_axis])).tolist()
+    default = "frame" if is_sequence else ("time" if kind == "time" else kind if kind != "???" else "axis")
+    return AxisInfo(name=label or default, unit=unit, values=values, kind=kind if kind != "???" else "list")
+
+
+def _non_spatial_axes(header: dict, array: np.ndarray, sizes: list[int], kinds: list[str], spatial: list[int],
+                      is_sequence: bool, p: Path) -> tuple[np.ndarray, list[AxisInfo], Optional[AxisInfo]]:
+    """The array with its non-spatial axes placed: (array, leading extra axes, component axis).
+
+    Axes slower than the spatial ones become leading extra axes; one axis faster
+    than them becomes the trailing component axis, except a sequence's list axis,
+    which leads.
+    """
+    before = list(range(0, spatial[0]))  # faster than spatial -> component axis
+    after = list(range(spatial[-1] + 1, len(kinds)))  # slower than spatial -> leading extra axes
+    if len(before) > 1:
+        raise FormatError(p, f"{len(before)} component axes before the spatial axes are not supported")
+    extra = [_axis_info(header, sizes, kinds, a, is_sequence) for a in reversed(after)]  # C order: slowest first
+    if not before:
+        return array, extra, None
+    c_axis = before[0]
+    ckind = kinds[c_axis]
+    if is_sequence and ckind in ("list", "???") and not after:
+        # Slicer <= 5.8 sequence: the list axis is stored fastest; show it as leading.
+        return np.moveaxis(array, -1, 0), [_axis_info(header, sizes, kinds, c_axis, is_sequence)], None
+    components = _axis_info(header, sizes, kinds, c_axis, is_sequence)
+    components.kind = _COLOR_KINDS.get(ckind, ckind if ckind != "???" else "vector")
+    if components.name in ("rgb-color", "rgba-color"):
+        components.name = "component"
+    return array, extra, components
+
+
+def _metadata(header: dict, kinds: list[str], space: Optional[str], flips: np.ndarray,
+              is_sequence: bool) -> dict[str, Any]:
+    """What the volume keeps of the header: NRRD fields, measurement frame (LPS), DWI, sequence."""
+    custom = _custom_fields(header)
+    metadata: dict[str, Any] = {"nrrd": {"space": space, "kinds": kinds, "encoding": str(header.get("encoding")),
+                                         "custom": custom}}
+    mf = header.get("measurement frame")
+    if mf is not None:
+        mf = np.asarray(mf, dtype=float) * flips[: np.asarray(mf).shape[1]]  # each vector's components to LPS
+        metadata["measurement_frame"] = mf.tolist()
+    if custom.get("modality", "").upper() == "DWMRI" or any(k.startswith("DWMRI_gradient_") for k in custom):
+        grads = sorted((k, v) for k, v in custom.items() if k.startswith("DWMRI_gradient_"))
+        metadata["dwi"] = {
+            "b_value": float(custom["DWMRI_b-value"]) if "DWMRI_b-value" in custom else None,
+            "gradients": [[float(x) for x in v.split()] for _, v in grads],
+        }
+    if is_sequence:
+        metadata["sequence"] = {k: v for k, v in custom.items() if not _INDEX_KEY.match(k)}
+    for key in ("content", "space units", "sample units"):
+        if key in header:
+            metadata["nrrd"][key] = header[key] if isinstance(header[key], str) else list(header[key])
+    return metadata
+
+
 def read_nrrd(
     path: "str | os.PathLike[str]",
     *,
@@ -288,139 +438,21 @@ def read_nrrd(
     p = Path(path)
     header, offset = read_header(p)
     dtype = _dtype(header, p)
-    try:
-        sizes = [int(s) for s in np.atleast_1d(header["sizes"])]
-        dim = int(header["dimension"])
-    except KeyError as exc:
-        raise FormatError(p, f"required NRRD field {exc.args[0]!r} is missing") from None
-    if len(sizes) != dim or any(s <= 0 for s in sizes):
-        raise FormatError(p, f"sizes {sizes} do not match dimension {dim}")
-    kinds = [str(k).lower() if k is not None else "???" for k in header.get("kinds", ["???"] * dim)]
-    if len(kinds) != dim:
-        raise FormatError(p, f"{len(kinds)} kinds for {dim} axes")
-    custom = _custom_fields(header)
-    space = str(header.get("space", "")).lower() or None
-    flips = np.array(_SPACE_TO_LPS.get(space, (1, 1, 1)) if space else (1, 1, 1), dtype=float)
-    if space and space not in _SPACE_TO_LPS:
-        raise FormatError(p, f"NRRD space {space!r} is not supported (expected LPS, RAS, LAS or scanner-xyz)")
+    sizes, kinds = _sizes_and_kinds(header, p)
+    space, flips = _space_flips(header, p)
+    spatial = _spatial_axes(header, kinds, p)
+    geometry = _geometry(header, spatial, flips, p)
 
-    directions = header.get("space directions")
-    spatial: list[int] = []
-    if directions is not None:
-        directions = np.asarray(directions, dtype=float)
-        spatial = [a for a in range(dim) if np.all(np.isfinite(directions[a]))]
-    else:
-        spatial = [a for a in range(dim) if kinds[a] in _SPATIAL_KINDS or kinds[a] == "???"]
-        if len(spatial) > 3:
-            spatial = spatial[:3]
-    if not spatial:
-        raise FormatError(p, "no spatial axes (no space directions and no domain kinds)")
-    if len(spatial) > 3:
-        raise FormatError(p, f"{len(spatial)} spatial axes; at most 3 are supported")
-    if spatial != list(range(spatial[0], spatial[-1] + 1)):
-        raise FormatError(p, "non-spatial axes between spatial axes are not supported")
-
-    # Geometry (LPS).
-    nsp = len(spatial)
-    if directions is not None:
-        vecs = directions[spatial] * flips[: directions.shape[1]]  # rows: axis step vectors
-        space_dim = vecs.shape[1]
-        origin = np.asarray(header.get("space origin", np.zeros(space_dim)), dtype=float)
-        if not np.all(np.isfinite(origin)):
-            origin = np.zeros(space_dim)
-        origin = origin * flips[:space_dim]
-        if space_dim == 3 and nsp == 2:  # a 2D slice placed in 3D space: add a singleton k axis
-            normal = np.cross(vecs[0], vecs[1])
-            normal /= np.linalg.norm(normal)
-            vecs = np.vstack([vecs, normal])
-        elif space_dim != (3 if nsp == 2 else nsp) and space_dim != nsp:
-            raise FormatError(p, f"{nsp} spatial axes in a {space_dim}D space are not supported")
-        spacing = np.linalg.norm(vecs, axis=1)
-        if np.any(spacing == 0):
-            raise FormatError(p, "a space direction is the zero vector")
-        geometry = Geometry(spacing, origin, (vecs / spacing[:, None]).T)
-    else:
-        spacings = np.asarray(header.get("spacings", [np.nan] * dim), dtype=float)
-        spacing = np.array([spacings[a] if np.isfinite(spacings[a]) and spacings[a] > 0 else 1.0 for a in spatial])
-        mins = header.get("axis mins", header.get("axismins"))
-        origin = np.array([float(mins[a]) if mins is not None and np.isfinite(mins[a]) else 0.0 for a in spatial])
-        if nsp == 1:
-            spacing, origin = np.r_[spacing, 1.0], np.r_[origin, 0.0]
-        geometry = Geometry(spacing, origin, np.eye(spacing.size))
-    add_singleton = geometry.ndim > nsp
-
-    # Data.
     count = int(np.prod(sizes, dtype=np.int64))
     flat = _read_data(header, p, offset, dtype, count, mmap=mmap, progress=progress)
     if flat.dtype.byteorder == ">" or (flat.dtype.byteorder == "<" and not np.little_endian):
         flat = flat.astype(flat.dtype.newbyteorder("="))
     array = flat.reshape(sizes[::-1])  # C order: slowest NRRD axis first
 
-    # Non-spatial axes.
-    first, last = spatial[0], spatial[-1]
-    before = list(range(0, first))  # faster than spatial -> component axis
-    after = list(range(last + 1, dim))  # slower than spatial -> leading extra axes
-    if len(before) > 1:
-        raise FormatError(p, f"{len(before)} component axes before the spatial axes are not supported")
-    is_sequence = p.name.lower().endswith((".seq.nrrd", ".seq.nhdr")) or "DataNodeClassName" in custom or any(
-        _INDEX_KEY.match(k) for k in custom
-    )
-    labels = list(header.get("labels", [""] * dim) or [""] * dim)
-    units = list(header.get("units", [""] * dim) or [""] * dim)
-
-    def axis_info(nrrd_axis: int) -> AxisInfo:
-        values, index_type = _axis_values(custom, nrrd_axis)
-        kind = kinds[nrrd_axis]
-        label = (labels[nrrd_axis] or "").strip() if nrrd_axis < len(labels) else ""
-        unit = (units[nrrd_axis] or "").strip() if nrrd_axis < len(units) else ""
-        if values is None:
-            mins = header.get("axis mins", header.get("axismins"))
-            spac = header.get("spacings")
-            if spac is not None and np.isfinite(spac[nrrd_axis]):
-                o = float(mins[nrrd_axis]) if mins is not None and np.isfinite(mins[nrrd_axis]) else 0.0
-                values = (o + float(spac[nrrd_axis]) * np.arange(sizes[nrrd_axis])).tolist()
-        default = "frame" if is_sequence else ("time" if kind == "time" else kind if kind != "???" else "axis")
-        info = AxisInfo(name=label or default, unit=unit, values=values, kind=kind if kind != "???" else "list")
-        if index_type:
-            info.kind = kind if kind != "???" else "list"
-        return info
-
-    extra = [axis_info(a) for a in reversed(after)]  # C order: slowest first
-    components: Optional[AxisInfo] = None
-    if before:
-        c_axis = before[0]
-        ckind = kinds[c_axis]
-        if is_sequence and ckind in ("list", "???") and not after:
-            # Slicer <= 5.8 sequence: the list axis is stored fastest; show it as leading.
-            array = np.moveaxis(array, -1, 0)
-            extra = [axis_info(c_axis)]
-        else:
-            components = axis_info(c_axis)
-            components.kind = _COLOR_KINDS.get(ckind, ckind if ckind != "???" else "vector")
-            if components.name in ("rgb-color", "rgba-color"):
-                components.name = "component"
-    if add_singleton:
-        n_extra = len(extra)
-        array = np.expand_dims(array, n_extra)
-
-    metadata: dict[str, Any] = {"nrrd": {"space": space, "kinds": kinds, "encoding": str(header.get("encoding")),
-                                         "custom": custom}}
-    mf = header.get("measurement frame")
-    if mf is not None:
-        mf = np.asarray(mf, dtype=float) * flips[: np.asarray(mf).shape[1]]  # each vector's components to LPS
-        metadata["measurement_frame"] = mf.tolist()
-    if custom.get("modality", "").upper() == "DWMRI" or any(k.startswith("DWMRI_gradient_") for k in custom):
-        grads = sorted((k, v) for k, v in custom.items() if k.startswith("DWMRI_gradient_"))
-        metadata["dwi"] = {
-            "b_value": float(custom["DWMRI_b-value"]) if "DWMRI_b-value" in custom else None,
-            "gradients": [[float(x) for x in v.split()] for _, v in grads],
-        }
-    if is_sequence:
-        metadata["sequence"] = {k: v for k, v in custom.items() if not _INDEX_KEY.match(k)}
-    for key in ("content", "space units", "sample units"):
-        if key in header:
-            metadata["nrrd"][key] = header[key] if isinstance(header[key], str) else list(header[key])
-
+    is_sequence = _is_sequence(p, _custom_fields(header))
+    array, extra, components = _non_spatial_axes(header, array, sizes, kinds, spatial, is_sequence, p)
+    if geometry.ndim > len(spatial):
+        array = np.expand_dims(array, len(extra))
     if labelmap is None:
         labelmap = looks_like_labelmap(p) and np.issubdtype(array.dtype, np.integer) and components is None
     return [
@@ -431,7 +463,7 @@ def read_nrrd(
             name=name or base_name(p),
             extra_axes=extra,
             components=components,
-            metadata=metadata,
+            metadata=_metadata(header, kinds, space, flips, is_sequence),
             source=os.fspath(p),
         )
     ]
