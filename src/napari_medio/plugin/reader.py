@@ -1,7 +1,15 @@
-"""npe2 reader contribution: any file or folder the format registry recognises."""
+"""npe2 reader contribution: any file or folder the format registry recognises.
+
+The reader returns napari LayerData and needs no viewer.  When a napari viewer
+exists (``napari.current_viewer()``) it also tells the user about what gives no
+layer: objects kept in the session store (transforms, tables, colour tables,
+text) are named in one notification line and their dock is opened; Slicer 4
+annotation nodes of a scene, which napari-medio does not show, are named too.
+"""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
@@ -11,6 +19,22 @@ from ..core.errors import MedioError
 from .layers import to_layer_data
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: Dock (widget display name in napari.yaml) that shows each kind of non-layer object.
+DOCK_OF_KIND = {
+    "transform": "Transforms",
+    "table": "Tables and colour tables",
+    "colortable": "Tables and colour tables",
+    "volumeproperty": "Tables and colour tables",
+    "shaderproperty": "Text",
+    "text": "Text",
+    "terminology": "Terminology",
+}
+
+#: Slicer 4 annotation node tags -> what they are called in a message.
+ANNOTATION_TAGS = {"AnnotationFiducials": "fiducial", "AnnotationRuler": "ruler", "AnnotationROI": "ROI",
+                   "AnnotationAngle": "angle", "AnnotationSplines": "spline", "AnnotationBidimensional":
+                   "bidimensional"}
 
 
 def _recognised(path: PathLike) -> bool:
@@ -29,11 +53,16 @@ def get_reader(path: PathLike | list) -> Callable[..., list] | None:
     return read_layers
 
 
+def _is_layer(ld: tuple) -> bool:
+    return len(ld) >= 2 and ld[0] is not None
+
+
 def read_layers(path: PathLike | list, **options: Any) -> list:
     """Read file(s) through the registry and return napari LayerData tuples.
 
     Errors are :class:`~napari_medio.core.errors.MedioError` naming the file, which
-    napari shows as one notification line.
+    napari shows as one notification line.  Objects that are not layers go to the
+    session store (their docks list them) and, with a viewer, are announced.
     """
     from ..core.settings import load_settings
 
@@ -43,9 +72,124 @@ def read_layers(path: PathLike | list, **options: Any) -> list:
     layers: list = []
     for p in paths:
         read_opts = {k: v for k, v in options.items() if k not in ("resample_oblique",)}
-        for obj in registry.read(p if registry.is_url(p) else Path(p), **read_opts):
-            layers.extend(to_layer_data(obj, **options))
+        objects = registry.read(p if registry.is_url(p) else Path(p), **read_opts)
+        stored: list = []
+        shown = 0
+        for obj in objects:
+            lds = to_layer_data(obj, **options)
+            if any(_is_layer(ld) for ld in lds):
+                shown += 1
+            else:
+                stored.append(obj)
+            layers.extend(lds)
+        announce(p, stored, shown)
     # Objects that are not layers (transforms, tables: kept in the session store) give
     # napari's "no layer" marker; keep it only when nothing else was read.
-    real = [ld for ld in layers if len(ld) >= 2 and ld[0] is not None]
+    real = [ld for ld in layers if _is_layer(ld)]
     return real or [(None,)]
+
+
+# -- telling the user what gives no layer ------------------------------------------------------
+def _kind(obj: Any) -> str:
+    return str(getattr(obj, "kind", "") or type(obj).__name__.lower())
+
+
+def describe(obj: Any) -> str:
+    """A few words naming a non-layer object and its size, e.g. ``linear transform "T"``."""
+    kind = _kind(obj)
+    name = getattr(obj, "name", "") or ""
+    named = f' "{name}"' if name else ""
+    if kind == "transform":
+        return f"{getattr(obj, 'type', '')} transform{named}".strip()
+    if kind == "table":
+        return f"table{named} ({obj.n_rows} rows, {len(obj.columns)} columns)"
+    if kind == "colortable":
+        return f"colour table{named} ({obj.n_colors} colours)"
+    if kind == "text":
+        return f"{str(getattr(obj, 'syntax', 'text')).upper()} text{named} ({obj.n_lines} lines)"
+    if kind == "volumeproperty":
+        return f"volume property{named}"
+    if kind == "shaderproperty":
+        return f"shader property{named}"
+    if kind == "terminology":
+        return f"terminology{named}"
+    return f"{kind}{named}"
+
+
+def scene_annotations(path: PathLike) -> Counter:
+    """Slicer 4 annotation nodes of a scene (.mrml, .mrb) that no data kind claims: tag -> count."""
+    from ..scene.mrml import parse_mrml
+    from ..scene.nodes import kind_of_tag
+
+    p = Path(os.fspath(path))
+    suffix = p.name.lower()
+    try:
+        if suffix.endswith(".mrml"):
+            data = p.read_bytes()
+        elif suffix.endswith(".mrb"):
+            import zipfile
+
+            with zipfile.ZipFile(p) as zf:
+                names = [n for n in zf.namelist() if n.lower().endswith(".mrml")]
+                if not names:
+                    return Counter()
+                data = zf.read(min(names, key=lambda n: n.count("/")))
+        else:
+            return Counter()
+        doc = parse_mrml(data, p)
+    except (OSError, MedioError, ValueError, KeyError):
+        return Counter()
+    return Counter(n.tag for n in doc.nodes if n.tag in ANNOTATION_TAGS and kind_of_tag(n.tag) is None)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def announcement(path: PathLike, stored: list, shown: int) -> str:
+    """The one-line message for what ``path`` gave besides layers ("" when there is nothing to say)."""
+    parts = []
+    if stored:
+        kinds = Counter(_kind(o) for o in stored)
+        if len(stored) <= 3:
+            parts.append(", ".join(describe(o) for o in stored))
+        else:
+            parts.append(", ".join(_plural(n, k) for k, n in kinds.items()))
+        docks = sorted({DOCK_OF_KIND.get(k, "") for k in kinds} - {""})
+        if docks:
+            parts[-1] += f" (shown in the {' and '.join(docks)} dock" + ("s)" if len(docks) > 1 else ")")
+    annotations = scene_annotations(path) if not registry.is_url(path) else Counter()
+    if annotations:
+        what = ", ".join(_plural(n, ANNOTATION_TAGS[t]) for t, n in annotations.items())
+        parts.append(f"Slicer 4 annotations not shown ({what}): open and re-save the scene in Slicer 5 "
+                     "to make them markups")
+    if not parts and not shown:
+        parts.append("no data napari-medio can show")
+    if not parts:
+        return ""
+    return f"{Path(os.fspath(path)).name}: " + "; ".join(parts)
+
+
+def announce(path: PathLike, stored: list, shown: int) -> str:
+    """Notify (one line) what ``path`` gave besides layers and open the docks that show it."""
+    message = announcement(path, stored, shown)
+    if not message:
+        return ""
+    try:
+        import napari
+        from napari.utils.notifications import show_info
+    except ImportError:  # pragma: no cover - the plugin always has napari
+        return message
+    show_info(message)
+    viewer = napari.current_viewer()
+    window = getattr(viewer, "window", None)
+    if window is None:
+        return message
+    for dock in sorted({DOCK_OF_KIND.get(_kind(o), "") for o in stored} - {""}):
+        try:
+            widget, _ = window.add_plugin_dock_widget("napari-medio", dock)
+            widget.show()
+            widget.raise_()
+        except (KeyError, ValueError, RuntimeError):  # a dock that cannot open must not lose the data read
+            continue
+    return message
