@@ -11,9 +11,10 @@ Nothing here reads the whole base array up front:
   once and kept.
 * Images are downsampled by block means (rounded back to the voxel type),
   label maps by taking every second voxel (labels stay labels).
-* :func:`levels_for` gives the levels a volume should show: an OME-Zarr's own
-  stored levels (reopened lazily from its source), else a computed pyramid when
-  the spatial voxel count exceeds the limit.
+* :func:`levels_for` gives the levels a volume should show: the levels stored
+  in its file (a format with stored pyramids, such as OME-Zarr, registers a
+  :func:`register_stored_levels` function that reopens them lazily), else a
+  computed pyramid when the spatial voxel count exceeds the limit.
 
 Array layout as in :class:`~napari_medio.core.volume.Volume`: ``n_lead`` leading
 non-spatial axes, then the spatial axes, then any trailing axes (components).
@@ -21,12 +22,12 @@ non-spatial axes, then the spatial axes, then any trailing axes (components).
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 __all__ = ["LazyLevel", "downsample", "level_factors", "build_pyramid", "levels_for", "multiscale_levels",
-           "CACHE_BYTES"]
+           "register_stored_levels", "stored_levels", "CACHE_BYTES"]
 
 #: Levels at most this large are computed once and kept in memory.
 CACHE_BYTES = 1 << 27
@@ -183,6 +184,33 @@ def build_pyramid(array: Any, spatial_axes: Sequence[int], labels: bool = False,
     return levels
 
 
+#: ``fn(volume) -> levels or None``: a volume's levels as stored in its file (level 0 = ``volume.array``).
+StoredLevels = Callable[[Any], Optional[list]]
+_STORED_LEVELS: list[StoredLevels] = []
+
+
+def register_stored_levels(fn: StoredLevels) -> StoredLevels:
+    """Let :func:`stored_levels` ask ``fn`` (a format module with stored pyramids registers one on import)."""
+    if fn not in _STORED_LEVELS:
+        _STORED_LEVELS.append(fn)
+    return fn
+
+
+def stored_levels(volume: Any) -> Optional[list]:
+    """The levels stored with ``volume`` in its file (more than one), from the first registered source, or None.
+
+    A source that fails (the file moved or changed) counts as none: the viewer then builds a pyramid.
+    """
+    for fn in _STORED_LEVELS:
+        try:
+            levels = fn(volume)
+        except Exception:
+            levels = None
+        if levels is not None and len(levels) > 1:
+            return levels
+    return None
+
+
 _PYRAMIDS: dict[int, tuple[Any, list]] = {}
 _PYRAMIDS_LOCK = threading.Lock()
 
@@ -204,21 +232,13 @@ def multiscale_levels(volume: Any, data: Any, spatial_axes: Sequence[int], to_vi
                       limit: Optional[int] = None) -> Optional[list]:
     """The levels a viewer should show for ``data`` (the displayed view of ``volume``), or None.
 
-    An OME-Zarr volume brings its stored levels (each mapped through
+    A volume with stored levels (:func:`stored_levels`) brings them (each mapped through
     ``to_view(level)``, the same transpose/flip as ``data``); any other volume gets
     a lazy cached pyramid of ``data`` when its spatial voxel count exceeds ``limit``.
     """
-    md = volume.metadata if isinstance(getattr(volume, "metadata", None), dict) else {}
-    stored = md.get("ome_zarr")
-    if stored and stored.get("levels", 1) > 1 and stored.get("url"):
-        try:
-            from ..formats.ome_zarr import stored_levels
-
-            levels = stored_levels(volume)
-        except Exception:
-            levels = None
-        if levels is not None and len(levels) > 1:
-            return [data] + [to_view(level) for level in levels[1:]]
+    levels = stored_levels(volume)
+    if levels is not None:
+        return [data] + [to_view(level) for level in levels[1:]]
     if limit is None:
         return None
     voxels = int(np.prod([data.shape[a] for a in spatial_axes], dtype=np.int64))
@@ -231,19 +251,12 @@ def multiscale_levels(volume: Any, data: Any, spatial_axes: Sequence[int], to_vi
 def levels_for(volume: Any, limit: Optional[int] = None) -> Optional[list]:
     """The multiscale levels to show ``volume`` with (level 0 = ``volume.array``), or None.
 
-    An OME-Zarr volume brings its stored levels; any other volume gets a lazy
+    A volume with stored levels (:func:`stored_levels`) brings them; any other volume gets a lazy
     computed pyramid when its spatial voxel count exceeds ``limit`` (None: never).
     """
-    stored = volume.metadata.get("ome_zarr") if isinstance(getattr(volume, "metadata", None), dict) else None
-    if stored and stored.get("levels", 1) > 1 and stored.get("url"):
-        try:
-            from ..formats.ome_zarr import stored_levels
-
-            levels = stored_levels(volume)
-            if levels is not None and len(levels) > 1:
-                return levels
-        except Exception:
-            pass
+    levels = stored_levels(volume)
+    if levels is not None:
+        return levels
     if limit is None:
         return None
     n_sp = volume.geometry.ndim

@@ -4,7 +4,7 @@ Reading opens a local folder or any fsspec URL (``http(s)://``, ``s3://``, ...)
 without reading voxels: every level becomes a dask array over the stored chunks,
 so looking at one slice fetches only the chunks that slice touches.  Level 0 is
 the Volume's array; the adapter shows all levels as a napari multiscale layer
-(:func:`napari_medio.core.pyramid.levels_for` reopens them from the source).
+(:func:`stored_levels`, registered with :mod:`napari_medio.core.pyramid`, reopens them from the source).
 
 Geometry: NGFF holds a per-axis ``scale`` and ``translation`` only.  The writer
 puts the volume's spacing and origin there (in the array's z, y, x order, in
@@ -34,7 +34,7 @@ import numpy as np
 from ..core import registry
 from ..core.errors import FormatError, MedioError, WriteError
 from ..core.geometry import Geometry
-from ..core.pyramid import downsample, level_factors
+from ..core.pyramid import downsample, level_factors, register_stored_levels
 from ..core.volume import AxisInfo, Volume
 
 __all__ = ["read_ome_zarr", "write_ome_zarr", "stored_levels", "is_ome_zarr"]
@@ -325,9 +325,10 @@ def _base_name(location: str) -> str:
 
 
 def stored_levels(volume: Volume) -> Optional[list]:
-    """All stored levels of an OME-Zarr volume, in the Volume's layout (lazy), or None."""
-    info = volume.metadata.get("ome_zarr") or {}
-    if not info.get("url"):
+    """All stored levels of a volume read from OME-Zarr, in the Volume's layout (lazy), or None."""
+    md = getattr(volume, "metadata", None)
+    info = (md.get("ome_zarr") if isinstance(md, dict) else None) or {}
+    if not info.get("url") or info.get("levels", 1) <= 1:
         return None
     opened = _Opened(info["url"], info.get("storage_options"), int(info.get("image", 0)))
     extra_idx, channel, spatial = _layout(opened)
@@ -336,6 +337,9 @@ def stored_levels(volume: Volume) -> Optional[list]:
         return None  # the volume was changed since it was read
     levels[0] = volume.array
     return levels
+
+
+register_stored_levels(stored_levels)
 
 
 # -- writing --------------------------------------------------------------------------------
