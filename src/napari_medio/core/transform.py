@@ -223,7 +223,7 @@ class Transform:
             return cls("thinplate", name=name, itk=tx)
         if cls_name == "DisplacementFieldTransform":
             field_img = sitk.DisplacementFieldTransform(tx).GetDisplacementField()
-            from ..formats._itk import volume_from_sitk
+            from .itk_image import volume_from_sitk
 
             return cls("grid", name=name, displacement=volume_from_sitk(field_img, name=name))
         raise MedioError(None, f"unsupported ITK transform class {cls_name}")
@@ -298,7 +298,7 @@ class Transform:
                 comp.AddTransform(part)
             return comp
         if self.type == "grid":
-            from ..formats._itk import volume_to_sitk
+            from .itk_image import volume_to_sitk
 
             assert self.displacement is not None
             img = sitk.Cast(volume_to_sitk(self.displacement), sitk.sitkVectorFloat64)

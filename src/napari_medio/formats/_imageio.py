@@ -24,9 +24,9 @@ import numpy as np
 
 from ..core.errors import FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs
+from ..core.itk_image import sitk, volume_from_sitk, volume_to_sitk
 from ..core.volume import Volume
 from ._common import base_name, looks_like_labelmap
-from ._itk import read_with_sitk, sitk, volume_from_sitk, volume_to_sitk
 
 __all__ = [
     "LABELMAP_OPTION", "DIRECTION_LOSS_OPTION",
@@ -34,6 +34,7 @@ __all__ = [
     "check_writable",
     "file_size",
     "head_text",
+    "itk_reason",
     "read_sitk",
     "require_bytes",
     "sidecar",
@@ -74,7 +75,14 @@ def read_sitk(
     metadata: dict | None = None,
 ) -> Volume:
     """Read ``path`` with SimpleITK (``imageio`` forces the ImageIO) into a Volume."""
-    image = read_with_sitk(path, imageio)
+    reader = sitk().ImageFileReader()
+    reader.SetFileName(os.fspath(path))
+    if imageio:
+        reader.SetImageIO(imageio)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise FormatError(path, itk_reason(exc)) from None
     vol = volume_from_sitk(image, name=base_name(path), rgb=rgb, metadata=metadata, source=os.fspath(path))
     vol.kind = volume_kind(path, labelmap, vol.dtype, vol.n_components)
     return vol
@@ -198,9 +206,16 @@ def sitk_write_into(image: Any, filename: Path, imageio: str, *, target: str | o
     try:
         writer.Execute(image)
     except RuntimeError as exc:
-        from ._itk import _itk_reason
+        raise WriteError(target, itk_reason(exc)) from None
 
-        raise WriteError(target, _itk_reason(exc)) from None
+
+def itk_reason(exc: Exception) -> str:
+    """The useful last line of an ITK exception text."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.lower().startswith("description:"):
+            return "ITK: " + ln.split(":", 1)[1].strip()
+    return "ITK: " + (lines[-1] if lines else "unreadable")
 
 
 def write_sitk(

@@ -183,7 +183,7 @@ def _read_mapped(path: Path, labelmap: bool | None) -> Volume | None:
     import SimpleITK as sitk
 
     from ._imageio import volume_kind
-    from ._itk import volume_from_parts
+    from ..core.itk_image import volume_from_parts
 
     fields, offset = _parse_header(path)
     if fields.get("CompressedData", "False").strip().lower() == "true":

@@ -611,7 +611,7 @@ def _make_frame_writer(kind: str, imageio: str, *, dtypes, components, keeps_spa
         g = vol.geometry
 
         def produce(folder: Path) -> None:
-            from ._itk import sitk
+            from ..core.itk_image import sitk
 
             s = sitk()
             for name, frame in frames:

@@ -1,4 +1,4 @@
-"""Conversion between :class:`~napari_medio.core.Volume` and SimpleITK images.
+"""Conversion between :class:`~napari_medio.core.volume.Volume` and SimpleITK images.
 
 SimpleITK images live in LPS physical space with the same (i, j, k) geometry
 convention as the core, so conversion is direct.  A 4D ITK image (time or
@@ -7,15 +7,15 @@ axis whose values are the 4th axis' physical coordinates.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from ..core.errors import FormatError
-from ..core.geometry import Geometry
-from ..core.volume import AxisInfo, Volume
+from .errors import FormatError
+from .geometry import Geometry
+from .volume import AxisInfo, Volume
+
+__all__ = ["sitk", "volume_from_parts", "volume_from_sitk", "volume_to_sitk"]
 
 
 def sitk():
@@ -137,39 +137,3 @@ def _is_number(v: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
-
-
-def read_with_sitk(path: "str | os.PathLike[str]", imageio: Optional[str] = None, **kwargs: Any) -> Any:
-    """Read an image with SimpleITK, turning its exceptions into :class:`FormatError`."""
-    s = sitk()
-    reader = s.ImageFileReader()
-    reader.SetFileName(os.fspath(path))
-    if imageio:
-        reader.SetImageIO(imageio)
-    try:
-        return reader.Execute()
-    except RuntimeError as exc:
-        raise FormatError(path, _itk_reason(exc)) from None
-
-
-def write_with_sitk(image: Any, path: Path, imageio: Optional[str] = None, compress: bool = False) -> None:
-    """Write with SimpleITK to exactly ``path`` (the caller handles atomic renames)."""
-    s = sitk()
-    writer = s.ImageFileWriter()
-    writer.SetFileName(os.fspath(path))
-    if imageio:
-        writer.SetImageIO(imageio)
-    writer.SetUseCompression(bool(compress))
-    try:
-        writer.Execute(image)
-    except RuntimeError as exc:
-        raise FormatError(path, _itk_reason(exc)) from None
-
-
-def _itk_reason(exc: Exception) -> str:
-    """The useful last line of an ITK exception text."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if ln.lower().startswith("description:"):
-            return "ITK: " + ln.split(":", 1)[1].strip()
-    return "ITK: " + (lines[-1] if lines else "unreadable")
