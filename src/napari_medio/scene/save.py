@@ -274,108 +274,133 @@ def save_scene(objects_or_items: list, path: os.PathLike[str] | str, *,
     return written
 
 
-def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
-               progress: Callable | None, cancel: Callable | None,
-               on_staged: Callable[[str], None] | None = None) -> tuple[MrmlDocument, list[str]]:
-    from ..core import registry
-    from ..core.transform import Transform
+_DATA_KINDS = ("segmentation", "volume", "labelmap", "model", "markups", "table", "colortable")
 
-    ids = _Ids()
-    doc = MrmlDocument(root_attrs={})
-    staged: list[str] = []
-    sh: list[ShItem] = [ShItem(id=3, parent=0, name="Scene", level="Scene")]
-    next_sh = [4]
-    folders: dict[str, int] = {"": 3}
-    transform_ids: dict[str, str] = {}  # original scene id -> new id
-    used_files = {it.file.lower() for it in items}
 
-    def folder_item(path: str) -> int:
-        path = path.strip("/")
-        if path in folders:
-            return folders[path]
-        parent, _, name = path.rpartition("/")
-        pid = folder_item(parent)
-        fid = next_sh[0]
-        next_sh[0] += 1
-        sh.append(ShItem(id=fid, parent=pid, name=name, type="Folder", level="Folder"))
-        folders[path] = fid
-        return fid
+class _SceneWriter:
+    """Builds one scene: MRML nodes and subject-hierarchy items, data files staged under ``staging``."""
 
-    def write_data(obj: Any, rel: str, options: dict) -> None:
-        dest = staging / rel
+    def __init__(self, items: list[SaveItem], staging: Path, target: Path, bundle: bool,
+                 on_staged: Callable[[str], None] | None) -> None:
+        self.staging, self.target, self.bundle, self.on_staged = staging, target, bundle, on_staged
+        self.ids = _Ids()
+        self.doc = MrmlDocument(root_attrs={})
+        self.staged: list[str] = []
+        self.sh: list[ShItem] = [ShItem(id=3, parent=0, name="Scene", level="Scene")]
+        self.next_sh = 4
+        self.folders: dict[str, int] = {"": 3}
+        self.transform_ids: dict[str, str] = {}  # original scene id -> new id
+        self.used_files = {it.file.lower() for it in items}
+
+    # -- files -------------------------------------------------------------------------------
+    def stage(self, rel: str) -> None:
+        """Record a written data file (relative to the staging folder), once."""
+        if rel not in self.staged:
+            self.staged.append(rel)
+            if self.on_staged is not None:
+                self.on_staged(rel)
+
+    def staged_path(self, rel: str) -> Path:
+        """The staging path of a data file, its folder made."""
+        dest = self.staging / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        final = (target.parent / rel) if not bundle else PurePosixPath(target.name) / rel
+        return dest
+
+    def write_data(self, obj: Any, rel: str, options: dict) -> None:
+        """Write one object through the registry to ``rel`` in the staging folder."""
+        from ..core import registry
+
+        dest = self.staged_path(rel)
+        final = (self.target.parent / rel) if not self.bundle else PurePosixPath(self.target.name) / rel
         try:
             paths = registry.write(obj, dest, **options)
         except MedioError as exc:
             raise WriteError(os.fspath(final), f"cannot write {getattr(obj, 'name', '') or 'data'!r}: "
                                                f"{exc.reason}") from None
         for p in paths:
-            r = Path(p).resolve().relative_to(staging.resolve()).as_posix()
-            if r not in staged:
-                staged.append(r)
-                if on_staged is not None:
-                    on_staged(r)
+            self.stage(Path(p).resolve().relative_to(self.staging.resolve()).as_posix())
 
-    def write_sequence(obj: Any, rel: str) -> dict:
+    def write_sequence(self, obj: Any, rel: str) -> dict:
+        """Write a 4D volume as a ``.seq.mrb``; returns the Sequence node's attributes."""
         from .sequence import write_sequence_bundle
 
-        dest = staging / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _, attrs = write_sequence_bundle(obj, dest)
+            _, attrs = write_sequence_bundle(obj, self.staged_path(rel))
         except MedioError as exc:
-            raise WriteError(os.fspath(target.parent / rel), f"cannot write sequence "
-                                                             f"{getattr(obj, 'name', '')!r}: {exc.reason}") from None
-        if rel not in staged:
-            staged.append(rel)
-            if on_staged is not None:
-                on_staged(rel)
+            raise WriteError(os.fspath(self.target.parent / rel),
+                             f"cannot write sequence {getattr(obj, 'name', '')!r}: {exc.reason}") from None
+        self.stage(rel)
         return attrs
 
-    def storage_node(spec, rel: str, extra: dict) -> MrmlNode:
-        sid = ids.new(spec.storage_cls)
+    def unique_file(self, base: str, ext: str) -> str:
+        """A data file name not used yet in this scene (``Data/`` in a bundle)."""
+        prefix = "Data/" if self.bundle else ""
+        rel = f"{prefix}{base}{ext}"
+        n = 0
+        while rel.lower() in self.used_files:
+            n += 1
+            rel = f"{prefix}{base}_{n}{ext}"
+        self.used_files.add(rel.lower())
+        return rel
+
+    # -- nodes -------------------------------------------------------------------------------
+    def storage_node(self, spec: Any, rel: str, extra: dict) -> MrmlNode:
+        """Add the storage node of a data file."""
+        sid = self.ids.new(spec.storage_cls)
         attrs = {"id": sid, "name": spec.storage_cls, "hideFromEditors": "true", "selectable": "true",
                  "selected": "false", "fileName": url_encode(rel), "useCompression": "1",
                  "defaultWriteFileExtension": spec.extension.lstrip("."), "readState": "0", "writeState": "0"}
         attrs.update(extra)
-        return doc.add(MrmlNode(spec.storage_tag, attrs))
+        return self.doc.add(MrmlNode(spec.storage_tag, attrs))
 
-    def unique_file(base: str, ext: str) -> str:
-        rel = (f"Data/{base}{ext}" if bundle else f"{base}{ext}")
-        n = 0
-        while rel.lower() in used_files:
-            n += 1
-            rel = f"Data/{base}_{n}{ext}" if bundle else f"{base}_{n}{ext}"
-        used_files.add(rel.lower())
-        return rel
+    def folder_item(self, path: str) -> int:
+        """The subject-hierarchy item of a folder path (parents made first)."""
+        path = path.strip("/")
+        if path in self.folders:
+            return self.folders[path]
+        parent, _, name = path.rpartition("/")
+        pid = self.folder_item(parent)
+        fid = self.next_sh
+        self.next_sh += 1
+        self.sh.append(ShItem(id=fid, parent=pid, name=name, type="Folder", level="Folder"))
+        self.folders[path] = fid
+        return fid
 
-    def transform_node(entry: dict, obj: Any | None = None) -> str:
+    def sh_item(self, folder: str, node_id: str, sh_type: str) -> None:
+        """Place a data node in the subject hierarchy, in its folder."""
+        parent = self.folder_item(folder)
+        self.sh.append(ShItem(id=self.next_sh, parent=parent, data_node=node_id, type=sh_type))
+        self.next_sh += 1
+
+    # -- transforms --------------------------------------------------------------------------
+    def transform_node(self, entry: dict, obj: Any | None = None) -> str:
         """The new node id of a scene transform (written once, parents first)."""
-        old = entry.get("id") or f"new{len(transform_ids)}"
-        if old in transform_ids:
-            return transform_ids[old]
+        from ..core.transform import Transform
+
+        old = entry.get("id") or f"new{len(self.transform_ids)}"
+        if old in self.transform_ids:
+            return self.transform_ids[old]
         parent_new = None
         if entry.get("parent_entry") is not None:
-            parent_new = transform_node(entry["parent_entry"])
+            parent_new = self.transform_node(entry["parent_entry"])
         tx = obj
         if tx is None:
             m = entry.get("matrix_to_parent_lps")
             if m is None:
                 # A non-linear transform of the source scene (grid, b-spline, composite): its file
                 # is copied from there, so that the user's transform is kept in the saved scene.
-                nid = _copy_source_transform(entry, parent_new)
+                nid = self.copy_source_transform(entry, parent_new)
                 if nid:
-                    transform_ids[old] = nid
+                    self.transform_ids[old] = nid
                 return nid
             tx = Transform.from_matrix_to_parent(np.asarray(m, dtype=float), name=entry.get("name", ""))
         subtype = getattr(tx, "type", "linear") if tx.type in ("linear", "grid", "bspline") else "composite"
         spec = spec_for("transform", subtype)
-        nid = ids.new(spec.cls)
-        transform_ids[old] = nid
-        rel = unique_file(safe_file_base(entry.get("name") or tx.name or "Transform"), spec.extension)
-        write_data(tx, rel, {})
-        st = storage_node(spec, rel, {})
+        nid = self.ids.new(spec.cls)
+        self.transform_ids[old] = nid
+        rel = self.unique_file(safe_file_base(entry.get("name") or tx.name or "Transform"), spec.extension)
+        self.write_data(tx, rel, {})
+        st = self.storage_node(spec, rel, {})
         attrs = {"id": nid, "name": entry.get("name") or tx.name or "Transform", "hideFromEditors": "false",
                  "selectable": "true", "selected": "false"}
         refs = {"storage": [st.id]}
@@ -384,13 +409,11 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         attrs["references"] = format_references(refs)
         if tx.is_linear:
             attrs["matrixTransformToParent"] = _fmt(tx.matrix_to_parent_ras)
-        doc.add(MrmlNode(spec.tag, attrs))
-        parent_item = folder_item(entry.get("folder") or "")
-        sh.append(ShItem(id=next_sh[0], parent=parent_item, data_node=nid, type="Transforms"))
-        next_sh[0] += 1
+        self.doc.add(MrmlNode(spec.tag, attrs))
+        self.sh_item(entry.get("folder") or "", nid, "Transforms")
         return nid
 
-    def _copy_source_transform(entry: dict, parent_new: str | None) -> str:
+    def copy_source_transform(self, entry: dict, parent_new: str | None) -> str:
         """Node id of a non-linear scene transform written from its source file ("" when not found)."""
         import warnings
 
@@ -398,7 +421,7 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         name = entry.get("name") or "Transform"
         if src is None:
             warnings.warn(f"transform {name!r}: its file ({entry.get('file')}) is no longer found, so the saved "
-                          f"scene does not hold it", UserWarning, stacklevel=4)
+                          f"scene does not hold it", UserWarning, stacklevel=6)
             return ""
         tag = entry.get("tag") if entry.get("tag") in ("GridTransform", "BSplineTransform") else "Transform"
         subtype = {"GridTransform": "grid", "BSplineTransform": "bspline"}.get(tag, "composite")
@@ -406,114 +429,100 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
         low = src.name.lower()
         ext = next((e for e in (".nii.gz", ".h5", ".hdf5", ".tfm", ".txt", ".mat", ".nrrd", ".nii", ".mha")
                     if low.endswith(e)), None)
-        nid = ids.new(spec.cls)
+        nid = self.ids.new(spec.cls)
         if ext is None:  # e.g. a detached header: read it and write one file
             from .loader import _read_transform
 
             tx = _read_transform(MrmlNode(tag, {"id": nid, "name": name}), src)
-            rel = unique_file(safe_file_base(name), spec.extension)
-            write_data(tx, rel, {"format": "displacement-field"} if spec.extension == ".nrrd" else {})
+            rel = self.unique_file(safe_file_base(name), spec.extension)
+            self.write_data(tx, rel, {"format": "displacement-field"} if spec.extension == ".nrrd" else {})
         else:
-            rel = unique_file(safe_file_base(name), ext)
-            dest = staging / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            rel = self.unique_file(safe_file_base(name), ext)
             try:
-                shutil.copyfile(src, dest)
+                shutil.copyfile(src, self.staged_path(rel))
             except OSError as exc:
-                raise WriteError(os.fspath(target.parent / rel), f"cannot copy transform {name!r} from {src}: "
-                                                                 f"{exc}") from None
-            staged.append(rel)
-            if on_staged is not None:
-                on_staged(rel)
-        st = storage_node(spec, rel, {})
+                raise WriteError(os.fspath(self.target.parent / rel),
+                                 f"cannot copy transform {name!r} from {src}: {exc}") from None
+            self.stage(rel)
+        st = self.storage_node(spec, rel, {})
         refs = {"storage": [st.id]}
         if parent_new:
             refs["transform"] = [parent_new]
-        doc.add(MrmlNode(tag, {"id": nid, "name": name, "hideFromEditors": "false", "selectable": "true",
-                               "selected": "false", "references": format_references(refs)}))
-        sh.append(ShItem(id=next_sh[0], parent=folder_item(entry.get("folder") or ""), data_node=nid,
-                         type="Transforms"))
-        next_sh[0] += 1
+        self.doc.add(MrmlNode(tag, {"id": nid, "name": name, "hideFromEditors": "false", "selectable": "true",
+                                    "selected": "false", "references": format_references(refs)}))
+        self.sh_item(entry.get("folder") or "", nid, "Transforms")
         return nid
 
-    total = len(items)
-    # Transforms given as objects first (so that chains can refer to them).
-    tx_items = [it for it in items if getattr(it.obj, "kind", None) == "transform"]
-    data_items = [it for it in items if getattr(it.obj, "kind", None) != "transform"]
-    done = 0
-    for it in tx_items:
-        if cancel is not None and cancel():
-            raise CancelledError(target)
+    def add_transform_item(self, it: SaveItem) -> None:
+        """A transform the caller saves as an object (written before the data so chains can refer to it)."""
         md = it.scene_md
         entry = {"id": md.get("node_id") or f"obj{id(it.obj)}", "name": getattr(it.obj, "name", ""),
                  "folder": md.get("folder", "")}
         chain = md.get("transforms") or []
         if chain:
             entry["parent_entry"] = _linked(chain)
-        old = entry["id"]
-        transform_ids.pop(old, None)
-        used_files.discard(it.file.lower())
-        transform_node(entry, it.obj)
-        done += 1
-        if progress is not None:
-            progress(done, total, getattr(it.obj, "name", ""))
-    for it in data_items:
-        if cancel is not None and cancel():
-            raise CancelledError(target)
-        obj = it.obj
-        kind = getattr(obj, "kind", None)
+        self.transform_ids.pop(entry["id"], None)
+        self.used_files.discard(it.file.lower())
+        self.transform_node(entry, it.obj)
+
+    # -- data --------------------------------------------------------------------------------
+    def local_data(self, it: SaveItem) -> tuple[Any, str]:
+        """The object as its parent transform expects it, and that parent's node id ("" for none)."""
         md = it.scene_md
         chain = md.get("transforms") or []
+        if not chain:
+            return it.obj, ""
         world, linear = _world_matrix(chain)
-        if chain and not linear and md.get("applied", False):
-            # Resampled/moved through a non-linear parent when opened: the data is in the world
-            # frame now, so it is written without a parent (Slicer shows it where napari does).
-            # The transforms themselves are kept, as nodes of their own (files copied from the
-            # source scene), so that the user's transform is not lost.
-            transform_node(_linked(chain, md.get("scene")))
-            parent_id = ""
-        else:
-            parent_id = transform_node(_linked(chain, md.get("scene"))) if chain else ""
-        if chain and linear and md.get("pending_matrix") is None and md.get("applied", True):
-            obj, pending = apply_world_matrix(obj, np.linalg.inv(world))
+        parent_id = self.transform_node(_linked(chain, md.get("scene")))
+        if not linear:
+            # Applied through a non-linear parent when opened: the data is in the world frame now,
+            # so it is written without a parent (Slicer shows it where napari does); the transforms
+            # are kept as nodes of their own.  Not applied: shown untransformed, local already.
+            return it.obj, "" if md.get("applied", False) else parent_id
+        if md.get("pending_matrix") is None and md.get("applied", True):
+            obj, pending = apply_world_matrix(it.obj, np.linalg.inv(world))
             if pending is not None:  # cannot un-apply: keep it in world coordinates, no parent
-                obj, parent_id = it.obj, ""
-        elif chain and not linear:
-            pass  # shown untransformed: the data is local already
-        subtype = _subtype(obj)
+                return it.obj, ""
+            return obj, parent_id
+        return it.obj, parent_id
+
+    def display_node(self, kind: str, obj: Any, spec: Any, display: dict) -> str:
+        """Add the display node of a data node (with its colour table for a label map)."""
+        did = self.ids.new(spec.display_cls)
+        dattrs = {"id": did}
+        dattrs.update(_display_attrs(kind, obj, display, spec.display_tag))
+        if kind == "labelmap" and (getattr(obj, "metadata", {}) or {}).get("color_table"):
+            ct_id = _write_colortable(obj, self.doc, self.ids, self.write_data, self.storage_node, self.unique_file)
+            if ct_id:
+                dattrs["colorNodeID"] = ct_id
+        self.doc.add(MrmlNode(spec.display_tag, dattrs))
+        return did
+
+    def add_data_item(self, it: SaveItem) -> str:
+        """Write one data object with its storage, display and data nodes; returns the node name."""
+        kind = getattr(it.obj, "kind", None)
+        md = it.scene_md
+        obj, parent_id = self.local_data(it)
         sequence = _is_sequence(obj)
         if sequence:
             spec = spec_for("sequence")
-        elif kind == "segmentation" or kind in ("volume", "labelmap", "model", "markups", "table", "colortable"):
-            spec = spec_for(kind, subtype)
+        elif kind in _DATA_KINDS:
+            spec = spec_for(kind, _subtype(obj))
         else:
-            raise WriteError(target, f"a scene cannot hold {getattr(obj, 'name', '')!r} (kind {kind!r})")
-        exists = (target.parent / it.file).exists()
+            raise WriteError(self.target, f"a scene cannot hold {getattr(obj, 'name', '')!r} (kind {kind!r})")
         seq_attrs: dict = {}
         if sequence:
-            seq_attrs = write_sequence(obj, it.file)
-        elif it.write or bundle or not exists:
-            write_data(obj, it.file, dict(it.options))
-        storage_extra = {}
-        if kind in ("model", "markups"):
-            storage_extra["coordinateSystem"] = "LPS"
-        st = storage_node(spec, it.file, storage_extra)
+            seq_attrs = self.write_sequence(obj, it.file)
+        elif it.write or self.bundle or not (self.target.parent / it.file).exists():
+            self.write_data(obj, it.file, dict(it.options))
+        st = self.storage_node(spec, it.file, {"coordinateSystem": "LPS"} if kind in ("model", "markups") else {})
         refs: dict[str, list[str]] = {}
-        display = md.get("display") or {}
         if spec.display_tag:
-            did = ids.new(spec.display_cls)
-            dattrs = {"id": did}
-            dattrs.update(_display_attrs(kind, obj, display, spec.display_tag))
-            if kind == "labelmap" and (getattr(obj, "metadata", {}) or {}).get("color_table"):
-                ct_id = _write_colortable(obj, doc, ids, write_data, storage_node, unique_file)
-                if ct_id:
-                    dattrs["colorNodeID"] = ct_id
-            doc.add(MrmlNode(spec.display_tag, dattrs))
-            refs["display"] = [did]
+            refs["display"] = [self.display_node(kind, obj, spec, md.get("display") or {})]
         refs["storage"] = [st.id]
         if parent_id:
             refs["transform"] = [parent_id]
-        nid = ids.new(spec.cls)
+        nid = self.ids.new(spec.cls)
         attrs = {"id": nid, "name": getattr(obj, "name", "") or md.get("name") or kind, "hideFromEditors": "false",
                  "selectable": "true", "selected": "false"}
         node_attrs = md.get("node_attributes") or {}
@@ -528,21 +537,41 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
             attrs.update(seq_attrs)
         elif kind in ("volume", "labelmap"):
             attrs.update(_volume_geometry_attrs(obj))
-        doc.add(MrmlNode(spec.tag, attrs))
+        self.doc.add(MrmlNode(spec.tag, attrs))
         if sequence:
-            _add_sequence_browser(obj, nid, attrs["name"], parent_id, doc, ids, write_data, storage_node,
-                                  unique_file)
-        parent_item = folder_item(md.get("folder", ""))
-        sh.append(ShItem(id=next_sh[0], parent=parent_item, data_node=nid, type=spec.sh_type))
-        next_sh[0] += 1
-        done += 1
+            _add_sequence_browser(obj, nid, attrs["name"], parent_id, self.doc, self.ids, self.write_data,
+                                  self.storage_node, self.unique_file)
+        self.sh_item(md.get("folder", ""), nid, spec.sh_type)
+        return attrs["name"]
+
+    def finish(self) -> MrmlDocument:
+        """The document with its subject hierarchy node."""
+        self.doc.add(MrmlNode("SubjectHierarchy", {
+            "id": "vtkMRMLSubjectHierarchyNode1", "name": "SubjectHierarchy", "hideFromEditors": "true",
+            "selectable": "true", "selected": "false", "attributes": "SubjectHierarchyVersion:2"}))
+        self.doc.sh_items = self.sh
+        return self.doc
+
+
+def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
+               progress: Callable | None, cancel: Callable | None,
+               on_staged: Callable[[str], None] | None = None) -> tuple[MrmlDocument, list[str]]:
+    """Write every item's data into ``staging`` and build the scene; returns (document, staged files)."""
+    writer = _SceneWriter(items, staging, target, bundle, on_staged)
+    # Transforms given as objects first (so that chains can refer to them).
+    ordered = ([it for it in items if getattr(it.obj, "kind", None) == "transform"]
+               + [it for it in items if getattr(it.obj, "kind", None) != "transform"])
+    for done, it in enumerate(ordered, 1):
+        if cancel is not None and cancel():
+            raise CancelledError(target)
+        if getattr(it.obj, "kind", None) == "transform":
+            writer.add_transform_item(it)
+            label = getattr(it.obj, "name", "")
+        else:
+            label = writer.add_data_item(it)
         if progress is not None:
-            progress(done, total, attrs["name"])
-    doc.add(MrmlNode("SubjectHierarchy", {"id": "vtkMRMLSubjectHierarchyNode1", "name": "SubjectHierarchy",
-                                          "hideFromEditors": "true", "selectable": "true", "selected": "false",
-                                          "attributes": "SubjectHierarchyVersion:2"}))
-    doc.sh_items = sh
-    return doc, staged
+            progress(done, len(items), label)
+    return writer.finish(), writer.staged
 
 
 def _add_sequence_browser(obj: Any, sequence_id: str, name: str, parent_id: str, doc: MrmlDocument, ids: _Ids,
