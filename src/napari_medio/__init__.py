@@ -15,7 +15,7 @@ from typing import Any
 
 from .core.errors import FormatError, MedioError, UnsupportedFormatError, WriteError
 from .core.geometry import Geometry
-from .core.volume import AxisInfo, Volume
+from .core.volume import AxisInfo, DisplayWindow, Volume
 
 try:
     from ._version import version as __version__
@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - source tree without a build
 
 __all__ = [
     "AxisInfo",
+    "DisplayWindow",
     "FormatError",
     "Geometry",
     "MedioError",

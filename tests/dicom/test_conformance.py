@@ -63,7 +63,7 @@ def test_series_folder_matches_manifest_and_simpleitk(rel):
 def test_ct_liver_window_and_type():
     vol = _read_one(fixture_file("dicom/dcmqi_ct3slice_liver/image"))
     assert vol.dtype == np.int16  # rescale kept integer (SimpleITK widens to int32)
-    assert vol.metadata["window_center"] == 40.0 and vol.metadata["window_width"] > 0
+    assert vol.window is not None and vol.window.center == 40.0 and vol.window.width > 0
 
 
 def _index_map(mine: Geometry, ref: Geometry):

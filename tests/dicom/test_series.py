@@ -124,7 +124,7 @@ def test_monochrome1_is_inverted_with_its_window(tmp_path):
                              window=(1000, 400))
     (vol,) = read(tmp_path)
     np.testing.assert_array_equal(vol.to_numpy(), 4095 - data)
-    assert vol.metadata["window_center"] == 4095 - 1000
+    assert vol.window.center == 4095 - 1000 and vol.window.width == 400
     assert vol.metadata["dicom"]["monochrome1_inverted"]
 
 

@@ -345,7 +345,7 @@ def test_metadata(tmp_path):
     assert meta["volume_count"] == 1 and meta["undecoded"] == []
     tags = [it["tag"] for it in meta["items"]]
     assert tags[:2] == ["0110,0001", "0110,0002"] and "1234,0007" in tags and tags[-1] == "D000,0001"
-    assert vol.metadata["window_center"] == 82.5 and vol.metadata["window_width"] == 135.0  # 15..150
+    assert vol.window.limits == (15.0, 150.0)
     assert vol.name == "m"
 
 

@@ -6,6 +6,7 @@ import pytest
 from napari.layers import Image, Labels
 
 import napari_medio
+from napari_medio.core.volume import DisplayWindow
 from napari_medio.plugin.layers import from_layer, to_layer_data
 from napari_medio.plugin.writer import write_image
 from tests.volumes import assert_same_volume, four_d, rgb_2d, vector_3d
@@ -69,8 +70,7 @@ def test_labels_layer_names_and_colours_travel_as_color_table():
 
 def test_contrast_limits_from_window():
     vol = four_d()
-    vol.metadata["window_center"] = 40
-    vol.metadata["window_width"] = 400
+    vol.window = DisplayWindow(center=40, width=400)
     [(_, kwargs, _)] = to_layer_data(vol)
     assert kwargs["contrast_limits"] == [-160.0, 240.0]
     assert kwargs["units"][-1] == "mm" and kwargs["axis_labels"][-3:] == ("S", "P", "L")

@@ -11,7 +11,7 @@ import pytest
 from napari_medio.core import registry
 from napari_medio.core.errors import FormatError
 from napari_medio.core.geometry import Geometry, flip_lps_ras_matrix
-from napari_medio.core.volume import Volume
+from napari_medio.core.volume import DisplayWindow, Volume
 from napari_medio.scene.loader import SceneMissingFileWarning, scan_scene
 from napari_medio.scene.mrml import parse_mrml, parse_references
 from tests.conftest import fixture_file
@@ -85,7 +85,7 @@ def test_vol_and_cube_with_its_volume_is_placed_like_the_file(tmp_path):
     np.testing.assert_array_equal(np.asarray(vol.array), np.asarray(alone.array))
     assert vol.name == "fixed.nrrd"
     # window/level from the display node
-    assert vol.metadata["window_width"] == 252 and vol.metadata["window_center"] == 109
+    assert vol.window == DisplayWindow(center=109, width=252)
 
 
 def test_nonlinear_transform_scene_with_its_files(tmp_path):

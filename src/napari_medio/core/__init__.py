@@ -1,11 +1,12 @@
 """napari-free core: geometry, data model, format registry, safe file writing."""
 from .errors import CancelledError, FormatError, MedioError, UnsupportedFormatError, WriteError
 from .geometry import Geometry
-from .volume import AxisInfo, Volume
+from .volume import AxisInfo, DisplayWindow, Volume
 
 __all__ = [
     "AxisInfo",
     "CancelledError",
+    "DisplayWindow",
     "FormatError",
     "Geometry",
     "MedioError",

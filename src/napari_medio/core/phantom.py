@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import Geometry
-from .volume import Volume
+from .volume import DisplayWindow, Volume
 
 __all__ = ["make_ct_phantom", "PHANTOM_LEFT_MARKER_LPS", "PHANTOM_ANTERIOR_MARKER_LPS"]
 
@@ -46,5 +46,5 @@ def make_ct_phantom(shape: tuple[int, int, int] = (48, 128, 128), spacing=(2.0, 
         geometry=Geometry(spacing, origin, np.eye(3)),
         kind="volume",
         name="CT phantom",
-        metadata={"window_center": 40.0, "window_width": 800.0},
+        window=DisplayWindow(center=40.0, width=800.0),
     )

@@ -16,6 +16,7 @@ with ``shape``, ``dtype`` and NumPy indexing.  Voxel types are kept as stored.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from .geometry import Geometry
 
-__all__ = ["AxisInfo", "Volume", "VOLUME_KINDS"]
+__all__ = ["AxisInfo", "DisplayWindow", "Volume", "VOLUME_KINDS"]
 
 #: Kinds a Volume can have: an intensity image or a label map (integer labels).
 VOLUME_KINDS = ("volume", "labelmap")
@@ -48,13 +49,67 @@ class AxisInfo:
         return {"name": self.name, "unit": self.unit, "values": self.values, "kind": self.kind}
 
 
+@dataclass(frozen=True)
+class DisplayWindow:
+    """A display window in stored voxel values: ``center`` and ``width`` as DICOM states them.
+
+    Voxels from :attr:`lower` to :attr:`upper` span black to white.  DICOM's
+    WindowCenter/WindowWidth, NIfTI's cal_min/cal_max, OME-Zarr's omero window and
+    a Slicer display node's level/window all map onto this one field.
+    """
+
+    center: float
+    width: float
+
+    def __post_init__(self) -> None:
+        center, width = float(self.center), float(self.width)
+        if not (math.isfinite(center) and math.isfinite(width) and width > 0):
+            raise ValueError(f"a display window needs a finite center and a positive width, "
+                             f"not center={self.center!r}, width={self.width!r}")
+        object.__setattr__(self, "center", center)
+        object.__setattr__(self, "width", width)
+
+    @classmethod
+    def from_range(cls, lower: float, upper: float) -> "DisplayWindow":
+        """The window spanning ``lower`` .. ``upper`` (``upper > lower``)."""
+        lower, upper = float(lower), float(upper)
+        return cls(center=(lower + upper) / 2.0, width=upper - lower)
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Optional["DisplayWindow"]:
+        """The window a ``{"center", "width"}`` mapping (as :meth:`to_dict` gives) holds, or None."""
+        try:
+            return cls(float(value["center"]), float(value["width"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @property
+    def lower(self) -> float:
+        """The value shown black."""
+        return self.center - self.width / 2.0
+
+    @property
+    def upper(self) -> float:
+        """The value shown white."""
+        return self.center + self.width / 2.0
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        """(lower, upper): what napari calls contrast limits."""
+        return self.lower, self.upper
+
+    def to_dict(self) -> dict:
+        """Plain-Python form for JSON."""
+        return {"center": self.center, "width": self.width}
+
+
 @dataclass
 class Volume:
     """A 2D/3D/4D image or label map in patient LPS space.
 
-    ``metadata`` keeps what the file said that the geometry does not: custom
-    NRRD fields, DWI gradients and measurement frame, NIfTI intent, window/level
-    (``"window_center"``/``"window_width"``), colour table (``"color_table"``:
+    ``window`` is the display window the file states, if any.  ``metadata`` keeps
+    what the file said that the geometry does not: custom NRRD fields, DWI
+    gradients and measurement frame, NIfTI intent, colour table (``"color_table"``:
     ``{label: {"name": str, "color": [r, g, b, a]}}``) and similar.
     """
 
@@ -66,10 +121,13 @@ class Volume:
     components: Optional[AxisInfo] = None
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
+    window: Optional[DisplayWindow] = None
 
     def __post_init__(self) -> None:
         if self.kind not in VOLUME_KINDS:
             raise ValueError(f"unknown volume kind {self.kind!r}; expected one of {VOLUME_KINDS}")
+        if self.window is not None and not isinstance(self.window, DisplayWindow):
+            raise TypeError(f"Volume.window must be a DisplayWindow or None, not {type(self.window).__name__}")
         expected = len(self.extra_axes) + self.geometry.ndim + (1 if self.components is not None else 0)
         if len(self.array.shape) != expected:
             raise ValueError(
@@ -145,6 +203,8 @@ class Volume:
             out["extra_axes"] = [a.to_dict() for a in self.extra_axes]
         if self.components is not None:
             out["components"] = dict(self.components.to_dict(), size=self.n_components)
+        if self.window is not None:
+            out["window"] = self.window.to_dict()
         if self.source:
             out["source"] = self.source
         return out

@@ -219,13 +219,8 @@ def _encode_pixels(arr: np.ndarray, signed_required: bool = False) -> tuple[np.n
 
 
 def _window(volume: Volume, values: np.ndarray) -> tuple[float, float]:
-    md = volume.metadata or {}
-    c, w = md.get("window_center"), md.get("window_width")
-    try:
-        if c is not None and w is not None:
-            return float(np.ravel(c)[0]), max(float(np.ravel(w)[0]), 1.0)
-    except (TypeError, ValueError):
-        pass
+    if volume.window is not None:
+        return volume.window.center, max(volume.window.width, 1.0)
     sample = values.ravel()
     if sample.size > 1 << 20:
         sample = sample[:: sample.size // (1 << 20) + 1]

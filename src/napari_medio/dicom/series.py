@@ -35,7 +35,7 @@ import numpy as np
 
 from ..core.errors import CancelledError, FormatError
 from ..core.geometry import Geometry
-from ..core.volume import AxisInfo, Volume
+from ..core.volume import AxisInfo, DisplayWindow, Volume
 from ._parse import NATIVE_SYNTAXES, NotDicomError, parse_header
 
 __all__ = [
@@ -896,7 +896,7 @@ class _Loader:
         r = self.plan.grid[0][len(self.plan.grid[0]) // 2]
         c = _first_number(r.get("WindowCenter"))
         w = _first_number(r.get("WindowWidth"))
-        if c is None or w is None or w <= 0:
+        if c is None or w is None or not (np.isfinite(c) and np.isfinite(w) and w > 0):
             return None
         if self.mono1:
             s, b = self.rescales[0][0]
@@ -1082,10 +1082,9 @@ def _volume_from(plan: _Plan, ld: _Loader, headers: list[dict], name: str, warn:
     if headers[0].get("DoseGridScaling") is not None or str(headers[0].get("Modality")) == "RTDOSE":
         meta["units"] = str(headers[0].get("DoseUnits") or "GY")
     win = ld.window()
-    if win is not None and not ld.colour:
-        meta["window_center"], meta["window_width"] = win
+    window = DisplayWindow(*win) if win is not None and not ld.colour else None
     return Volume(arr, plan.geometry, kind="volume", name=name + plan.label, extra_axes=extra,
-                  components=components, metadata=meta, source=headers[0]["_path"])
+                  components=components, metadata=meta, source=headers[0]["_path"], window=window)
 
 
 def load_volumes(headers: list[dict], progress: Optional[Callable[[int, int], None]] = None,

@@ -123,7 +123,7 @@ import numpy as np
 from ..core.errors import FormatError, MedioError
 from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
-from ..core.volume import Volume
+from ..core.volume import DisplayWindow, Volume
 from ._common import base_name
 from ._imageio import file_size
 
@@ -543,8 +543,6 @@ def _volume(p: Path, state: _State, item: _Item, scan_convert: bool, spacing_req
         meta["phi_angles_rad"] = state.phi.tolist()
     if state.cartesian_spacing is not None:
         meta["cartesian_spacing_mm"] = state.cartesian_spacing
-    # SlicerHeart's display window: minimum 15, maximum 150.
-    meta_top: dict[str, Any] = {"window_center": 82.5, "window_width": 135.0}
     if scan_convert and toroidal:
         if state.theta.size != nj:
             raise FormatError(p, f"theta angle table (C300,0002) has {state.theta.size} entries, expected {nj}")
@@ -580,7 +578,9 @@ def _volume(p: Path, state: _State, item: _Item, scan_convert: bool, spacing_req
         if toroidal:
             meta["note"] = ("raw toroidal sample grid (axes: radial, theta, phi) shown with the 0010,0022 "
                             "spacing, as SlicerHeart does without scan conversion; not a true Cartesian geometry")
-    return Volume(array, geometry, name=base_name(p), metadata={"kretz": meta, **meta_top}, source=os.fspath(p))
+    # SlicerHeart's display window: minimum 15, maximum 150.
+    return Volume(array, geometry, name=base_name(p), metadata={"kretz": meta}, source=os.fspath(p),
+                  window=DisplayWindow.from_range(15.0, 150.0))
 
 
 FORMAT = register(

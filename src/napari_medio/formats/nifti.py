@@ -25,7 +25,7 @@ from ..core import registry
 from ..core.errors import FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs, gzip_compress_parallel, gzip_read
 from ..core.geometry import Geometry
-from ..core.volume import AxisInfo, Volume
+from ..core.volume import AxisInfo, DisplayWindow, Volume
 from ._common import base_name, looks_like_labelmap
 
 __all__ = ["read_nifti", "write_nifti", "choose_orientation"]
@@ -362,14 +362,13 @@ def read_nifti(
         if key in header:
             metadata["nifti"][key] = float(header[key])
     cmin, cmax = metadata["nifti"].get("cal_min", 0.0), metadata["nifti"].get("cal_max", 0.0)
-    if cmax > cmin:
-        metadata["window"] = [cmin, cmax]
+    window = DisplayWindow.from_range(cmin, cmax) if np.isfinite([cmin, cmax]).all() and cmax > cmin else None
     if labelmap is None:
         labelmap = (intent == NIFTI_INTENT_LABEL or looks_like_labelmap(p)) and np.issubdtype(core.dtype, np.integer) \
             and components is None
     return [Volume(array=core, geometry=geometry, kind="labelmap" if labelmap else "volume",
                    name=name or base_name(p), extra_axes=extra, components=components,
-                   metadata=metadata, source=os.fspath(p))]
+                   metadata=metadata, source=os.fspath(p), window=window)]
 
 
 def _text(value: Any) -> str:
@@ -432,9 +431,8 @@ def _nifti_header(volume: Volume, pair: bool) -> tuple[Any, np.ndarray]:
         hdr["intent_code"] = NIFTI_INTENT_LABEL
     hdr["scl_slope"] = 1.0
     hdr["scl_inter"] = 0.0
-    window = volume.metadata.get("window")
-    if window and len(window) == 2:
-        hdr["cal_min"], hdr["cal_max"] = float(window[0]), float(window[1])
+    if volume.window is not None:
+        hdr["cal_min"], hdr["cal_max"] = volume.window.limits
     descrip = volume.metadata.get("nifti", {}).get("descrip", "")
     if descrip:
         hdr["descrip"] = descrip[:79].encode("latin-1", errors="replace")

@@ -35,7 +35,7 @@ from ..core import registry
 from ..core.errors import FormatError, MedioError, WriteError
 from ..core.geometry import Geometry
 from ..core.pyramid import downsample, level_factors, register_stored_levels
-from ..core.volume import AxisInfo, Volume
+from ..core.volume import AxisInfo, DisplayWindow, Volume
 
 __all__ = ["read_ome_zarr", "write_ome_zarr", "stored_levels", "is_ome_zarr"]
 
@@ -271,22 +271,32 @@ def read_ome_zarr(
         table = _color_table_from_label(opened.label)
         if table and "color_table" not in metadata:
             metadata["color_table"] = table
-    if "window" not in metadata and kind == "volume":
-        window = _window(opened)
-        if window is not None:
-            metadata["window"] = window
+    window = _window(opened)
+    if window is None and kind == "volume":
+        value_range = _value_range(opened)
+        if value_range is not None:
+            metadata["ome_zarr"]["value_range"] = value_range
     vol_name = name or medio.get("name") or opened.ms.get("name") or _base_name(location)
     return [Volume(array=array, geometry=geometry, kind=kind, name=str(vol_name), extra_axes=extra,
-                   components=components, metadata=metadata, source=location)]
+                   components=components, metadata=metadata, source=location, window=window)]
 
 
-def _window(opened: _Opened) -> Optional[list[float]]:
-    """Display range: the omero window when given, else the range of the coarsest level."""
+def _window(opened: _Opened) -> Optional[DisplayWindow]:
+    """The display window: napari-medio's own record, else the first omero channel's window."""
+    window = DisplayWindow.from_dict(opened.medio.get("window"))
+    if window is None and opened.omero and opened.omero.get("channels"):
+        w = opened.omero["channels"][0].get("window") or {}
+        try:
+            if float(w["end"]) > float(w["start"]):
+                window = DisplayWindow.from_range(w["start"], w["end"])
+        except (KeyError, TypeError, ValueError):
+            pass
+    return window
+
+
+def _value_range(opened: _Opened) -> Optional[list[float]]:
+    """The voxel range of the coarsest level when it is small (a cheap contrast range), else None."""
     try:
-        if opened.omero and opened.omero.get("channels"):
-            w = opened.omero["channels"][0].get("window") or {}
-            if "start" in w and "end" in w and float(w["end"]) > float(w["start"]):
-                return [float(w["start"]), float(w["end"])]
         smallest = opened.arrays[-1]
         if smallest.size <= (1 << 24):
             lo, hi = (float(x) for x in (smallest.min().compute(), smallest.max().compute()))
@@ -294,6 +304,17 @@ def _window(opened: _Opened) -> Optional[list[float]]:
     except Exception:
         return None
     return None
+
+
+def _omero(volume: Volume) -> dict:
+    """The omero rendering block holding the volume's display window, or {} without one."""
+    if volume.window is None:
+        return {}
+    lo, hi = volume.window.limits
+    channel = {"active": True, "color": "FFFFFF", "label": volume.name or "channel",
+               "window": {"start": lo, "end": hi, "min": lo, "max": hi}}
+    return {"omero": {"channels": [dict(channel) for _ in range(volume.n_components)],
+                      "rdefs": {"model": "greyscale"}}}
 
 
 def _color_table_from_label(label: dict) -> dict:
@@ -549,11 +570,13 @@ def write_ome_zarr(
                 colors.append({"label-value": int(label), "rgba": [int(round(float(x) * 255)) for x in c[:4]]})
                 props.append({"label-value": int(label), "name": str(entry.get("name", label))})
             ome["image-label"] = {"version": ngff_version, "colors": colors, "properties": props}
+        ome.update(_omero(volume))
         medio_md = {k: v for k, v in volume.metadata.items() if k not in ("ome_zarr",)}
         medio = {"version": 1, "geometry": g.to_dict(), "kind": volume.kind, "name": volume.name,
                  "extra_axes": [a.to_dict() for a in volume.extra_axes],
                  "components": volume.components.to_dict() if volume.components is not None else None,
                  "metadata": _jsonable(medio_md),
+                 "window": volume.window.to_dict() if volume.window is not None else None,
                  "note": "LPS geometry (mm): p = origin + direction @ diag(spacing) @ (i, j, k); "
                          "NGFF scale/translation hold spacing/origin in z, y, x order"}
         if ngff_version == "0.4":

@@ -25,7 +25,7 @@ from ..core.geometry import (
     napari_placement,
     reorient,
 )
-from ..core.volume import AxisInfo, Volume
+from ..core.volume import AxisInfo, DisplayWindow, Volume
 
 LayerData = tuple  # (data, kwargs, layer_type)
 
@@ -112,14 +112,11 @@ def from_layer(layer_type: str, data: Any, attributes: dict) -> Any:
 # -- contrast ----------------------------------------------------------------------------------
 def contrast_limits_for(volume: Volume, max_samples: int = 1 << 24) -> list[float] | None:
     """Contrast limits: the file's window where it has one, else the data range (sampled when huge)."""
-    md = volume.metadata
-    if "window_center" in md and "window_width" in md:
-        c, w = float(md["window_center"]), float(md["window_width"])
-        if w > 0:
-            return [c - w / 2.0, c + w / 2.0]
-    window = md.get("window")
-    if window and len(window) == 2 and float(window[1]) > float(window[0]):
-        return [float(window[0]), float(window[1])]
+    if volume.window is not None:
+        return list(volume.window.limits)
+    value_range = (volume.metadata.get("ome_zarr") or {}).get("value_range")  # a pyramid's coarsest level
+    if value_range and len(value_range) == 2 and float(value_range[1]) > float(value_range[0]):
+        return [float(value_range[0]), float(value_range[1])]
     arr = volume.array
     size = int(np.prod(arr.shape, dtype=np.int64))
     if size == 0:
@@ -237,6 +234,7 @@ def volume_to_layer_data(
         "components": volume.components.to_dict() if volume.components is not None else None,
         "metadata": volume.metadata,
         "name": volume.name,
+        "window": volume.window.to_dict() if volume.window is not None else None,
     }
     kwargs: dict[str, Any] = {
         "name": volume.name or "volume",
@@ -391,6 +389,7 @@ def volume_from_layer(data: Any, attributes: dict, kind: str | None = None) -> V
         components=components,
         metadata=dict(medio.get("metadata") or {}),
         source=medio.get("source"),
+        window=DisplayWindow.from_dict(medio.get("window")),
     )
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..core import registry
 from ..core.phantom import make_ct_phantom
+from ..core.volume import DisplayWindow
 from .layers import to_layer_data
 
 
@@ -18,7 +19,7 @@ def ct_phantom() -> list:
     layers = []
     for obj in objects:
         obj.name = "CT phantom"
-        obj.metadata.update(window_center=40.0, window_width=800.0)  # a soft-tissue window
+        obj.window = DisplayWindow(center=40.0, width=800.0)  # a soft-tissue window
         obj.source = None
         layers.extend(to_layer_data(obj))
     return layers

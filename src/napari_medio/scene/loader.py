@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import CancelledError, FormatError, MedioError
+from ..core.volume import DisplayWindow
 from .mrml import MrmlDocument, MrmlNode, parse_bool, parse_floats, read_mrml, url_decode
 from .nodes import MARKUP_TAGS, kind_of_tag
 
@@ -552,9 +553,8 @@ def _apply_display_to_object(obj: Any, display: dict, colortables: dict) -> None
     kind = getattr(obj, "kind", None)
     md = getattr(obj, "metadata", None)
     if kind in ("volume", "labelmap") and isinstance(md, dict):
-        if "window" in display and display["window"] > 0:
-            md["window_center"] = display["level"]
-            md["window_width"] = display["window"]
+        if "window" in display and display["window"] > 0 and hasattr(obj, "window"):
+            obj.window = DisplayWindow(center=display["level"], width=display["window"])
         cn = display.get("color_node")
         if kind == "labelmap" and cn in colortables:
             md["color_table"] = colortables[cn].as_label_table()

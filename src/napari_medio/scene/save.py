@@ -168,10 +168,10 @@ def _display_attrs(kind: str, obj: Any, display: dict, spec_display_tag: str) ->
         out["selectedColor"] = _fmt(display["selectedColor"])
     out["opacity"] = f"{float(display.get('opacity', 1.0)):.6g}"
     out["visibility"] = _bool(display.get("visible", True))
-    md = getattr(obj, "metadata", {}) or {}
     if kind == "volume":
         out.setdefault("colorNodeID", "vtkMRMLColorTableNodeGrey")
-        c, w = md.get("window_center"), md.get("window_width")
+        window = getattr(obj, "window", None)
+        c, w = (window.center, window.width) if window is not None else (None, None)
         if display.get("window") is not None:
             w, c = display["window"], display["level"]
         if w is not None and c is not None and float(w) > 0:
