@@ -3,7 +3,7 @@
 usage: python benchmarks/bench_dicom.py [--folder DIR] [--slices 300] [--repeat 5] [--json]
 
 Generates 300 slices of 512x512 int16 CT with shuffled names
-(``../shared/tools/make_ct_series.py``) unless ``--folder`` is given, warms the
+(``scripts/make_ct_series.py``) unless ``--folder`` is given, warms the
 page cache, then reports the best of ``--repeat`` runs for:
 
 * SimpleITK ImageSeriesReader (GDCM, names from GetGDCMSeriesFileNames) -> NumPy
@@ -34,7 +34,7 @@ import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MAKE = HERE.parent.parent / "shared" / "tools" / "make_ct_series.py"
+MAKE = HERE.parent / "scripts" / "make_ct_series.py"
 
 
 def best(fn, repeat):

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_io.py [--repeat 3] [--lazy-gb 0.5] [--big] [--skip-slow] [--seg-only]
 
 * compressed read/write of a 512x512x300 int16 CT (the voxels
-  ``shared/tools/make_ct_series.py`` writes) as .nii.gz, gzip .nrrd and
+  ``scripts/make_ct_series.py`` writes) as .nii.gz, gzip .nrrd and
   .seg.nrrd (a label map of it): napari-medio vs nibabel, pynrrd and SimpleITK,
   on files written by SimpleITK (no block index) and by napari-medio (indexed,
   parallel inflate), with the physical limit (read bytes + fastest inflate);

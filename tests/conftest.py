@@ -1,9 +1,8 @@
 """Shared pytest fixtures for napari-medio.
 
-Real-file fixtures live outside the repository (``../shared/fixtures`` next to the
-checkout, or wherever ``NAPARI_MEDIO_FIXTURES`` points).  When they are missing,
-tests that need them are skipped locally and fail on CI (``CI`` set), so a CI
-run can never pass silently without its conformance cases.
+Real-file test data lives in the repository, in ``tests/data`` (sources and licences in
+``tests/data/README.md`` and each family's ``MANIFEST.md``).  Tests never read anything
+outside the repository; a missing data file is a failure, never a skip.
 """
 from __future__ import annotations
 
@@ -14,40 +13,27 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-_MISSING = "fixtures not found: set NAPARI_MEDIO_FIXTURES or check out ../shared/fixtures"
+#: The real-file test data (``tests/data``), one folder per family.
+DATA_DIR = REPO_ROOT / "tests" / "data"
 
-
-def _fixtures_root() -> Path:
-    env = os.environ.get("NAPARI_MEDIO_FIXTURES")
-    if env:
-        return Path(env).expanduser().resolve()
-    return (REPO_ROOT.parent / "shared" / "fixtures").resolve()
-
-
-def _missing(what: str) -> None:
-    message = f"{_MISSING} ({what})"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+#: Writes a synthetic CT series (``make_ct_series.py OUT --slices N --size N --seed N``).
+MAKE_CT_SERIES = REPO_ROOT / "scripts" / "make_ct_series.py"
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """The shared fixtures folder (skips locally / fails on CI when absent)."""
-    root = _fixtures_root()
-    if not root.is_dir():
-        _missing(str(root))
-    return root
+    """The test data folder, ``tests/data``."""
+    return DATA_DIR
 
 
-def fixture_file(relpath: "str | os.PathLike[str]") -> Path:
-    """Path of one fixture file, relative to the fixtures folder (same skip/fail rule).
+def fixture_file(relpath: str | os.PathLike[str]) -> Path:
+    """Path of one test data file, relative to ``tests/data``; fails the test if it is missing.
 
     Call it inside a test: ``fixture_file("images/CTChest4.nrrd")``.
     """
-    path = _fixtures_root() / Path(relpath)
+    path = DATA_DIR / Path(relpath)
     if not path.exists():
-        _missing(str(path))
+        pytest.fail(f"test data file missing from the repository: {path}")
     return path
 
 
@@ -55,11 +41,3 @@ def fixture_file(relpath: "str | os.PathLike[str]") -> Path:
 def fixture_path():
     """The :func:`fixture_file` helper as a fixture, for tests that prefer injection."""
     return fixture_file
-
-
-def shared_tool(name: str) -> Path:
-    """A helper script from ``../shared/tools`` (beside the fixtures folder; same skip/fail rule)."""
-    path = _fixtures_root().parent / "tools" / name
-    if not path.exists():
-        _missing(str(path))
-    return path

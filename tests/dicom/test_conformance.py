@@ -1,4 +1,4 @@
-"""Conformance: every series and file in ../shared/fixtures/dicom loads as its MANIFEST says."""
+"""Conformance: every series and file in tests/data/dicom loads as its MANIFEST says."""
 from __future__ import annotations
 
 import glob

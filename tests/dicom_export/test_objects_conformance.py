@@ -1,4 +1,4 @@
-"""Conformance of the SEG / RT / SR readers on ../shared/fixtures/dicom (MANIFEST.md values), and bad input."""
+"""Conformance of the SEG / RT / SR readers on tests/data/dicom (MANIFEST.md values), and bad input."""
 from __future__ import annotations
 
 import os

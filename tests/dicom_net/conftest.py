@@ -188,7 +188,4 @@ def fresh_orthanc(tmp_path):
 
 @pytest.fixture(scope="session")
 def ct_series(fixtures_dir) -> Path:
-    path = fixtures_dir / "dicom" / "slicer_CTHeadAxial"
-    if not path.is_dir():
-        pytest.skip(f"fixture folder missing: {path}")
-    return path
+    return fixtures_dir / "dicom" / "slicer_CTHeadAxial"

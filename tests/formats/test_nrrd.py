@@ -125,7 +125,7 @@ def test_labelmap_guessed_from_name(tmp_path):
         assert napari_medio.read(tmp_path / name)[0].kind == expected, name
 
 
-# -- conformance on real files (values from fixtures/images/MANIFEST.md) ---------------------
+# -- conformance on real files (values from tests/data/images/MANIFEST.md) ---------------------
 MANIFEST = {
     "images/CTChest4.nrrd": dict(shape=(34, 128, 128), dtype="int32", spacing=[3.0469, 3.0469, 10.0],
                                  origin=[193.096, 216.396, -340.25], direction=[-1, 0, 0, 0, -1, 0, 0, 0, 1],

@@ -1,6 +1,6 @@
 """Pinnacle DVF (.dvf) as SlicerRT's PinnacleDvfReader reads it.
 
-No real .dvf file was available (none in /work/shared/fixtures): every file here is
+No real .dvf file was available (none in tests/data): every file here is
 built byte by byte from the layout in SlicerRT's ``vtkSlicerPinnacleDvfReader.cxx``
 (flags, optional registration block, bounding box, size, spacing, six byte planes).
 The expected positions are computed the way SlicerRT places the data in Slicer's RAS

@@ -1,6 +1,6 @@
 """Topcon OCT (.fda / .fds), read from files built byte by byte here.
 
-No real Topcon file was available (none under /work/shared/fixtures; Slicer's test file
+No real Topcon file was available (none in tests/data; Slicer's test file
 OS_260397.fda is a download not present here).  The files below follow the layout as
 oct-converter 0.7.0 parses it (``oct_converter/readers/fda.py``, ``fds.py`` and their
 ``binary_structs``) and the uocte "Topcon File Format" description: the 15-byte ``FOCT``

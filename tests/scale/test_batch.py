@@ -15,7 +15,7 @@ from napari_medio.cli import main
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.progress import Progress
 from napari_medio.core.volume import Volume
-from tests.conftest import shared_tool
+from tests.conftest import MAKE_CT_SERIES
 
 
 @pytest.fixture
@@ -95,9 +95,8 @@ def test_cancel_stops_the_batch(tmp_path, inputs):
 
 def test_dicom_database_series(tmp_path):
     db_mod = pytest.importorskip("napari_medio.dicom.database")
-    tool = shared_tool("make_ct_series.py")  # skips locally / fails on CI when ../shared is absent
     for n in range(2):
-        subprocess.run([sys.executable, str(tool), str(tmp_path / f"s{n}"), "--slices", "4", "--size", "32",
+        subprocess.run([sys.executable, str(MAKE_CT_SERIES), str(tmp_path / f"s{n}"), "--slices", "4", "--size", "32",
                         "--seed", str(n)], check=True)
     with db_mod.DicomDatabase(tmp_path / "db") as db:
         db.import_paths([tmp_path / "s0", tmp_path / "s1"])
