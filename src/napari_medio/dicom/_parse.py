@@ -27,7 +27,33 @@ import struct
 from typing import Any, Optional
 
 __all__ = ["WANTED", "parse_header", "NotDicomError", "header_from_dataset", "IMPLICIT_LE", "EXPLICIT_LE",
-           "NATIVE_SYNTAXES"]
+           "NATIVE_SYNTAXES", "sniff_dicom_bytes"]
+
+
+def sniff_dicom_bytes(head: bytes) -> bool:
+    """True for 'DICM' at byte 128, or a plausible preamble-less start (group 0002/0008, explicit or implicit VR)."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 12:
+        return False
+    group, elem = struct.unpack_from("<HH", head, 0)
+    if group not in (0x0002, 0x0008):
+        return False
+    if elem > 0x0200:
+        return False
+    vr = head[4:6]
+    if 65 <= vr[0] <= 90 and 65 <= vr[1] <= 90:
+        return True  # explicit VR
+    (length,) = struct.unpack_from("<I", head, 4)
+    if length > 0x10000 and length != 0xFFFFFFFF:
+        return False
+    # Implicit VR: the next element must also start with a small group number.
+    nxt = 8 + length
+    if length == 0xFFFFFFFF or nxt + 4 > len(head):
+        return elem <= 0x0020
+    g2, _ = struct.unpack_from("<HH", head, nxt)
+    return g2 in (0x0002, 0x0008, 0x0010)
+
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"

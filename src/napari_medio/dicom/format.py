@@ -5,42 +5,17 @@ Import stays cheap: pydicom and the series code load on first read.
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 from ..core.registry import FileFormat, register
+from ._parse import sniff_dicom_bytes
 
-__all__ = ["sniff_dicom_bytes", "sniff", "read", "DICOM_FORMAT"]
+__all__ = ["sniff", "read", "DICOM_FORMAT"]
 
 #: Files checked when sniffing a folder, and how deep.
 _SNIFF_FILES = 12
 _SNIFF_DEPTH = 4
-
-
-def sniff_dicom_bytes(head: bytes) -> bool:
-    """True for 'DICM' at byte 128, or a plausible preamble-less start (group 0002/0008, explicit or implicit VR)."""
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return True
-    if len(head) < 12:
-        return False
-    group, elem = struct.unpack_from("<HH", head, 0)
-    if group not in (0x0002, 0x0008):
-        return False
-    if elem > 0x0200:
-        return False
-    vr = head[4:6]
-    if 65 <= vr[0] <= 90 and 65 <= vr[1] <= 90:
-        return True  # explicit VR
-    (length,) = struct.unpack_from("<I", head, 4)
-    if length > 0x10000 and length != 0xFFFFFFFF:
-        return False
-    # Implicit VR: the next element must also start with a small group number.
-    nxt = 8 + length
-    if length == 0xFFFFFFFF or nxt + 4 > len(head):
-        return elem <= 0x0020
-    g2, _ = struct.unpack_from("<HH", head, nxt)
-    return g2 in (0x0002, 0x0008, 0x0010)
 
 
 def _sniff_file(path: Path) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
+from ._parse import sniff_dicom_bytes
 
 __all__ = ["object_kind", "read_object", "DICOM_OBJECTS_FORMAT"]
 
@@ -70,8 +71,6 @@ def object_kind(head: bytes) -> str:
 def _sniff(head: bytes, path: Path) -> bool:
     if not head:
         return False
-    from .format import sniff_dicom_bytes
-
     return sniff_dicom_bytes(head) and bool(object_kind(head))
 
 

@@ -97,6 +97,7 @@ import numpy as np
 from ..core.errors import FormatError
 from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
+from ._parse import sniff_dicom_bytes
 from ..core.volume import AxisInfo, Volume
 
 __all__ = [
@@ -738,8 +739,6 @@ _US_IMAGE_UID_BYTES = US_IMAGE_SOP_CLASS.encode()
 def _sniff(head: bytes, path: Path) -> bool:
     if not head:
         return False
-    from .format import sniff_dicom_bytes
-
     if not sniff_dicom_bytes(head):
         return False
     if _PHILIPS_UID_BYTES in head or any(uid + b"\x00" in head for uid in (_US_MULTIFRAME_UID_BYTES,
