@@ -443,6 +443,148 @@ def _replace_dir(temp: Path, target: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True) if backup.is_dir() else backup.unlink(missing_ok=True)
 
 
+def _writable_dtype(volume: Any, p: Path, ngff_version: str) -> np.dtype:
+    """The little-endian voxel type to store, after checking that OME-Zarr can hold the volume."""
+    if not isinstance(volume, Volume):
+        raise WriteError(p, f"OME-Zarr holds volumes and label maps, not {type(volume).__name__}")
+    if ngff_version not in ("0.4", "0.5"):
+        raise WriteError(p, f"NGFF version {ngff_version!r} is not supported (0.4 or 0.5)")
+    dtype = np.dtype(volume.array.dtype)
+    if dtype.byteorder == ">":
+        dtype = dtype.newbyteorder("<")
+    if dtype.kind not in "biuf":
+        raise WriteError(p, f"OME-Zarr cannot store voxel type {dtype}")
+    return dtype
+
+
+def _lead_transforms(volume: Volume) -> tuple[list[float], list[float]]:
+    """NGFF scale and translation of the leading (time, channel) axes, from their index values."""
+    lead_scale, lead_translation = [], []
+    for ax in volume.extra_axes:
+        vals = ax.values or []
+        step = float(vals[1]) - float(vals[0]) if len(vals) > 1 else 1.0
+        lead_scale.append(step if step > 0 else 1.0)
+        lead_translation.append(float(vals[0]) if vals and isinstance(vals[0], (int, float)) else 0.0)
+    if volume.components is not None:
+        lead_scale.append(1.0)
+        lead_translation.append(0.0)
+    return lead_scale, lead_translation
+
+
+def _pyramid_shapes(base_shape: tuple[int, ...], n_lead: int,
+                    levels: Optional[int]) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """Stored shape of every level and the spatial reduction factors from each level to the next."""
+    shapes = [base_shape]
+    factors_per_level: list[tuple[int, ...]] = []
+    while levels is None or len(shapes) < levels:
+        f = level_factors(shapes[-1][n_lead:])
+        if all(x == 1 for x in f):
+            break
+        factors_per_level.append(f)
+        shapes.append(shapes[-1][:n_lead] + tuple(-(-s // x) for s, x in zip(shapes[-1][n_lead:], f)))
+    return shapes, factors_per_level
+
+
+def _create_arrays(group: Any, shapes: list[tuple[int, ...]], dtype: np.dtype, chunks: Optional[tuple[int, ...]],
+                   n_sp: int, axes: list[dict], zarr_format: int) -> list:
+    """One empty Zarr array per level, named "0", "1", ..."""
+    arrays = []
+    for li, shape in enumerate(shapes):
+        kwargs: dict[str, Any] = {"shape": shape, "dtype": dtype,
+                                  "chunks": chunks if (chunks and li == 0) else _chunks(shape, n_sp),
+                                  "fill_value": 0}
+        if zarr_format == 2:
+            kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+        else:
+            kwargs["dimension_names"] = [a["name"] for a in axes]
+        arrays.append(group.create_array(str(li), **kwargs))
+    return arrays
+
+
+def _slab_key(ndim: int, axis: int, start: int, stop: int) -> tuple[slice, ...]:
+    key = [slice(None)] * ndim
+    key[axis] = slice(start, stop)
+    return tuple(key)
+
+
+def _write_base_level(volume: Volume, array: Any, perm: list[int], n_lead: int, dtype: np.dtype, prog: Any) -> None:
+    """Level 0 from the (maybe lazy) volume, slab by slab along the first stored spatial axis."""
+    slab_axis = n_lead  # the stored z (or y) axis
+    size = array.shape[slab_axis]
+    step = array.chunks[slab_axis]
+    for start in range(0, size, step):
+        stop = min(start + step, size)
+        block = np.asarray(volume.array[_slab_key(volume.array.ndim, perm[slab_axis], start, stop)]).transpose(perm)
+        if block.dtype != dtype:
+            block = block.astype(dtype)
+        array[_slab_key(array.ndim, slab_axis, start, stop)] = block
+        prog.advance(block.nbytes)
+
+
+def _write_reduced_levels(arrays: list, factors_per_level: list[tuple[int, ...]], n_lead: int, labels: bool,
+                          prog: Any) -> None:
+    """Each further level from the one before, reading back slabs of 2 x its chunk."""
+    slab_axis = n_lead
+    ndim = arrays[0].ndim
+    spatial_axes = list(range(n_lead, ndim))
+    for li, f in enumerate(factors_per_level, start=1):
+        parent, child = arrays[li - 1], arrays[li]
+        step = child.chunks[slab_axis]
+        fz = f[0]
+        for start in range(0, child.shape[slab_axis], step):
+            stop = min(start + step, child.shape[slab_axis])
+            pkey = _slab_key(ndim, slab_axis, start * fz, min(stop * fz, parent.shape[slab_axis]))
+            block = downsample(np.asarray(parent[pkey]), f, spatial_axes, labels)
+            child[_slab_key(ndim, slab_axis, start, stop)] = block
+            prog.advance(block.nbytes)
+
+
+def _image_label(volume: Volume, ngff_version: str) -> dict:
+    """The NGFF ``image-label`` entry: label colours and names from the volume's colour table."""
+    table = volume.metadata.get("color_table") or {}
+    colors, props = [], []
+    for label, entry in sorted(table.items(), key=lambda kv: int(kv[0])):
+        c = list(entry.get("color", [0.5, 0.5, 0.5, 1.0])) + [1.0]
+        colors.append({"label-value": int(label), "rgba": [int(round(float(x) * 255)) for x in c[:4]]})
+        props.append({"label-value": int(label), "name": str(entry.get("name", label))})
+    return {"version": ngff_version, "colors": colors, "properties": props}
+
+
+def _group_attrs(volume: Volume, p: Path, axes: list[dict], n_lead: int,
+                 factors_per_level: list[tuple[int, ...]], ngff_version: str) -> dict:
+    """The root group's attributes: NGFF multiscales (+ image-label) and the full LPS record."""
+    g = volume.geometry
+    labels = volume.kind == "labelmap"
+    lead_scale, lead_translation = _lead_transforms(volume)
+    datasets = []
+    cum = np.ones(g.ndim)
+    for li in range(len(factors_per_level) + 1):
+        if li:
+            cum = cum * np.asarray(factors_per_level[li - 1][::-1], dtype=float)  # (z,y,x) -> (i,j,k)
+        datasets.append({"path": str(li),
+                         "coordinateTransformations": _level_transforms(g, n_lead, lead_scale, lead_translation,
+                                                                        cum, labels)})
+    multiscale: dict[str, Any] = {"name": volume.name or _base_name(p.name), "axes": axes,
+                                  "datasets": datasets, "type": "nearest" if labels else "mean",
+                                  "metadata": {"method": "napari_medio.core.pyramid.downsample",
+                                               "description": "2x block mean" if not labels
+                                               else "2x nearest (every second voxel)"}}
+    ome: dict[str, Any] = {"image-label": _image_label(volume, ngff_version)} if labels else {}
+    ome.update(_omero(volume))
+    medio_md = {k: v for k, v in volume.metadata.items() if k not in ("ome_zarr",)}
+    medio = {"version": 1, "geometry": g.to_dict(), "kind": volume.kind, "name": volume.name,
+             "extra_axes": [a.to_dict() for a in volume.extra_axes],
+             "components": volume.components.to_dict() if volume.components is not None else None,
+             "metadata": _jsonable(medio_md),
+             "window": volume.window.to_dict() if volume.window is not None else None,
+             "note": "LPS geometry (mm): p = origin + direction @ diag(spacing) @ (i, j, k); "
+                     "NGFF scale/translation hold spacing/origin in z, y, x order"}
+    if ngff_version == "0.4":
+        multiscale["version"] = "0.4"
+        return {"multiscales": [multiscale], **ome, NAMESPACE: medio}
+    return {"ome": {"version": "0.5", "multiscales": [multiscale], **ome}, NAMESPACE: medio}
+
+
 def write_ome_zarr(
     volume: Volume,
     path: "str | os.PathLike[str]",
@@ -464,38 +606,11 @@ def write_ome_zarr(
     from ..core.progress import ensure_progress
 
     p = Path(path)
-    if not isinstance(volume, Volume):
-        raise WriteError(p, f"OME-Zarr holds volumes and label maps, not {type(volume).__name__}")
-    if ngff_version not in ("0.4", "0.5"):
-        raise WriteError(p, f"NGFF version {ngff_version!r} is not supported (0.4 or 0.5)")
-    dtype = np.dtype(volume.array.dtype)
-    if dtype.byteorder == ">":
-        dtype = dtype.newbyteorder("<")
-    if dtype.kind not in "biuf":
-        raise WriteError(p, f"OME-Zarr cannot store voxel type {dtype}")
-    labels = volume.kind == "labelmap"
+    dtype = _writable_dtype(volume, p, ngff_version)
     axes, perm = _ngff_axes(volume)
     n_sp = volume.geometry.ndim
     n_lead = len(axes) - n_sp
-    g = volume.geometry
-    lead_scale, lead_translation = [], []
-    for ax in volume.extra_axes:
-        vals = ax.values or []
-        step = float(vals[1]) - float(vals[0]) if len(vals) > 1 else 1.0
-        lead_scale.append(step if step > 0 else 1.0)
-        lead_translation.append(float(vals[0]) if vals and isinstance(vals[0], (int, float)) else 0.0)
-    if volume.components is not None:
-        lead_scale.append(1.0)
-        lead_translation.append(0.0)
-    base_shape = tuple(int(volume.shape[a]) for a in perm)
-    shapes = [base_shape]
-    factors_per_level: list[tuple[int, ...]] = []
-    while levels is None or len(shapes) < levels:
-        f = level_factors(shapes[-1][n_lead:])
-        if all(x == 1 for x in f):
-            break
-        factors_per_level.append(f)
-        shapes.append(shapes[-1][:n_lead] + tuple(-(-s // x) for s, x in zip(shapes[-1][n_lead:], f)))
+    shapes, factors_per_level = _pyramid_shapes(tuple(int(volume.shape[a]) for a in perm), n_lead, levels)
     prog = ensure_progress(progress)
     total_bytes = sum(int(np.prod(s, dtype=np.int64)) for s in shapes) * dtype.itemsize
     prog.start(total_bytes, f"writing {p.name}")
@@ -506,85 +621,10 @@ def write_ome_zarr(
     zarr_format = 2 if ngff_version == "0.4" else 3
     try:
         group = zarr.open_group(os.fspath(temp), mode="w", zarr_format=zarr_format)
-        arrays = []
-        for li, shape in enumerate(shapes):
-            kwargs: dict[str, Any] = {"shape": shape, "dtype": dtype,
-                                      "chunks": chunks if (chunks and li == 0) else _chunks(shape, n_sp),
-                                      "fill_value": 0}
-            if zarr_format == 2:
-                kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
-            else:
-                kwargs["dimension_names"] = [a["name"] for a in axes]
-            arrays.append(group.create_array(str(li), **kwargs))
-        # Level 0 from the (maybe lazy) volume, slab by slab along the first spatial axis.
-        src = volume.array
-        slab_axis = n_lead  # the stored z (or y) axis
-        step0 = arrays[0].chunks[slab_axis]
-        vol_axis_of_slab = perm[slab_axis]
-        for start in range(0, base_shape[slab_axis], step0):
-            stop = min(start + step0, base_shape[slab_axis])
-            key = [slice(None)] * len(volume.shape)
-            key[vol_axis_of_slab] = slice(start, stop)
-            block = np.asarray(src[tuple(key)]).transpose(perm)
-            if block.dtype != dtype:
-                block = block.astype(dtype)
-            out_key = [slice(None)] * len(base_shape)
-            out_key[slab_axis] = slice(start, stop)
-            arrays[0][tuple(out_key)] = block
-            prog.advance(block.nbytes)
-        # Each further level from the one before, reading back slabs of 2 x its chunk.
-        spatial_axes = list(range(n_lead, n_lead + n_sp))
-        for li, f in enumerate(factors_per_level, start=1):
-            parent, child = arrays[li - 1], arrays[li]
-            step = child.chunks[slab_axis]
-            fz = f[0]
-            for start in range(0, shapes[li][slab_axis], step):
-                stop = min(start + step, shapes[li][slab_axis])
-                pkey = [slice(None)] * len(base_shape)
-                pkey[slab_axis] = slice(start * fz, min(stop * fz, shapes[li - 1][slab_axis]))
-                block = downsample(np.asarray(parent[tuple(pkey)]), f, spatial_axes, labels)
-                ckey = [slice(None)] * len(base_shape)
-                ckey[slab_axis] = slice(start, stop)
-                child[tuple(ckey)] = block
-                prog.advance(block.nbytes)
-        # Metadata.
-        datasets = []
-        cum = np.ones(n_sp)
-        for li in range(len(shapes)):
-            if li:
-                cum = cum * np.asarray(factors_per_level[li - 1][::-1], dtype=float)  # (z,y,x) -> (i,j,k)
-            datasets.append({"path": str(li),
-                             "coordinateTransformations": _level_transforms(g, n_lead, lead_scale, lead_translation,
-                                                                            cum, labels)})
-        multiscale: dict[str, Any] = {"name": volume.name or _base_name(p.name), "axes": axes,
-                                      "datasets": datasets, "type": "nearest" if labels else "mean",
-                                      "metadata": {"method": "napari_medio.core.pyramid.downsample",
-                                                   "description": "2x block mean" if not labels
-                                                   else "2x nearest (every second voxel)"}}
-        ome: dict[str, Any] = {}
-        if labels:
-            table = volume.metadata.get("color_table") or {}
-            colors, props = [], []
-            for label, entry in sorted(table.items(), key=lambda kv: int(kv[0])):
-                c = list(entry.get("color", [0.5, 0.5, 0.5, 1.0])) + [1.0]
-                colors.append({"label-value": int(label), "rgba": [int(round(float(x) * 255)) for x in c[:4]]})
-                props.append({"label-value": int(label), "name": str(entry.get("name", label))})
-            ome["image-label"] = {"version": ngff_version, "colors": colors, "properties": props}
-        ome.update(_omero(volume))
-        medio_md = {k: v for k, v in volume.metadata.items() if k not in ("ome_zarr",)}
-        medio = {"version": 1, "geometry": g.to_dict(), "kind": volume.kind, "name": volume.name,
-                 "extra_axes": [a.to_dict() for a in volume.extra_axes],
-                 "components": volume.components.to_dict() if volume.components is not None else None,
-                 "metadata": _jsonable(medio_md),
-                 "window": volume.window.to_dict() if volume.window is not None else None,
-                 "note": "LPS geometry (mm): p = origin + direction @ diag(spacing) @ (i, j, k); "
-                         "NGFF scale/translation hold spacing/origin in z, y, x order"}
-        if ngff_version == "0.4":
-            multiscale["version"] = "0.4"
-            attrs = {"multiscales": [multiscale], **ome, NAMESPACE: medio}
-        else:
-            attrs = {"ome": {"version": "0.5", "multiscales": [multiscale], **ome}, NAMESPACE: medio}
-        group.attrs.update(attrs)
+        arrays = _create_arrays(group, shapes, dtype, chunks, n_sp, axes, zarr_format)
+        _write_base_level(volume, arrays[0], perm, n_lead, dtype, prog)
+        _write_reduced_levels(arrays, factors_per_level, n_lead, volume.kind == "labelmap", prog)
+        group.attrs.update(_group_attrs(volume, p, axes, n_lead, factors_per_level, ngff_version))
         prog.check()
         _replace_dir(temp, p)
     except BaseException as exc:
