@@ -19,11 +19,19 @@ def _two_series(root):
     return (d1, u1), (d2, u2)
 
 
-def test_drop_folder_gives_two_layers_in_place(make_napari_viewer, tmp_path):
+def test_drop_folder_opens_the_chooser_and_loads_two_layers_in_place(make_napari_viewer, qtbot, tmp_path):
     (d1, u1), (d2, u2) = _two_series(tmp_path / "drop")
     viewer = make_napari_viewer()
-    layers = viewer.open(str(tmp_path / "drop"), plugin="napari-medio")
+    assert viewer.open(str(tmp_path / "drop"), plugin="napari-medio") == []  # several series: the chooser
+    chooser = viewer.window.dock_widgets["DICOM series: drop"]
+    assert chooser.table.rowCount() == 2 and chooser.table.item(1, 2).text() == "Neck"
+    worker = chooser.load(chooser.non_localizers())
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=10000)
+    layers = list(viewer.layers)
     assert [l.name for l in layers] == ["3: Head", "4: Neck"]
+    assert "loaded" in chooser.table.item(0, 5).text()
     for layer, data, origin in ((layers[0], d1, (-10, 20, 30)), (layers[1], d2, (5, -7, -50))):
         np.testing.assert_array_equal(np.asarray(layer.data), data)
         # Voxel (0,0,0) sits at the DICOM origin: world (S, P, L).

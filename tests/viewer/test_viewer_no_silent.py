@@ -33,7 +33,7 @@ def messages():
 
 
 def _dock_names(viewer) -> set[str]:
-    return set(viewer.window._wrapped_dock_widgets)
+    return set(viewer.window.dock_widgets)
 
 
 @pytest.mark.parametrize("relpath, words, dock", [
@@ -59,8 +59,8 @@ def test_plain_json_opens_the_text_dock(make_napari_viewer, messages, tmp_path):
     p.write_text('{"a": 1,\n "b": [1, 2]}')
     viewer.open(p, plugin="napari-medio")
     assert any(m.startswith("notes.json: JSON text") and "Text dock" in m for m in seen), seen
-    docks = [w for name, w in viewer.window._wrapped_dock_widgets.items() if "Text" in name]
-    assert docks and '"b"' in docks[0].inner_widget().text()
+    docks = [w for name, w in viewer.window.dock_widgets.items() if "Text" in name]
+    assert docks and '"b"' in docks[0].text()
 
 
 def test_slicer4_annotations_are_named(make_napari_viewer, messages, tmp_path):

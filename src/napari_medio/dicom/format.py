@@ -88,7 +88,11 @@ def sniff(head: bytes, path: Path) -> bool:
 
 
 def read(path: "str | os.PathLike[str]", **options: Any) -> list:
-    """Every image series in the file/folder/zip as a Volume (one per series or sub-volume)."""
+    """Every image series in the file/folder/zip as a Volume (one per series or sub-volume).
+
+    Options: ``progress``, ``cancel``; ``scan`` (a :class:`~napari_medio.dicom.series.DicomScan`
+    of ``path`` already made) and ``series`` (the series keys to load, all when absent).
+    """
     from .objects import object_kind, read_object
     from .series import read_dicom_path
 
@@ -98,7 +102,8 @@ def read(path: "str | os.PathLike[str]", **options: Any) -> list:
                 return read_object(path)
     delegate = _delegate if os.path.isdir(path) or Path(path).name.upper() == "DICOMDIR" or \
         os.fspath(path).lower().endswith(".zip") else None
-    return read_dicom_path(path, progress=options.get("progress"), cancel=options.get("cancel"), delegate=delegate)
+    return read_dicom_path(path, progress=options.get("progress"), cancel=options.get("cancel"), delegate=delegate,
+                           scan=options.get("scan"), series=options.get("series"))
 
 
 #: Modalities whose files other DICOM formats read (segmentations, RT structure sets, reports).

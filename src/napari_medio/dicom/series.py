@@ -46,6 +46,9 @@ __all__ = [
     "assemble_series",
     "load_volumes",
     "read_dicom_path",
+    "scan_dicom_path",
+    "series_key",
+    "DicomScan",
     "is_image_header",
     "series_name",
     "NON_IMAGE_MODALITIES",
@@ -177,8 +180,7 @@ def group_by_series(headers: Iterable[dict]) -> dict[str, list[dict]]:
     """Headers grouped by SeriesInstanceUID (files without one each form their own group)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for h in headers:
-        uid = h.get("SeriesInstanceUID") or f"no-series:{h.get('_path')}"
-        groups[str(uid)].append(h)
+        groups[series_key(h)].append(h)
     return dict(groups)
 
 
@@ -1125,18 +1127,32 @@ def _failed_text(failed: dict[str, str], limit: int = 5) -> str:
     return f"{len(items)} file(s) could not be loaded: {text}"
 
 
-def read_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[[int, int], None]] = None,
-                    cancel: Optional[Callable[[], bool]] = None,
-                    delegate: Optional[Callable[[list], list]] = None) -> list:
-    """Every image series in a DICOM file, DICOMDIR, folder (recursive) or .zip, as volumes.
+def series_key(h: dict) -> str:
+    """The series a header belongs to: its SeriesInstanceUID (``no-series:<path>`` without one)."""
+    return str(h.get("SeriesInstanceUID") or f"no-series:{h.get('_path')}")
 
-    ``delegate(non_image_headers)`` may return further data objects for the
-    files that hold no image series (SEG, RT structure sets, ...), read by the
-    formats that own them; they follow the volumes.
-    """
+
+class DicomScan:
+    """The headers of a DICOM file, DICOMDIR or folder (recursive), read once: what to choose series from."""
+
+    def __init__(self, path: Path, headers: list[dict], problems: list[tuple[str, str]], skipped: int) -> None:
+        self.path = path
+        self.headers = headers
+        self.problems = problems
+        self.skipped = skipped
+
+    def series(self) -> dict[str, list[dict]]:
+        """Headers per series (key: :func:`series_key`), image and non-image series alike, in file order."""
+        groups: dict[str, list[dict]] = defaultdict(list)
+        for h in self.headers:
+            groups[series_key(h)].append(h)
+        return dict(groups)
+
+
+def scan_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[[int, int], None]] = None,
+                    cancel: Optional[Callable[[], bool]] = None) -> DicomScan:
+    """Headers (no pixels) of a DICOM file, DICOMDIR or folder (recursive), for :func:`read_dicom_path`."""
     p = Path(path)
-    if p.is_file() and p.suffix.lower() == ".zip":
-        return _read_zip(p, progress, cancel, delegate)
     if p.is_dir():
         files = scan_files([p])
     elif p.name.upper() == "DICOMDIR":
@@ -1145,12 +1161,36 @@ def read_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[
             raise FormatError(p, "the DICOMDIR references no files that exist")
     else:
         files = [os.fspath(p)]
-    headers, problems, skipped = read_headers(files, cancel=cancel)
+    headers, problems, skipped = read_headers(files, progress=progress, cancel=cancel)
     headers = [h for h in headers if not h.get("_dicomdir") and h.get("_media_sop_class") != "1.2.840.10008.1.3.10"]
     if not p.is_dir() and p.name.upper() != "DICOMDIR":
         if not headers:
             reason = problems[0][1] if problems else "not a DICOM file"
             raise FormatError(p, reason)
+    return DicomScan(p, headers, problems, skipped)
+
+
+def read_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[[int, int], None]] = None,
+                    cancel: Optional[Callable[[], bool]] = None,
+                    delegate: Optional[Callable[[list], list]] = None, *,
+                    scan: Optional[DicomScan] = None, series: Optional[Iterable[str]] = None) -> list:
+    """Every image series in a DICOM file, DICOMDIR, folder (recursive) or .zip, as volumes.
+
+    ``delegate(non_image_headers)`` may return further data objects for the
+    files that hold no image series (SEG, RT structure sets, ...), read by the
+    formats that own them; they follow the volumes.  ``scan``: the headers
+    already read by :func:`scan_dicom_path`; ``series``: the series keys
+    (:func:`series_key`) to load, all when None.
+    """
+    p = Path(path)
+    if scan is None and p.is_file() and p.suffix.lower() == ".zip":
+        return _read_zip(p, progress, cancel, delegate)
+    if scan is None:
+        scan = scan_dicom_path(p, cancel=cancel)
+    headers, problems, skipped = scan.headers, scan.problems, scan.skipped
+    if series is not None:
+        wanted = set(series)
+        headers = [h for h in headers if series_key(h) in wanted]
     volumes, warns, failed, others = load_volumes(headers, progress, cancel)
     failed = dict(failed)
     for f, r in problems:

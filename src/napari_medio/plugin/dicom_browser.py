@@ -55,6 +55,34 @@ def _fmt(key: str, value: Any) -> str:
     return str(value)
 
 
+def series_table(columns: list) -> QTableWidget:
+    """A read-only, row-selecting table with the given (key, title) columns: the browser's tables."""
+    t = QTableWidget(0, len(columns))
+    t.setHorizontalHeaderLabels([c[1] for c in columns])
+    t.setSelectionBehavior(QAbstractItemView.SelectRows)
+    t.setSelectionMode(QAbstractItemView.SingleSelection)
+    t.setEditTriggers(QAbstractItemView.NoEditTriggers)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.verticalHeader().setVisible(False)
+    t.setSortingEnabled(False)
+    return t
+
+
+def fill_table(table: QTableWidget, rows: list[dict], columns: list) -> None:
+    """Put ``rows`` (dicts keyed by the column keys) in ``table``, formatted for display."""
+    table.blockSignals(True)
+    table.clearSelection()
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, (key, _) in enumerate(columns):
+            text = _fmt(key, row.get(key))
+            item = QTableWidgetItem(text)
+            if text:
+                item.setToolTip(text)
+            table.setItem(r, c, item)
+    table.blockSignals(False)
+
+
 class DicomBrowser(QWidget):
     """Dock widget over a :class:`~napari_medio.dicom.database.DicomDatabase`."""
 
@@ -151,15 +179,7 @@ class DicomBrowser(QWidget):
     # -- setup ---------------------------------------------------------------------------------
     @staticmethod
     def _table(columns: list) -> QTableWidget:
-        t = QTableWidget(0, len(columns))
-        t.setHorizontalHeaderLabels([c[1] for c in columns])
-        t.setSelectionBehavior(QAbstractItemView.SelectRows)
-        t.setSelectionMode(QAbstractItemView.SingleSelection)
-        t.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        t.horizontalHeader().setStretchLastSection(True)
-        t.verticalHeader().setVisible(False)
-        t.setSortingEnabled(False)
-        return t
+        return series_table(columns)
 
     def set_database(self, folder: "str | os.PathLike[str]", persist: bool = True) -> None:
         """Open (or create) the database in ``folder``; ``persist`` saves it as the setting."""
@@ -193,14 +213,7 @@ class DicomBrowser(QWidget):
 
     # -- tables --------------------------------------------------------------------------------
     def _fill(self, table: QTableWidget, rows: list[dict], columns: list) -> None:
-        table.blockSignals(True)
-        table.clearSelection()
-        table.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            for c, (key, _) in enumerate(columns):
-                item = QTableWidgetItem(_fmt(key, row.get(key)))
-                table.setItem(r, c, item)
-        table.blockSignals(False)
+        fill_table(table, rows, columns)
 
     def refresh(self) -> None:
         """Re-read the patient list (keeping the search) and select the first patient."""

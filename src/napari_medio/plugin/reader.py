@@ -5,6 +5,12 @@ exists (``napari.current_viewer()``) it also tells the user about what gives no
 layer: objects kept in the session store (transforms, tables, colour tables,
 text) are named in one notification line and their dock is opened; Slicer 4
 annotation nodes of a scene, which napari-medio does not show, are named too.
+
+A DICOM folder (or DICOMDIR) is scanned once (headers only).  Localizers
+(:mod:`napari_medio.dicom.localizer`) are left out; one remaining image series
+loads directly; several open the series chooser
+(:mod:`napari_medio.plugin.series_chooser`) when a viewer exists, and the reader
+returns no layer.  Without a viewer every series but the localizers loads.
 """
 from __future__ import annotations
 
@@ -72,7 +78,10 @@ def read_layers(path: PathLike | list, **options: Any) -> list:
     layers: list = []
     for p in paths:
         read_opts = {k: v for k, v in options.items() if k not in ("resample_oblique",)}
-        objects = registry.read(p if registry.is_url(p) else Path(p), **read_opts)
+        objects = read_dicom_folder(p, **read_opts) if _is_dicom_folder(p) else \
+            registry.read(p if registry.is_url(p) else Path(p), **read_opts)
+        if objects is None:  # the series chooser opened
+            continue
         stored: list = []
         shown = 0
         for obj in objects:
@@ -87,6 +96,64 @@ def read_layers(path: PathLike | list, **options: Any) -> list:
     # napari's "no layer" marker; keep it only when nothing else was read.
     real = [ld for ld in layers if _is_layer(ld)]
     return real or [(None,)]
+
+
+# -- DICOM folders: localizers left out, several series chosen -------------------------------------
+def _is_dicom_folder(path: PathLike) -> bool:
+    if registry.is_url(path):
+        return False
+    p = Path(os.fspath(path))
+    if not (p.is_dir() or p.name.upper() == "DICOMDIR"):
+        return False
+    try:
+        return registry.find_reader(p).name == "dicom"
+    except MedioError:
+        return False
+
+
+def _viewer_window() -> Any:
+    try:
+        import napari
+    except ImportError:  # pragma: no cover
+        return None
+    viewer = napari.current_viewer()
+    return viewer if getattr(viewer, "window", None) is not None else None
+
+
+def read_dicom_folder(path: PathLike, **options: Any) -> list | None:
+    """The data objects to show for a DICOM folder: its series but the localizers (None: a chooser opened)."""
+    from ..dicom.localizer import series_rows
+    from ..dicom.series import is_image_header, scan_dicom_path
+
+    scan = scan_dicom_path(path, cancel=options.get("cancel"))
+    rows = series_rows(scan.series(), is_image_header)
+    images = [r for r in rows if r.is_image and not r.localizer]
+    left_out = [r for r in rows if r.localizer] if images else []
+    viewer = _viewer_window()
+    name = Path(os.fspath(path)).name
+    if viewer is not None and (len(images) > 1 or left_out):
+        from napari.utils.notifications import show_info
+
+        from .series_chooser import open_series_chooser
+
+        if len(images) > 1:
+            loc = f", {len(left_out)} localizer{'s' if len(left_out) != 1 else ''}" if left_out else ""
+            show_info(f"{name}: {len(rows)} series{loc}; choose the series to load in the DICOM series dock")
+            open_series_chooser(viewer, scan, rows)
+            return None
+    keys = [r.key for r in rows if not (r.localizer and images)]
+    objects = registry.read(Path(os.fspath(path)), scan=scan, series=keys, **options)
+    if viewer is not None and left_out:
+        from napari.utils.notifications import show_info
+
+        from .series_chooser import open_series_chooser
+
+        what = ", ".join(f"{r.number}: {r.description or r.modality}" if r.number is not None else
+                         (r.description or r.modality) for r in left_out)
+        show_info(f"{name}: localizer{'s' if len(left_out) != 1 else ''} not loaded ({what}); "
+                  "the DICOM series dock lists them")
+        open_series_chooser(viewer, scan, rows, loaded=set(keys))
+    return objects
 
 
 # -- telling the user what gives no layer ------------------------------------------------------
