@@ -296,16 +296,8 @@ def _image_modality(volume: Volume, tags: dict) -> tuple[str, str]:
     return (mod or "OT"), "SC"
 
 
-def volume_to_datasets(volume: Volume, tags: Optional[ExportTags] = None, *, enhanced: bool = False,
-                       cancel: Optional[Callable[[], bool]] = None) -> list:
-    """pydicom datasets of a new image series holding ``volume`` (sorted by slice).
-
-    Voxels are stored as 16-bit integers with Rescale Slope/Intercept (exact for
-    integer data within a 16-bit range, else a linear map with a warning in
-    ``ImageComments``); RGB volumes become 8-bit RGB secondary capture.  With
-    ``enhanced`` a CT/MR volume becomes one Legacy Converted Enhanced multi-frame object.
-    """
-    tags = tags or ExportTags()
+def _series_tags(volume: Any, tags: ExportTags, enhanced: bool) -> tuple[dict, str, str]:
+    """The resolved tags, modality and IOD of an image series export, after checking the volume fits one."""
     if not isinstance(volume, Volume):
         raise MedioError(None, f"cannot export a {type(volume).__name__} as a DICOM image series")
     if volume.extra_axes:
@@ -318,82 +310,120 @@ def volume_to_datasets(volume: Volume, tags: Optional[ExportTags] = None, *, enh
                                         "(secondary capture has no enhanced form)")
     if t["SeriesNumber"] is None:
         t["SeriesNumber"] = 1
+    return t, modality, iod
+
+
+def _stored_pixels(volume: Volume, arr: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
+    """(stored voxels, slope, intercept, exact): 8-bit RGB for colour volumes, else 16-bit rescaled."""
+    if volume.components is None:
+        return _encode_pixels(arr, signed_required=False)
+    if arr.shape[-1] not in (3, 4):
+        raise MedioError(volume.source, f"cannot store {arr.shape[-1]} voxel components in DICOM (1 or 3)")
+    if arr.dtype != np.uint8:
+        raise MedioError(volume.source, "colour volumes are exported as 8-bit RGB; convert the voxels to uint8")
+    return np.ascontiguousarray(arr[..., :3]), 1.0, 0.0, True
+
+
+def _set_rgb_pixels(ds: Any) -> None:
+    """Image Pixel module attributes of 8-bit interleaved RGB."""
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "RGB"
+    ds.PlanarConfiguration = 0
+    ds.BitsAllocated = 8
+    ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+
+
+def _set_grey_pixels(ds: Any, signed: bool, slope: float, intercept: float, iod: str,
+                     window: tuple[float, float]) -> None:
+    """Image Pixel, Modality LUT and VOI LUT attributes of 16-bit greyscale."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.RescaleIntercept = _ds(intercept)
+    ds.RescaleSlope = _ds(slope)
+    ds.RescaleType = "HU" if iod == "CT" else "US"
+    ds.WindowCenter = _ds(window[0])
+    ds.WindowWidth = _ds(window[1])
+
+
+def _set_iod_attributes(ds: Any, iod: str) -> None:
+    """The Type 2 attributes the CT or MR image IOD requires (empty), or the SC conversion type."""
+    if iod == "CT":
+        ds.KVP = ""
+        ds.AcquisitionNumber = ""
+    elif iod == "MR":
+        ds.ScanningSequence = "RM"
+        ds.SequenceVariant = "NONE"
+        ds.ScanOptions = ""
+        ds.MRAcquisitionType = ""
+        ds.RepetitionTime = ""
+        ds.EchoTime = ""
+        ds.EchoTrainLength = ""
+        del ds.RescaleType
+    else:
+        ds.ConversionType = "WSD"
+
+
+def _set_plane(ds: Any, geometry: Geometry, k: int, nk: int, thickness: float,
+               planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Image Plane module of slice ``k`` (LPS position and orientation, spacing in mm)."""
+    row_dir, col_dir, k_step = planes
+    ds.PatientOrientation = ""
+    ds.PositionReferenceIndicator = ""
+    ds.ImagePositionPatient = [_ds(v) for v in geometry.origin + k * k_step]
+    ds.ImageOrientationPatient = [_ds(v) for v in np.r_[row_dir, col_dir]]
+    ds.PixelSpacing = [_ds(geometry.spacing[1]), _ds(geometry.spacing[0])]
+    ds.SliceThickness = _ds(thickness)
+    if nk > 1:
+        ds.SpacingBetweenSlices = _ds(thickness)
+
+
+def volume_to_datasets(volume: Volume, tags: Optional[ExportTags] = None, *, enhanced: bool = False,
+                       cancel: Optional[Callable[[], bool]] = None) -> list:
+    """pydicom datasets of a new image series holding ``volume`` (sorted by slice).
+
+    Voxels are stored as 16-bit integers with Rescale Slope/Intercept (exact for
+    integer data within a 16-bit range, else a linear map with a warning in
+    ``ImageComments``); RGB volumes become 8-bit RGB secondary capture.  With
+    ``enhanced`` a CT/MR volume becomes one Legacy Converted Enhanced multi-frame object.
+    """
+    t, modality, iod = _series_tags(volume, tags or ExportTags(), enhanced)
     geometry = volume.geometry.as_3d()
     arr = np.asarray(volume.array)
     if volume.geometry.ndim == 2:
         arr = arr[np.newaxis]
-    row_dir, col_dir, k_step = _plane_vectors(geometry, volume.source)
+    planes = _plane_vectors(geometry, volume.source)
     is_rgb = volume.components is not None
-    if is_rgb:
-        if arr.shape[-1] not in (3, 4):
-            raise MedioError(volume.source, f"cannot store {arr.shape[-1]} voxel components in DICOM (1 or 3)")
-        if arr.dtype != np.uint8:
-            raise MedioError(volume.source, "colour volumes are exported as 8-bit RGB; convert the voxels to uint8")
-        stored, slope, intercept, exact = np.ascontiguousarray(arr[..., :3]), 1.0, 0.0, True
-    else:
-        stored, slope, intercept, exact = _encode_pixels(arr, signed_required=False)
+    stored, slope, intercept, exact = _stored_pixels(volume, arr)
     series_uid = new_uid()
     for_uid = t["FrameOfReferenceUID"] or new_uid()
     now = _dt.datetime.now()
     nk, rows, cols = stored.shape[:3]
-    center, width = (None, None) if is_rgb else _window(volume, arr)
-    sop_class = SOP_CLASSES[iod]
-    thickness = float(np.linalg.norm(k_step)) if nk > 1 else float(geometry.spacing[2])
+    window = (None, None) if is_rgb else _window(volume, arr)
+    thickness = float(np.linalg.norm(planes[2])) if nk > 1 else float(geometry.spacing[2])
     datasets = []
     for k in range(nk):
         _check_cancel(cancel)
-        ds = _base_dataset(t, sop_class, new_uid(), series_uid, modality, now)
+        ds = _base_dataset(t, SOP_CLASSES[iod], new_uid(), series_uid, modality, now)
         ds.InstanceNumber = k + 1
-        ds.PatientOrientation = ""
         ds.FrameOfReferenceUID = for_uid
-        ds.PositionReferenceIndicator = ""
-        pos = geometry.origin + k * k_step
-        ds.ImagePositionPatient = [_ds(v) for v in pos]
-        ds.ImageOrientationPatient = [_ds(v) for v in np.r_[row_dir, col_dir]]
-        ds.PixelSpacing = [_ds(geometry.spacing[1]), _ds(geometry.spacing[0])]
-        ds.SliceThickness = _ds(thickness)
-        if nk > 1:
-            ds.SpacingBetweenSlices = _ds(thickness)
+        _set_plane(ds, geometry, k, nk, thickness, planes)
         ds.Rows = int(rows)
         ds.Columns = int(cols)
         if is_rgb:
-            ds.SamplesPerPixel = 3
-            ds.PhotometricInterpretation = "RGB"
-            ds.PlanarConfiguration = 0
-            ds.BitsAllocated = 8
-            ds.BitsStored = 8
-            ds.HighBit = 7
-            ds.PixelRepresentation = 0
+            _set_rgb_pixels(ds)
         else:
-            ds.SamplesPerPixel = 1
-            ds.PhotometricInterpretation = "MONOCHROME2"
-            ds.BitsAllocated = 16
-            ds.BitsStored = 16
-            ds.HighBit = 15
-            ds.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
-            ds.RescaleIntercept = _ds(intercept)
-            ds.RescaleSlope = _ds(slope)
-            ds.RescaleType = "HU" if iod == "CT" else "US"
-            ds.WindowCenter = _ds(center)
-            ds.WindowWidth = _ds(width)
+            _set_grey_pixels(ds, stored.dtype == np.int16, slope, intercept, iod, window)
         ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if iod == "CT" else "OTHER"]
         ds.BurnedInAnnotation = "NO"
         if not exact:
             ds.ImageComments = "voxels rescaled to 16 bits by napari-medio (lossy)"
-        if iod == "CT":
-            ds.KVP = ""
-            ds.AcquisitionNumber = ""
-        elif iod == "MR":
-            ds.ScanningSequence = "RM"
-            ds.SequenceVariant = "NONE"
-            ds.ScanOptions = ""
-            ds.MRAcquisitionType = ""
-            ds.RepetitionTime = ""
-            ds.EchoTime = ""
-            ds.EchoTrainLength = ""
-            del ds.RescaleType
-        else:
-            ds.ConversionType = "WSD"
+        _set_iod_attributes(ds, iod)
         ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
         datasets.append(ds)
     if enhanced:
