@@ -41,3 +41,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
+
+# napari opens what napari-medio reads with napari-medio, without asking (reader preferences).
+.venv/bin/python -c "from napari_medio.plugin.preferences import claim_reader_preferences as c; c(notify=False)" \
+  || echo "setup: could not set napari's reader preferences (napari-medio sets them on first use)" >&2

@@ -7,6 +7,7 @@ outside the repository; a missing data file is a failure, never a skip.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: The real-file test data (``tests/data``), one folder per family.
 DATA_DIR = REPO_ROOT / "tests" / "data"
+
+# napari's and napari-medio's settings files of this test session, never the user's: napari
+# reads NAPARI_CONFIG once, when napari.settings is first imported (after this file).
+_SESSION_CONFIG = Path(tempfile.mkdtemp(prefix="napari-medio-test-config-"))
+os.environ.setdefault("NAPARI_CONFIG", str(_SESSION_CONFIG / "napari-settings.yaml"))
+os.environ.setdefault("NAPARI_MEDIO_CONFIG", str(_SESSION_CONFIG / "napari-medio-settings.json"))
 
 #: Writes a synthetic CT series (``make_ct_series.py OUT --slices N --size N --seed N``).
 MAKE_CT_SERIES = REPO_ROOT / "scripts" / "make_ct_series.py"

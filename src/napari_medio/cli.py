@@ -128,7 +128,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Launch napari with the plugin's sample data (or write a screenshot and exit)."""
     import napari
 
+    from .plugin.preferences import claim_reader_preferences
+
     viewer = napari.Viewer(show=True)  # an unshown canvas renders black screenshots
+    claim_reader_preferences()
     viewer.open_sample("napari-medio", "ct-phantom")
     for path in args.paths:
         viewer.open(path, plugin="napari-medio")
