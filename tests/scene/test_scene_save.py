@@ -14,7 +14,8 @@ from napari_medio.core.model import triangle_model
 from napari_medio.core.volume import Volume
 from napari_medio.scene.loader import read_scene
 from napari_medio.scene.mrml import read_mrml
-from napari_medio.scene.save import plan_items, safe_file_base, save_scene
+from napari_medio.scene.nodes import safe_file_base
+from napari_medio.scene.save import plan_items, save_scene
 from tests.scene.test_scene_load import write_hierarchy_scene
 from tests.volumes import OBLIQUE_FLIPPED
 

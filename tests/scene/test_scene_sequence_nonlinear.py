@@ -13,10 +13,10 @@ from napari_medio.core.markups import Markups
 from napari_medio.core.model import triangle_model
 from napari_medio.core.transform import Transform
 from napari_medio.core.volume import AxisInfo, Volume
-from napari_medio.scene.loader import SceneMissingFileWarning, read_scene, scan_scene
+from napari_medio.scene.loader import SceneMissingFileWarning, read_scene, read_sequence_bundle, scan_scene
 from napari_medio.scene.mrml import parse_mrml
 from napari_medio.scene.save import save_scene
-from napari_medio.scene.sequence import parse_index_values, read_sequence_bundle
+from napari_medio.scene.sequence import parse_index_values
 
 GEOM = Geometry([1.0, 1.5, 2.0], [-10.0, 5.0, 20.0], np.eye(3))
 

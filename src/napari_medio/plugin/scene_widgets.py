@@ -467,7 +467,7 @@ class SaveSceneWidget(QWidget):
             combo.setCurrentText(prev["format"] if prev else _default_format(layer))
             self.table.setCellWidget(row, 2, combo)
             scene = ((layer.metadata or {}).get("medio") or {}).get("scene") or {}
-            from ..scene.save import safe_file_base
+            from ..scene.nodes import safe_file_base
 
             self.table.setItem(row, 3, QTableWidgetItem(prev["file"] if prev else safe_file_base(layer.name)))
             self.table.setItem(row, 4, QTableWidgetItem(prev["folder"] if prev else scene.get("folder", "")))
@@ -666,7 +666,7 @@ class ExportWidget(QWidget):
     def export(self) -> list[str]:
         """Write every checked layer; returns the written paths."""
         from ..core import registry
-        from ..scene.save import safe_file_base
+        from ..scene.nodes import safe_file_base
         from .convert_scene import object_from_layer
 
         folder = Path(self.folder_edit.text().strip() or ".")

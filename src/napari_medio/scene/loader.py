@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from ..core.errors import CancelledError, FormatError, MedioError
 from ..core.volume import DisplayWindow
 from .mrml import MrmlDocument, MrmlNode, parse_bool, parse_floats, read_mrml, url_decode
 from .nodes import MARKUP_TAGS, kind_of_tag
+from .sequence import index_axis, index_node, parse_index_values, stack_items
 
 __all__ = [
     "ScanResult",
@@ -42,8 +44,13 @@ __all__ = [
     "apply_world_matrix",
     "display_properties",
     "open_scene_source",
+    "read_entry",
     "read_scene",
+    "read_sequence_bundle",
+    "read_transform_node",
+    "resolve_file",
     "scan_scene",
+    "storage_paths",
 ]
 
 _BUNDLE_SUFFIXES = (".mrb", ".zip")
@@ -183,8 +190,9 @@ def _matrix_from_node(node: MrmlNode) -> np.ndarray | None:
     return None
 
 
-def _storage_paths(doc: MrmlDocument, node: MrmlNode, root: Path, bundle_dir: Path | None,
+def storage_paths(doc: MrmlDocument, node: MrmlNode, root: Path, bundle_dir: Path | None,
                    scene_path: Path) -> tuple[MrmlNode | None, str | None, Path | None, list[Path]]:
+    """(storage node, file name as written, resolved path, paths of further list members) of a data node."""
     storage = doc.node(node.reference("storage"))
     if storage is None:
         return None, None, None, []
@@ -196,16 +204,17 @@ def _storage_paths(doc: MrmlDocument, node: MrmlNode, root: Path, bundle_dir: Pa
                                           f"are read")
         return storage, None, None, []
     rel = url_decode(raw)
-    path = _resolve(rel, root, bundle_dir, scene_path)
+    path = resolve_file(rel, root, bundle_dir, scene_path)
     extras = []
     i = 0
     while storage.get(f"fileListMember{i}") is not None:
-        extras.append(_resolve(url_decode(storage.get(f"fileListMember{i}")), root, bundle_dir, scene_path))
+        extras.append(resolve_file(url_decode(storage.get(f"fileListMember{i}")), root, bundle_dir, scene_path))
         i += 1
     return storage, rel, path, extras
 
 
-def _resolve(rel: str, root: Path, bundle_dir: Path | None, scene_path: Path) -> Path:
+def resolve_file(rel: str, root: Path, bundle_dir: Path | None, scene_path: Path) -> Path:
+    """The local path of a scene's file name ``rel``; inside a bundle, refused when it points outside it."""
     p = Path(rel)
     full = p if p.is_absolute() else root / p
     full = Path(os.path.normpath(full))
@@ -238,9 +247,9 @@ def scan_scene(path: os.PathLike[str] | str, **extract_options: Any) -> ScanResu
         m = _matrix_from_node(tnode) if tnode.tag == "LinearTransform" else None
         result: tuple[np.ndarray | None, bool] = (m, True)
         if m is None:
-            _, rel, tpath, _ = _storage_paths(doc, tnode, root, bundle_dir, scene_label)
+            _, rel, tpath, _ = storage_paths(doc, tnode, root, bundle_dir, scene_label)
             if tpath is not None and tpath.exists():
-                tx = _read_transform(tnode, tpath)
+                tx = read_transform_node(tnode, tpath)
                 transforms[tnode.id] = tx
                 if tx.is_linear:
                     result = (tx.matrix_to_parent_lps, True)
@@ -260,7 +269,7 @@ def scan_scene(path: os.PathLike[str] | str, **extract_options: Any) -> ScanResu
             continue
         if node.tag == "Sequence" and node.get("singletonTag"):
             continue  # a .seq.mrb's own index node (read_scene stacks the items)
-        storage, rel, fpath, extras = _storage_paths(doc, node, root, bundle_dir, scene_label)
+        storage, rel, fpath, extras = storage_paths(doc, node, root, bundle_dir, scene_label)
         if rel is None and not (node.tag == "LinearTransform" and _matrix_from_node(node) is not None):
             continue  # nothing to load (a node kept only in the scene, e.g. a default colour table)
         if node.tag == "Sequence" and node.get("hideFromEditors") == "true":
@@ -282,7 +291,7 @@ def scan_scene(path: os.PathLike[str] | str, **extract_options: Any) -> ScanResu
                 break
             seen.add(tid)
             m, linear = transform_matrix(tnode)
-            _, trel, tpath, _ = _storage_paths(doc, tnode, root, bundle_dir, scene_label)
+            _, trel, tpath, _ = storage_paths(doc, tnode, root, bundle_dir, scene_label)
             entry.chain.append({
                 "id": tnode.id, "name": tnode.name, "tag": tnode.tag, "linear": linear,
                 "matrix_to_parent_lps": None if m is None else np.asarray(m).tolist(), "file": trel,
@@ -318,7 +327,8 @@ def _sequence_proxies(doc: MrmlDocument) -> set[str]:
     return out
 
 
-def _read_transform(tnode: MrmlNode, path: Path) -> Any:
+def read_transform_node(tnode: MrmlNode, path: Path) -> Any:
+    """The transform a transform node's file holds (LPS), named after the node."""
     from ..core import registry
 
     fmt = None
@@ -365,13 +375,14 @@ def apply_world_matrix(obj: Any, matrix_lps: np.ndarray) -> tuple[Any, np.ndarra
 
 
 # -- reading -----------------------------------------------------------------------------------------
-def _read_entry(entry: SceneEntry, read_options: dict) -> list:
+def read_entry(entry: SceneEntry, read_options: dict) -> list:
+    """The data objects of one scene entry's file(s), as the kind its node says (not yet placed in the world)."""
     from ..core import registry
 
     assert entry.path is not None
     node = entry.node
     if entry.kind == "transform":
-        return [_read_transform(node, entry.path)]
+        return [read_transform_node(node, entry.path)]
     if entry.kind == "sequence":
         return _read_sequence(entry)
     options = dict(read_options)
@@ -408,8 +419,6 @@ def _read_entry(entry: SceneEntry, read_options: dict) -> list:
 def _read_sequence(entry: SceneEntry) -> list:
     """A ``Sequence`` node: a ``.seq.mrb`` (generic sequence bundle) or a volume sequence file, as 4D volumes."""
     from ..core import registry
-    from .sequence import _index_axis, read_sequence_bundle
-
     assert entry.path is not None
     name = entry.path.name.lower()
     if name.endswith((".mrb", ".zip")):
@@ -421,11 +430,65 @@ def _read_sequence(entry: SceneEntry) -> list:
         if axes and len(axes) == 1 and entry.node.get("indexName"):
             # The scene's index name/unit win (Slicer keeps them in the node as well as the file).
             axis = axes[0]
-            scene_axis = _index_axis(entry.node, [str(v) for v in (axis.values or [])])
+            scene_axis = index_axis(entry.node, [str(v) for v in (axis.values or [])])
             axis.name = scene_axis.name
             axis.unit = scene_axis.unit or axis.unit
         out.append(obj)
     return out
+
+
+def read_sequence_bundle(path: os.PathLike[str] | str, *, main_node: MrmlNode | None = None,
+                         name: str = "") -> list:
+    """The items of a ``.seq.mrb``: ``[one 4D Volume]`` when they are volumes on one grid, else each item.
+
+    ``main_node``: the main scene's ``Sequence`` node (its index attributes are used
+    when the bundle has no ``SequenceIndex`` node).
+    """
+    source = Path(path)
+    mrml, bundle_dir = open_scene_source(source)
+    done = False
+    try:
+        doc = read_mrml(mrml)
+        inode = index_node(doc) or main_node
+        if inode is None:
+            inode = next((n for n in doc.nodes if n.tag == "Sequence" and n.get("indexValues")), None)
+        if inode is None:
+            raise FormatError(source, "sequence bundle has no SequenceIndex node (no index values)")
+        pairs = parse_index_values(inode.get("indexValues"))
+        if not pairs:
+            raise FormatError(source, "sequence bundle has no items")
+        items: list = []
+        for node_id, value in pairs:
+            dnode = doc.node(node_id)
+            if dnode is None:
+                raise FormatError(source, f"sequence item {value!r} refers to a missing node {node_id}")
+            kind = kind_of_tag(dnode.tag, dnode.attrs)
+            storage, rel, fpath, extras = storage_paths(doc, dnode, mrml.parent, bundle_dir, source)
+            if kind is None or fpath is None:
+                raise FormatError(source, f"sequence item {value!r} ({dnode.tag}) has no data file")
+            if not fpath.exists():
+                raise FormatError(source, f"sequence item {value!r}: data file not found: {rel}")
+            entry = SceneEntry(node=dnode, kind=kind, file=rel, path=fpath, extra_files=extras, storage=storage)
+            objs = read_entry(entry, {})
+            for o in objs:
+                try:
+                    o.name = o.name or dnode.name
+                except AttributeError:
+                    pass
+            items.extend(objs if len(objs) != 1 else objs[:1])
+        values = [v for _, v in pairs]
+        label = name or (main_node.name if main_node is not None else "") or inode.name or source.name.split(".")[0]
+        stacked = stack_items(items, inode, values, name=label) if len(items) == len(pairs) else None
+        if stacked is not None:
+            stacked.source = os.fspath(source)
+            done = True
+            return [stacked]
+        warnings.warn(f"{source}: the sequence items are not volumes on one grid; they are loaded one by one",
+                      UserWarning, stacklevel=2)
+        return items  # they may map their files: the folder stays until exit
+    finally:
+        if bundle_dir is not None and done:
+            shutil.rmtree(bundle_dir, ignore_errors=True)  # the stacked copy no longer needs the files
 
 
 def apply_transform_chain(obj: Any, chain: list[dict], transforms: dict) -> tuple[Any, list[str]]:
@@ -587,11 +650,7 @@ def read_scene(path: os.PathLike[str] | str, *, strict: bool = False,
     """
     read_options = {}  # scene nodes say what each file is; viewer options are not reader options
     scan = scan_scene(path)
-    from .sequence import index_node
-
     if index_node(scan.document) is not None:  # a .seq.mrb opened on its own: one 4D layer
-        from .sequence import read_sequence_bundle
-
         return read_sequence_bundle(scan.source)
     objects: list = []
     missing = scan.missing()
@@ -621,7 +680,7 @@ def read_scene(path: os.PathLike[str] | str, *, strict: bool = False,
             objs = [scan.transforms[entry.node.id]]
         else:
             try:
-                objs = _read_entry(entry, read_options)
+                objs = read_entry(entry, read_options)
             except MedioError as exc:
                 if strict:
                     raise

@@ -3,7 +3,7 @@
 Reference: ``shared/reference/mrml-mrb.md``.  Parsing goes through ``defusedxml``
 with DTDs forbidden, so external entities (XXE) and entity expansion bombs
 (billion laughs) are refused with a :class:`~napari_medio.core.errors.FormatError`
-naming the file.  No napari here; only the standard library and defusedxml.
+naming the file.  No napari here; only the standard library, NumPy and defusedxml.
 
 * :class:`MrmlNode` -- one top-level element: its tag, attributes (XML-decoded, in
   file order), parsed references (``references=`` and the legacy ``*NodeRef``
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
+
 from ..core.errors import FormatError
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "MrmlDocument",
     "MrmlNode",
     "ShItem",
+    "format_floats",
     "format_node_attributes",
     "format_references",
     "mrml_text",
@@ -336,6 +339,11 @@ def read_mrml(path: os.PathLike[str] | str) -> MrmlDocument:
 
 # -- writing --------------------------------------------------------------------------------------
 _XML_ESCAPES = {"&": "&amp;", '"': "&quot;", "'": "&apos;", "<": "&lt;", ">": "&gt;", "\n": "&#10;", "\r": "&#13;"}
+
+
+def format_floats(values: Any) -> str:
+    """Numbers as MRML writes them: space-separated, full precision (``.17g``), no negative zero."""
+    return " ".join(f"{float(v) + 0.0:.17g}" for v in np.asarray(values, dtype=float).reshape(-1))
 
 
 def xml_attr(value: Any) -> str:

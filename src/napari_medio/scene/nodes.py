@@ -3,14 +3,19 @@
 For reading: which element tags are data nodes and what ``kind`` their data has
 (as ``medio info`` names it).  For writing: for each kind, the data/display/storage
 tags and class names Slicer uses, the default file extension
-(``defaultWriteFileExtension``) and the subject-hierarchy owner plugin.
-No imports beyond the standard library.
+(``defaultWriteFileExtension``) and the subject-hierarchy owner plugin, the
+file base name Slicer gives a node's data file and a volume node's geometry
+attributes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["DATA_TAGS", "MARKUP_TAGS", "TRANSFORM_TAGS", "NodeSpec", "is_data_tag", "kind_of_tag", "spec_for"]
+from .mrml import format_floats
+
+__all__ = ["DATA_TAGS", "MARKUP_TAGS", "TRANSFORM_TAGS", "NodeSpec", "is_data_tag", "kind_of_tag", "safe_file_base",
+           "spec_for", "volume_geometry_attrs"]
 
 #: Markups element tags -> markup type (core.markups.MARKUP_TYPES).
 MARKUP_TAGS = {
@@ -114,3 +119,29 @@ def spec_for(kind: str, subtype: str | None = None) -> NodeSpec:
         return _SPECS[kind]
     except KeyError:
         raise ValueError(f"a scene cannot hold data of kind {kind!r}") from None
+
+
+_SAFE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.,@#$%^&()[]{}<>+=")
+
+
+def safe_file_base(name: str, limit: int = 50) -> str:
+    """Slicer's file base name for a node name: other characters percent-encoded, clamped."""
+    out = []
+    for ch in name or "data":
+        if ch in _SAFE_CHARS and ch not in "%<>":
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+    base = "".join(out).strip(" .") or "data"
+    return base[:limit]
+
+
+def volume_geometry_attrs(obj: Any) -> dict:
+    """A volume node's ``spacing``, ``origin`` and ``ijkToRASDirections`` (RAS, mm) for a 3D geometry, else {}."""
+    g = getattr(obj, "geometry", None)
+    if g is None or getattr(g, "ndim", 3) != 3:
+        return {}
+    m = g.index_to_ras_matrix()
+    direction = m[:3, :3] / g.spacing
+    return {"spacing": format_floats(g.spacing), "origin": format_floats(m[:3, 3]),
+            "ijkToRASDirections": format_floats(direction)}

@@ -33,28 +33,15 @@ from .mrml import (
     MrmlDocument,
     MrmlNode,
     ShItem,
+    format_floats,
     format_node_attributes,
     format_references,
     mrml_text,
     url_encode,
 )
-from .nodes import spec_for
+from .nodes import safe_file_base, spec_for, volume_geometry_attrs
 
-__all__ = ["SaveItem", "data_fingerprint", "default_extension", "plan_items", "safe_file_base", "save_scene"]
-
-_SAFE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.,@#$%^&()[]{}<>+=")
-
-
-def safe_file_base(name: str, limit: int = 50) -> str:
-    """Slicer's file base name for a node name: other characters percent-encoded, clamped."""
-    out = []
-    for ch in name or "data":
-        if ch in _SAFE_CHARS and ch not in "%<>":
-            out.append(ch)
-        else:
-            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
-    base = "".join(out).strip(" .") or "data"
-    return base[:limit]
+__all__ = ["SaveItem", "data_fingerprint", "default_extension", "plan_items", "save_scene"]
 
 
 def _subtype(obj: Any) -> str | None:
@@ -148,10 +135,6 @@ class _Ids:
         return f"vtkMRML{cls}Node{self.counts[cls]}"
 
 
-def _fmt(values: Any) -> str:
-    return " ".join(f"{float(v) + 0.0:.17g}" for v in np.asarray(values, dtype=float).reshape(-1))
-
-
 def _bool(v: Any) -> str:
     return "true" if v else "false"
 
@@ -163,9 +146,9 @@ def _display_attrs(kind: str, obj: Any, display: dict, spec_display_tag: str) ->
     out: dict[str, str] = {"name": "", "hideFromEditors": "true", "selectable": "true", "selected": "false"}
     out.update({k: v for k, v in raw.items() if k not in ("id", "references")})
     if "color" in display:
-        out["color"] = _fmt(display["color"])
+        out["color"] = format_floats(display["color"])
     if "selectedColor" in display:
-        out["selectedColor"] = _fmt(display["selectedColor"])
+        out["selectedColor"] = format_floats(display["selectedColor"])
     out["opacity"] = f"{float(display.get('opacity', 1.0)):.6g}"
     out["visibility"] = _bool(display.get("visible", True))
     if kind == "volume":
@@ -188,15 +171,6 @@ def _display_attrs(kind: str, obj: Any, display: dict, spec_display_tag: str) ->
         out.setdefault("visibility2DFill", "true")
         out.setdefault("visibility2DOutline", "true")
     return out
-
-
-def _volume_geometry_attrs(obj: Any) -> dict:
-    g = getattr(obj, "geometry", None)
-    if g is None or getattr(g, "ndim", 3) != 3:
-        return {}
-    m = g.index_to_ras_matrix()
-    direction = m[:3, :3] / g.spacing
-    return {"spacing": _fmt(g.spacing), "origin": _fmt(m[:3, 3]), "ijkToRASDirections": _fmt(direction)}
 
 
 def _world_matrix(chain: list) -> tuple[np.ndarray, bool]:
@@ -408,7 +382,7 @@ class _SceneWriter:
             refs["transform"] = [parent_new]
         attrs["references"] = format_references(refs)
         if tx.is_linear:
-            attrs["matrixTransformToParent"] = _fmt(tx.matrix_to_parent_ras)
+            attrs["matrixTransformToParent"] = format_floats(tx.matrix_to_parent_ras)
         self.doc.add(MrmlNode(spec.tag, attrs))
         self.sh_item(entry.get("folder") or "", nid, "Transforms")
         return nid
@@ -431,9 +405,9 @@ class _SceneWriter:
                     if low.endswith(e)), None)
         nid = self.ids.new(spec.cls)
         if ext is None:  # e.g. a detached header: read it and write one file
-            from .loader import _read_transform
+            from .loader import read_transform_node
 
-            tx = _read_transform(MrmlNode(tag, {"id": nid, "name": name}), src)
+            tx = read_transform_node(MrmlNode(tag, {"id": nid, "name": name}), src)
             rel = self.unique_file(safe_file_base(name), spec.extension)
             self.write_data(tx, rel, {"format": "displacement-field"} if spec.extension == ".nrrd" else {})
         else:
@@ -536,7 +510,7 @@ class _SceneWriter:
                 {**node_attrs, "DataNodeClassName": f"vtkMRML{data_node_class(obj)[1]}Node"})
             attrs.update(seq_attrs)
         elif kind in ("volume", "labelmap"):
-            attrs.update(_volume_geometry_attrs(obj))
+            attrs.update(volume_geometry_attrs(obj))
         self.doc.add(MrmlNode(spec.tag, attrs))
         if sequence:
             _add_sequence_browser(obj, nid, attrs["name"], parent_id, self.doc, self.ids, self.write_data,
@@ -600,7 +574,7 @@ def _add_sequence_browser(obj: Any, sequence_id: str, name: str, parent_id: str,
     proxy = {"id": proxy_id, "name": name, "hideFromEditors": "false", "selectable": "true", "selected": "false",
              "references": format_references({"display": refs.get("display", []), "storage": refs["storage"],
                                               "transform": refs.get("transform", [])})}
-    proxy.update(_volume_geometry_attrs(frame))
+    proxy.update(volume_geometry_attrs(frame))
     doc.add(MrmlNode(spec.tag, proxy))
     browser_id = ids.new("SequenceBrowser")
     doc.add(MrmlNode("SequenceBrowser", {
@@ -654,10 +628,10 @@ def _source_transform_path(entry: dict) -> Path | None:
         return None
     scene_path = Path(scene)
     try:
-        from .loader import _resolve, open_scene_source
+        from .loader import open_scene_source, resolve_file
 
         mrml, bundle_dir = open_scene_source(scene_path)
-        found = _resolve(rel, mrml.parent, bundle_dir, scene_path)
+        found = resolve_file(rel, mrml.parent, bundle_dir, scene_path)
     except (MedioError, OSError):
         return None
     return found if found.is_file() else None

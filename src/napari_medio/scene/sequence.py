@@ -1,4 +1,4 @@
-"""Slicer node sequences stored as bundles (``.seq.mrb``): read as one 4D volume, write one.
+"""Slicer node sequences stored as bundles (``.seq.mrb``): the index, stacking items, writing a bundle.
 
 A ``.seq.mrb`` is what ``vtkMRMLSequenceStorageNode::WriteDataInternal`` writes: the
 sequence's private scene saved with ``vtkMRMLScene::WriteToMRB`` -- one data node
@@ -10,9 +10,11 @@ sequence's private scene saved with ``vtkMRMLScene::WriteToMRB`` -- one data nod
 same index attributes refers to a ``SequenceStorage`` node whose ``fileName`` is the
 ``.seq.mrb``.
 
-Reading: when every item is a volume (or every item a label map) on one grid,
-the items are stacked into ONE :class:`~napari_medio.core.volume.Volume` with a
-leading sequence axis (:class:`~napari_medio.core.volume.AxisInfo` with the index
+Reading (:func:`napari_medio.scene.loader.read_sequence_bundle`, which reads the
+items as scene entries): when every item is a volume (or every item a label map)
+on one grid, :func:`stack_items` stacks them into ONE
+:class:`~napari_medio.core.volume.Volume` with a leading sequence axis
+(:func:`index_axis`: an :class:`~napari_medio.core.volume.AxisInfo` with the index
 name, unit and values); otherwise the items are returned one by one.
 Extraction goes through :func:`napari_medio.scene.mrb.extract_to_temp` (same
 safety checks as any bundle).
@@ -30,8 +32,9 @@ import numpy as np
 
 from ..core.errors import FormatError, WriteError
 from .mrml import MrmlDocument, MrmlNode, format_node_attributes, format_references, mrml_text, url_encode
+from .nodes import safe_file_base, volume_geometry_attrs
 
-__all__ = ["SEQUENCE_INDEX_TAG", "index_node", "parse_index_values", "read_sequence_bundle",
+__all__ = ["SEQUENCE_INDEX_TAG", "data_node_class", "index_axis", "index_node", "parse_index_values",
            "sequence_node_attrs", "stack_items", "write_sequence_bundle"]
 
 #: ``singletonTag`` of the node that carries the index inside a ``.seq.mrb``.
@@ -56,7 +59,8 @@ def parse_index_values(text: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def _index_axis(node: MrmlNode, values: list[str]) -> Any:
+def index_axis(node: MrmlNode, values: list[str]) -> Any:
+    """The sequence axis (:class:`~napari_medio.core.volume.AxisInfo`) a ``Sequence`` node's index attributes describe."""
     from ..core.volume import AxisInfo
 
     index_type = (node.get("indexType") or "numeric").strip().lower()
@@ -93,66 +97,8 @@ def stack_items(items: list, node: MrmlNode, values: list[str], name: str = "") 
         "DataNodeClassName": node.node_attributes.get("DataNodeClassName", ""),
         "item_names": [o.name for o in items],
     }
-    return Volume(array, g0, kind=first.kind, name=name or first.name, extra_axes=[_index_axis(node, values)],
+    return Volume(array, g0, kind=first.kind, name=name or first.name, extra_axes=[index_axis(node, values)],
                   components=first.components, metadata=md, source=first.source)
-
-
-def read_sequence_bundle(path: os.PathLike[str] | str, *, main_node: MrmlNode | None = None,
-                         name: str = "") -> list:
-    """The items of a ``.seq.mrb``: ``[one 4D Volume]`` when they are volumes on one grid, else each item.
-
-    ``main_node``: the main scene's ``Sequence`` node (its index attributes are used
-    when the bundle has no ``SequenceIndex`` node).
-    """
-    from .loader import SceneEntry, _read_entry, _storage_paths, open_scene_source
-    from .mrml import read_mrml
-    from .nodes import kind_of_tag
-
-    source = Path(path)
-    mrml, bundle_dir = open_scene_source(source)
-    done = False
-    try:
-        doc = read_mrml(mrml)
-        inode = index_node(doc) or main_node
-        if inode is None:
-            inode = next((n for n in doc.nodes if n.tag == "Sequence" and n.get("indexValues")), None)
-        if inode is None:
-            raise FormatError(source, "sequence bundle has no SequenceIndex node (no index values)")
-        pairs = parse_index_values(inode.get("indexValues"))
-        if not pairs:
-            raise FormatError(source, "sequence bundle has no items")
-        items: list = []
-        for node_id, value in pairs:
-            dnode = doc.node(node_id)
-            if dnode is None:
-                raise FormatError(source, f"sequence item {value!r} refers to a missing node {node_id}")
-            kind = kind_of_tag(dnode.tag, dnode.attrs)
-            storage, rel, fpath, extras = _storage_paths(doc, dnode, mrml.parent, bundle_dir, source)
-            if kind is None or fpath is None:
-                raise FormatError(source, f"sequence item {value!r} ({dnode.tag}) has no data file")
-            if not fpath.exists():
-                raise FormatError(source, f"sequence item {value!r}: data file not found: {rel}")
-            entry = SceneEntry(node=dnode, kind=kind, file=rel, path=fpath, extra_files=extras, storage=storage)
-            objs = _read_entry(entry, {})
-            for o in objs:
-                try:
-                    o.name = o.name or dnode.name
-                except AttributeError:
-                    pass
-            items.extend(objs if len(objs) != 1 else objs[:1])
-        values = [v for _, v in pairs]
-        label = name or (main_node.name if main_node is not None else "") or inode.name or source.name.split(".")[0]
-        stacked = stack_items(items, inode, values, name=label) if len(items) == len(pairs) else None
-        if stacked is not None:
-            stacked.source = os.fspath(source)
-            done = True
-            return [stacked]
-        warnings.warn(f"{source}: the sequence items are not volumes on one grid; they are loaded one by one",
-                      UserWarning, stacklevel=2)
-        return items  # they may map their files: the folder stays until exit
-    finally:
-        if bundle_dir is not None and done:
-            shutil.rmtree(bundle_dir, ignore_errors=True)  # the stacked copy no longer needs the files
 
 
 def _index_strings(volume: Any) -> tuple[list[str], str]:
@@ -199,7 +145,6 @@ def write_sequence_bundle(volume: Any, path: os.PathLike[str] | str, *, compress
     from ..core import registry
     from ..core.volume import Volume
     from .mrb import write_bundle
-    from .save import _volume_geometry_attrs, safe_file_base
 
     target = Path(path)
     if not isinstance(volume, Volume) or len(volume.extra_axes) != 1:
@@ -226,7 +171,7 @@ def write_sequence_bundle(volume: Any, path: os.PathLike[str] | str, *, compress
                 "defaultWriteFileExtension": "nrrd", "readState": "0", "writeState": "0"}))
             attrs = {"id": item_ids[i], "name": item.name, "hideFromEditors": "false", "selectable": "true",
                      "selected": "false", "references": format_references({"storage": [sid]})}
-            attrs.update(_volume_geometry_attrs(item))
+            attrs.update(volume_geometry_attrs(item))
             doc.add(MrmlNode(tag, attrs))
         seq_attrs = sequence_node_attrs(volume, item_ids)
         doc.add(MrmlNode("Sequence", {
