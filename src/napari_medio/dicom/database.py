@@ -375,6 +375,104 @@ class _StoreWriter:
                 c.execute("COMMIT")
 
 
+@dataclass
+class _BatchRows:
+    """The database rows of one parsed batch, and the store copies it needs (destination -> source)."""
+
+    patients: dict[tuple[str, str], tuple] = field(default_factory=dict)
+    studies: dict[str, tuple] = field(default_factory=dict)
+    series: dict[str, tuple] = field(default_factory=dict)
+    instances: list[tuple] = field(default_factory=list)
+    files: list[tuple] = field(default_factory=list)
+    to_copy: dict[str, str] = field(default_factory=dict)
+
+
+def _batch_rows(results: list, report: ImportReport, record: Optional[Callable[[str], Optional[str]]],
+                writer: Optional[_StoreWriter], now: float) -> _BatchRows:
+    """The rows of a parsed batch (files without a SOP Instance UID counted in ``report``).
+
+    With a ``writer`` the instances point at their store copies (one transfer per destination).
+    """
+    rows = _BatchRows()
+    for path, size, mtime, h, err in results:
+        key = record(path) if record is not None else path
+        sop = _header_sop(h)
+        if sop is None:
+            if err:
+                report.errors.append((key or path, err))
+            else:
+                report.non_dicom += 1
+            if key is not None:
+                rows.files.append((key, size, mtime, None))
+            continue
+        pkey = (str(h.get("PatientID") or ""), str(h.get("PatientName") or ""))
+        rows.patients[pkey] = (pkey[0], pkey[1], _s(h.get("PatientBirthDate")), _s(h.get("PatientSex")))
+        rows.studies[h["StudyInstanceUID"]] = (
+            h["StudyInstanceUID"], pkey, _s(h.get("StudyDate")), _s(h.get("StudyTime")),
+            _s(h.get("StudyDescription")), _s(h.get("AccessionNumber")), _s(h.get("StudyID")),
+            _s(h.get("InstitutionName")))
+        rows.series[h["SeriesInstanceUID"]] = (
+            h["SeriesInstanceUID"], h["StudyInstanceUID"], _int(h.get("SeriesNumber")),
+            _s(h.get("SeriesDescription")), _s(h.get("Modality")), _s(h.get("SeriesDate")),
+            _s(h.get("SeriesTime")), _s(h.get("BodyPartExamined")), _s(h.get("FrameOfReferenceUID")),
+            _s(h.get("Manufacturer")))
+        target = path
+        if writer is not None:
+            target = writer.dest(sop)
+            rows.to_copy.setdefault(target, path)
+        ipp = h.get("ImagePositionPatient")
+        rows.instances.append((sop, h["SeriesInstanceUID"], _s(h.get("SOPClassUID")), _int(h.get("InstanceNumber")),
+                               target, size, mtime, 1 if writer is not None else 0, _int(h.get("Rows")),
+                               _int(h.get("Columns")), _int(h.get("NumberOfFrames")) or 1, _s(h.get("_ts")),
+                               json.dumps(ipp) if ipp is not None else None, now))
+        if key is not None:
+            rows.files.append((key, size, mtime, sop))
+    return rows
+
+
+def _await_copies(writer: _StoreWriter, to_copy: dict[str, str], report: ImportReport,
+                  record: Optional[Callable[[str], Optional[str]]]) -> set[str]:
+    """Wait for each store copy; count them in ``report`` and return the destinations that failed."""
+    failed: set[str] = set()
+    for dest, src in to_copy.items():
+        outcome = writer.outcome(src, dest)
+        if outcome is True:
+            report.copied += 1
+        elif outcome:
+            src, dest, reason = outcome
+            report.errors.append(((record(src) if record is not None else None) or src, reason))
+            failed.add(dest)
+    return failed
+
+
+def _insert_rows(c: sqlite3.Connection, rows: _BatchRows, now: float) -> int:
+    """Insert a batch's rows (known patients, studies, series kept); returns the instances added now."""
+    c.executemany("INSERT OR IGNORE INTO patients(patient_id, name, birth_date, sex) VALUES (?,?,?,?)",
+                  list(rows.patients.values()))
+    ids = {key: c.execute("SELECT id FROM patients WHERE patient_id=? AND name=?", key).fetchone()[0]
+           for key in rows.patients}
+    c.executemany(
+        "INSERT INTO studies(uid, patient, date, time, description, accession, study_id, institution) "
+        "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
+        [(s[0], ids[s[1]]) + s[2:] for s in rows.studies.values()])
+    c.executemany(
+        "INSERT INTO series(uid, study_uid, number, description, modality, date, time, body_part, "
+        "frame_of_reference, manufacturer) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
+        list(rows.series.values()))
+    c.executemany(
+        "INSERT INTO instances(sop_uid, series_uid, sop_class, instance_number, path, size, mtime, stored, "
+        "rows, columns, frames, transfer_syntax, position, inserted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(sop_uid) DO UPDATE SET path=excluded.path, size=excluded.size, mtime=excluded.mtime, "
+        "stored=excluded.stored WHERE excluded.stored >= instances.stored AND "
+        "(instances.stored = 0 OR instances.path = excluded.path)",
+        rows.instances)
+    added = c.execute(
+        f"SELECT COUNT(*) FROM instances WHERE inserted=? AND sop_uid IN ({','.join('?' * len(rows.instances))})",
+        [now] + [r[0] for r in rows.instances]).fetchone()[0] if rows.instances else 0
+    c.executemany("INSERT OR REPLACE INTO files(path, size, mtime, sop_uid) VALUES (?,?,?,?)", rows.files)
+    return added
+
+
 class DicomDatabase:
     """A DICOM database in ``folder`` (created when missing)."""
 
@@ -756,100 +854,29 @@ class DicomDatabase:
         ``writer`` is the store writer that may already be copying the batch's files."""
         now = time.time()
         stored = mode in ("copy", "move")
-        file_rows = []
-        inst_rows = []
-        patients: dict[tuple[str, str], tuple] = {}
-        studies: dict[str, tuple] = {}
-        series: dict[str, tuple] = {}
         own_writer = None
         if stored and writer is None:
             writer = own_writer = _StoreWriter(self, link=(mode == "move"))
         if writer is not None:
             writer.lookup(results)  # (already known when the writer saw the batch)
-        # One transfer per destination (two files of one instance in a batch): dest -> src.
-        to_copy: dict[str, str] = {}
-        for path, size, mtime, h, err in results:
-            key = record(path) if record is not None else path
-            sop = _header_sop(h)
-            if sop is None:
-                if err:
-                    report.errors.append((key or path, err))
-                else:
-                    report.non_dicom += 1
-                if key is not None:
-                    file_rows.append((key, size, mtime, None))
-                continue
-            pkey = (str(h.get("PatientID") or ""), str(h.get("PatientName") or ""))
-            patients[pkey] = (pkey[0], pkey[1], _s(h.get("PatientBirthDate")), _s(h.get("PatientSex")))
-            studies[h["StudyInstanceUID"]] = (h["StudyInstanceUID"], pkey, _s(h.get("StudyDate")), _s(h.get("StudyTime")),
-                                              _s(h.get("StudyDescription")), _s(h.get("AccessionNumber")),
-                                              _s(h.get("StudyID")), _s(h.get("InstitutionName")))
-            series[h["SeriesInstanceUID"]] = (h["SeriesInstanceUID"], h["StudyInstanceUID"], _int(h.get("SeriesNumber")),
-                                              _s(h.get("SeriesDescription")), _s(h.get("Modality")),
-                                              _s(h.get("SeriesDate")), _s(h.get("SeriesTime")),
-                                              _s(h.get("BodyPartExamined")), _s(h.get("FrameOfReferenceUID")),
-                                              _s(h.get("Manufacturer")))
-            target = path
-            if stored:
-                assert writer is not None
-                target = writer.dest(sop)
-                to_copy.setdefault(target, path)
-            ipp = h.get("ImagePositionPatient")
-            inst_rows.append((sop, h["SeriesInstanceUID"], _s(h.get("SOPClassUID")), _int(h.get("InstanceNumber")),
-                              target, size, mtime, 1 if stored else 0, _int(h.get("Rows")), _int(h.get("Columns")),
-                              _int(h.get("NumberOfFrames")) or 1, _s(h.get("_ts")),
-                              json.dumps(ipp) if ipp is not None else None, now))
-            if key is not None:
-                file_rows.append((key, size, mtime, sop))
+        rows = _batch_rows(results, report, record, writer if stored else None, now)
         # The copies (already under way on the writer's thread, atomic renames) are all in
         # place before the transaction below makes them visible.
         adopted: list[str] = []
         try:
-            if to_copy:
+            if rows.to_copy:
                 assert writer is not None
                 if own_writer is not None:
                     own_writer.submit(results)
-                failed: set[str] = set()
-                for dest, src in to_copy.items():
-                    outcome = writer.outcome(src, dest)
-                    if outcome is True:
-                        report.copied += 1
-                    elif outcome:
-                        src, dest, reason = outcome
-                        report.errors.append(((record(src) if record is not None else None) or src, reason))
-                        failed.add(dest)
+                failed = _await_copies(writer, rows.to_copy, report, record)
                 if failed:
-                    inst_rows = [r for r in inst_rows if r[4] not in failed]
+                    rows.instances = [r for r in rows.instances if r[4] not in failed]
                 if mode == "move":
-                    adopted = [src for dest, src in to_copy.items() if dest not in failed]
+                    adopted = [src for dest, src in rows.to_copy.items() if dest not in failed]
             with self._transaction() as c:
-                c.executemany("INSERT OR IGNORE INTO patients(patient_id, name, birth_date, sex) VALUES (?,?,?,?)",
-                              list(patients.values()))
-                ids = {}
-                for key in patients:
-                    ids[key] = c.execute("SELECT id FROM patients WHERE patient_id=? AND name=?", key).fetchone()[0]
-                c.executemany(
-                    "INSERT INTO studies(uid, patient, date, time, description, accession, study_id, institution) "
-                    "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
-                    [(s[0], ids[s[1]]) + s[2:] for s in studies.values()])
-                c.executemany(
-                    "INSERT INTO series(uid, study_uid, number, description, modality, date, time, body_part, "
-                    "frame_of_reference, manufacturer) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(uid) DO NOTHING",
-                    list(series.values()))
-                c.executemany(
-                    "INSERT INTO instances(sop_uid, series_uid, sop_class, instance_number, path, size, mtime, stored, "
-                    "rows, columns, frames, transfer_syntax, position, inserted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT(sop_uid) DO UPDATE SET path=excluded.path, size=excluded.size, mtime=excluded.mtime, "
-                    "stored=excluded.stored WHERE excluded.stored >= instances.stored AND "
-                    "(instances.stored = 0 OR instances.path = excluded.path)",
-                    inst_rows)
-                existing = c.execute(
-                    f"SELECT COUNT(*) FROM instances WHERE inserted=? AND sop_uid IN ({','.join('?' * len(inst_rows))})",
-                    [now] + [r[0] for r in inst_rows]).fetchone()[0] if inst_rows else 0
-                report.added += existing
-                c.executemany("INSERT OR REPLACE INTO files(path, size, mtime, sop_uid) VALUES (?,?,?,?)", file_rows)
+                report.added += _insert_rows(c, rows, now)
             if writer is not None:
-                writer.committed(to_copy)
+                writer.committed(rows.to_copy)
         finally:
             if own_writer is not None:
                 own_writer.close()
