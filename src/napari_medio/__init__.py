@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .core.errors import FormatError, MedioError, UnsupportedFormatError, WriteError
+from .core.errors import CancelledError, FormatError, MedioError, UnsupportedFormatError, WriteError
 from .core.geometry import Geometry
 from .core.volume import AxisInfo, DisplayWindow, Volume
 
@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - source tree without a build
 
 __all__ = [
     "AxisInfo",
+    "CancelledError",
     "DisplayWindow",
     "FormatError",
     "Geometry",

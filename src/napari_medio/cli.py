@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-from .core.errors import MedioError
+from .core.errors import CancelledError, MedioError
 
 #: Package whose modules add subcommands: each defines ``add_subcommands(subparsers)``.
 COMMANDS_PACKAGE = "napari_medio.commands"
@@ -199,7 +199,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except MedioError as exc:
         print(f"medio: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, CancelledError):
         print("medio: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and closed

@@ -2,7 +2,8 @@
 
 Every error that bad input can cause is a :class:`MedioError` (a ``ValueError``)
 that names the file and says what is wrong, so the viewer can show one line to
-the user instead of a traceback from deep inside a library.
+the user instead of a traceback from deep inside a library.  A cancel by the
+user is not bad input: :class:`CancelledError` stands apart from that family.
 """
 from __future__ import annotations
 
@@ -32,8 +33,14 @@ class WriteError(MedioError):
     """A file could not be written; the previous file (if any) is intact."""
 
 
-class CancelledError(MedioError):
-    """A long operation was cancelled by the user."""
+class CancelledError(Exception):
+    """A long operation was cancelled by the user: not an error in the input, so not a :class:`MedioError`.
+
+    ``except MedioError`` (or ``ValueError``) does not catch it; code that turns
+    any failure into a :class:`MedioError` lets it through unchanged.
+    """
 
     def __init__(self, path: "os.PathLike[str] | str | None" = None, reason: str = "cancelled") -> None:
-        super().__init__(path, reason)
+        self.path: Optional[str] = os.fspath(path) if path is not None else None
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" if self.path else reason)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from .errors import FormatError, MedioError, UnsupportedFormatError
+from .errors import CancelledError, FormatError, MedioError, UnsupportedFormatError
 
 __all__ = [
     "FileFormat",
@@ -265,7 +265,7 @@ def read(path: "str | os.PathLike[str]", format: Optional[str] = None, **options
     fmt = find_reader(p, format=format)
     try:
         objects = fmt.read(p, **options)
-    except MedioError:
+    except (MedioError, CancelledError):
         raise
     except (MemoryError, KeyboardInterrupt):
         raise
@@ -308,7 +308,7 @@ def write(obj: Any, path: "str | os.PathLike[str]", format: Optional[str] = None
         fmt, obj = _convert_for_writer(obj, p, format)
     try:
         result = fmt.write(obj, p, **options)
-    except MedioError:
+    except (MedioError, CancelledError):
         raise
     except (MemoryError, KeyboardInterrupt):
         raise

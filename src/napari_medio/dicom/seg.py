@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..core.errors import FormatError, MedioError
+from ..core.errors import CancelledError, FormatError, MedioError
 from ..core.geometry import Geometry, reorient
 from ..core.volume import Volume
 
@@ -160,7 +160,7 @@ def read_seg_segmentation(path: "str | os.PathLike[str]", reference_series: Any 
         fractional = str(seg.get("SegmentationType", "BINARY")) == "FRACTIONAL"
         vol = seg.get_volume(combine_segments=False, rescale_fractional=True, skip_overlap_checks=True,
                              segment_numbers=numbers, dtype=np.float32 if fractional else np.uint8)
-    except MedioError:
+    except (MedioError, CancelledError):
         raise
     except Exception as exc:
         raise FormatError(p, f"cannot place the DICOM SEG frames on a volume: {type(exc).__name__}: {exc}") from None

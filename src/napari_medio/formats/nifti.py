@@ -22,7 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core import registry
-from ..core.errors import FormatError, MedioError, WriteError
+from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs, gzip_compress_parallel, gzip_read
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, DisplayWindow, Volume
@@ -215,7 +215,7 @@ def _fast_gzip_voxels(proxy: Any, img: Any, path: Path, progress: Any) -> Option
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     try:
         buf = gzip_read(file_like, 0, offset + nbytes, progress=progress)
-    except MedioError:
+    except (MedioError, CancelledError):
         raise
     except Exception as exc:
         raise FormatError(path, f"gzip data is corrupt or truncated: {exc}") from None
@@ -255,7 +255,7 @@ def _core_array(img: Any, path: Path, progress: Any = None) -> tuple[np.ndarray,
             data = proxy.get_unscaled()  # uncompressed .nii: a memory map (nibabel mmap), no read
         else:
             data = np.asanyarray(proxy)
-    except MedioError:  # FormatError, or CancelledError from progress
+    except (MedioError, CancelledError):  # FormatError, or CancelledError from progress
         raise
     except Exception as exc:
         raise FormatError(path, f"voxel data is truncated or corrupt: {exc}") from None

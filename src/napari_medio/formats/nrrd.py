@@ -32,7 +32,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core import registry
-from ..core.errors import FormatError, MedioError, WriteError
+from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs, gzip_module, gzip_read
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, Volume
@@ -198,7 +198,7 @@ def _read_data(header: dict, path: Path, offset: int, dtype: np.dtype, count: in
         try:
             data = gzip_read(source, start, nbytes + max(byte_skip, 0) if byte_skip != -1 else None,
                              progress=progress)
-        except MedioError:
+        except (MedioError, CancelledError):
             raise
         except Exception as exc:
             raise FormatError(path, f"gzip data is corrupt or truncated: {exc}") from None

@@ -32,7 +32,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core import registry
-from ..core.errors import FormatError, MedioError, WriteError
+from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.geometry import Geometry
 from ..core.pyramid import downsample, level_factors, register_stored_levels
 from ..core.volume import AxisInfo, DisplayWindow, Volume
@@ -224,7 +224,7 @@ def read_ome_zarr(
     location = _location(path)
     try:
         opened = _Opened(location, storage_options, image)
-    except MedioError:
+    except (MedioError, CancelledError):
         raise
     except (KeyError, IndexError, ValueError, TypeError) as exc:
         raise FormatError(location, f"invalid OME-Zarr metadata: {exc}") from None
@@ -629,7 +629,7 @@ def write_ome_zarr(
         _replace_dir(temp, p)
     except BaseException as exc:
         shutil.rmtree(temp, ignore_errors=True)
-        if isinstance(exc, MedioError) or not isinstance(exc, Exception):
+        if isinstance(exc, (MedioError, CancelledError)) or not isinstance(exc, Exception):
             raise
         raise WriteError(p, f"cannot write OME-Zarr: {type(exc).__name__}: {exc}") from exc
     return [os.fspath(p)]

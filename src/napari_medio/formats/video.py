@@ -82,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import FormatError, MedioError, WriteError
+from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs
 from ..core.geometry import Geometry
 from ..core.progress import ensure_progress
@@ -346,7 +346,7 @@ def _read_open(av, container, p: Path, prog, color: str, family: str) -> Volume:
             take(vstream.codec_context.decode(packet))
         if not flushed:
             take(vstream.codec_context.decode(None))
-    except (MedioError, KeyboardInterrupt, MemoryError):
+    except (MedioError, CancelledError, KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - av.InvalidDataError etc.
         raise FormatError(p, f"corrupt video data after frame {len(frames)}: {_av_reason(exc)}") from None
@@ -613,7 +613,7 @@ def write_video(volume: Volume, path: str | os.PathLike[str], *, fps: float | No
                 prog.advance(1)
             for packet in stream.encode(None):
                 container.mux(packet)
-        except (MedioError, KeyboardInterrupt, MemoryError):
+        except (MedioError, CancelledError, KeyboardInterrupt, MemoryError):
             container.close()
             raise
         except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,54 @@
+"""A cancel is not an error: CancelledError passes through every handler of bad input unchanged."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import napari_medio
+from napari_medio.core import CancelledError, MedioError
+from napari_medio.core.geometry import Geometry
+from napari_medio.core.progress import Progress
+from napari_medio.core.volume import Volume
+
+
+def _volume() -> Volume:
+    arr = (np.arange(20 * 30 * 40) % 251).astype(np.int16).reshape(20, 30, 40)
+    return Volume(arr, Geometry((1.0, 1.0, 2.0), (0.0, 0.0, 0.0), np.eye(3)))
+
+
+def _cancelled() -> Progress:
+    progress = Progress()
+    progress.cancel()
+    return progress
+
+
+def test_cancelled_error_is_not_an_input_error():
+    assert not issubclass(CancelledError, (ValueError, MedioError))
+    assert issubclass(CancelledError, Exception)
+    exc = CancelledError("/data/ct.nrrd", "reading cancelled")
+    assert (exc.path, exc.reason, str(exc)) == ("/data/ct.nrrd", "reading cancelled", "/data/ct.nrrd: reading cancelled")
+    assert napari_medio.CancelledError is CancelledError
+
+
+@pytest.mark.parametrize("ext", [".nrrd", ".nhdr", ".nii.gz", ".seg.nrrd", ".ome.zarr"])
+def test_a_cancelled_write_raises_cancelled_not_write_error(tmp_path, ext):
+    path = tmp_path / f"out{ext}"
+    with pytest.raises(CancelledError) as info:
+        try:
+            napari_medio.write(_volume(), path, progress=_cancelled())
+        except (MedioError, ValueError) as exc:  # what a caller does with bad input
+            pytest.fail(f"a cancel was reported as an input error: {exc!r}")
+    assert not isinstance(info.value, MedioError)
+    assert not path.exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("ext", [".nrrd", ".nhdr", ".nii.gz"])
+def test_a_cancelled_read_raises_cancelled_not_format_error(tmp_path, ext):
+    path = tmp_path / f"in{ext}"
+    napari_medio.write(_volume(), path)
+    with pytest.raises(CancelledError):
+        try:
+            napari_medio.read(path, progress=_cancelled())
+        except (MedioError, ValueError) as exc:
+            pytest.fail(f"a cancel was reported as an input error: {exc!r}")
+
