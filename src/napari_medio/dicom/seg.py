@@ -143,20 +143,9 @@ def _resample_onto(masks: np.ndarray, src: Geometry, dst: Geometry, shape: Seque
     return out
 
 
-def read_seg_segmentation(path: "str | os.PathLike[str]", reference_series: Any = None,
-                          threshold: float = 0.5) -> Any:
-    """A DICOM SEG file as a core Segmentation (layers for overlapping segments).
-
-    Fractional segments are thresholded at ``threshold`` (of the maximum value);
-    the fractional values themselves are in ``metadata["fractional"]`` (True).
-    """
-    from ..core.segmentation import TERMINOLOGY_TAG, Segment, Segmentation, format_terminology
-    from .export import cielab_to_rgb
-
-    p = Path(path)
-    seg = seg_dataset(p)
+def _seg_masks(seg: Any, p: Path, numbers: list[int], threshold: float) -> tuple[np.ndarray, Geometry, bool]:
+    """(masks k, j, i, segment; their LPS geometry, k along the slice normal; fractional?) of a SEG."""
     try:
-        numbers = [int(s.SegmentNumber) for s in seg.SegmentSequence]
         fractional = str(seg.get("SegmentationType", "BINARY")) == "FRACTIONAL"
         vol = seg.get_volume(combine_segments=False, rescale_fractional=True, skip_overlap_checks=True,
                              segment_numbers=numbers, dtype=np.float32 if fractional else np.uint8)
@@ -174,58 +163,54 @@ def read_seg_segmentation(path: "str | os.PathLike[str]", reference_series: Any 
         # highdicom stacks slices top-down; keep k along the slice normal (as the image series reads)
         geometry = reorient(geometry, masks.shape[:3], (0, 1, 2), (True, False, False))
         masks = masks[::-1]
-    if reference_series is not None:
-        ref_geom, ref_shape = _reference_grid(reference_series)
-        masks = _resample_onto(masks, geometry, ref_geom, ref_shape)
-        geometry = ref_geom
-    groups = _split_layers(masks)
-    nseg = masks.shape[-1]
-    top = max((len(g) for g in groups), default=1)
-    dtype = np.uint8 if top < 255 else np.uint16
-    layer_arrays = np.zeros((len(groups),) + masks.shape[:3], dtype=dtype)
-    descs = {int(s.SegmentNumber): s for s in seg.SegmentSequence}
-    segments = []
-    for layer, members in enumerate(groups):
-        for value, n in enumerate(members, start=1):
-            layer_arrays[layer][masks[..., n]] = value
-            d = descs[numbers[n]]
-            color = None
-            if "RecommendedDisplayCIELabValue" in d:
-                try:
-                    color = cielab_to_rgb(d.RecommendedDisplayCIELabValue)
-                except Exception:
-                    color = None
-            from ..core.segmentation import default_color
+    return masks, geometry, fractional
 
-            entry = terminology_entry(d)
-            tags = {}
-            if entry.get("category") and entry.get("type"):
-                tags[TERMINOLOGY_TAG] = format_terminology(entry)
-            tags["DicomSegmentNumber"] = str(numbers[n])
-            if d.get("TrackingUID"):
-                tags["DicomTrackingUID"] = str(d.TrackingUID)
-            algo = str(d.get("SegmentAlgorithmType", "") or "")
-            if algo:
-                tags["DicomSegmentAlgorithmType"] = algo
-            segments.append(Segment(
-                id=str(d.get("TrackingID") or f"Segment_{numbers[n]}"),
-                name=str(d.get("SegmentLabel", "") or f"Segment_{numbers[n]}"),
-                label_value=value, layer=layer,
-                color=color if color is not None else default_color(n),
-                tags=tags, color_auto_generated=color is None,
-            ))
+
+def _segment(desc: Any, number: int, index: int, value: int, layer: int) -> Any:
+    """The core Segment of one SegmentSequence item (colour, terminology and DICOM identifiers)."""
+    from ..core.segmentation import TERMINOLOGY_TAG, Segment, default_color, format_terminology
+    from .export import cielab_to_rgb
+
+    color = None
+    if "RecommendedDisplayCIELabValue" in desc:
+        try:
+            color = cielab_to_rgb(desc.RecommendedDisplayCIELabValue)
+        except Exception:
+            color = None
+    entry = terminology_entry(desc)
+    tags = {}
+    if entry.get("category") and entry.get("type"):
+        tags[TERMINOLOGY_TAG] = format_terminology(entry)
+    tags["DicomSegmentNumber"] = str(number)
+    if desc.get("TrackingUID"):
+        tags["DicomTrackingUID"] = str(desc.TrackingUID)
+    algo = str(desc.get("SegmentAlgorithmType", "") or "")
+    if algo:
+        tags["DicomSegmentAlgorithmType"] = algo
+    return Segment(
+        id=str(desc.get("TrackingID") or f"Segment_{number}"),
+        name=str(desc.get("SegmentLabel", "") or f"Segment_{number}"),
+        label_value=value, layer=layer,
+        color=color if color is not None else default_color(index),
+        tags=tags, color_auto_generated=color is None,
+    )
+
+
+def _unique_ids(segments: list) -> None:
+    """Make segment IDs unique (a repeated ID gets ``_1``, ``_2``, ...)."""
     ids = set()
-    for s in segments:  # segment IDs must be unique
+    for s in segments:
         base, k = s.id, 1
         while s.id in ids:
             s.id = f"{base}_{k}"
             k += 1
         ids.add(s.id)
-    array = layer_arrays[0] if len(groups) == 1 else layer_arrays
-    refs = []
-    for item in seg.get("ReferencedSeriesSequence", []) or []:
-        refs.append(str(item.SeriesInstanceUID))
-    metadata = {
+
+
+def _seg_metadata(seg: Any, fractional: bool, overlapping: bool, n_segments: int) -> dict:
+    """The DICOM identifiers and SEG kind a Segmentation keeps in its metadata."""
+    refs = [str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", []) or []]
+    return {
         "dicom": {
             "Modality": "SEG", "SOPClassUID": str(seg.SOPClassUID), "SOPInstanceUIDs": [str(seg.SOPInstanceUID)],
             "SeriesInstanceUID": str(seg.SeriesInstanceUID), "StudyInstanceUID": str(seg.StudyInstanceUID),
@@ -237,13 +222,46 @@ def read_seg_segmentation(path: "str | os.PathLike[str]", reference_series: Any 
         },
         "ReferencedSeriesInstanceUID": refs[0] if refs else "",
         "fractional": fractional,
-        "overlapping": len(groups) > 1,
-        "n_segments": nseg,
+        "overlapping": overlapping,
+        "n_segments": n_segments,
     }
+
+
+def read_seg_segmentation(path: "str | os.PathLike[str]", reference_series: Any = None,
+                          threshold: float = 0.5) -> Any:
+    """A DICOM SEG file as a core Segmentation (layers for overlapping segments).
+
+    Fractional segments are thresholded at ``threshold`` (of the maximum value);
+    the fractional values themselves are in ``metadata["fractional"]`` (True).
+    """
+    from ..core.segmentation import Segmentation
+
+    p = Path(path)
+    seg = seg_dataset(p)
+    try:
+        numbers = [int(s.SegmentNumber) for s in seg.SegmentSequence]
+    except Exception as exc:
+        raise FormatError(p, f"cannot place the DICOM SEG frames on a volume: {type(exc).__name__}: {exc}") from None
+    masks, geometry, fractional = _seg_masks(seg, p, numbers, threshold)
+    if reference_series is not None:
+        ref_geom, ref_shape = _reference_grid(reference_series)
+        masks = _resample_onto(masks, geometry, ref_geom, ref_shape)
+        geometry = ref_geom
+    groups = _split_layers(masks)
+    top = max((len(g) for g in groups), default=1)
+    layer_arrays = np.zeros((len(groups),) + masks.shape[:3], dtype=np.uint8 if top < 255 else np.uint16)
+    descs = {int(s.SegmentNumber): s for s in seg.SegmentSequence}
+    segments = []
+    for layer, members in enumerate(groups):
+        for value, n in enumerate(members, start=1):
+            layer_arrays[layer][masks[..., n]] = value
+            segments.append(_segment(descs[numbers[n]], numbers[n], n, value, layer))
+    _unique_ids(segments)
     name = str(seg.get("SeriesDescription", "") or seg.get("ContentLabel", "") or p.stem)
-    out = Segmentation(array=array, geometry=geometry, segments=segments, name=name, metadata=metadata,
-                       source=os.fspath(p))
-    return out
+    return Segmentation(array=layer_arrays[0] if len(groups) == 1 else layer_arrays, geometry=geometry,
+                        segments=segments, name=name,
+                        metadata=_seg_metadata(seg, fractional, len(groups) > 1, masks.shape[-1]),
+                        source=os.fspath(p))
 
 
 def read_seg(path: "str | os.PathLike[str]", reference_series: Any = None) -> list[Volume]:
