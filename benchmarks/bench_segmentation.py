@@ -82,7 +82,7 @@ def main() -> None:
         import slicerio
     except ImportError:
         slicerio = None
-    from napari_medio.formats._surfaces import _image, segment_surfaces
+    from napari_medio.formats.surfaces import _image, segment_surfaces
     from napari_medio.formats._vtkmesh import vtk
 
     seg = make_segmentation(args.size)

@@ -80,7 +80,7 @@ def _safe_name(text: str) -> str:
 
 
 def _strip_extension(name: str) -> str:
-    from .formats._common import base_name
+    from .formats.naming import base_name
 
     try:
         return base_name(Path(name))

@@ -10,7 +10,7 @@ import pytest
 import napari_medio
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.segmentation import Segment, Segmentation
-from napari_medio.formats._surfaces import segment_surfaces
+from napari_medio.formats.surfaces import segment_surfaces
 from tests.conftest import fixture_file
 from tests.volumes import OBLIQUE_FLIPPED
 

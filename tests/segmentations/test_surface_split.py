@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.segmentation import Segment, Segmentation
-from napari_medio.formats import _surfaces
+from napari_medio.formats import surfaces as _surfaces
 from tests.volumes import OBLIQUE_FLIPPED
 
 vtk_support = pytest.importorskip("vtkmodules.util.numpy_support")

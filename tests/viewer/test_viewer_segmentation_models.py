@@ -105,7 +105,7 @@ def _boundary_samples(mask: np.ndarray, n: int = 4) -> np.ndarray:
 
 
 def test_model_exported_from_segment_lies_on_its_boundary(make_napari_viewer, tmp_path):
-    from napari_medio.formats._surfaces import segment_surfaces
+    from napari_medio.formats.surfaces import segment_surfaces
 
     seg = _sphere_seg()
     napari_medio.write(seg, tmp_path / "s.seg.nrrd")

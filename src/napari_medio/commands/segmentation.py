@@ -21,7 +21,7 @@ def export_surfaces(seg_path: str, outdir: str, fmt: str = "stl", smooth: int = 
     import napari_medio
 
     from ..core.segmentation import Segmentation
-    from ..formats._surfaces import segment_surfaces, write_gltf
+    from ..formats.surfaces import segment_surfaces, write_gltf
 
     objs = napari_medio.read(seg_path)
     seg = next((o for o in objs if isinstance(o, Segmentation)), None)

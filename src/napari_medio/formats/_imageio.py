@@ -26,7 +26,7 @@ from ..core.errors import FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs
 from ..core.itk_image import sitk, volume_from_sitk, volume_to_sitk
 from ..core.volume import Volume
-from ._common import base_name, looks_like_labelmap
+from .naming import base_name, looks_like_labelmap
 
 __all__ = [
     "LABELMAP_OPTION", "DIRECTION_LOSS_OPTION",

@@ -1,4 +1,4 @@
-"""Compiled kernels for :func:`napari_medio.formats._surfaces._split` (needs numba).
+"""Compiled kernels for :func:`napari_medio.formats.surfaces._split` (needs numba).
 
 Splitting VTK's one multi-label surface into compacted per-segment meshes is a chain of
 dependent gathers and scatters over every triangle corner: select each segment's faces,
@@ -104,7 +104,7 @@ def select_faces(labs, lut, nseg, tris):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, inline="always")
 def _row(p0, p1, p2, u0, u1, u2, u3, m0, m1, m2, m3):  # pragma: no cover - compiled
     """One output coordinate: the used terms in order, then the translation, as
-    ``_surfaces._affine`` adds them (one of u0..u2 is true)."""
+    ``surfaces._affine`` adds them (one of u0..u2 is true)."""
     if u0:
         acc = p0 * m0
         if u1:
@@ -130,7 +130,7 @@ def segment_meshes(faces, seg_start, pts, mat, use):  # pragma: no cover - compi
     renumbered in place: the segment's used vertices get the numbers 0, 1, ... in point
     order.  Points (u, 3) float64: segment s's vertices as rows
     ``point_start[s]:point_start[s + 1]``, mapped by ``mat`` (3, 4) using only the terms
-    where ``use`` (3, 4) is true, column by column, so they equal ``_surfaces._affine``'s
+    where ``use`` (3, 4) is true, column by column, so they equal ``surfaces._affine``'s
     to the bit.
     """
     nseg = seg_start.shape[0] - 1

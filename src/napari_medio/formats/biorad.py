@@ -32,7 +32,7 @@ from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from ._common import base_name
+from .naming import base_name
 from ._imageio import (
     DIRECTION_LOSS_OPTION,
     LABELMAP_OPTION,

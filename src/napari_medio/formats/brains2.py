@@ -39,7 +39,7 @@ from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from ._common import base_name
+from .naming import base_name
 from ._imageio import as_volume, check_writable, file_size
 
 NAME = "brains2-mask"

@@ -24,7 +24,7 @@ from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from ._common import base_name
+from .naming import base_name
 from ._text import read_text
 
 __all__ = ["read_ctbl", "read_colortable_csv", "write_colortable", "read_itksnap_labels"]

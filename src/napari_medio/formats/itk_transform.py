@@ -22,7 +22,7 @@ from ..core.fileio import atomic_output
 from ..core.registry import FileFormat, register
 from ..core.transform import ThinPlateSpline, Transform
 from ..core.volume import AxisInfo, Volume
-from ._common import base_name
+from .naming import base_name
 
 __all__ = ["read_itk_transform", "write_itk_transform", "read_displacement_field", "write_displacement_field"]
 

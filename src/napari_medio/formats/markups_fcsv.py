@@ -29,7 +29,7 @@ from ..core.fileio import atomic_output
 from ..core.geometry import lps_to_ras
 from ..core.markups import ControlPoint, Markups, flip_orientation
 from ..core.registry import FileFormat, register
-from ._common import base_name
+from .naming import base_name
 from ._text import read_text
 
 __all__ = ["read_fcsv", "read_acsv", "write_fcsv"]

@@ -37,7 +37,7 @@ from ..core.markups import (
     flip_orientation,
 )
 from ..core.registry import FileFormat, register
-from ._common import base_name
+from .naming import base_name
 from ._text import load_json
 
 __all__ = ["SCHEMA_URL", "read_markups_json", "write_markups_json", "markups_to_json", "schema", "validate"]

@@ -26,7 +26,7 @@ import numpy as np
 from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from ._common import base_name
+from .naming import base_name
 from ._imageio import (
     LABELMAP_OPTION,
     as_volume,

@@ -17,7 +17,7 @@ from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, Volume
-from ._common import base_name, looks_like_labelmap
+from .naming import base_name, looks_like_labelmap
 
 __all__ = ["read_mgh", "write_mgh"]
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..core.errors import FormatError
 from ..core.model import Model
 from ..core.registry import FileFormat, register
-from ._common import base_name
+from .naming import base_name
 from ._vtkmesh import model_from_vtk, run_reader, to_lps, vtk
 from .models_vtk import check_model
 

@@ -29,7 +29,7 @@ from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.model import Model
 from ..core.registry import FileFormat, register
-from ._common import base_name
+from .naming import base_name
 
 __all__ = ["read_stl", "write_stl", "read_ply", "write_ply", "read_obj", "write_obj"]
 

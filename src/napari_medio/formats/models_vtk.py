@@ -23,7 +23,7 @@ from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.model import Model
 from ..core.registry import FileFormat, register
-from ._common import base_name
+from .naming import base_name
 from ._vtkmesh import from_lps, model_from_vtk, model_to_vtk, run_reader, space_of, to_lps, vtk
 
 __all__ = ["read_vtk_model", "write_vtk_model", "sniff_legacy_model"]

@@ -26,7 +26,7 @@ from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs, gzip_compress_parallel, gzip_read
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, DisplayWindow, Volume
-from ._common import base_name, looks_like_labelmap
+from .naming import base_name, looks_like_labelmap
 
 __all__ = ["read_nifti", "write_nifti", "choose_orientation"]
 

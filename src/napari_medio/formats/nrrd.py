@@ -36,7 +36,7 @@ from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs, gzip_module, gzip_read
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, Volume
-from ._common import base_name, looks_like_labelmap
+from .naming import base_name, looks_like_labelmap
 
 __all__ = ["read_nrrd", "write_nrrd", "read_header", "NRRD_TYPES"]
 

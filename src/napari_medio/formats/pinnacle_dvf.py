@@ -89,7 +89,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.transform import Transform
 from ..core.volume import AxisInfo, Volume
-from ._common import base_name
+from .naming import base_name
 from ._imageio import file_size
 
 __all__ = ["decode_pinnacle_dvf_header", "read_pinnacle_dvf", "registration_matrix_lps"]

@@ -49,7 +49,7 @@ from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
-from ._common import base_name
+from .naming import base_name
 from ._imageio import LABELMAP_OPTION, file_size, volume_kind
 from .nrrd import _fmt as _num
 

@@ -54,7 +54,7 @@ from ..core.errors import FormatError
 from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from ._common import base_name
+from .naming import base_name
 from ._imageio import LABELMAP_OPTION, file_size, require_bytes, volume_kind
 
 NAME = "scanco"

@@ -42,7 +42,7 @@ from ..core.segmentation import (
 )
 from ..core.volume import Volume
 from . import nrrd as _nrrd
-from ._common import base_name
+from .naming import base_name
 
 __all__ = ["read_segmentation_nrrd", "write_segmentation_nrrd", "sniff_segmentation"]
 
@@ -695,7 +695,7 @@ def write_plain_nrrd_name(obj: Any, path: "str | os.PathLike[str]", **options: A
     ``_seg``...), then the merged label map (names and colours are lost: a plain
     label-map NRRD has no place for them).
     """
-    from ._common import looks_like_labelmap
+    from .naming import looks_like_labelmap
 
     p = Path(path)
     if isinstance(obj, Segmentation) and looks_like_labelmap(p):

@@ -105,7 +105,7 @@ def read_segmentation_vtm(path: "str | os.PathLike[str]", **_: Any) -> list[Mode
 
 def _as_models(obj: Any, path: Path) -> list[Model]:
     if isinstance(obj, Segmentation):
-        from ._surfaces import segment_surfaces
+        from .surfaces import segment_surfaces
 
         models = segment_surfaces(obj)
         by_id = {s.id: s for s in obj.segments}

@@ -17,7 +17,7 @@ from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.registry import FileFormat, register
 from ..core.shader import SHADER_CODE_KEYS, UNIFORM_KEYS, ShaderProperty
-from ._common import base_name
+from .naming import base_name
 from ._text import json_head, json_path, load_json
 
 __all__ = ["read_shader_property", "write_shader_property"]

@@ -17,7 +17,7 @@ from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_outputs
 from ..core.registry import FileFormat, register
 from ..core.table import Table
-from ._common import base_name
+from .naming import base_name
 from ._text import read_text
 
 __all__ = ["read_table", "write_table", "schema_path"]

@@ -22,7 +22,7 @@ from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.registry import FileFormat, register
 from ..core.terminology import Category, Code, Terminology, TerminologyType
-from ._common import base_name
+from .naming import base_name
 from ._text import json_head, json_path, load_json
 
 __all__ = ["read_terminology", "write_terminology", "builtin_terminology", "generic_anatomy_label_table"]

@@ -20,7 +20,7 @@ from typing import Any
 from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.text import Text
-from ._common import base_name
+from .naming import base_name
 from ._text import plain_text
 
 __all__ = ["read_text", "MAX_TEXT_BYTES"]

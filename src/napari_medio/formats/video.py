@@ -88,7 +88,7 @@ from ..core.geometry import Geometry
 from ..core.progress import ensure_progress
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
-from ._common import base_name
+from .naming import base_name
 from ._imageio import DIRECTION_LOSS_OPTION, as_volume, check_direction, file_size
 
 __all__ = ["read_video", "sniff", "write_video"]

@@ -35,7 +35,7 @@ import numpy as np
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.registry import FileFormat, register
-from ._common import base_name
+from .naming import base_name
 
 __all__ = ["VolumeProperty", "read_vp", "write_vp", "read_vp_json", "write_vp_json", "vp_json_schema",
            "VP_JSON_SCHEMA_URL"]

@@ -1,4 +1,4 @@
-"""Small helpers shared by format modules: names, label-map guessing, header sniffing."""
+"""File names: a layer or node name from a file name (compound extensions known), Slicer's label-map guess."""
 from __future__ import annotations
 
 import os
