@@ -402,6 +402,116 @@ def _slice_corr(raw: np.ndarray, sample: _Sample, dt: np.dtype, ncomp: int, star
     return _corr(np.nan_to_num(a), np.nan_to_num(b))
 
 
+@dataclass
+class _TypedSample:
+    """One voxel type's reading of the file: its sample, byte order and prior (type preference, penalties)."""
+
+    dtype_name: str
+    ncomp: int
+    dt: np.dtype
+    order: str
+    total: int  # voxels that fit in the file
+    sample: _Sample
+    prior: float
+
+    @property
+    def vbytes(self) -> int:
+        return self.dt.itemsize * self.ncomp
+
+
+def _typed_sample(raw: np.ndarray, dtype_name: str, ncomp: int, max_header: int, min_size: int,
+                  sample_voxels: int) -> _TypedSample | None:
+    """Read the middle of the file as this voxel type (step 1 of :func:`guess_layouts`); None if implausible."""
+    size = raw.size
+    base = np.dtype(dtype_name)
+    vbytes = base.itemsize * ncomp
+    total = size // vbytes
+    if total < min_size * min_size:
+        return None
+    align = size % vbytes
+    # The middle of the file, clear of the header (at most max_header bytes at the start).
+    room = total - 2 * (max_header // vbytes + 1)
+    n = int(min(sample_voxels, room if room >= min_size * min_size else total // 2))
+    start = align + (total // 2 - n // 2) * vbytes
+    chunk = np.asarray(raw[start: start + n * vbytes])
+    order = _guess_byte_order(chunk, base.itemsize) if ncomp == 1 else "little"
+    dt = base.newbyteorder("<" if order == "little" else ">")
+    with np.errstate(invalid="ignore", over="ignore"):
+        values = np.frombuffer(chunk.tobytes(), dtype=dt).reshape(-1, ncomp)[:, 0].astype(np.float64)
+    prior = 1e-5 * _DTYPE_PREFERENCE.get(dtype_name, 0)
+    if base.kind == "f":
+        if not _plausible_floats(values):
+            return None
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    else:
+        # Signed or unsigned: the reading whose values span less (-200..800 read unsigned spans 65k).
+        twin = np.dtype(("u" if base.kind == "i" else "i") + str(base.itemsize)).newbyteorder(dt.byteorder)
+        other = np.frombuffer(chunk.tobytes(), dtype=twin).reshape(-1, ncomp)[:, 0]
+        if np.ptp(other.astype(np.float64)) < 0.5 * np.ptp(values):
+            prior -= 0.1
+    prior -= 0.05 * _entropy_disorder(chunk, base.itemsize, order)
+    if values.size >= 1000:  # stray bytes (a header, a trailer) must not dominate the correlations
+        lo, hi_ = np.percentile(values, [0.5, 99.5])
+        values = np.clip(values, lo, hi_)
+    return _TypedSample(dtype_name, ncomp, dt, order, total, _Sample(values, total), prior)
+
+
+def _row_lengths(sample: _Sample, min_size: int, max_size: int) -> np.ndarray:
+    """Candidate row lengths: the strongest local maxima of the autocorrelation (step 2), best first."""
+    hi = min(max_size, sample.r.size // 2 - 2)
+    if hi <= min_size:
+        return np.zeros(0, dtype=np.int64)
+    r = sample.r
+    lags = np.arange(min_size, hi + 1)
+    peaks = lags[(r[lags] >= r[lags - 1]) & (r[lags] >= r[lags + 1])]
+    if peaks.size == 0:
+        peaks = lags
+    return peaks[np.argsort(-r[peaks], kind="stable")][:6]
+
+
+def _scored_shapes(raw: np.ndarray, ts: _TypedSample, max_header: int, min_size: int,
+                   max_size: int) -> list[tuple]:
+    """(score, shape, dtype, byte order, header, components) of each shape that fits (steps 2 to 4)."""
+    size = raw.size
+    sample, vbytes = ts.sample, ts.vbytes
+    c1 = sample.corr(1) or 0.0
+    rows = np.arange(min_size, max_size + 1, dtype=np.int64)
+    found: list[tuple] = []
+    for nx in (int(v) for v in _row_lengths(sample, min_size, max_size)):
+        crow = float(sample.r[nx])
+        slice_voxels = nx * rows
+        nz = ts.total // slice_voxels
+        header = size - nz * slice_voxels * vbytes
+        ok = (nz >= 1) & (header <= max_header)
+        for ny, sv, z, h in zip(rows[ok].tolist(), slice_voxels[ok].tolist(), nz[ok].tolist(), header[ok].tolist()):
+            if z >= 2:
+                score = (c1 + crow + _slice_corr(raw, sample, ts.dt, ts.ncomp, size - z * sv * vbytes, sv, z)) / 3.0
+            else:
+                score = (c1 + crow) / 2.0 - 0.05
+            score += 1e-4 * ((nx == ny) + (nx in _COMMON_SIZES) + (ny in _COMMON_SIZES)
+                             + (h % 512 == 0) + 0.5 * (nx % 16 == 0) + 0.5 * (ny % 16 == 0))
+            score += ts.prior - 1e-7 * h / max(max_header, 1)
+            found.append((score, (z, ny, nx), ts.dtype_name, ts.order, h, ts.ncomp))
+    return found
+
+
+def _best_layouts(found: list[tuple], limit: int) -> list[RawLayout]:
+    """The ``limit`` best distinct layouts of the scored shapes."""
+    found.sort(key=lambda t: -t[0])
+    out: list[RawLayout] = []
+    seen = set()
+    for score, shape, dtype_name, order, header, ncomp in found:
+        key = (shape, dtype_name, order, header, ncomp)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(RawLayout(shape=shape, dtype=dtype_name, byte_order=order, header=header,
+                             components=ncomp, score=round(float(score), 6)))
+        if len(out) >= limit:
+            break
+    return out
+
+
 def guess_layouts(
     path: str | os.PathLike[str],
     *,
@@ -444,8 +554,7 @@ def guess_layouts(
     list when nothing fits (file smaller than one ``min_size`` x ``min_size`` slice).
     """
     p = Path(path)
-    size = file_size(p)
-    if size == 0:
+    if file_size(p) == 0:
         return []
     raw = np.memmap(p, dtype=np.uint8, mode="r")
     kinds: list[tuple[str, int]] = [(str(np.dtype(d).name), 1) for d in dtypes]
@@ -453,78 +562,10 @@ def guess_layouts(
         kinds.append(("uint8", 3))
     found: list[tuple] = []
     for dtype_name, ncomp in kinds:
-        base = np.dtype(dtype_name)
-        vbytes = base.itemsize * ncomp
-        total = size // vbytes
-        if total < min_size * min_size:
-            continue
-        align = size % vbytes
-        # The middle of the file, clear of the header (at most max_header bytes at the start).
-        room = total - 2 * (max_header // vbytes + 1)
-        n = int(min(sample_voxels, room if room >= min_size * min_size else total // 2))
-        start = align + (total // 2 - n // 2) * vbytes
-        chunk = np.asarray(raw[start: start + n * vbytes])
-        order = _guess_byte_order(chunk, base.itemsize) if ncomp == 1 else "little"
-        dt = base.newbyteorder("<" if order == "little" else ">")
-        with np.errstate(invalid="ignore", over="ignore"):
-            values = np.frombuffer(chunk.tobytes(), dtype=dt).reshape(-1, ncomp)[:, 0].astype(np.float64)
-        prior = 1e-5 * _DTYPE_PREFERENCE.get(dtype_name, 0)
-        if base.kind == "f":
-            if not _plausible_floats(values):
-                continue
-            values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-        else:
-            # Signed or unsigned: the reading whose values span less (-200..800 read unsigned spans 65k).
-            twin = np.dtype(("u" if base.kind == "i" else "i") + str(base.itemsize)).newbyteorder(dt.byteorder)
-            other = np.frombuffer(chunk.tobytes(), dtype=twin).reshape(-1, ncomp)[:, 0]
-            if np.ptp(other.astype(np.float64)) < 0.5 * np.ptp(values):
-                prior -= 0.1
-        prior -= 0.05 * _entropy_disorder(chunk, base.itemsize, order)
-        if values.size >= 1000:  # stray bytes (a header, a trailer) must not dominate the correlations
-            lo, hi_ = np.percentile(values, [0.5, 99.5])
-            values = np.clip(values, lo, hi_)
-        sample = _Sample(values, total)
-        c1 = sample.corr(1) or 0.0
-        hi = min(max_size, sample.r.size // 2 - 2)
-        if hi <= min_size:
-            continue
-        r = sample.r
-        lags = np.arange(min_size, hi + 1)
-        peaks = lags[(r[lags] >= r[lags - 1]) & (r[lags] >= r[lags + 1])]
-        if peaks.size == 0:
-            peaks = lags
-        xs = peaks[np.argsort(-r[peaks], kind="stable")][:6]
-
-        rows = np.arange(min_size, max_size + 1, dtype=np.int64)
-        for nx in (int(v) for v in xs):
-            crow = float(r[nx])
-            slice_voxels = nx * rows
-            nz = total // slice_voxels
-            header = size - nz * slice_voxels * vbytes
-            ok = (nz >= 1) & (header <= max_header)
-            for ny, sv, z, h in zip(rows[ok].tolist(), slice_voxels[ok].tolist(), nz[ok].tolist(),
-                                    header[ok].tolist()):
-                if z >= 2:
-                    score = (c1 + crow + _slice_corr(raw, sample, dt, ncomp, size - z * sv * vbytes, sv, z)) / 3.0
-                else:
-                    score = (c1 + crow) / 2.0 - 0.05
-                score += 1e-4 * ((nx == ny) + (nx in _COMMON_SIZES) + (ny in _COMMON_SIZES)
-                                 + (h % 512 == 0) + 0.5 * (nx % 16 == 0) + 0.5 * (ny % 16 == 0))
-                score += prior - 1e-7 * h / max(max_header, 1)
-                found.append((score, (z, ny, nx), dtype_name, order, h, ncomp))
-    found.sort(key=lambda t: -t[0])
-    out: list[RawLayout] = []
-    seen = set()
-    for score, shape, dtype_name, order, header, ncomp in found:
-        key = (shape, dtype_name, order, header, ncomp)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(RawLayout(shape=shape, dtype=dtype_name, byte_order=order, header=header,
-                             components=ncomp, score=round(float(score), 6)))
-        if len(out) >= limit:
-            break
-    return out
+        ts = _typed_sample(raw, dtype_name, ncomp, max_header, min_size, sample_voxels)
+        if ts is not None:
+            found += _scored_shapes(raw, ts, max_header, min_size, max_size)
+    return _best_layouts(found, limit)
 
 
 # -- detached header ----------------------------------------------------------------------------
