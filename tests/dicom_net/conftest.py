@@ -189,3 +189,54 @@ def fresh_orthanc(tmp_path):
 @pytest.fixture(scope="session")
 def ct_series(fixtures_dir) -> Path:
     return fixtures_dir / "dicom" / "slicer_CTHeadAxial"
+
+
+# -- plain pynetdicom, the reference for what napari-medio's receive path writes ----------------------------
+def _write_encoded(folder: Path):
+    """An EVT_C_STORE handler writing each data set as pynetdicom encodes it (``Event.encoded_dataset``)."""
+    def handle(event):
+        uid = str(event.request.AffectedSOPInstanceUID)
+        (folder / f"{uid}.dcm").write_bytes(event.encoded_dataset())
+        return 0x0000
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return handle
+
+
+def pynetdicom_get(node, study: str, folder: Path, series: str = "", sop_classes=(), max_pdu: int = 0) -> int:
+    """C-GET with plain pynetdicom (``AE.associate`` + ``send_c_get``); returns the instances written."""
+    from pydicom.dataset import Dataset
+    from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, StoragePresentationContexts, build_role, evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
+
+    ae = AE(ae_title="MEDIO")
+    ae.maximum_pdu_size = max_pdu
+    ae.add_requested_context(GET)
+    classes = list(sop_classes) or [cx.abstract_syntax for cx in StoragePresentationContexts[:127]]
+    for uid in classes:
+        ae.add_requested_context(uid, ALL_TRANSFER_SYNTAXES)
+    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title,
+                         ext_neg=[build_role(uid, scp_role=True) for uid in classes],
+                         evt_handlers=[(evt.EVT_C_STORE, _write_encoded(folder))])
+    assert assoc.is_established
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "SERIES" if series else "STUDY"
+    ds.StudyInstanceUID = study
+    if series:
+        ds.SeriesInstanceUID = series
+    for _status, _ in assoc.send_c_get(ds, GET):
+        pass
+    assoc.release()
+    return len(list(folder.glob("*.dcm")))
+
+
+def pynetdicom_listener(folder: Path, ae_title: str = "MEDIO"):
+    """A plain pynetdicom C-STORE SCP on a free loopback port (``AE.start_server``); ``.shutdown()`` it."""
+    from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, evt
+    from pynetdicom.sop_class import Verification
+
+    ae = AE(ae_title=ae_title)
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification)
+    return ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, _write_encoded(folder))])

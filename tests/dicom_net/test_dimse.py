@@ -1,6 +1,6 @@
-"""The lean DIMSE path (dicom/dimse.py): PDU and command codecs, the receive loop fed in awkward pieces,
+"""The DIMSE receive path (dicom/dimse.py): PDU and command codecs, the receive loop fed in awkward pieces,
 malformed and aborted peers, interoperation with pynetdicom and dcmtk, and C-GET / C-MOVE / listener against
-Orthanc on both backends with byte-identical files."""
+Orthanc writing the same files, byte for byte, as plain pynetdicom."""
 from __future__ import annotations
 
 import io
@@ -33,7 +33,7 @@ from napari_medio.dicom.dimse import (
 )
 from napari_medio.dicom.network import DicomNode, DimseClient, PacsError, StorageListener
 
-from .conftest import free_port, require_tool, start_orthanc
+from .conftest import free_port, pynetdicom_get, pynetdicom_listener, require_tool, start_orthanc
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -65,6 +65,22 @@ def test_command_encoding_matches_pydicom():
     # a C-MOVE-RQ's move destination (AE) is space padded
     move = dimse.encode_command({COMMAND_FIELD: dimse.C_MOVE_RQ, dimse.MOVE_DESTINATION: "ABC"})
     assert b"ABC " in move and dimse.parse_command(move).text(dimse.MOVE_DESTINATION) == "ABC"
+
+
+def test_part10_header_matches_pynetdicom():
+    from pydicom.dataset import FileMetaDataset
+    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+    from pynetdicom.dsutils import encode_file_meta
+
+    for sop, inst, ts in [(CT, "1.2.3.45", EXPLICIT_LE), ("1.2.840.10008.5.1.4.1.1.66.4", "2.25.1234567", IMPLICIT_LE)]:
+        fm = FileMetaDataset()
+        fm.FileMetaInformationVersion = b"\0\1"
+        fm.MediaStorageSOPClassUID = sop
+        fm.MediaStorageSOPInstanceUID = inst
+        fm.TransferSyntaxUID = ts
+        fm.ImplementationClassUID = PYNETDICOM_IMPLEMENTATION_UID
+        fm.ImplementationVersionName = PYNETDICOM_IMPLEMENTATION_VERSION
+        assert dimse.part10_header(sop, inst, ts) == b"\0" * 128 + b"DICM" + encode_file_meta(fm)
 
 
 def test_command_parse_rejects_malformed():
@@ -318,51 +334,59 @@ def test_our_requestor_with_a_pynetdicom_acceptor():
                         connect_timeout=2)
 
 
+def _received_by_pynetdicom(folder, send):
+    """What plain pynetdicom's C-STORE SCP writes for what ``send(port)`` sends it."""
+    server = pynetdicom_listener(folder)
+    try:
+        send(server.server_address[1])
+    finally:
+        server.shutdown()
+    return {p.name: p.read_bytes() for p in folder.glob("*.dcm")}
+
+
 @pytest.mark.parametrize("max_pdu", [0, 4101, 16384])
-def test_listener_backends_write_identical_files(tmp_path, ct_series, max_pdu):
-    """pynetdicom's C-STORE SCU sends to the lean listener (odd maximum PDU sizes: many fragments) and to the
-    pynetdicom listener: the same files, byte for byte."""
+def test_listener_writes_what_pynetdicom_writes(tmp_path, ct_series, max_pdu):
+    """pynetdicom's C-STORE SCU sends to the listener (odd maximum PDU sizes: many fragments) and to a plain
+    pynetdicom SCP: the same files, byte for byte."""
     files = sorted(p for p in ct_series.iterdir() if p.is_file())[:12]
-    out = {}
-    for backend in ("medio", "pynetdicom"):
-        with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path / backend, host="127.0.0.1",
-                             backend=backend) as listener:
-            if backend == "medio":
-                listener._server.max_pdu = max_pdu
-            client = DimseClient(DicomNode("MEDIO", "127.0.0.1", listener.port), backend="pynetdicom")
-            assert client.echo() < 5
-            assert client.send(files) == {"sent": 12, "failed": {}}
-            assert len(listener.received) == 12 and not listener.errors
-        out[backend] = {p.name: p.read_bytes() for p in (tmp_path / backend).glob("*.dcm")}
-    assert len(out["medio"]) == 12 and out["medio"] == out["pynetdicom"]
-    for data in out["medio"].values():
+
+    def send(port):
+        client = DimseClient(DicomNode("MEDIO", "127.0.0.1", port))
+        assert client.echo() < 5
+        assert client.send(files) == {"sent": 12, "failed": {}}
+
+    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path / "medio", host="127.0.0.1") as listener:
+        listener._server.max_pdu = max_pdu
+        send(listener.port)
+        assert len(listener.received) == 12 and not listener.errors
+    ours = {p.name: p.read_bytes() for p in (tmp_path / "medio").glob("*.dcm")}
+    assert len(ours) == 12 and ours == _received_by_pynetdicom(tmp_path / "ref", send)
+    for data in ours.values():
         ds = pydicom.dcmread(io.BytesIO(data))
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
 
 
-def test_listener_with_storescu_both_backends(tmp_path, ct_series):
+def test_listener_with_storescu(tmp_path, ct_series):
     storescu = require_tool("storescu")
     files = sorted(p for p in ct_series.iterdir() if p.is_file())[:8]
-    out = {}
-    for backend in ("medio", "pynetdicom"):
-        with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path / backend, host="127.0.0.1",
-                             backend=backend) as listener:
-            # storescu proposes each SOP class with several transfer syntax groups; 4 kB PDUs
-            run = subprocess.run([storescu, "-aet", "SCANNER", "-aec", "MEDIO", "-pdu", "4096", "127.0.0.1",
-                                  str(listener.port), *map(os.fspath, files)], capture_output=True, text=True,
-                                 timeout=120)
-            assert run.returncode == 0, run.stderr
-            bad = subprocess.run([storescu, "-aec", "NOTME", "127.0.0.1", str(listener.port),
-                                  os.fspath(files[0])], capture_output=True, text=True, timeout=60)
-            assert bad.returncode != 0 and "Called AE" in (bad.stdout + bad.stderr)
-            assert len(listener.received) == 8
-        out[backend] = {p.name: p.read_bytes() for p in (tmp_path / backend).glob("*.dcm")}
-    assert len(out["medio"]) == 8 and out["medio"] == out["pynetdicom"]
+
+    def send(port):  # storescu proposes each SOP class with several transfer syntax groups; 4 kB PDUs
+        run = subprocess.run([storescu, "-aet", "SCANNER", "-aec", "MEDIO", "-pdu", "4096", "127.0.0.1",
+                              str(port), *map(os.fspath, files)], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+
+    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path / "medio", host="127.0.0.1") as listener:
+        send(listener.port)
+        bad = subprocess.run([storescu, "-aec", "NOTME", "127.0.0.1", str(listener.port),
+                              os.fspath(files[0])], capture_output=True, text=True, timeout=60)
+        assert bad.returncode != 0 and "Called AE" in (bad.stdout + bad.stderr)
+        assert len(listener.received) == 8
+    ours = {p.name: p.read_bytes() for p in (tmp_path / "medio").glob("*.dcm")}
+    assert len(ours) == 8 and ours == _received_by_pynetdicom(tmp_path / "ref", send)
 
 
 def test_listener_survives_malformed_clients(tmp_path):
-    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path, host="127.0.0.1",
-                         backend="medio") as listener:
+    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path, host="127.0.0.1") as listener:
         port = listener.port
         # garbage instead of an A-ASSOCIATE-RQ: aborted (unrecognised PDU)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -391,8 +415,7 @@ def test_listener_survives_malformed_clients(tmp_path):
 def test_listener_negotiation(tmp_path):
     """Each context gets the first transfer syntax of the listener's preference the requestor offers, else the
     first it offers (stored as received); non-storage classes are refused."""
-    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path, host="127.0.0.1",
-                         backend="medio") as listener:
+    with StorageListener(ae_title="MEDIO", port=0, folder=tmp_path, host="127.0.0.1") as listener:
         contexts = [(1, CT, ["1.2.840.10008.1.2.2", IMPLICIT_LE, EXPLICIT_LE]), (3, CT, ["1.2.3.4.5.6.7"]),
                     (5, dimse.FIND_STUDY_ROOT, [IMPLICIT_LE]), (7, dimse.VERIFICATION, [IMPLICIT_LE])]
         with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as s:
@@ -412,18 +435,6 @@ def test_listener_negotiation(tmp_path):
     assert info.contexts[5][0] == 3 and info.contexts[7] == (0, IMPLICIT_LE)
 
 
-def test_backend_choice(monkeypatch):
-    from napari_medio.dicom.network import _dimse_backend
-
-    monkeypatch.delenv("NAPARI_MEDIO_DIMSE", raising=False)
-    assert _dimse_backend() == "medio" and DimseClient(DicomNode("A", "h", 1)).backend == "medio"
-    monkeypatch.setenv("NAPARI_MEDIO_DIMSE", "pynetdicom")
-    assert DimseClient(DicomNode("A", "h", 1)).backend == "pynetdicom"
-    assert StorageListener(folder=".", backend="medio").backend == "medio"
-    with pytest.raises(PacsError, match="DIMSE backend must be"):
-        DimseClient(DicomNode("A", "h", 1), backend="dcmtk")
-
-
 # -- against Orthanc -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def loaded(orthanc, ct_series):
@@ -437,55 +448,50 @@ def _tree(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-def test_get_and_move_both_backends_identical(orthanc, loaded, tmp_path):
-    trees = {}
-    for backend in ("medio", "pynetdicom"):
-        for method in ("get", "move"):
-            progress = []
-            client = DimseClient(orthanc.node(), backend=backend)
-            result = client.retrieve(loaded["study"], loaded["series"], dest=tmp_path / f"{backend}-{method}",
-                                     method=method, move_port=orthanc.move_port,
-                                     progress=lambda d, t: progress.append((d, t)))
-            assert result.completed == 93 and result.failed == 0 and len(result.files) == 93
-            assert progress[-1][0] == 93
-            trees[backend, method] = _tree(tmp_path / f"{backend}-{method}")
-            assert result.bytes == sum(len(v) for v in trees[backend, method].values())
-    first = trees["medio", "get"]
-    assert len(first) == 93 and all(name.endswith(".dcm") for name in first)
-    for key, tree in trees.items():
-        assert tree == first, key
+def test_get_and_move_write_what_pynetdicom_writes(orthanc, loaded, tmp_path):
+    ref = tmp_path / "pynetdicom"
+    assert pynetdicom_get(orthanc.node(), loaded["study"], ref, sop_classes=[CT]) == 93
+    expected = _tree(ref)
+    for method in ("get", "move"):
+        progress = []
+        result = DimseClient(orthanc.node()).retrieve(loaded["study"], loaded["series"], dest=tmp_path / method,
+                                                      method=method, move_port=orthanc.move_port,
+                                                      progress=lambda d, t: progress.append((d, t)))
+        assert result.completed == 93 and result.failed == 0 and len(result.files) == 93
+        assert progress[-1][0] == 93
+        tree = _tree(tmp_path / method)
+        assert result.bytes == sum(len(v) for v in tree.values())
+        assert tree == expected, method
     src = pydicom.dcmread(loaded["files"][0])
-    got = pydicom.dcmread(tmp_path / "medio-get" / f"{src.SOPInstanceUID}.dcm")
+    got = pydicom.dcmread(tmp_path / "get" / f"{src.SOPInstanceUID}.dcm")
     assert got.PixelData == src.PixelData
 
 
 @pytest.mark.parametrize("max_pdu", [4097, 16383])
 def test_get_with_odd_max_pdu(orthanc, loaded, tmp_path, max_pdu):
-    lean = DimseClient(orthanc.node(), max_pdu=max_pdu, backend="medio")
-    result = lean.retrieve(loaded["study"], dest=tmp_path / "a")
+    result = DimseClient(orthanc.node(), max_pdu=max_pdu).retrieve(loaded["study"], dest=tmp_path / "a")
     assert result.completed == 93
-    ref = DimseClient(orthanc.node(), backend="pynetdicom").retrieve(loaded["study"], dest=tmp_path / "b")
-    assert ref.completed == 93
+    assert pynetdicom_get(orthanc.node(), loaded["study"], tmp_path / "b", sop_classes=[CT], max_pdu=max_pdu) == 93
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
 
 
-def test_lean_listener_receives_from_orthanc(orthanc, loaded, tmp_path):
+def test_listener_receives_from_orthanc(orthanc, loaded, tmp_path):
     with StorageListener(ae_title="MEDIO", port=orthanc.move_port, folder=tmp_path / "in",
-                         host="127.0.0.1", backend="medio") as lst:
+                         host="127.0.0.1") as lst:
         orthanc_id = orthanc.rest("POST", "/tools/lookup", data=loaded["series"])[0]["ID"]
         orthanc.rest("POST", "/modalities/medio/store", json={"Resources": [orthanc_id], "Synchronous": True})
         assert len(lst.received) == 93 and not lst.errors
 
 
 @pytest.mark.parametrize("method", ["get", "move"])
-def test_cancel_lean(orthanc, loaded, tmp_path, method):
+def test_cancel(orthanc, loaded, tmp_path, method):
     calls = {"n": 0}
 
     def progress(done, total):
         calls["n"] = done
 
     with pytest.raises(CancelledError):
-        DimseClient(orthanc.node(), backend="medio").retrieve(loaded["study"], dest=tmp_path, method=method,
+        DimseClient(orthanc.node()).retrieve(loaded["study"], dest=tmp_path, method=method,
                                              move_port=orthanc.move_port, progress=progress,
                                              cancel=lambda: calls["n"] >= 5)
     got = list(tmp_path.glob("*.dcm"))
@@ -495,21 +501,21 @@ def test_cancel_lean(orthanc, loaded, tmp_path, method):
         assert pydicom.dcmread(f).PixelData
 
 
-def test_lean_association_faults(orthanc, loaded, tmp_path):
+def test_association_faults(orthanc, loaded, tmp_path):
     with pytest.raises(PacsError, match="connection refused"):
-        nobody = DimseClient(DicomNode("ORTHANC", "127.0.0.1", free_port()), backend="medio")
+        nobody = DimseClient(DicomNode("ORTHANC", "127.0.0.1", free_port()))
         nobody.retrieve(loaded["study"], dest=tmp_path)
     with pytest.raises(PacsError, match="rejected the association: Called AE title not recognised"):
         wrong = DicomNode("WRONG", "127.0.0.1", orthanc.dicom_port)
-        DimseClient(wrong, backend="medio").retrieve(loaded["study"], dest=tmp_path)
+        DimseClient(wrong).retrieve(loaded["study"], dest=tmp_path)
     with pytest.raises(PacsError, match="aborted the association.*'STRANGER' a known modality"):
-        stranger = DimseClient(orthanc.node(), calling_ae="STRANGER", backend="medio")
+        stranger = DimseClient(orthanc.node(), calling_ae="STRANGER")
         stranger.retrieve(loaded["study"], dest=tmp_path, method="move", move_port=free_port())
     assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("method", ["get", "move"])
-def test_server_killed_mid_retrieve_lean(tmp_path, method):
+def test_server_killed_mid_retrieve(tmp_path, method):
     import numpy as np
 
     from napari_medio.core.geometry import Geometry
@@ -530,7 +536,7 @@ def test_server_killed_mid_retrieve_lean(tmp_path, method):
                 server.kill()
 
         with pytest.raises(PacsError, match="stopped after") as info:
-            client = DimseClient(server.node(), timeout=10, backend="medio")
+            client = DimseClient(server.node(), timeout=10)
             client.retrieve(study, series, dest=tmp_path / "in", method=method, move_port=server.move_port,
                             progress=progress)
         assert "retrieving again completes the study" in str(info.value)
@@ -538,7 +544,7 @@ def test_server_killed_mid_retrieve_lean(tmp_path, method):
         assert 10 <= len(got) < 60 and not list((tmp_path / "in").glob(".medio-*"))
         restarted = start_orthanc(tmp_path / "orthanc")
         try:
-            client = DimseClient(restarted.node(), backend="medio")
+            client = DimseClient(restarted.node())
             result = client.retrieve(study, series, dest=tmp_path / "in", method=method,
                                      move_port=restarted.move_port)
             assert result.completed == 60
@@ -599,9 +605,9 @@ def test_fake_pacs_malformed_mid_get(tmp_path, monkeypatch):
         time.sleep(0.5)
 
     pacs = _FakePacs(script)
-    monkeypatch.setattr(DimseClient, "_study_sop_classes_lean", lambda self, study: [CT])
+    monkeypatch.setattr(DimseClient, "_study_sop_classes", lambda self, study: [CT])
     with pytest.raises(PacsError, match="malformed data .*unrecognised PDU type 0x09.*kept"):
-        DimseClient(pacs.node(), backend="medio").retrieve("1.2.3", dest=tmp_path)
+        DimseClient(pacs.node()).retrieve("1.2.3", dest=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["1.2.3.1.dcm"]
 
 
@@ -615,9 +621,9 @@ def test_fake_pacs_aborts_mid_data_set(tmp_path, monkeypatch):
         time.sleep(0.5)
 
     pacs = _FakePacs(script)
-    monkeypatch.setattr(DimseClient, "_study_sop_classes_lean", lambda self, study: [CT])
+    monkeypatch.setattr(DimseClient, "_study_sop_classes", lambda self, study: [CT])
     with pytest.raises(PacsError, match="stopped after 1 instance.*aborted"):
-        DimseClient(pacs.node(), backend="medio").retrieve("1.2.3", dest=tmp_path)
+        DimseClient(pacs.node()).retrieve("1.2.3", dest=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["1.2.3.1.dcm"]
 
 
@@ -635,9 +641,9 @@ def test_fake_pacs_final_status_and_counts(tmp_path, monkeypatch):
         conn.sendall(dimse.RELEASE_RP)
 
     pacs = _FakePacs(script)
-    monkeypatch.setattr(DimseClient, "_study_sop_classes_lean", lambda self, study: [CT])
+    monkeypatch.setattr(DimseClient, "_study_sop_classes", lambda self, study: [CT])
     progress = []
-    result = DimseClient(pacs.node(), backend="medio").retrieve("1.2.3", dest=tmp_path,
+    result = DimseClient(pacs.node()).retrieve("1.2.3", dest=tmp_path,
                                                progress=lambda d, t: progress.append((d, t)))
     assert result.completed == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1.2.3.1.dcm", "1.2.3.2.dcm"]

@@ -320,3 +320,25 @@ def test_cli_listen(tmp_path, ct_series):
     t.join(timeout=60)
     assert result.get("rc") == 0
     assert len(list((tmp_path / "in").glob("*.dcm"))) == 3
+
+
+def test_many_sends_and_retrieves_in_a_row(orthanc, ct_series, tmp_path):
+    """Hundreds of C-STOREs with a short DIMSE timeout, then C-GET and C-MOVE read back byte for byte."""
+    import pydicom
+
+    files = sorted(p for p in ct_series.iterdir() if p.is_file())
+    client = DimseClient(orthanc.node(), timeout=5)
+    for _ in range(4):
+        assert client.send(files) == {"sent": len(files), "failed": {}}
+    ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    for method in ("get", "move"):
+        out = tmp_path / method
+        result = client.retrieve(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), dest=out, method=method,
+                                 move_port=orthanc.move_port)
+        assert result.completed == len(files) and result.failed == 0
+        assert not list(out.glob(".medio-*"))
+        for f in files[:5]:
+            src = pydicom.dcmread(f)
+            got = pydicom.dcmread(out / f"{src.SOPInstanceUID}.dcm")
+            assert got.file_meta.MediaStorageSOPInstanceUID == src.SOPInstanceUID
+            assert got.PixelData == src.PixelData

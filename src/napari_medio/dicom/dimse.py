@@ -1,11 +1,17 @@
 """A lean DICOM upper layer and DIMSE receive path: C-GET and C-MOVE SCU, C-STORE SCP, C-ECHO.
 
 Written by hand (from PS3.8 "Network Communication Support for Message Exchange" and PS3.7
-"Message Exchange") because no maintained Python library receives C-STORE sub-operations
-at dcmtk's speed: pynetdicom decodes every C-STORE-RQ command set with pydicom, encodes every
-response, builds PDU and primitive objects, dispatches events and hands the GIL between two
-threads per association -- about 4 ms of Python per instance, where dcmtk's getscu spends
-0.3 s of CPU on a whole 300-instance retrieve (docs/performance.md, "DICOM network").
+"Message Exchange") because receiving with pynetdicom is too slow for a retrieve a user waits
+for: it decodes every C-STORE-RQ command set with pydicom, builds PDU and primitive objects,
+dispatches events, hands the GIL between two threads per association and polls with 1 ms
+sleeps -- about 5 ms of Python per instance.  A 300-instance C-GET from Orthanc takes 5.6-6.7x
+longer with plain pynetdicom than with this module (docs/performance.md, "DICOM network";
+``benchmarks/bench_dicom_net.py``), and the files written are byte for byte pynetdicom's
+(tests/dicom_net/test_dimse.py).  C-STORE SCU (sending) is here too: pynetdicom 3.0's
+``send_c_store`` pauses its reactor racily, so over a fast link (``TCP_NODELAY``) about one
+response in a few hundred is taken by the idle reactor and dropped, and the send then fails with a
+DIMSE timeout; without ``TCP_NODELAY`` every instance waits ~50 ms for a delayed ACK (5x slower).
+C-FIND and C-ECHO are pynetdicom's.
 
 What is here, and nothing more:
 
@@ -14,9 +20,9 @@ What is here, and nothing more:
   and version name, SCP/SCU role selection for C-GET); P-DATA-TF with its PDV fragments;
   A-RELEASE-RQ/RP; A-ABORT;
 * DIMSE command sets (PS3.7 9.3 and E.1), Implicit VR Little Endian, group 0000 only, encoded and
-  parsed by hand: C-STORE, C-GET, C-MOVE, C-FIND and C-ECHO requests and responses;
-* :func:`associate` (the requestor side) and :class:`Association` with ``c_echo``, ``c_find``,
-  ``c_get`` and ``c_move``; :class:`StoreSCP`, the acceptor used as the C-MOVE destination and by
+  parsed by hand: C-STORE, C-GET, C-MOVE and C-ECHO requests and responses;
+* :func:`associate` (the requestor side) and :class:`Association` with ``c_echo``, ``c_store`` and
+  ``retrieve`` (C-GET, C-MOVE); :class:`StoreSCP`, the acceptor used as the C-MOVE destination and by
   ``network.StorageListener``.
 
 One plain blocking socket per association (``TCP_NODELAY``), read through one reusable buffer;
@@ -28,8 +34,8 @@ header (:func:`part10_header`, byte for byte what pynetdicom writes), and the fi
 only complete files.  Timeouts: connecting, the association answer (ARTIM), every wait for
 data and the release answer are bounded; an idle wait can call a ``tick`` (cancel checks).
 
-Identifiers of C-FIND/C-GET/C-MOVE requests are encoded (and C-FIND answers decoded) with
-pydicom, once per request; C-STORE data sets are not touched.
+The identifiers of C-GET/C-MOVE requests are encoded with pydicom (through pynetdicom's
+``dsutils.encode``), once per request; C-STORE data sets are not touched.
 """
 from __future__ import annotations
 
@@ -474,6 +480,25 @@ def valid_uid(uid: str) -> bool:
     return 0 < len(uid) <= 64 and _UID.match(uid) is not None
 
 
+def part10_meta(path: "str | os.PathLike[str]") -> tuple[str, str, str, int]:
+    """(SOP Class UID, SOP Instance UID, transfer syntax UID, offset of the data set) of a Part-10 file, from
+    its File Meta (read with pydicom); ValueError when it is not a Part-10 file."""
+    from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_file_meta_info
+
+    try:
+        meta = read_file_meta_info(path)
+    except InvalidDicomError as exc:
+        raise ValueError(f"not a DICOM Part-10 file ({exc})") from None
+    try:
+        found = (str(meta.MediaStorageSOPClassUID), str(meta.MediaStorageSOPInstanceUID),
+                 str(meta.TransferSyntaxUID), 144 + int(meta.FileMetaInformationGroupLength))
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError("its File Meta Information lacks the SOP class, instance, transfer syntax or group "
+                         "length") from None
+    return found
+
+
 # -- transport -----------------------------------------------------------------------------------------------
 class _Channel:
     """One association's socket, read through one reusable buffer.
@@ -789,6 +814,25 @@ class Association:
         raise self._malformed(f"an unrecognised PDU type 0x{kind:02X}", 1)
 
     # -- services --------------------------------------------------------------------------------------------
+    def context_for_syntax(self, abstract: str, transfer_syntax: str) -> Optional[int]:
+        """The accepted presentation context for an abstract syntax in one transfer syntax, or None."""
+        for cid, pair in self.contexts.items():
+            if pair == (abstract, transfer_syntax):
+                return cid
+        return None
+
+    def c_store(self, context: int, sop_class: str, sop_uid: str, dataset: bytes) -> int:
+        """C-STORE one data set (already encoded in the context's transfer syntax); returns the status."""
+        mid = self.next_message_id()
+        self.send(context, {AFFECTED_SOP_CLASS: sop_class, COMMAND_FIELD: C_STORE_RQ, MESSAGE_ID: mid,
+                            PRIORITY: 0, DATASET_TYPE: 0x0000, AFFECTED_SOP_INSTANCE: sop_uid}, dataset)
+        while True:
+            msg = self.receive(lambda cmd, cid: 0xA700)  # a C-STORE from the peer here: drained, refused
+            if msg.kind != "dimse":
+                raise ConnectionLost("the peer released the association during C-STORE")
+            if msg.command.field == C_STORE_RSP and msg.command.us(RESPONDED_TO) == mid:
+                return msg.command.status
+
     def c_echo(self) -> int:
         ctx = self.context_for(VERIFICATION)
         if ctx is None:
@@ -811,37 +855,6 @@ class Association:
         if raw is None:
             raise ValueError("the identifier could not be encoded")
         return raw
-
-    def c_find(self, ds: Any, model: str = FIND_STUDY_ROOT) -> Iterator[tuple]:
-        """C-FIND: yields ``(status, identifier data set or None)`` for each response (the last one final)."""
-        from io import BytesIO
-
-        from pynetdicom.dsutils import decode
-
-        ctx = self.context_for(model)
-        if ctx is None:
-            raise NotAssociated("rejected", "the C-FIND presentation context was not accepted")
-        mid = self.next_message_id()
-        self.send(ctx, {AFFECTED_SOP_CLASS: model, COMMAND_FIELD: C_FIND_RQ, MESSAGE_ID: mid, PRIORITY: 0,
-                        DATASET_TYPE: 0x0001}, self._identifier(ctx, ds))
-        implicit = self.contexts[ctx][1] == IMPLICIT_LE
-        while True:
-            msg = self.receive()
-            if msg.kind != "dimse":
-                raise ConnectionLost("the peer released the association during C-FIND")
-            cmd = msg.command
-            if cmd.field != C_FIND_RSP or cmd.us(RESPONDED_TO) != mid:
-                continue
-            status = cmd.status
-            identifier = None
-            if msg.data is not None:
-                try:
-                    identifier = decode(BytesIO(msg.data), implicit, True)
-                except Exception as exc:
-                    raise self._malformed(f"an undecodable C-FIND identifier ({exc})", 0) from None
-            yield status, identifier
-            if status not in _PENDING:
-                return
 
     def retrieve(self, kind: str, ds: Any, folder: "str | os.PathLike[str]", *, destination: str = "",
                  model: Optional[str] = None, on_stored: Optional[Callable[[Path, int], None]] = None,
