@@ -186,10 +186,10 @@ def rasterize_rtstruct(rs: RTStructureSet, reference: Any = None, *, spacing: fl
     point and open contours are kept only in :meth:`RTStructureSet.paths`.
     """
     from ..core.segmentation import Segment, Segmentation
-    from .seg import _reference_grid, _split_layers
+    from .seg import reference_grid, split_layers
 
     if reference is not None:
-        geometry, shape = _reference_grid(reference)
+        geometry, shape = reference_grid(reference)
     else:
         geometry, shape = _grid_for_contours(rs, spacing)
     rois = [r for r in rs.rois if r.closed_planar]
@@ -205,7 +205,7 @@ def rasterize_rtstruct(rs: RTStructureSet, reference: Any = None, *, spacing: fl
             masks[k, :, :, n] ^= _fill_polygon(ijk[:, 1], ijk[:, 0], (shape[1], shape[2]))
     if not rois:
         raise FormatError(rs.source, "the structure set has no closed planar contours to rasterise")
-    groups = _split_layers(masks[..., : len(rois)])
+    groups = split_layers(masks[..., : len(rois)])
     arr = np.zeros((len(groups),) + tuple(shape), dtype=np.uint8 if len(rois) < 255 else np.uint16)
     segments = []
     for layer, members in enumerate(groups):

@@ -24,7 +24,8 @@ from ..core.errors import CancelledError, FormatError, MedioError
 from ..core.geometry import Geometry, reorient
 from ..core.volume import Volume
 
-__all__ = ["SEG_SOP_CLASS", "read_seg", "read_seg_segmentation", "seg_dataset", "terminology_entry"]
+__all__ = ["SEG_SOP_CLASS", "read_seg", "read_seg_segmentation", "reference_grid", "seg_dataset", "split_layers",
+           "terminology_entry"]
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 _LABELMAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -101,7 +102,7 @@ def _hd_volume_geometry(affine: np.ndarray) -> Geometry:
     return Geometry.from_index_to_lps(m)
 
 
-def _split_layers(masks: np.ndarray) -> list[list[int]]:
+def split_layers(masks: np.ndarray) -> list[list[int]]:
     """Greedy grouping of segment indices into layers whose masks do not overlap."""
     layers: list[tuple[list[int], np.ndarray]] = []
     for n in range(masks.shape[-1]):
@@ -116,7 +117,8 @@ def _split_layers(masks: np.ndarray) -> list[list[int]]:
     return [members for members, _ in layers] or [[]]
 
 
-def _reference_grid(reference: Any) -> tuple[Geometry, tuple[int, int, int]]:
+def reference_grid(reference: Any) -> tuple[Geometry, tuple[int, int, int]]:
+    """(LPS geometry, (k, j, i) shape) of a reference image: a (geometry, shape) pair, a Volume or a series."""
     from .export import load_reference_series, reference_geometry
 
     if isinstance(reference, tuple) and len(reference) == 2 and isinstance(reference[0], Geometry):
@@ -244,10 +246,10 @@ def read_seg_segmentation(path: "str | os.PathLike[str]", reference_series: Any 
         raise FormatError(p, f"cannot place the DICOM SEG frames on a volume: {type(exc).__name__}: {exc}") from None
     masks, geometry, fractional = _seg_masks(seg, p, numbers, threshold)
     if reference_series is not None:
-        ref_geom, ref_shape = _reference_grid(reference_series)
+        ref_geom, ref_shape = reference_grid(reference_series)
         masks = _resample_onto(masks, geometry, ref_geom, ref_shape)
         geometry = ref_geom
-    groups = _split_layers(masks)
+    groups = split_layers(masks)
     top = max((len(g) for g in groups), default=1)
     layer_arrays = np.zeros((len(groups),) + masks.shape[:3], dtype=np.uint8 if top < 255 else np.uint16)
     descs = {int(s.SegmentNumber): s for s in seg.SegmentSequence}

@@ -91,11 +91,11 @@ EXTENSIONS = (".seq.mha", ".seq.mhd", ".igs.mha", ".igs.mhd", ".igs.nrrd")
 
 _FRAME_KEY = re.compile(r"^Seq_Frame(\d+)_(.+)$", re.IGNORECASE)
 #: Structural MetaImage keys regenerated on write (not kept in ``fields``).
-_MHA_STRUCTURAL = set(_mi._STANDARD_KEYS) | {"Kinds"}
+_MHA_STRUCTURAL = set(_mi.STANDARD_KEYS) | {"Kinds"}
 #: NRRD global field spellings -> the MetaImage names used in the metadata.
 _NRRD_NAMES = {"ultrasound image orientation": "UltrasoundImageOrientation",
                "ultrasound image type": "UltrasoundImageType"}
-_MET_TYPES = {v: k for k, v in _mi._NUMPY_TYPES.items() if k not in ("MET_LONG", "MET_ULONG")}
+_MET_TYPES = {v: k for k, v in _mi.NUMPY_TYPES.items() if k not in ("MET_LONG", "MET_ULONG")}
 _SPATIAL_KINDS = {"domain", "space"}
 _FRAME_KINDS = {"list", "time"}
 
@@ -121,7 +121,7 @@ def sniff(head: bytes, path: Path) -> bool:
 
 def _metaimage_header(head: bytes) -> bool:
     """``Key = value`` lines with ObjectType = Image or NDims (DimSize may be missing: the reader says so)."""
-    pairs = _mi._header_lines(head[:4096])
+    pairs = _mi.header_pairs(head[:4096])
     if not pairs:
         return False
     keys = {k for k, _ in pairs}
@@ -375,13 +375,13 @@ def _read_mha(path: Path, *, labelmap: bool | None, mmap: bool) -> Volume:
     etype = fields.get("ElementType", "MET_UCHAR").strip().upper()
     if etype in ("MET_OTHER", "MET_NONE", "") and 0 in spatial:
         etype = "MET_UCHAR"  # tracking-only files may leave the voxel type open
-    if etype not in _mi._NUMPY_TYPES:
+    if etype not in _mi.NUMPY_TYPES:
         raise FormatError(path, f"element type {etype or '(missing)'} is not supported")
     if fields.get("BinaryData", "True").strip().lower() != "true":
         raise FormatError(path, "ASCII voxel data (BinaryData = False) is not supported")
     big = any(fields.get(k, "False").strip().lower() == "true"
               for k in ("BinaryDataByteOrderMSB", "ElementByteOrderMSB"))
-    dtype = np.dtype(_mi._NUMPY_TYPES[etype]).newbyteorder(">" if big else "<")
+    dtype = np.dtype(_mi.NUMPY_TYPES[etype]).newbyteorder(">" if big else "<")
     geometry = _mha_geometry(path, fields, len(spatial), naxes)
     frames_meta, frame_fields = _split_frame_fields(path, pairs, nrrd=False)
     global_fields = {k: v for k, v in frames_meta.items() if k not in _MHA_STRUCTURAL}

@@ -18,7 +18,7 @@ from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._imageio import LABELMAP_OPTION, file_size, read_sitk
-from .raster import _components
+from .raster import component_axis
 
 NAME = "lsm"
 
@@ -110,7 +110,7 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any
     _check_complete(p)
     vol = read_sitk(p, "LSMImageIO", labelmap=labelmap)
     if vol.components is not None:
-        vol.components = _components(vol.n_components, vol.dtype, True)
+        vol.components = component_axis(vol.n_components, vol.dtype, True)
     return [vol]
 
 

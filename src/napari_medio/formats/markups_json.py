@@ -40,7 +40,8 @@ from ..core.registry import FileFormat, register
 from .naming import base_name
 from ._text import load_json
 
-__all__ = ["SCHEMA_URL", "read_markups_json", "write_markups_json", "markups_to_json", "schema", "validate"]
+__all__ = ["SCHEMA_URL", "read_markups_json", "write_markups_json", "markup_from_json", "markups_to_json", "schema",
+           "validate"]
 
 #: The ``@schema`` value Slicer writes (exactly; ``master`` and lower case are intended).
 SCHEMA_URL = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/"
@@ -133,7 +134,7 @@ def read_markups_json(path: "str | os.PathLike[str]", **_: Any) -> list[Markups]
         raise FormatError(p, "the file holds no markups (empty \"markups\" array)")
     out = []
     for i, item in enumerate(items):
-        m = _markup_from_json(item, p, f"markups[{i}]")
+        m = markup_from_json(item, p, f"markups[{i}]")
         if not m.name:
             m.name = base_name(p) if len(items) == 1 else f"{base_name(p)}_{i}"
         m.source = os.fspath(p)
@@ -141,7 +142,8 @@ def read_markups_json(path: "str | os.PathLike[str]", **_: Any) -> list[Markups]
     return out
 
 
-def _markup_from_json(item: dict, p: Path, where: str) -> Markups:
+def markup_from_json(item: dict, p: Path, where: str) -> Markups:
+    """One markup from its object in a ``.mrk.json`` ``markups`` list (points in LPS); errors name ``p`` and ``where``."""
     mtype = item.get("type")
     if mtype not in MARKUP_TYPES:
         raise FormatError(p, f"{where}.type: unknown markup type {mtype!r}")

@@ -48,8 +48,8 @@ _ELEMENT_BYTES = {
     "MET_DOUBLE": 8,
 }
 
-# Header keys ITK derives from the geometry or the voxels: not copied into metadata.
-_STANDARD_KEYS = {
+#: Header keys ITK derives from the geometry or the voxels: not copied into metadata.
+STANDARD_KEYS = {
     "ObjectType", "ObjectSubType", "NDims", "BinaryData", "BinaryDataByteOrderMSB", "ElementByteOrderMSB",
     "CompressedData", "CompressedDataSize", "TransformMatrix", "Rotation", "Orientation", "Offset",
     "Origin", "Position", "CenterOfRotation", "AnatomicalOrientation", "ElementSpacing", "DimSize",
@@ -59,7 +59,7 @@ _STANDARD_KEYS = {
 }
 
 
-def _header_lines(head: bytes) -> list[tuple[str, str]] | None:
+def header_pairs(head: bytes) -> list[tuple[str, str]] | None:
     """``(key, value)`` pairs of a MetaImage header up to ElementDataFile, or None when not one."""
     lines = head.split(b"\n")
     complete = b"ElementDataFile" in head
@@ -82,7 +82,7 @@ def _header_lines(head: bytes) -> list[tuple[str, str]] | None:
 
 def sniff(head: bytes, path: Path) -> bool:
     """A MetaImage header: ``Key = value`` lines naming NDims or ObjectType = Image."""
-    pairs = _header_lines(head[:4096])
+    pairs = header_pairs(head[:4096])
     if not pairs:
         return False
     keys = {k for k, _ in pairs}
@@ -166,7 +166,8 @@ def _check_complete(path: Path) -> None:
     require_bytes(path, needed + max(header_size, 0), size, f"voxel data in {datafile}")
 
 
-_NUMPY_TYPES = {
+#: MetaImage ``ElementType`` -> NumPy type code (byte order added by the reader).
+NUMPY_TYPES = {
     "MET_CHAR": "i1", "MET_UCHAR": "u1", "MET_SHORT": "i2", "MET_USHORT": "u2", "MET_INT": "i4",
     "MET_UINT": "u4", "MET_LONG": "i4", "MET_ULONG": "u4", "MET_LONG_LONG": "i8", "MET_ULONG_LONG": "u8",
     "MET_FLOAT": "f4", "MET_DOUBLE": "f8",
@@ -193,7 +194,7 @@ def _read_mapped(path: Path, labelmap: bool | None) -> Volume | None:
         return None
     etype = fields.get("ElementType", "").strip()
     datafile = fields.get("ElementDataFile", "").strip()
-    if etype not in _NUMPY_TYPES or not datafile or datafile.upper().startswith("LIST") or "%" in datafile \
+    if etype not in NUMPY_TYPES or not datafile or datafile.upper().startswith("LIST") or "%" in datafile \
             or " " in datafile:
         return None
     reader = sitk.ImageFileReader()
@@ -206,7 +207,7 @@ def _read_mapped(path: Path, labelmap: bool | None) -> Volume | None:
     dim = reader.GetDimension()
     ncomp = reader.GetNumberOfComponents()
     shape = tuple(int(s) for s in reversed(reader.GetSize())) + ((ncomp,) if ncomp > 1 else ())
-    dtype = np.dtype(_NUMPY_TYPES[etype]).newbyteorder("<")
+    dtype = np.dtype(NUMPY_TYPES[etype]).newbyteorder("<")
     count = int(np.prod(shape, dtype=np.int64))
     if datafile.upper() == "LOCAL":
         source, start = path, offset
@@ -243,7 +244,7 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, mmap: bo
 
 def _custom_fields(path: Path) -> dict:
     fields, _ = _parse_header(path)
-    return {k: v for k, v in fields.items() if k not in _STANDARD_KEYS}
+    return {k: v for k, v in fields.items() if k not in STANDARD_KEYS}
 
 
 def write(volume: Volume, path: str | os.PathLike[str], *, compress: bool = True, **_: Any) -> list[str]:
@@ -251,7 +252,7 @@ def write(volume: Volume, path: str | os.PathLike[str], *, compress: bool = True
     vol = as_volume(volume, path, "MetaImage")
     image = to_sitk(vol, path)
     for key, value in (vol.metadata.get("metaimage") or {}).items():
-        if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) and key not in _STANDARD_KEYS:
+        if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) and key not in STANDARD_KEYS:
             image.SetMetaData(key, str(value).replace("\n", " "))
     return write_sitk(vol, path, "MetaImageIO", compress=compress, image=image)
 

@@ -68,7 +68,7 @@ from ._imageio import (
     write_files_atomically,
 )
 
-__all__ = ["read_bmp", "read_jpeg", "read_png", "read_series", "read_tiff"]
+__all__ = ["component_axis", "read_bmp", "read_jpeg", "read_png", "read_series", "read_tiff"]
 
 _JSON_KEY = "napari_medio"
 
@@ -101,7 +101,8 @@ def sniff_bmp(head: bytes, path: Path) -> bool:
 
 
 # -- common ----------------------------------------------------------------------------------
-def _components(n: int, dtype: np.dtype, rgb_capable: bool) -> AxisInfo | None:
+def component_axis(n: int, dtype: np.dtype, rgb_capable: bool) -> AxisInfo | None:
+    """The components axis of ``n``-component pixels: None for one, RGB(A) for 3/4 uint8 when allowed, else vector."""
     if n == 1:
         return None
     if rgb_capable and dtype == np.uint8 and n in (3, 4):
@@ -246,7 +247,7 @@ def _tiff_volume(path: Path) -> Volume:
     # remaining axes are pages (Z for a single one; extra axes before it otherwise).
     components = None
     if axes.endswith("S") and array.shape[-1] > 1:
-        components = _components(array.shape[-1], array.dtype, True)
+        components = component_axis(array.shape[-1], array.dtype, True)
     elif axes.endswith("S"):
         array = array[..., 0]
         axes = axes[:-1]
@@ -440,7 +441,7 @@ def _pillow_frame(path: Path, reason: str) -> Volume:
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds
         raise FormatError(path, f"cannot decode picture: {exc}") from None
     spacing = _png_scal(path) or [25.4 / float(d) if d and float(d) > 0 else 1.0 for d in (dpi or (0, 0))][:2]
-    comps = _components(array.shape[-1], array.dtype, True) if array.ndim == 3 else None
+    comps = component_axis(array.shape[-1], array.dtype, True) if array.ndim == 3 else None
     return Volume(array, Geometry(spacing, [0.0, 0.0], np.eye(2)), name=base_name(path), components=comps,
                   source=os.fspath(path))
 
@@ -474,7 +475,7 @@ def _sitk_frame(path: Path, imageio: str, check) -> Volume:
     if imageio == "BMPImageIO" and vol.n_components == 3 and _bmp_is_gray_palette(path):
         vol = vol.with_array(np.ascontiguousarray(vol.to_numpy()[..., 0]), components=None)
     if vol.components is not None:
-        vol.components = _components(vol.n_components, vol.dtype, True)
+        vol.components = component_axis(vol.n_components, vol.dtype, True)
     return vol
 
 

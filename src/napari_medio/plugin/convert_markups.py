@@ -22,7 +22,7 @@ from ..core import registry
 from ..core.errors import MedioError
 from ..core.geometry import WORLD_AXIS_LABELS
 from ..core.markups import ControlPoint, Markups, flip_orientation
-from ..formats.markups_json import _markup_from_json, markups_to_json
+from ..formats.markups_json import markup_from_json, markups_to_json
 from .layers import data_to_world_matrix, register_from_layer, register_to_layer
 
 __all__ = ["markups_to_layer_data", "markups_from_points", "markups_from_shapes", "write_points", "write_shapes"]
@@ -53,7 +53,7 @@ def _markup_from_meta(medio: dict) -> Optional[Markups]:
         return None
     item = dict(item)
     stored = item.pop("_stored_cs", "LPS")
-    m = _markup_from_json(item, None, "markups")  # type: ignore[arg-type]
+    m = markup_from_json(item, None, "markups")  # type: ignore[arg-type]
     m.coordinate_system = stored
     m.name = item.get("name", "")
     m.source = medio.get("source")

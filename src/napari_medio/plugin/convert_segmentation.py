@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..core.segmentation import Segmentation
-from .layers import _labels_from_layer, register_from_layer, register_to_layer, volume_to_layer_data
+from .layers import labels_from_layer, register_from_layer, register_to_layer, volume_to_layer_data
 
 __all__ = ["segmentation_to_layer_data", "segmentation_from_labels"]
 
@@ -58,7 +58,7 @@ def segmentation_from_labels(data: Any, attributes: dict) -> Optional[Segmentati
     medio = (attributes.get("metadata") or {}).get("medio") or {}
     if not (medio.get("metadata") or {}).get("segmentation"):
         return None
-    vol = _labels_from_layer(data, attributes)
+    vol = labels_from_layer(data, attributes)
     return Segmentation.from_labelmap(vol, name=attributes.get("name") or None)
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "data_to_world_matrix",
     "direct_colormap",
     "from_layer",
+    "labels_from_layer",
     "register_from_layer",
     "register_layer_decorator",
     "register_to_layer",
@@ -397,7 +398,8 @@ def _image_from_layer(data: Any, attributes: dict) -> Volume:
     return volume_from_layer(data, attributes, kind="volume")
 
 
-def _labels_from_layer(data: Any, attributes: dict) -> Volume:
+def labels_from_layer(data: Any, attributes: dict) -> Volume:
+    """A label-map Volume from a Labels layer's data and attributes, with the layer's colour table."""
     vol = volume_from_layer(data, attributes, kind="labelmap")
     table = _color_table_from_attributes(attributes)
     if table:
@@ -437,4 +439,4 @@ def _color_table_from_attributes(attributes: dict) -> dict | None:
 
 register_to_layer(Volume, volume_to_layer_data)
 register_from_layer("image", _image_from_layer, first=False)
-register_from_layer("labels", _labels_from_layer, first=False)
+register_from_layer("labels", labels_from_layer, first=False)
