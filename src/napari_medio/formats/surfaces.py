@@ -164,6 +164,37 @@ def _label_table(labs: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.where(found, idx, -1).astype(np.int32), np.arange(want.size, dtype=np.int32)
 
 
+def _labelled_faces(poly: Any, tris: np.ndarray, want: np.ndarray,
+                    method: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(flat face indices, their labels, face count) of the faces of the ``want`` labels.
+
+    Surface nets label both sides of a face: the flat index is ``side * n + face``,
+    side 0 of all faces first.  Other methods label a face by its first point's
+    scalar (or by the cell scalars).
+    """
+    from vtkmodules.util import numpy_support as ns
+
+    if method == "surface_nets":
+        bl = ns.vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
+        n = bl.shape[0]
+        sides = np.ascontiguousarray(bl.T).reshape(-1)
+        top = int(sides.max()) if sides.size else 0
+        if sides.size and (sides.dtype.kind == "u" or sides.min() >= 0) and top < 1 << 20:
+            lut = np.zeros(top + 1, bool)  # a lookup table beats np.isin
+            lut[want[(want >= 0) & (want <= top)]] = True
+            f = np.flatnonzero(lut[sides])
+        else:
+            f = np.flatnonzero(np.isin(sides, want))
+        return f, sides[f], n
+    sc = poly.GetPointData().GetScalars()
+    if sc is None:
+        cell_lab = ns.vtk_to_numpy(poly.GetCellData().GetScalars()).reshape(-1)
+    else:
+        cell_lab = ns.vtk_to_numpy(sc).reshape(-1)[tris[:, 0]]
+    f = np.flatnonzero(np.isin(cell_lab, want))
+    return f, cell_lab[f], cell_lab.size
+
+
 def _split_numpy(poly: Any, labels: list[int], method: str,
                  matrix: Optional[np.ndarray] = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """:func:`_split` without numba, vectorised.
@@ -183,28 +214,7 @@ def _split_numpy(poly: Any, labels: list[int], method: str,
     pts = ns.vtk_to_numpy(poly.GetPoints().GetData())
     tris = _triangles(polys)
     want = np.asarray(sorted(labels))
-    if method == "surface_nets":
-        bl = ns.vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
-        # Both sides of every face, side 0 of all faces first: flat index f = side * n + face.
-        n = bl.shape[0]
-        sides = np.ascontiguousarray(bl.T).reshape(-1)
-        top = int(sides.max()) if sides.size else 0
-        if sides.size and (sides.dtype.kind == "u" or sides.min() >= 0) and top < 1 << 20:
-            lut = np.zeros(top + 1, bool)  # a lookup table beats np.isin
-            lut[want[(want >= 0) & (want <= top)]] = True
-            f = np.flatnonzero(lut[sides])
-        else:
-            f = np.flatnonzero(np.isin(sides, want))
-        labs = sides[f]
-    else:
-        sc = poly.GetPointData().GetScalars()
-        if sc is None:
-            cell_lab = ns.vtk_to_numpy(poly.GetCellData().GetScalars()).reshape(-1)
-        else:
-            cell_lab = ns.vtk_to_numpy(sc).reshape(-1)[tris[:, 0]]
-        n = cell_lab.size
-        f = np.flatnonzero(np.isin(cell_lab, want))
-        labs = cell_lab[f]
+    f, labs, n = _labelled_faces(poly, tris, want, method)
     # Group the (face, side) pairs by label, stably (a radix sort for 8/16-bit labels);
     # the faces seen from side 1 (surface nets' second label) get their winding flipped.
     order = np.argsort(labs, kind="stable")
