@@ -8,7 +8,7 @@ keep their stored type unless the header scales them (``scl_slope`` /
 factors are kept in metadata.
 
 The writer streams the NIfTI-1 header and voxels itself so that ``.nii.gz``
-is deflated in parallel on all cores (one gzip member every reader accepts)
+is deflated on two threads by ``isal`` (one gzip member every reader accepts)
 and huge or lazy arrays are written slab by slab; qform and sform are both
 written with code 1 (scanner anatomical), as ITK writes them.
 """
@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core import registry
 from ..core.errors import CancelledError, FormatError, MedioError, WriteError
-from ..core.fileio import atomic_outputs, gzip_compress_parallel, gzip_read
+from ..core.fileio import atomic_outputs, gzip_read, gzip_write
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, DisplayWindow, Volume
 from .naming import base_name, looks_like_labelmap
@@ -199,10 +199,9 @@ def _load_by_content(path: Path):
 def _fast_gzip_voxels(proxy: Any, img: Any, path: Path, progress: Any) -> Optional[np.ndarray]:
     """Voxels of a single-file .nii.gz inflated by :func:`~napari_medio.core.fileio.gzip_read`, or None.
 
-    Issue 9: nibabel inflates with the standard library's zlib through a file
-    object; this inflates our indexed files in parallel and others with
-    libdeflate in one call (2-4x faster), bit for bit the same, then lays the
-    bytes out exactly as nibabel's ``get_unscaled`` does (scaling stays with the caller).
+    nibabel inflates with the standard library's zlib through a file object;
+    isal is faster (see docs/performance.md).  The bytes are laid out as
+    nibabel's ``get_unscaled`` lays them out (scaling stays with the caller).
     """
     file_like = getattr(proxy, "file_like", None)
     if not isinstance(file_like, str) or not file_like.lower().endswith(".gz"):
@@ -213,14 +212,7 @@ def _fast_gzip_voxels(proxy: Any, img: Any, path: Path, progress: Any) -> Option
     dtype = np.dtype(proxy.dtype)
     offset = int(proxy.offset)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    try:
-        buf = gzip_read(file_like, 0, offset + nbytes, progress=progress)
-    except (MedioError, CancelledError):
-        raise
-    except Exception as exc:
-        raise FormatError(path, f"gzip data is corrupt or truncated: {exc}") from None
-    if buf.size < offset + nbytes:
-        raise FormatError(path, f"data is truncated: {max(buf.size - offset, 0)} bytes for {nbytes} expected")
+    buf = gzip_read(file_like, 0, offset + nbytes, progress=progress)
     flat = buf[offset:offset + nbytes].view(dtype)
     return flat.reshape(shape, order=getattr(proxy, "order", "F"))
 
@@ -521,7 +513,7 @@ def write_nifti(
         total = len(prefix) + int(np.prod(volume.shape, dtype=np.int64)) * np.dtype(volume.array.dtype).itemsize
         with open(data_temp, "wb") as fh:
             if compressed:
-                gzip_compress_parallel(chunks(), fh, level=compression_level, progress=progress, total=total)
+                gzip_write(fh, chunks(), level=compression_level, progress=progress, total=total)
             else:
                 prog = ensure_progress(progress)
                 prog.start(total)
@@ -539,7 +531,7 @@ registry.register(registry.FileFormat(
     write=write_nifti,
     sniff=_sniff_nifti,
     kinds=("volume", "labelmap"),
-    backend="nibabel (reader), napari-medio (parallel gzip writer)",
+    backend="nibabel (reader), napari-medio (isal gzip)",
 ))
 registry.register(registry.FileFormat(
     name="analyze",

@@ -2,8 +2,8 @@
 
 Header fields are parsed by ``pynrrd``; the voxel data is read here because the
 plugin needs what pynrrd does not give: raw data memory-mapped instead of
-copied (a huge volume opens instantly), the fastest available inflate
-(``isal``/``zlib-ng``), a clear error on truncation, and the NRRD space
+copied (a huge volume opens instantly), gzip inflated by ``isal``/``zlib-ng``
+into an array of the declared size (with progress), a clear error on truncation, and the NRRD space
 converted to the one LPS world (``right-anterior-superior`` files, such as
 Slicer's DWI and <= 5.8 sequence files, are flipped on read).  The writer emits
 the header Slicer writes (``space: left-posterior-superior``, kinds, gzip).
@@ -32,8 +32,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core import registry
-from ..core.errors import CancelledError, FormatError, MedioError, WriteError
-from ..core.fileio import atomic_outputs, gzip_module, gzip_read
+from ..core.errors import FormatError, MedioError, WriteError
+from ..core.fileio import atomic_outputs, gzip_decompress, gzip_read, gzip_write
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name, looks_like_labelmap
@@ -193,15 +193,7 @@ def _read_data(header: dict, path: Path, offset: int, dtype: np.dtype, count: in
             fh.seek(start)
             return np.frombuffer(fh.read(nbytes), dtype=dtype).copy()
     if encoding in ("gzip", "gz") and not line_skip:
-        # Fast path (issue 9): parallel inflate of our indexed gzip, libdeflate in one call for
-        # others, chunked (progress, cancel, bounded memory) for huge data -- see fileio.gzip_read.
-        try:
-            data = gzip_read(source, start, nbytes + max(byte_skip, 0) if byte_skip != -1 else None,
-                             progress=progress)
-        except (MedioError, CancelledError):
-            raise
-        except Exception as exc:
-            raise FormatError(path, f"gzip data is corrupt or truncated: {exc}") from None
+        data = gzip_read(source, start, nbytes + byte_skip if byte_skip != -1 else None, progress=progress)
         if byte_skip == -1:
             data = data[len(data) - nbytes:] if len(data) >= nbytes else data[:0]
         elif byte_skip:
@@ -215,7 +207,7 @@ def _read_data(header: dict, path: Path, offset: int, dtype: np.dtype, count: in
     raw = _skip_lines(raw, line_skip)
     if encoding in ("gzip", "gz"):
         try:
-            data = gzip_module().decompress(raw)
+            data = gzip_decompress(raw)
         except Exception as exc:
             raise FormatError(path, f"gzip data is corrupt or truncated: {exc}") from None
     elif encoding in ("bzip2", "bz2"):
@@ -571,29 +563,15 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
     return lines
 
 
-def _write_array(fh: io.BufferedWriter, array: Any, encoding: str, level: int, progress: Any = None,
-                 observe: Any = None, meanwhile: Any = None) -> None:
-    """Write voxels in C order (= NRRD order), slab by slab, gzip-compressed when asked.
-
-    ``observe``, ``meanwhile``: see :func:`~napari_medio.core.fileio.gzip_compress_parallel`
-    (``meanwhile`` also runs for other encodings, first).
-    """
+def _write_array(fh: io.BufferedWriter, array: Any, encoding: str, level: int, progress: Any = None) -> None:
+    """Write voxels in C order (= NRRD order), slab by slab, gzip-compressed when asked."""
     from ..core.progress import ensure_progress
 
     dtype = _disk_dtype(array.dtype)
     total = int(np.prod(array.shape, dtype=np.int64)) * dtype.itemsize
     if encoding == "gzip":
-        from ..core.fileio import gzip_compress_parallel
-
-        if isinstance(array, np.ndarray) and array.flags.c_contiguous and array.dtype == dtype and array.size:
-            chunks: Any = [memoryview(array.reshape(-1)).cast("B")]  # in memory already: one view, no slab copies
-        else:
-            chunks = _slabs(array, dtype)
-        gzip_compress_parallel(chunks, fh, level=level, progress=progress, total=total, observe=observe,
-                               meanwhile=meanwhile)
+        gzip_write(fh, _slabs(array, dtype), level=level, progress=progress, total=total)
         return
-    if meanwhile is not None:
-        meanwhile()
     prog = ensure_progress(progress)
     prog.start(total)
     for slab in _slabs(array, dtype):
@@ -616,7 +594,7 @@ def _slabs(array: Any, dtype: np.dtype, target_bytes: int = 1 << 24):
     per_index = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
     step = max(1, target_bytes // max(per_index, 1))
     for start in range(0, shape[0], step):
-        # a view of a C-contiguous array of the right type is passed on without a copy (issue 9)
+        # a view of a C-contiguous array of the right type is passed on without a copy
         yield memoryview(_c_order(np.asarray(array[start:start + step]), dtype)).cast("B")
 
 

@@ -18,10 +18,9 @@ segments, the start index stored in ``Segmentation_ReferenceImageExtentOffset``)
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,7 +31,6 @@ from ..core.errors import FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs
 from ..core.geometry import Geometry
 from ..core.segmentation import (
-    ProjectionSweep,
     Segment,
     Segmentation,
     format_tags,
@@ -274,29 +272,13 @@ def _fmt_color(c: float) -> str:
     return f"{float(c):g}"  # C++ default stream formatting: 6 significant digits
 
 
-def _as_segmentation(obj: Any, path: Path, summaries: Optional[list] = None,
-                     known: Optional[list] = None) -> Segmentation:
-    """``obj`` as a Segmentation.
-
-    For a label-map Volume, ``known`` (the :func:`label_summary` of its voxels, one
-    per layer, when the caller has made it) spares that sweep; otherwise it is made
-    here and, when the Segmentation holds that very array, appended to ``summaries``
-    (a list) so that the caller does not sweep again.
-    """
+def _as_segmentation(obj: Any, path: Path) -> Segmentation:
+    """``obj`` as a Segmentation (a label-map Volume gets segments as Slicer names them)."""
     if isinstance(obj, Segmentation):
         return obj
     if isinstance(obj, Volume):
         try:
-            a = obj.array
-            boxes = known[0] if known else None
-            if (boxes is None and isinstance(a, np.ndarray) and a.ndim == 3 and obj.geometry.ndim == 3
-                    and obj.components is None and not obj.extra_axes and np.issubdtype(a.dtype, np.integer)):
-                boxes = label_summary(a)
-                seg = Segmentation.from_labelmap(obj, present=boxes)
-                if summaries is not None and seg.array is a:
-                    summaries.append(boxes)
-                return seg
-            return Segmentation.from_labelmap(obj, present=boxes)
+            return Segmentation.from_labelmap(obj)
         except ValueError as exc:
             raise WriteError(path, str(exc)) from None
     convert = getattr(obj, "convert_to", None)
@@ -305,137 +287,6 @@ def _as_segmentation(obj: Any, path: Path, summaries: Optional[list] = None,
         if isinstance(seg, Segmentation):
             return seg
     raise WriteError(path, f"a segmentation file cannot hold a {type(obj).__name__}")
-
-
-def _planned_voxels(obj: Any) -> Optional[np.ndarray]:
-    """The array a write of ``obj`` stores when it is not cropped, known before any sweep, or None.
-
-    A Segmentation (not Slicer's empty 1x1x1 one) held in memory, or a plain 3D
-    integer / boolean label-map Volume in memory: what :meth:`Segmentation.from_labelmap`
-    and the writer would make of it (booleans as uint8).  None for anything else
-    (lazy arrays, floats, 2D, vectors), which takes the sequential route.
-    """
-    if isinstance(obj, Segmentation):
-        if obj.metadata.get("empty") or not isinstance(obj.array, np.ndarray):
-            return None
-        a = obj.array
-    elif isinstance(obj, Volume):
-        a = obj.array
-        if (not isinstance(a, np.ndarray) or a.ndim != 3 or obj.geometry.ndim != 3 or obj.components is not None
-                or obj.extra_axes or not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool)):
-            return None
-    else:
-        return None
-    return a.astype(np.uint8) if a.dtype == bool else a
-
-
-def _summaries(arr: np.ndarray) -> list[dict]:
-    """:func:`label_summary` of each layer of a 3D or layered 4D label array.
-
-    It runs beside the deflate workers: a 0/1 mask (one cheap pass) on this thread
-    alone, data with more values (several passes) on all cores.
-    """
-    if arr.ndim == 3:
-        return [label_summary(arr, parallel="values")]
-    return [label_summary(arr[layer], parallel="values") for layer in range(arr.shape[0])]
-
-
-_SWEEPER: Any = None
-
-
-def _sweeper() -> Any:
-    """One thread, kept for the process, for the label sweep that runs beside a compressed write."""
-    global _SWEEPER
-    if _SWEEPER is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _SWEEPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medio-seg-sweep")
-    return _SWEEPER
-
-
-#: Compressed voxels waiting for their header are kept in memory up to this size, then in a temporary file.
-_SPOOL_IN_MEMORY = 1 << 26
-
-
-class _Spool:
-    """Bytes written before the header that goes in front of them: kept as they come (no copy), in a
-    temporary file in ``folder`` once they pass ``limit`` bytes."""
-
-    def __init__(self, limit: int, folder: Path) -> None:
-        self.parts: list = []
-        self.size = 0
-        self.limit = limit
-        self.folder = folder
-        self.file: Any = None
-
-    def write(self, data: Any) -> int:
-        if self.file is None and self.size + len(data) > self.limit:
-            import tempfile
-
-            self.file = tempfile.TemporaryFile(dir=self.folder)
-            self.file.writelines(self.parts)
-            self.parts = []
-        if self.file is not None:
-            self.file.write(data)
-        else:
-            self.parts.append(data if isinstance(data, bytes) else bytes(data))
-        self.size += len(data)
-        return len(data)
-
-    def copy_to(self, fh: Any, head: bytes = b"") -> None:
-        """Write ``head`` then the spooled bytes to the binary file ``fh``."""
-        if self.file is None:
-            writev = getattr(os, "writev", None)
-            if writev is None:
-                fh.write(head)
-                fh.writelines(self.parts)
-                return
-            fh.flush()  # one writev for all the pieces: 0.5 ms less than a write call per piece here
-            _writev_all(fh.fileno(), [head] + self.parts if head else list(self.parts), writev)
-            return
-        fh.write(head)
-        self.file.seek(0)
-        shutil.copyfileobj(self.file, fh, 1 << 22)
-
-    def close(self) -> None:
-        self.parts = []
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-
-
-def _writev_all(fd: int, parts: list, writev: Any) -> None:
-    """Write every byte of ``parts`` to ``fd`` with as few ``writev`` calls as the system allows."""
-    most = max(1, min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16))
-    views = [memoryview(p).cast("B") for p in parts if len(p)]
-    while views:
-        batch = views[:most]
-        done = writev(fd, batch)
-        for v in batch:  # drop what was written; a short write leaves the rest of one view
-            if done >= len(v):
-                done -= len(v)
-                views.pop(0)
-            else:
-                views[0] = v[done:]
-                break
-
-
-def _preallocate(fh: Any, size: int) -> None:
-    """Reserve ``size`` bytes for a file about to be written in full (where the file system can).
-
-    Besides keeping the file in one piece, this matters on ext4: replacing a file
-    by renaming a new one over it makes ext4 start writing out the new file's
-    delayed-allocation blocks inside ``rename`` (its ``auto_da_alloc``); blocks
-    reserved up front are not delayed, so the rename stays cheap (0.95 -> 0.3 ms
-    for a 0.7 MB file here).
-    """
-    fallocate = getattr(os, "posix_fallocate", None)
-    if fallocate is None or size <= 0:
-        return
-    try:
-        fallocate(fh.fileno(), 0, size)
-    except OSError:  # not supported here (e.g. some network file systems): write as usual
-        pass
 
 
 def _disk_order(arr: Any) -> Any:
@@ -507,10 +358,10 @@ def segmentation_header(seg: Segmentation, array_shape: tuple[int, ...], dtype: 
     return lines
 
 
-def _segment_extents(seg: Segmentation, summaries: Optional[list[dict]] = None) -> dict[str, Optional[tuple[int, ...]]]:
+def _segment_extents(seg: Segmentation, summaries: list[dict]) -> dict[str, Optional[tuple[int, ...]]]:
     """Each segment's file-index extent: its stored extent when it still covers the data, else its bounding box.
 
-    ``summaries``: :func:`label_summary` of each layer, when the caller has it.
+    ``summaries``: :func:`label_summary` of each layer.
     """
     out: dict[str, Optional[tuple[int, ...]]] = {}
     if seg.metadata.get("empty"):
@@ -518,7 +369,7 @@ def _segment_extents(seg: Segmentation, summaries: Optional[list[dict]] = None) 
     shape = seg.spatial_shape
     for layer in range(seg.n_layers):
         segs = seg.segments_in_layer(layer)
-        boxes = summaries[layer] if summaries is not None else label_summary(seg.layer_array(layer))
+        boxes = summaries[layer]
         for s in segs:
             box = boxes.get(s.label_value)
             stored = s.extent
@@ -532,68 +383,34 @@ def _segment_extents(seg: Segmentation, summaries: Optional[list[dict]] = None) 
     return out
 
 
-def _layout(obj: Any, p: Path, known: Optional[list], crop_to_minimum_extent: bool) -> tuple:
-    """Segmentation, voxels to store, their geometry, segment extents, extent offset, and whether it was cropped.
+def _layout(obj: Any, p: Path, crop_to_minimum_extent: bool) -> tuple:
+    """Segmentation, voxels to store, their geometry, segment extents and extent offset.
 
-    ``known``: the :func:`label_summary` of each layer of the voxels, when already made.
     Raises :class:`WriteError` for inconsistent segments and voxels that belong to no segment.
     """
-    found: list = []
-    seg = _as_segmentation(obj, p, found, known)
-    arr = seg.array
-    if np.dtype(arr.dtype) == bool:
-        arr = np.asarray(arr).astype(np.uint8)
-        seg = Segmentation(arr, seg.geometry, seg.segments, seg.name, seg.metadata, seg.source)
-    # One sweep per layer (no sort, no histogram) gives both the label values in the data,
-    # for the check, and every label's bounding box, for the Extent fields.
-    summaries = None if seg.metadata.get("empty") else known or found or [
+    seg = _as_segmentation(obj, p)
+    if np.dtype(seg.array.dtype) == bool:
+        seg = replace(seg, array=np.asarray(seg.array).astype(np.uint8))
+    empty = bool(seg.metadata.get("empty"))
+    summaries = [{} for _ in range(seg.n_layers)] if empty else [
         label_summary(seg.layer_array(layer)) for layer in range(seg.n_layers)]
     try:
-        problems = seg.check(present=None if summaries is None else [list(b) for b in summaries])
+        problems = seg.check(present=[list(b) for b in summaries])
     except ValueError as exc:
         raise WriteError(p, str(exc)) from None
-    extents = _segment_extents(seg, summaries)
-    offset0 = [int(x) for x in (seg.metadata.get("reference_image_extent_offset") or (0, 0, 0))]
-    geometry = seg.geometry
-    cropped = bool(crop_to_minimum_extent or seg.metadata.get("empty") or all(e is None for e in extents.values()))
-    if cropped:
-        arr, geometry, start = _crop(seg, extents)
-        extents = {k: (None if e is None else (e[0] - start[0], e[1] - start[0], e[2] - start[1], e[3] - start[1],
-                                               e[4] - start[2], e[5] - start[2])) for k, e in extents.items()}
-        offset = tuple(o + s for o, s in zip(offset0, start))
-        if not any(e is not None for e in extents.values()):
-            offset = tuple(offset0)
-    else:
-        offset = tuple(offset0)
     for prob in problems:
         if "belong to no segment" in prob:
             raise WriteError(p, prob + " (add segments for them or clear those voxels)")
-    return seg, arr, geometry, extents, offset, cropped
-
-
-def _deflate_with_summary(planned: np.ndarray, sink: Any, level: int, progress: Any,
-                          meanwhile: Any = None) -> list[dict]:
-    """Deflate ``planned`` (gzip, on all cores) into ``sink`` and return its label summary.
-
-    The deflate workers project each block they have just compressed (cache-hot);
-    only data with values beyond 0/1 needs the full sweep, started on its own
-    thread as soon as a block shows some (or at once for types the projection
-    does not handle).  The summary waits for the sweep, the data for nobody.
-    ``meanwhile()`` runs on this thread while the workers deflate.
-    """
-    sweeps: list = []  # the full label sweep, once started
-    projector = None
-    if planned.ndim == 3 and ProjectionSweep.handles(planned.dtype):
-        projector = ProjectionSweep(planned.shape, _nrrd._disk_dtype(planned.dtype),
-                                    on_values=lambda: sweeps.append(_sweeper().submit(_summaries, planned)))
-    else:
-        sweeps.append(_sweeper().submit(_summaries, planned))
-    _nrrd._write_array(sink, _disk_order(planned), "gzip", level, progress,
-                       observe=projector.observe if projector is not None else None, meanwhile=meanwhile)
-    if sweeps:
-        return sweeps[0].result()  # (after a failed or cancelled deflate the sweep ends unused)
-    assert projector is not None
-    return [label_summary(planned, projections=projector.projections())]
+    extents = {s.id: None for s in seg.segments} if empty else _segment_extents(seg, summaries)
+    offset = tuple(int(x) for x in (seg.metadata.get("reference_image_extent_offset") or (0, 0, 0)))
+    if not (crop_to_minimum_extent or empty or all(e is None for e in extents.values())):
+        return seg, seg.array, seg.geometry, extents, offset
+    arr, geometry, start = _crop(seg, extents)
+    if any(e is not None for e in extents.values()):
+        extents = {k: None if e is None else (e[0] - start[0], e[1] - start[0], e[2] - start[1], e[3] - start[1],
+                                              e[4] - start[2], e[5] - start[2]) for k, e in extents.items()}
+        offset = tuple(o + s for o, s in zip(offset, start))
+    return seg, arr, geometry, extents, offset
 
 
 def write_segmentation_nrrd(
@@ -608,67 +425,29 @@ def write_segmentation_nrrd(
 ) -> list[str]:
     """Write a Segmentation (or a label-map Volume) as a Slicer ``.seg.nrrd`` / ``.seg.nhdr``.
 
-    Compressed writes of voxels held in memory read them once: the deflate
-    workers (all cores) also gather the label values and extents the header
-    needs (see :func:`_deflate_with_summary`); the header, known last, is written
-    in front of the compressed voxels (kept in memory, or in a temporary file
-    when large, until then).  Everything goes to temporary files renamed into
-    place; for an attached ``.seg.nrrd`` they are made while the workers
-    deflate, which then start at once.
+    Segment extents first (one pass over the labels), then Slicer's header, then
+    the voxels (gzip unless ``compress=False``), into temporary files renamed into place.
     """
     p = Path(path)
     encoding = "gzip" if compress else "raw"
     detached = p.suffix.lower() == ".nhdr"
     data_path = p.with_name(base_name(p) + (".raw.gz" if compress else ".raw")) if detached else None
-    targets = [p] + ([data_path] if data_path else [])
-    planned = _planned_voxels(obj) if compress and not crop_to_minimum_extent else None
-    sink = None
-    known = None
-    temps: list[Path] = []
+    seg, arr, geometry, extents, offset = _layout(obj, p, crop_to_minimum_extent)
     try:
-        with contextlib.ExitStack() as stack:
-            def make_temporaries() -> None:
-                temps.extend(stack.enter_context(atomic_outputs(targets)))
-
-            if planned is not None and not detached:
-                # An attached file: deflate into memory; the temporary files are made on this thread
-                # while the workers deflate, and the header goes in front of the bytes at the end.
-                sink = _Spool(_SPOOL_IN_MEMORY, p.parent)
-                known = _deflate_with_summary(planned, sink, compression_level, progress, make_temporaries)
-            if not temps:
-                make_temporaries()
-            if planned is not None and known is None:
-                sink = open(temps[1], "wb")
-                known = _deflate_with_summary(planned, sink, compression_level, progress)
-            seg, arr, geometry, extents, offset, cropped = _layout(obj, p, known, crop_to_minimum_extent)
-            reuse = sink is not None and not cropped
-            dtype = np.dtype(arr.dtype)
-            try:
-                lines = segmentation_header(seg, tuple(arr.shape), dtype, geometry, extents, offset, encoding,
-                                            data_path.name if data_path else None)
-            except (ValueError, MedioError) as exc:
-                raise WriteError(p, str(getattr(exc, "reason", exc))) from None
-            header = ("\n".join(lines) + "\n\n").encode("latin-1", errors="replace")
-            with open(temps[0], "wb") as fh:
-                if detached:
-                    fh.write(header[:-1])
-                else:
-                    if reuse:
-                        _preallocate(fh, len(header) + sink.size)
-                        sink.copy_to(fh, header)
-                    else:
-                        fh.write(header)
-                        _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
-            if detached and not reuse:
-                if sink is not None:
-                    sink.close()
-                    sink = None
-                with open(temps[1], "wb") as fh:
-                    _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
-    finally:
-        if sink is not None:
-            sink.close()
-    return [os.fspath(t) for t in targets]
+        lines = segmentation_header(seg, tuple(arr.shape), np.dtype(arr.dtype), geometry, extents, offset, encoding,
+                                    data_path.name if data_path else None)
+    except (ValueError, MedioError) as exc:
+        raise WriteError(p, str(getattr(exc, "reason", exc))) from None
+    header = ("\n".join(lines) + "\n\n").encode("latin-1", errors="replace")
+    with atomic_outputs([p] + ([data_path] if data_path else [])) as temps:
+        with open(temps[0], "wb") as fh:
+            fh.write(header[:-1] if detached else header)  # a detached header ends after its last field line
+            if not detached:
+                _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
+        if detached:
+            with open(temps[1], "wb") as fh:
+                _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
+    return [os.fspath(p)] + ([os.fspath(data_path)] if data_path else [])
 
 
 registry.register(
