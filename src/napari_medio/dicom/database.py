@@ -421,10 +421,11 @@ def _batch_rows(results: list, report: ImportReport, record: Optional[Callable[[
             target = writer.dest(sop)
             rows.to_copy.setdefault(target, path)
         ipp = h.get("ImagePositionPatient")
-        rows.instances.append((sop, h["SeriesInstanceUID"], _s(h.get("SOPClassUID")), _int(h.get("InstanceNumber")),
-                               target, size, mtime, 1 if writer is not None else 0, _int(h.get("Rows")),
-                               _int(h.get("Columns")), _int(h.get("NumberOfFrames")) or 1, _s(h.get("_ts")),
-                               json.dumps(ipp) if ipp is not None else None, now))
+        rows.instances.append((
+            sop, h["SeriesInstanceUID"], _s(h.get("SOPClassUID")), _int(h.get("InstanceNumber")), target, size,
+            mtime, 1 if writer is not None else 0, _int(h.get("Rows")), _int(h.get("Columns")),
+            _int(h.get("NumberOfFrames")) or 1, _s(h.get("_ts")), json.dumps(ipp) if ipp is not None else None,
+            now))
         if key is not None:
             rows.files.append((key, size, mtime, sop))
     return rows
@@ -466,9 +467,9 @@ def _insert_rows(c: sqlite3.Connection, rows: _BatchRows, now: float) -> int:
         "stored=excluded.stored WHERE excluded.stored >= instances.stored AND "
         "(instances.stored = 0 OR instances.path = excluded.path)",
         rows.instances)
-    added = c.execute(
-        f"SELECT COUNT(*) FROM instances WHERE inserted=? AND sop_uid IN ({','.join('?' * len(rows.instances))})",
-        [now] + [r[0] for r in rows.instances]).fetchone()[0] if rows.instances else 0
+    marks = ",".join("?" * len(rows.instances))
+    added = c.execute(f"SELECT COUNT(*) FROM instances WHERE inserted=? AND sop_uid IN ({marks})",
+                      [now] + [r[0] for r in rows.instances]).fetchone()[0] if rows.instances else 0
     c.executemany("INSERT OR REPLACE INTO files(path, size, mtime, sop_uid) VALUES (?,?,?,?)", rows.files)
     return added
 

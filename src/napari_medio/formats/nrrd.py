@@ -341,7 +341,8 @@ def _is_sequence(p: Path, custom: dict[str, str]) -> bool:
     )
 
 
-def _axis_info(header: dict, sizes: list[int], kinds: list[str], nrrd_axis: int, is_sequence: bool) -> AxisInfo:
+def _axis_info(header: dict, sizes: list[int], kinds: list[str], nrrd_axis: int,
+               is_sequence: bool) -> AxisInfo:
     """The name, unit, kind and index values of one non-spatial NRRD axis."""
     dim = len(kinds)
     labels = list(header.get("labels", [""] * dim) or [""] * dim)
@@ -372,7 +373,8 @@ def _non_spatial_axes(header: dict, array: np.ndarray, sizes: list[int], kinds: 
     after = list(range(spatial[-1] + 1, len(kinds)))  # slower than spatial -> leading extra axes
     if len(before) > 1:
         raise FormatError(p, f"{len(before)} component axes before the spatial axes are not supported")
-    extra = [_axis_info(header, sizes, kinds, a, is_sequence) for a in reversed(after)]  # C order: slowest first
+    # C order: slowest first
+    extra = [_axis_info(header, sizes, kinds, a, is_sequence) for a in reversed(after)]
     if not before:
         return array, extra, None
     c_axis = before[0]

@@ -485,8 +485,8 @@ def _pyramid_shapes(base_shape: tuple[int, ...], n_lead: int,
     return shapes, factors_per_level
 
 
-def _create_arrays(group: Any, shapes: list[tuple[int, ...]], dtype: np.dtype, chunks: Optional[tuple[int, ...]],
-                   n_sp: int, axes: list[dict], zarr_format: int) -> list:
+def _create_arrays(group: Any, shapes: list[tuple[int, ...]], dtype: np.dtype,
+                   chunks: Optional[tuple[int, ...]], n_sp: int, axes: list[dict], zarr_format: int) -> list:
     """One empty Zarr array per level, named "0", "1", ..."""
     arrays = []
     for li, shape in enumerate(shapes):
@@ -507,14 +507,16 @@ def _slab_key(ndim: int, axis: int, start: int, stop: int) -> tuple[slice, ...]:
     return tuple(key)
 
 
-def _write_base_level(volume: Volume, array: Any, perm: list[int], n_lead: int, dtype: np.dtype, prog: Any) -> None:
+def _write_base_level(volume: Volume, array: Any, perm: list[int], n_lead: int, dtype: np.dtype,
+                      prog: Any) -> None:
     """Level 0 from the (maybe lazy) volume, slab by slab along the first stored spatial axis."""
     slab_axis = n_lead  # the stored z (or y) axis
     size = array.shape[slab_axis]
     step = array.chunks[slab_axis]
     for start in range(0, size, step):
         stop = min(start + step, size)
-        block = np.asarray(volume.array[_slab_key(volume.array.ndim, perm[slab_axis], start, stop)]).transpose(perm)
+        key = _slab_key(volume.array.ndim, perm[slab_axis], start, stop)
+        block = np.asarray(volume.array[key]).transpose(perm)
         if block.dtype != dtype:
             block = block.astype(dtype)
         array[_slab_key(array.ndim, slab_axis, start, stop)] = block
@@ -561,9 +563,8 @@ def _group_attrs(volume: Volume, p: Path, axes: list[dict], n_lead: int,
     for li in range(len(factors_per_level) + 1):
         if li:
             cum = cum * np.asarray(factors_per_level[li - 1][::-1], dtype=float)  # (z,y,x) -> (i,j,k)
-        datasets.append({"path": str(li),
-                         "coordinateTransformations": _level_transforms(g, n_lead, lead_scale, lead_translation,
-                                                                        cum, labels)})
+        transforms = _level_transforms(g, n_lead, lead_scale, lead_translation, cum, labels)
+        datasets.append({"path": str(li), "coordinateTransformations": transforms})
     multiscale: dict[str, Any] = {"name": volume.name or _base_name(p.name), "axes": axes,
                                   "datasets": datasets, "type": "nearest" if labels else "mean",
                                   "metadata": {"method": "napari_medio.core.pyramid.downsample",

@@ -421,7 +421,10 @@ class _TypedSample:
 
 def _typed_sample(raw: np.ndarray, dtype_name: str, ncomp: int, max_header: int, min_size: int,
                   sample_voxels: int) -> _TypedSample | None:
-    """Read the middle of the file as this voxel type (step 1 of :func:`guess_layouts`); None if implausible."""
+    """Read the middle of the file as this voxel type (step 1 of :func:`guess_layouts`).
+
+    None when the type is implausible or the file too small for it.
+    """
     size = raw.size
     base = np.dtype(dtype_name)
     vbytes = base.itemsize * ncomp
@@ -483,9 +486,11 @@ def _scored_shapes(raw: np.ndarray, ts: _TypedSample, max_header: int, min_size:
         nz = ts.total // slice_voxels
         header = size - nz * slice_voxels * vbytes
         ok = (nz >= 1) & (header <= max_header)
-        for ny, sv, z, h in zip(rows[ok].tolist(), slice_voxels[ok].tolist(), nz[ok].tolist(), header[ok].tolist()):
+        for ny, sv, z, h in zip(rows[ok].tolist(), slice_voxels[ok].tolist(), nz[ok].tolist(),
+                                header[ok].tolist()):
             if z >= 2:
-                score = (c1 + crow + _slice_corr(raw, sample, ts.dt, ts.ncomp, size - z * sv * vbytes, sv, z)) / 3.0
+                cslice = _slice_corr(raw, sample, ts.dt, ts.ncomp, size - z * sv * vbytes, sv, z)
+                score = (c1 + crow + cslice) / 3.0
             else:
                 score = (c1 + crow) / 2.0 - 0.05
             score += 1e-4 * ((nx == ny) + (nx in _COMMON_SIZES) + (ny in _COMMON_SIZES)

@@ -466,7 +466,8 @@ class _SceneWriter:
         dattrs = {"id": did}
         dattrs.update(_display_attrs(kind, obj, display, spec.display_tag))
         if kind == "labelmap" and (getattr(obj, "metadata", {}) or {}).get("color_table"):
-            ct_id = _write_colortable(obj, self.doc, self.ids, self.write_data, self.storage_node, self.unique_file)
+            ct_id = _write_colortable(obj, self.doc, self.ids, self.write_data, self.storage_node,
+                                      self.unique_file)
             if ct_id:
                 dattrs["colorNodeID"] = ct_id
         self.doc.add(MrmlNode(spec.display_tag, dattrs))
@@ -489,7 +490,8 @@ class _SceneWriter:
             seq_attrs = self.write_sequence(obj, it.file)
         elif it.write or self.bundle or not (self.target.parent / it.file).exists():
             self.write_data(obj, it.file, dict(it.options))
-        st = self.storage_node(spec, it.file, {"coordinateSystem": "LPS"} if kind in ("model", "markups") else {})
+        storage_extra = {"coordinateSystem": "LPS"} if kind in ("model", "markups") else {}
+        st = self.storage_node(spec, it.file, storage_extra)
         refs: dict[str, list[str]] = {}
         if spec.display_tag:
             refs["display"] = [self.display_node(kind, obj, spec, md.get("display") or {})]
