@@ -256,51 +256,6 @@ def as_volume(obj: Any, path: str | os.PathLike[str], format_name: str) -> Volum
     return obj
 
 
-def numbered_siblings(path: str | os.PathLike[str]) -> list[Path]:
-    """Files beside ``path`` whose names differ from it only in the last number (``slice_001.png``),
-    in numeric order; ``[path]`` when the name has no number."""
-    import re
-
-    p = Path(path)
-    m = None
-    for m in re.finditer(r"\d+", p.name):
-        pass
-    if m is None:
-        return [p]
-    prefix, suffix = p.name[: m.start()], p.name[m.end():]
-    pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + r"\Z")
-    found = []
-    try:
-        entries = list(p.parent.iterdir())
-    except OSError:
-        return [p]
-    for entry in entries:
-        mm = pattern.match(entry.name)
-        if mm and entry.is_file():
-            found.append((int(mm.group(1)), entry.name, entry))
-    if not found:
-        return [p]
-    found.sort(key=lambda t: (t[0], t[1]))
-    return [t[2] for t in found]
-
-
-def numbered_names(path: str | os.PathLike[str], count: int, start: int = 0) -> list[Path]:
-    """``count`` file names for a series written to ``path``: ``name_000.ext`` ... (suffixes kept)."""
-    p = Path(path)
-    name = p.name
-    lower = name.lower()
-    ext = ""
-    for candidate in (".ome.tiff", ".ome.tif"):
-        if lower.endswith(candidate):
-            ext = name[-len(candidate):]
-            break
-    if not ext:
-        ext = p.suffix
-    stem = name[: len(name) - len(ext)]
-    width = max(3, len(str(start + count - 1)))
-    return [p.with_name(f"{stem}_{i:0{width}d}{ext}") for i in range(start, start + count)]
-
-
 def stack_frames(frames: Sequence[np.ndarray], paths: Sequence[Path]) -> np.ndarray:
     """Stack same-shaped 2D frames into a 3D array (clear error naming the odd frame)."""
     first = frames[0]

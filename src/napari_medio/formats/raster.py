@@ -51,7 +51,7 @@ from ..core.fileio import atomic_output, atomic_outputs
 from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
-from .naming import base_name
+from .naming import base_name, numbered_names, numbered_siblings
 from ._imageio import (
     DIRECTION_LOSS_OPTION,
     LABELMAP_OPTION,
@@ -59,8 +59,6 @@ from ._imageio import (
     check_direction,
     check_writable,
     file_size,
-    numbered_names,
-    numbered_siblings,
     read_sitk,
     sitk_write_into,
     stack_frames,

@@ -341,7 +341,7 @@ class AddDataWidget(QWidget):
             if desc == "label map":
                 options["labelmap"] = True
             if not row.get("single_file", True) and _reader_name(path) in SERIES_FORMATS:
-                from ..formats._imageio import numbered_siblings
+                from ..formats.naming import numbered_siblings
 
                 if len(numbered_siblings(path)) > 1:  # a lone (e.g. multi-page) file is read as it is
                     options["series"] = True  # the numbered pictures next to this one, as one volume
