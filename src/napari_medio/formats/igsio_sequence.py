@@ -81,7 +81,7 @@ from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, Volume
 from . import metaimage as _mi
 from . import nrrd as _nrrd
-from .nrrd import _fmt
+from .nrrd import format_number
 from ._imageio import LABELMAP_OPTION, file_size, require_bytes, sidecar, volume_kind
 
 __all__ = ["EXTENSIONS", "read", "sniff", "write"]
@@ -165,7 +165,7 @@ def _format_value(value: Any) -> str:
         flat: list = []
         for row in value:
             flat.extend(row if isinstance(row, (list, tuple, np.ndarray)) else [row])
-        return " ".join(_fmt(v) for v in flat)
+        return " ".join(format_number(v) for v in flat)
     if isinstance(value, (bool, np.bool_)):
         return "True" if value else "False"
     if isinstance(value, (int, np.integer)):
@@ -437,7 +437,7 @@ def _volume(path: Path, array: Any, geometry: Geometry, channels: int, frames: l
 # -- NRRD container: reading -----------------------------------------------------------------
 def _read_igs_nrrd(path: Path, *, labelmap: bool | None, mmap: bool) -> Volume:
     header, _ = _nrrd.read_header(path)
-    custom = {k: v for k, v in header.items() if k not in _nrrd._STANDARD_FIELDS and isinstance(v, str)}
+    custom = {k: v for k, v in header.items() if k not in _nrrd.STANDARD_FIELDS and isinstance(v, str)}
     pairs = list(custom.items())
     fields, frame_fields = _split_frame_fields(path, pairs, nrrd=True)
     try:
@@ -451,7 +451,7 @@ def _read_igs_nrrd(path: Path, *, labelmap: bool | None, mmap: bool) -> Volume:
     n = sizes[-1] if has_frames else 1
     if 0 in sizes:  # tracking data only: no voxels
         spatial = [s for s, k in zip(sizes, kinds) if k in _SPATIAL_KINDS]
-        dtype = _nrrd._dtype(header, path) if "type" in header else np.dtype(np.uint8)
+        dtype = _nrrd.header_dtype(header, path) if "type" in header else np.dtype(np.uint8)
         frames = _frame_list(path, frame_fields, n)
         array = np.zeros((n, 1, 0, 0) if len(spatial) < 3 else (n, 0, 0, 0), dtype=dtype.newbyteorder("="))
         return _volume(path, array, Geometry.identity(3), 1, frames, fields, labelmap)
@@ -532,12 +532,12 @@ def _prepare(volume: Any, path: Path) -> tuple[Volume, Any, list[dict], dict]:
 def _data_chunks(array: Any, dtype: np.dtype):
     if int(np.prod(array.shape, dtype=np.int64)) == 0:
         return
-    yield from _nrrd._slabs(array, dtype)
+    yield from _nrrd.byte_slabs(array, dtype)
 
 
 def _write_mha(volume: Any, path: Path, *, compress: bool) -> list[str]:
     vol, array, frames, fields = _prepare(volume, path)
-    disk = _nrrd._disk_dtype(vol.dtype)
+    disk = _nrrd.disk_dtype(vol.dtype)
     key = disk.kind + str(disk.itemsize)
     etype = _MET_TYPES.get(key)
     if etype is None:
@@ -582,10 +582,10 @@ def _write_mha(volume: Any, path: Path, *, compress: bool) -> list[str]:
              f"CompressedData = {'True' if compress else 'False'}"]
     if compress:
         lines.append(f"CompressedDataSize = {csize}")
-    lines += ["TransformMatrix = " + " ".join(_fmt(v) for v in np.asarray(direction).T.reshape(-1)),
-              "Offset = " + " ".join(_fmt(v) for v in origin),
+    lines += ["TransformMatrix = " + " ".join(format_number(v) for v in np.asarray(direction).T.reshape(-1)),
+              "Offset = " + " ".join(format_number(v) for v in origin),
               "CenterOfRotation = " + " ".join("0" for _ in range(ndims)),
-              "ElementSpacing = " + " ".join(_fmt(v) for v in spacing),
+              "ElementSpacing = " + " ".join(format_number(v) for v in spacing),
               "DimSize = " + " ".join(str(d) for d in dims),
               f"Kinds = {kinds}",
               f"ElementType = {etype}"]
@@ -628,7 +628,7 @@ def _write_igs_nrrd(volume: Any, path: Path, *, compress: bool) -> list[str]:
     custom: dict[str, str] = {}
     reverse = {v: k for k, v in _NRRD_NAMES.items()}
     for k, v in fields.items():
-        if k.lower() in _nrrd._STANDARD_FIELDS or ":" in k:
+        if k.lower() in _nrrd.STANDARD_FIELDS or ":" in k:
             continue
         custom[reverse.get(k, k)] = _format_value(v)
     for i, f in enumerate(frames):

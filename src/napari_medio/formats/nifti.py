@@ -433,7 +433,7 @@ def _nifti_header(volume: Volume, pair: bool) -> tuple[Any, np.ndarray]:
 
 def _nifti_slabs(volume: Volume):
     """Voxel bytes in NIfTI order: i fastest, then j, k, t, then vector components slowest."""
-    from .nrrd import _slabs
+    from .nrrd import byte_slabs
 
     arr = volume.array
     dtype = np.dtype(arr.dtype)
@@ -442,9 +442,9 @@ def _nifti_slabs(volume: Volume):
         ras_vectors = _is_displacement_field(volume) and volume.n_components == 3
         for c in range(volume.n_components):
             view = _ComponentView(arr, c, negate=ras_vectors and c < 2)  # LPS -> RAS vectors
-            yield from _slabs(view, dtype)
+            yield from byte_slabs(view, dtype)
     else:
-        yield from _slabs(arr, dtype)
+        yield from byte_slabs(arr, dtype)
 
 
 class _ComponentView:

@@ -38,7 +38,8 @@ from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name, looks_like_labelmap
 
-__all__ = ["read_nrrd", "write_nrrd", "read_header", "NRRD_TYPES"]
+__all__ = ["read_nrrd", "write_nrrd", "read_header", "NRRD_TYPES", "STANDARD_FIELDS", "byte_slabs", "disk_dtype",
+           "format_number", "format_vector", "header_dtype", "write_voxels"]
 
 #: NRRD type names -> NumPy dtype (all spellings the spec allows).
 NRRD_TYPES: dict[str, str] = {}
@@ -77,7 +78,8 @@ _SPACE_TO_LPS = {
 }
 _SPATIAL_KINDS = {"domain", "space"}
 _COLOR_KINDS = {"rgb-color": "RGB-color", "rgba-color": "RGBA-color"}
-_STANDARD_FIELDS = {
+#: Header fields the reader interprets itself (others are kept as key-value metadata).
+STANDARD_FIELDS = {
     "type", "dimension", "space", "space dimension", "sizes", "space directions", "kinds", "endian",
     "encoding", "space origin", "measurement frame", "data file", "datafile", "line skip", "lineskip",
     "byte skip", "byteskip", "spacings", "thicknesses", "axis mins", "axismins", "axis maxs", "axismaxs",
@@ -129,7 +131,8 @@ def read_header(path: "str | os.PathLike[str]") -> tuple[dict, int]:
     return header, offset
 
 
-def _dtype(header: dict, path: Path) -> np.dtype:
+def header_dtype(header: dict, path: Path) -> np.dtype:
+    """The voxel type a NRRD header's ``type`` and ``endian`` fields name; FormatError naming ``path`` if unknown."""
     name = str(header.get("type", "")).strip().lower()
     if name not in NRRD_TYPES:
         raise FormatError(path, f"unsupported NRRD type {name!r}")
@@ -243,7 +246,7 @@ def _read_data(header: dict, path: Path, offset: int, dtype: np.dtype, count: in
 
 
 def _custom_fields(header: dict) -> dict[str, str]:
-    return {k: v for k, v in header.items() if k not in _STANDARD_FIELDS and isinstance(v, str)}
+    return {k: v for k, v in header.items() if k not in STANDARD_FIELDS and isinstance(v, str)}
 
 
 def _axis_values(custom: dict[str, str], nrrd_axis: int) -> tuple[Optional[list], Optional[str]]:
@@ -431,7 +434,7 @@ def read_nrrd(
     """
     p = Path(path)
     header, offset = read_header(p)
-    dtype = _dtype(header, p)
+    dtype = header_dtype(header, p)
     sizes, kinds = _sizes_and_kinds(header, p)
     space, flips = _space_flips(header, p)
     spatial = _spatial_axes(header, kinds, p)
@@ -464,7 +467,8 @@ def read_nrrd(
 
 
 # -- writing --------------------------------------------------------------------------------
-def _fmt(x: float) -> str:
+def format_number(x: float) -> str:
+    """A number as NRRD headers write it: an integer without a point, else the shortest exact repr."""
     v = float(x)
     if v == 0:
         return "0"
@@ -473,8 +477,9 @@ def _fmt(x: float) -> str:
     return repr(v)
 
 
-def _vec(v: np.ndarray) -> str:
-    return "(" + ",".join(_fmt(x) for x in v) + ")"
+def format_vector(v: np.ndarray) -> str:
+    """A NRRD vector: ``(x,y,z)``."""
+    return "(" + ",".join(format_number(x) for x in v) + ")"
 
 
 def _quote(text: str) -> str:
@@ -506,7 +511,7 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
         axes_info.append(None)
     for a in range(g.ndim):
         kinds.append("domain")
-        dirs.append(_vec(g.direction[:, a] * g.spacing[a]))
+        dirs.append(format_vector(g.direction[:, a] * g.spacing[a]))
         labels.append("")
         units.append("")
         axes_info.append(None)
@@ -533,10 +538,10 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
     if arr_dtype.itemsize > 1:
         lines.append("endian: little")
     lines.append(f"encoding: {encoding}")
-    lines.append("space origin: " + _vec(g.origin))
+    lines.append("space origin: " + format_vector(g.origin))
     mf = volume.metadata.get("measurement_frame")
     if mf is not None and g.ndim == 3:
-        lines.append("measurement frame: " + " ".join(_vec(np.asarray(v, dtype=float)) for v in mf))
+        lines.append("measurement frame: " + " ".join(format_vector(np.asarray(v, dtype=float)) for v in mf))
     if data_file is not None:
         lines.append(f"data file: {data_file}")
     # Custom key:=value fields kept from reading, minus what we regenerate.
@@ -548,9 +553,9 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
     if dwi:
         custom.setdefault("modality", "DWMRI")
         if dwi.get("b_value") is not None:
-            custom["DWMRI_b-value"] = _fmt(dwi["b_value"])
+            custom["DWMRI_b-value"] = format_number(dwi["b_value"])
         for i, gvec in enumerate(dwi.get("gradients", [])):
-            custom[f"DWMRI_gradient_{i:04d}"] = "   ".join(_fmt(x) for x in gvec)
+            custom[f"DWMRI_gradient_{i:04d}"] = "   ".join(format_number(x) for x in gvec)
     if sequence:
         custom.setdefault("DataNodeClassName", "vtkMRMLScalarVolumeNode" if comps is None else "vtkMRMLVectorVolumeNode")
     for nrrd_axis, ax in enumerate(axes_info):
@@ -558,36 +563,36 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
             numeric = all(isinstance(v, (int, float, np.integer, np.floating)) for v in ax.values)
             custom[f"axis {nrrd_axis} index type"] = "numeric" if numeric else "text"
             custom[f"axis {nrrd_axis} index values"] = " ".join(
-                urllib.parse.quote(_fmt(v) if numeric else str(v), safe="") for v in ax.values)
+                urllib.parse.quote(format_number(v) if numeric else str(v), safe="") for v in ax.values)
     for k, v in custom.items():
         k = str(k).replace(":=", "").replace("\n", " ")
         lines.append(f"{k}:={str(v).replace(chr(10), ' ')}")
     return lines
 
 
-def _write_array(fh: io.BufferedWriter, array: Any, encoding: str, level: int, progress: Any = None) -> None:
+def write_voxels(fh: io.BufferedWriter, array: Any, encoding: str, level: int, progress: Any = None) -> None:
     """Write voxels in C order (= NRRD order), slab by slab, gzip-compressed when asked."""
     from ..core.progress import ensure_progress
 
-    dtype = _disk_dtype(array.dtype)
+    dtype = disk_dtype(array.dtype)
     total = int(np.prod(array.shape, dtype=np.int64)) * dtype.itemsize
     if encoding == "gzip":
-        gzip_write(fh, _slabs(array, dtype), level=level, progress=progress, total=total)
+        gzip_write(fh, byte_slabs(array, dtype), level=level, progress=progress, total=total)
         return
     prog = ensure_progress(progress)
     prog.start(total)
-    for slab in _slabs(array, dtype):
+    for slab in byte_slabs(array, dtype):
         fh.write(slab)
         prog.advance(len(slab))
 
 
-def _disk_dtype(dtype: Any) -> np.dtype:
+def disk_dtype(dtype: Any) -> np.dtype:
     """The type voxels of ``dtype`` are written as (little-endian; bytes as they are)."""
     dtype = np.dtype(dtype)
     return dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
 
 
-def _slabs(array: Any, dtype: np.dtype, target_bytes: int = 1 << 24):
+def byte_slabs(array: Any, dtype: np.dtype, target_bytes: int = 1 << 24):
     """Contiguous little-endian byte chunks of ``array`` in C order (no full copy for lazy arrays)."""
     shape = tuple(array.shape)
     if not shape or len(shape) == 1:
@@ -655,10 +660,10 @@ def write_nrrd(
                 fh.write(header[:-1])  # a detached header ends after its last field line
             else:
                 fh.write(header)
-                _write_array(fh, volume.array, encoding, compression_level, progress)
+                write_voxels(fh, volume.array, encoding, compression_level, progress)
         if detached:
             with open(temps[1], "wb") as fh:
-                _write_array(fh, volume.array, encoding, compression_level, progress)
+                write_voxels(fh, volume.array, encoding, compression_level, progress)
     return [os.fspath(t) for t in targets]
 
 

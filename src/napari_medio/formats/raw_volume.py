@@ -51,7 +51,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name
 from ._imageio import LABELMAP_OPTION, file_size, volume_kind
-from .nrrd import _fmt as _num
+from .nrrd import format_vector
 
 __all__ = ["RAW_DTYPES", "RAW_EXTENSIONS", "RawLayout", "guess_layouts", "read_raw", "read_raw_slice", "write_nhdr_for_raw"]
 
@@ -574,10 +574,6 @@ def guess_layouts(
 
 
 # -- detached header ----------------------------------------------------------------------------
-def _vec(v: Sequence[float]) -> str:
-    return "(" + ",".join(_num(x) for x in v) + ")"
-
-
 def write_nhdr_for_raw(path_raw: str | os.PathLike[str], layout: RawLayout | dict,
                        nhdr_path: str | os.PathLike[str] | None = None) -> Path:
     """Write a detached NRRD header (``.nhdr``) that reads ``path_raw`` with ``layout``; returns its path.
@@ -604,7 +600,7 @@ def write_nhdr_for_raw(path_raw: str | os.PathLike[str], layout: RawLayout | dic
     g = layout.geometry()
     axes = g.direction * g.spacing  # columns: step vectors of x, y, z
     sizes = [str(s) for s in layout.shape[::-1]]
-    dirs = [_vec(axes[:, a]) for a in range(3)]
+    dirs = [format_vector(axes[:, a]) for a in range(3)]
     kinds = ["domain"] * 3
     if layout.components > 1:
         sizes.insert(0, str(layout.components))
@@ -624,7 +620,7 @@ def write_nhdr_for_raw(path_raw: str | os.PathLike[str], layout: RawLayout | dic
     ]
     if np.dtype(layout.dtype).itemsize > 1:
         lines.append(f"endian: {layout.byte_order}")
-    lines += ["encoding: raw", "space origin: " + _vec(g.origin)]
+    lines += ["encoding: raw", "space origin: " + format_vector(g.origin)]
     if layout.header:
         lines.append(f"byte skip: {layout.header}")
     lines.append(f"data file: {data_file}")

@@ -320,7 +320,7 @@ def segmentation_header(seg: Segmentation, array_shape: tuple[int, ...], dtype: 
     ni, nj, nk = array_shape[-1], array_shape[-2], array_shape[-3]
     sizes = ([str(array_shape[0])] if layered else []) + [str(ni), str(nj), str(nk)]
     dirs = (["none"] if layered else []) + [
-        _nrrd._vec(geometry.direction[:, a] * geometry.spacing[a]) for a in range(3)]
+        _nrrd.format_vector(geometry.direction[:, a] * geometry.spacing[a]) for a in range(3)]
     kinds = (["list"] if layered else []) + ["domain"] * 3
     lines = ["NRRD0004", "# Complete NRRD file format specification at:",
              "# http://teem.sourceforge.net/nrrd/format.html",
@@ -329,7 +329,7 @@ def segmentation_header(seg: Segmentation, array_shape: tuple[int, ...], dtype: 
     if dtype.itemsize > 1:
         lines.append("endian: little")
     lines.append(f"encoding: {encoding}")
-    lines.append("space origin: " + _nrrd._vec(geometry.origin))
+    lines.append("space origin: " + _nrrd.format_vector(geometry.origin))
     if data_file is not None:
         lines.append(f"data file: {data_file}")
     md = seg.metadata
@@ -443,10 +443,10 @@ def write_segmentation_nrrd(
         with open(temps[0], "wb") as fh:
             fh.write(header[:-1] if detached else header)  # a detached header ends after its last field line
             if not detached:
-                _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
+                _nrrd.write_voxels(fh, _disk_order(arr), encoding, compression_level, progress)
         if detached:
             with open(temps[1], "wb") as fh:
-                _nrrd._write_array(fh, _disk_order(arr), encoding, compression_level, progress)
+                _nrrd.write_voxels(fh, _disk_order(arr), encoding, compression_level, progress)
     return [os.fspath(p)] + ([os.fspath(data_path)] if data_path else [])
 
 
