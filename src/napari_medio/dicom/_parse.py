@@ -258,6 +258,18 @@ def _skip_undefined(buf: bytes, pos: int, explicit: bool) -> int:
             pos, _, _ = _element_header_skip(buf, pos, explicit)
 
 
+def _element_length(buf: bytes, pos: int, explicit: bool) -> tuple[bytes, int, int]:
+    """(explicit VR, or b"" in implicit VR; value length; value start) of the element header at ``pos``."""
+    if not explicit:
+        return b"", _u32(buf, pos + 4)[0], pos + 8
+    vr = buf[pos + 4:pos + 6]
+    if vr not in _LONG_VRS:
+        return vr, _u16(buf, pos + 6)[0], pos + 8
+    if pos + 12 > len(buf):
+        raise _NeedMore
+    return vr, _u32(buf, pos + 8)[0], pos + 12
+
+
 def _element_header_skip(buf: bytes, pos: int, explicit: bool) -> tuple[int, int, int]:
     """Skip one element at ``pos`` (value included); returns (new pos, tag, value start)."""
     end = len(buf)
@@ -265,19 +277,7 @@ def _element_header_skip(buf: bytes, pos: int, explicit: bool) -> tuple[int, int
         raise _NeedMore
     g, e = _tag_s(buf, pos)
     tag = (g << 16) | e
-    if explicit and g != 0xFFFE:
-        vr = buf[pos + 4:pos + 6]
-        if vr in _LONG_VRS:
-            if pos + 12 > end:
-                raise _NeedMore
-            length = _u32(buf, pos + 8)[0]
-            start = pos + 12
-        else:
-            length = _u16(buf, pos + 6)[0]
-            start = pos + 8
-    else:
-        length = _u32(buf, pos + 4)[0]
-        start = pos + 8
+    _, length, start = _element_length(buf, pos, explicit and g != 0xFFFE)
     if length == _UNDEFINED:
         return _skip_undefined(buf, start, explicit), tag, start
     if start + length > end:
@@ -366,23 +366,10 @@ def _scan(buf: bytes, file_size: int, out: dict) -> None:
             pos = new_pos
             continue
         keyword, implicit_vr = item
-        if explicit:
-            vr_b = buf[pos + 4:pos + 6]
-            vr = vr_b.decode("latin-1")
-            if vr_b in _LONG_VRS:
-                if pos + 12 > end:
-                    raise _NeedMore
-                length = _u32(buf, pos + 8)[0]
-                start = pos + 12
-            else:
-                length = _u16(buf, pos + 6)[0]
-                start = pos + 8
-            if vr == "UN":
-                vr = implicit_vr
-        else:
+        vr_b, length, start = _element_length(buf, pos, explicit)
+        vr = vr_b.decode("latin-1") if explicit else implicit_vr
+        if vr == "UN":
             vr = implicit_vr
-            length = _u32(buf, pos + 4)[0]
-            start = pos + 8
         if length == _UNDEFINED:
             pos = _skip_undefined(buf, start, explicit)
             continue
