@@ -16,6 +16,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,19 @@ def require_bytes(path: str | os.PathLike[str], needed: int, available: int | No
         available = file_size(path)
     if available < needed:
         raise FormatError(path, f"file is truncated: {what} needs {needed} bytes, only {available} present")
+
+
+def inflate_head(head: bytes, size: int) -> bytes:
+    """The first ``size`` bytes of a file's content, for sniffing, from its first bytes ``head``.
+
+    A gzip stream is inflated (b"" when it is corrupt); anything else is ``head`` itself.
+    """
+    if head[:2] != b"\x1f\x8b":
+        return head
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, size)
+    except zlib.error:
+        return b""
 
 
 def head_text(head: bytes) -> str:

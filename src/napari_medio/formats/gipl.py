@@ -34,6 +34,7 @@ from ._imageio import (
     check_direction,
     check_writable,
     file_size,
+    inflate_head,
     read_sitk,
     require_bytes,
     write_sitk,
@@ -47,13 +48,6 @@ _HEADER = 256
 _TYPE_BYTES = {1: 0, 7: 1, 8: 1, 15: 2, 16: 2, 31: 4, 32: 4, 64: 4, 65: 8, 144: 4, 160: 8, 192: 8, 193: 16}
 
 
-def _inflate_head(head: bytes, size: int = _HEADER) -> bytes:
-    try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, size)
-    except zlib.error:
-        return b""
-
-
 def _header_ok(header: bytes) -> bool:
     if len(header) < _HEADER:
         return False
@@ -65,9 +59,7 @@ def _header_ok(header: bytes) -> bool:
 
 def sniff(head: bytes, path: Path) -> bool:
     """The GIPL magic number at byte 252 (after gunzip for ``.gipl.gz``)."""
-    if head[:2] == b"\x1f\x8b":
-        return _header_ok(_inflate_head(head))
-    return _header_ok(head)
+    return _header_ok(inflate_head(head, _HEADER))
 
 
 def _check_complete(path: Path) -> None:

@@ -17,6 +17,7 @@ from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, Volume
+from ._imageio import inflate_head
 from .naming import base_name, looks_like_labelmap
 
 __all__ = ["read_mgh", "write_mgh"]
@@ -25,14 +26,7 @@ _MGH_TYPES = {np.dtype("uint8"), np.dtype("int16"), np.dtype("int32"), np.dtype(
 
 
 def _sniff(head: bytes, path: Path) -> bool:
-    data = head
-    if head[:2] == b"\x1f\x8b":
-        import zlib
-
-        try:
-            data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 64)
-        except zlib.error:
-            return False
+    data = inflate_head(head, 64)
     if len(data) < 28:
         return False
     version, w, h, d, frames, typ = np.frombuffer(data[:24], dtype=">i4")

@@ -26,6 +26,7 @@ from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs, gzip_read, gzip_write
 from ..core.geometry import Geometry
 from ..core.volume import AxisInfo, DisplayWindow, Volume
+from ._imageio import inflate_head
 from .naming import base_name, looks_like_labelmap
 
 __all__ = ["read_nifti", "write_nifti", "choose_orientation"]
@@ -37,14 +38,7 @@ _TIME_UNITS = {"sec": "s", "msec": "ms", "usec": "us", "hz": "Hz", "ppm": "ppm",
 
 
 def _sniff_nifti(head: bytes, path: Path) -> bool:
-    data = head
-    if head[:2] == b"\x1f\x8b":
-        import zlib
-
-        try:
-            data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 600)
-        except zlib.error:
-            return False
+    data = inflate_head(head, 600)
     if len(data) >= 348:
         for order in ("<", ">"):
             size = int(np.frombuffer(data[:4], dtype=order + "i4")[0])
