@@ -15,13 +15,46 @@ def _safe(name: str) -> str:
     return re.sub(r"[^\w.+-]+", "_", name).strip("._") or "segment"
 
 
+def write_segment_surfaces(seg, outdir: "str | Path", fmt: str = "stl", smooth: int = 0, decimate: float = 0.0,
+                           method: str = "surface_nets", segments: "list[str] | None" = None,
+                           stem: str = "") -> list[str]:
+    """Write one ``<segment name>.<fmt>`` per non-empty segment of ``seg`` into ``outdir`` (or one glTF).
+
+    Surfaces are closed, in LPS mm (formats that store RAS are converted by their writers).
+    ``segments``: IDs or names to export (all when None); returns the paths written.
+    """
+    import napari_medio
+
+    from ..formats.surfaces import segment_surfaces, write_gltf
+
+    if fmt not in FORMATS:
+        raise MedioError(outdir, f"unknown surface format {fmt!r} (one of {', '.join(FORMATS)})")
+    models = segment_surfaces(seg, smooth=smooth, decimate=decimate, method=method, segments=segments)
+    if not models:
+        raise MedioError(seg.source or seg.name, "no non-empty segment to export")
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt in ("gltf", "glb"):
+        return write_gltf(models, out / f"{_safe(stem or seg.name or 'segmentation')}.{fmt}")
+    written: list[str] = []
+    used: set[str] = set()
+    for m in models:
+        base = _safe(m.name)
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.add(name)
+        written += napari_medio.write(m, out / f"{name}.{fmt}")
+    return written
+
+
 def export_surfaces(seg_path: str, outdir: str, fmt: str = "stl", smooth: int = 0, decimate: float = 0.0,
                     method: str = "surface_nets") -> list[str]:
-    """Write one ``<segment name>.<fmt>`` per segment into ``outdir`` (or one glTF); returns the paths."""
+    """Write one ``<segment name>.<fmt>`` per segment of the file ``seg_path`` into ``outdir``; returns the paths."""
     import napari_medio
 
     from ..core.segmentation import Segmentation
-    from ..formats.surfaces import segment_surfaces, write_gltf
 
     objs = napari_medio.read(seg_path)
     seg = next((o for o in objs if isinstance(o, Segmentation)), None)
@@ -30,24 +63,7 @@ def export_surfaces(seg_path: str, outdir: str, fmt: str = "stl", smooth: int = 
         if vol is None:
             raise MedioError(seg_path, "holds no segmentation or label map")
         seg = Segmentation.from_labelmap(vol)
-    models = segment_surfaces(seg, smooth=smooth, decimate=decimate, method=method)
-    if not models:
-        raise MedioError(seg_path, "no non-empty segment to export")
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    if fmt in ("gltf", "glb"):
-        return write_gltf(models, out / f"{_safe(seg.name or Path(seg_path).stem)}.{fmt}")
-    written: list[str] = []
-    used: set[str] = set()
-    for m in models:
-        stem = _safe(m.name)
-        name, n = stem, 1
-        while name in used:
-            n += 1
-            name = f"{stem}_{n}"
-        used.add(name)
-        written += napari_medio.write(m, out / f"{name}.{fmt}")
-    return written
+    return write_segment_surfaces(seg, outdir, fmt, smooth, decimate, method, stem=seg.name or Path(seg_path).stem)
 
 
 def cmd_export_surfaces(args: argparse.Namespace) -> int:

@@ -426,6 +426,11 @@ def _color_table_from_attributes(attributes: dict) -> dict | None:
             if k is None or int(k) == 0:
                 continue
             colors[int(k)] = [float(x) for x in np.asarray(v).reshape(-1)[:4]]
+    # The Segments dock shows visibility/opacity as colormap alpha; the true colours are kept beside.
+    shown = ((attributes.get("metadata") or {}).get("medio") or {}).get("segment_display") or {}
+    for k, d in shown.items():
+        if int(k) in colors and d.get("color"):
+            colors[int(k)] = [float(x) for x in d["color"]]
     if not names and not colors:
         old = ((attributes.get("metadata") or {}).get("medio") or {}).get("metadata", {}).get("color_table")
         return old
