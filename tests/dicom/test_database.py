@@ -408,34 +408,15 @@ def test_cli_import_reports_problems_and_zip(tmp_path, capsys):
     assert report["archives"] == 1 and report["copied"] == 7 and report["errors"] == [[f"{archive}/empty.dcm", "empty file"]]
 
 
-# -- copy mode internals: unnamed-file copies, their fallback, cancel --------------------------------
-@pytest.mark.parametrize("tmpfile", [True, False])
-def test_copy_mode_copies_are_byte_identical(tmp_path, monkeypatch, tmpfile):
-    """Copies are placed via O_TMPFILE + link where the system has it, else a temporary name + rename."""
+# -- copy mode: copies, cancel -------------------------------------------------------------------------------
+def test_copy_mode_copies_are_byte_identical(tmp_path):
+    """Copies are byte for byte the originals, placed under their names with no temporary file left."""
     import filecmp
 
-    from napari_medio.dicom import database as dbmod
-
-    if not tmpfile:
-        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
-    placed_unnamed = []
-    place_unnamed = dbmod._StoreWriter._place_unnamed
-
-    def spy(self, *args):
-        result = place_unnamed(self, *args)
-        placed_unnamed.append(result)
-        return result
-
-    monkeypatch.setattr(dbmod._StoreWriter, "_place_unnamed", spy)
     total = _many(tmp_path / "in", n_series=2, n=12)
     db = DicomDatabase(tmp_path / "db")
     r = db.import_paths([tmp_path / "in"], copy=True, batch_size=5, workers=1)
     assert (r.added, r.copied) == (total, total)
-    if tmpfile and hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):
-        # Every copy went through an unnamed file linked into place (none fell back to a second copy).
-        assert placed_unnamed == [True] * total
-    elif not tmpfile:
-        assert placed_unnamed == []
     rows = db.conn.execute("SELECT f.path, i.path FROM files f JOIN instances i ON i.sop_uid = f.sop_uid").fetchall()
     assert len(rows) == total and all(filecmp.cmp(a, b, shallow=False) for a, b in rows)
     assert not [p for p in (tmp_path / "db" / "store").rglob("*") if p.name.startswith(".tmp-")]

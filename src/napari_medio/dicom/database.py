@@ -9,8 +9,8 @@
   while unchanged (in copy mode, a file imported before as a link is copied
   now); non-DICOM files are counted and skipped; DICOMDIRs are followed.
   Header parsing runs on a process pool (all cores) for large imports.
-* Copy mode copies each file into the store on a thread (``copy_file_range``:
-  the kernel moves the bytes) as soon as its header is parsed, so copying
+* Copy mode copies each file into the store on a thread (``shutil.copyfile`` to a
+  temporary name, then ``os.replace``) as soon as its header is parsed, so copying
   overlaps parsing; a batch waits for its copies just before its transaction.
   No fsync: a killed process loses nothing a re-run does not redo.
 * ``.zip`` archives (given or found in a folder) are imported member by
@@ -33,7 +33,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -180,38 +179,6 @@ def _store_name(sop_uid: str) -> str:
     return f"{h}.dcm"
 
 
-_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM,
-                   errno.EBADF}
-
-
-def _copy_fd(fin: int, fout: int) -> None:
-    """Copy all of ``fin`` (at offset 0) to the empty ``fout`` in the kernel (``copy_file_range``), else via user space."""
-    if hasattr(os, "copy_file_range"):
-        try:
-            while os.copy_file_range(fin, fout, 1 << 30):
-                pass
-            return
-        except OSError as exc:
-            if exc.errno not in _NO_KERNEL_COPY:
-                raise
-            os.lseek(fin, 0, os.SEEK_SET)
-            os.lseek(fout, 0, os.SEEK_SET)
-            os.ftruncate(fout, 0)
-    while True:
-        chunk = os.read(fin, 1 << 20)
-        if not chunk:
-            return
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fout, view):]
-
-
-def _copy_file(src: str, dst: str) -> None:
-    """Copy the bytes of ``src`` to a new ``dst``."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        _copy_fd(fi.fileno(), fo.fileno())
-
-
 def _header_sop(h: Optional[dict]) -> Optional[str]:
     """The SOP Instance UID of a header that makes an instance row (else None)."""
     if not h or not h.get("SeriesInstanceUID") or not h.get("StudyInstanceUID"):
@@ -239,11 +206,6 @@ class _StoreWriter:
         self._futures: dict[str, Future] = {}
         self._dirs: set[str] = set()
         self._known: dict[str, str] = {}
-        # Linux: copy into an unnamed file (O_TMPFILE) and link it under its name when
-        # complete: one directory operation instead of three, and a killed copy leaves nothing.
-        self._tmpfile = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
-        self._dir_fds: dict[str, int] = {}
-        self._dir_fds_lock = threading.Lock()
 
     def dest(self, sop: str) -> str:
         """Where ``sop`` is stored: the path a committed row already has, else its content address."""
@@ -294,13 +256,9 @@ class _StoreWriter:
                 try:
                     os.link(src, tmp)  # no second copy of the bytes
                 except OSError:
-                    _copy_file(src, tmp)
+                    shutil.copyfile(src, tmp)
             else:
-                if self._tmpfile:
-                    placed = self._place_unnamed(src, parent, dest)
-                    if placed is not None:
-                        return True if placed else None
-                _copy_file(src, tmp)
+                shutil.copyfile(src, tmp)
             os.replace(tmp, dest)
             return True
         except OSError as exc:
@@ -308,47 +266,8 @@ class _StoreWriter:
                 os.unlink(tmp)
             return (src, dest, f"cannot copy into the database: {exc.strerror or exc}")
 
-    def _place_unnamed(self, src: str, parent: str, dest: str) -> Optional[bool]:
-        """Copy via an O_TMPFILE file: True (placed), False (``dest`` appeared meanwhile), None (unsupported here)."""
-        try:
-            fd = os.open(parent, os.O_TMPFILE | os.O_WRONLY, 0o666)
-        except OSError:
-            self._tmpfile = False  # file system without O_TMPFILE: temporary name + rename
-            return None
-        try:
-            with open(src, "rb") as fi:
-                _copy_fd(fi.fileno(), fd)
-            try:
-                # linkat(AT_SYMLINK_FOLLOW): atomic, never overwrites.  os.link only passes the flag
-                # when a directory fd is given (else it calls link(2), which links the /proc symlink
-                # itself and fails with EXDEV), hence the store's directory fd.
-                os.link(f"/proc/self/fd/{fd}", os.path.basename(dest), dst_dir_fd=self._dir_fd(parent),
-                        follow_symlinks=True)
-            except FileExistsError:
-                return False  # another import placed the same instance: same content
-            except OSError as exc:
-                if exc.errno in (errno.ENOENT, errno.EPERM, errno.EXDEV, errno.EINVAL):
-                    self._tmpfile = False
-                    return None
-                raise
-            return True
-        finally:
-            os.close(fd)
-
-    def _dir_fd(self, parent: str) -> int:
-        with self._dir_fds_lock:
-            fd = self._dir_fds.get(parent)
-            if fd is None:
-                fd = self._dir_fds[parent] = os.open(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            return fd
-
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        with self._dir_fds_lock:
-            for fd in self._dir_fds.values():
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self._dir_fds.clear()
         placed = [d for d, f in self._futures.items() if f.done() and not f.cancelled()
                   and f.exception() is None and f.result() is True]
         self._futures.clear()
