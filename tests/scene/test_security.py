@@ -92,6 +92,21 @@ def test_member_lying_about_its_size_is_stopped(tmp_path):
     assert not (tmp_path / "out" / "s" / "big").exists()
 
 
+def test_stored_member_with_a_wrong_crc_is_refused(tmp_path):
+    """A stored (uncompressed) member whose bytes do not match its CRC-32 is corrupt: nothing is kept."""
+    path = tmp_path / "crc.mrb"
+    payload = bytes(range(256)) * 8192  # 2 MiB, stored
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("s/s.mrml", SCENE)
+        zf.writestr("s/Data/v.nrrd", payload)
+    data = bytearray(path.read_bytes())
+    data[data.find(payload[:4096]) + 1_000_000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="v.nrrd.*corrupt"):
+        mrb.safe_extract(path, tmp_path / "out")
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE MRML [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <MRML><Volume id="v" name="&xxe;"/></MRML>"""

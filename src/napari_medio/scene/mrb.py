@@ -26,7 +26,6 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from ..core.errors import CancelledError, FormatError, WriteError
 
@@ -172,17 +171,7 @@ def safe_extract(archive: os.PathLike[str] | str, target: os.PathLike[str] | str
                 limit = info.file_size
                 count = 0
                 try:
-                    if info.compress_type == zipfile.ZIP_STORED and limit >= _DIRECT_MIN:
-                        # Stored (already compressed) members: a kernel copy from the archive, no
-                        # Python-level reads (the size is checked; the CRC is not, see _copy_stored).
-                        with open(dest, "xb") as out:
-                            written.append(dest)
-                            _copy_stored(zf, info, out, archive)
-                        done += info.file_size
-                        if progress is not None:
-                            progress(done, needed)
-                        continue
-                    with zf.open(info) as src, open(dest, "xb") as out:
+                    with zf.open(info) as src, open(dest, "xb") as out:  # zipfile checks the CRC-32 at the end
                         written.append(dest)
                         while True:
                             chunk = src.read(_CHUNK)
@@ -212,51 +201,6 @@ def safe_extract(archive: os.PathLike[str] | str, target: os.PathLike[str] | str
                     pass
             raise
     return written
-
-
-#: Stored members at least this large are copied by the kernel (``copy_file_range``/``sendfile``).
-_DIRECT_MIN = 1 << 20
-
-
-def _copy_stored(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Any, archive: Path) -> None:
-    """Copy a stored member's bytes straight from the archive file into ``out``.
-
-    The data offset comes from the member's local header (checked: signature,
-    name length); exactly ``info.file_size`` bytes are copied, and a short
-    archive is an error.  The CRC-32 is not recomputed (it would mean reading the
-    data in Python, the cost this path avoids): members stored without
-    compression in a bundle are gzip NRRD, ``.h5`` and similar files that carry
-    their own checksums.
-    """
-    import struct
-
-    src = zf.fp
-    if src is None or not hasattr(src, "fileno"):
-        raise FormatError(archive, "archive is closed")
-    fd_in = src.fileno()
-    header = os.pread(fd_in, 30, info.header_offset)
-    if len(header) != 30 or header[:4] != b"PK\x03\x04":
-        raise FormatError(archive, f"archive member {info.filename!r}: bad local header")
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    offset = info.header_offset + 30 + name_len + extra_len
-    size = info.file_size
-    if offset + size > os.fstat(fd_in).st_size:
-        raise FormatError(archive, f"archive member {info.filename!r} is truncated")
-    fd_out = out.fileno()
-    copied = 0
-    while copied < size:
-        n = 0
-        try:
-            n = os.copy_file_range(fd_in, fd_out, size - copied, offset + copied)  # type: ignore[attr-defined]
-        except (AttributeError, OSError):
-            try:
-                n = os.sendfile(fd_out, fd_in, offset + copied, min(size - copied, 1 << 30))
-            except (AttributeError, OSError):
-                chunk = os.pread(fd_in, min(size - copied, _CHUNK * 4), offset + copied)
-                n = os.write(fd_out, chunk) if chunk else 0
-        if n <= 0:
-            raise FormatError(archive, f"archive member {info.filename!r} is truncated")
-        copied += n
 
 
 def find_main_mrml(folder: os.PathLike[str] | str) -> Path | None:
