@@ -42,19 +42,6 @@ def test_compound_extensions_win():
         assert registry.find_writer(name, kind="volume").name == fmt
 
 
-def test_every_registered_read_extension_is_in_the_npe2_manifest():
-    from importlib.resources import files
-
-    import yaml
-
-    manifest = yaml.safe_load((files("napari_medio") / "napari.yaml").read_text(encoding="utf-8"))
-    patterns = set()
-    for reader in manifest["contributions"]["readers"]:
-        patterns.update(p.lower() for p in reader["filename_patterns"])
-    missing = [e for e in registry.all_read_extensions() if f"*{e}" not in patterns]
-    assert not missing, f"add these to napari.yaml's reader patterns: {missing}"
-
-
 def _info_json(capsys, *paths) -> list:
     assert main(["info", "--json", *map(str, paths)]) == 0
     return json.loads(capsys.readouterr().out)
