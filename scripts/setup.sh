@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything napari-medio needs on a Debian machine: the Debian packages a
 # headless viewer and the DICOM peers need (when missing, and when we may install
-# them), a virtual environment in .venv, and the package with all its extras.
+# them), a virtual environment in .venv, and the package with all its extras; and
+# .venv-slicer with 3D Slicer's libraries for the tests that compare with Slicer.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -40,6 +41,19 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch "$stamp"
+fi
+
+# 3D Slicer's own libraries (PyPI slicer-core) for the tests that check files against Slicer
+# (tests/slicer_harness.py). slicer-core pins vtk and takes the import name `slicer`, so it
+# gets a virtual environment of its own and never goes into .venv.
+SLICER_CORE="slicer-core==5.13.31053.0"
+slicer_stamp=.venv-slicer/.napari-medio-installed
+if [ ! -f "$slicer_stamp" ] || [ "$(cat "$slicer_stamp")" != "$SLICER_CORE" ]; then
+  rm -rf .venv-slicer
+  "$PYTHON" -m venv .venv-slicer
+  .venv-slicer/bin/python -m pip install -q "$SLICER_CORE"
+  .venv-slicer/bin/python -c "import slicer; slicer.vtkMRMLVolumeArchetypeStorageNode"
+  echo "$SLICER_CORE" > "$slicer_stamp"
 fi
 
 # napari opens what napari-medio reads with napari-medio, without asking (reader preferences).
