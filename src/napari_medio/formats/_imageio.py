@@ -99,6 +99,14 @@ def file_size(path: str | os.PathLike[str]) -> int:
         raise FormatError(path, f"cannot open file: {exc.strerror or exc}") from None
 
 
+def nonempty_file_size(path: str | os.PathLike[str]) -> int:
+    """Size of a file in bytes; FormatError when it cannot be read or is empty."""
+    size = file_size(path)
+    if size == 0:
+        raise FormatError(path, "file is empty")
+    return size
+
+
 def require_bytes(path: str | os.PathLike[str], needed: int, available: int | None = None, what: str = "voxel data") -> None:
     """FormatError (truncated) when fewer than ``needed`` bytes are available."""
     if available is None:

@@ -39,7 +39,7 @@ from ._imageio import (
     as_volume,
     check_direction,
     check_writable,
-    file_size,
+    nonempty_file_size,
     require_bytes,
     volume_kind,
 )
@@ -80,9 +80,7 @@ def _notes(data: bytes) -> list[tuple[int, str]]:
 def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
     """Read a Bio-Rad ``.pic`` file."""
     p = Path(path)
-    size = file_size(p)
-    if size == 0:
-        raise FormatError(p, "file is empty")
+    size = nonempty_file_size(p)
     with open(p, "rb") as fh:
         head = fh.read(_HEADER)
         if not sniff(head, p):

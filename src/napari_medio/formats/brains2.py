@@ -40,7 +40,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
-from ._imageio import as_volume, check_writable, file_size
+from ._imageio import as_volume, check_writable, nonempty_file_size
 
 NAME = "brains2-mask"
 
@@ -97,8 +97,7 @@ def _num(p: Path, fields: dict, key: str, cast=float, default=None):
 def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
     """Read a BRAINS2 ``.mask`` into a uint8 label map (inside = 255)."""
     p = Path(path)
-    if file_size(p) == 0:
-        raise FormatError(p, "file is empty")
+    nonempty_file_size(p)
     data = p.read_bytes()
     if not sniff(data[:4096], p):
         raise FormatError(p, "not a BRAINS2 mask (no IPL_HEADER_BEGIN / MASK_HEADER_BEGIN)")

@@ -31,7 +31,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
-from ._imageio import file_size
+from ._imageio import nonempty_file_size
 
 NAME = "dosxyznrc-3ddose"
 
@@ -62,8 +62,7 @@ def sniff(head: bytes, path: Path) -> bool:
 def read(path: str | os.PathLike[str], *, scale: float = 1.0, errors: bool = False, **_: Any) -> list[Volume]:
     """Read a ``.3ddose`` file into a float32 dose volume (and optionally its error volume)."""
     p = Path(path)
-    if file_size(p) == 0:
-        raise FormatError(p, "file is empty")
+    nonempty_file_size(p)
     try:
         values = np.array(p.read_bytes().split(), dtype=np.float64)
     except ValueError:

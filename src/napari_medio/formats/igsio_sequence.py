@@ -82,7 +82,7 @@ from ..core.volume import AxisInfo, Volume
 from . import metaimage as _mi
 from . import nrrd as _nrrd
 from .nrrd import format_number
-from ._imageio import LABELMAP_OPTION, file_size, require_bytes, sidecar, volume_kind
+from ._imageio import LABELMAP_OPTION, file_size, nonempty_file_size, require_bytes, sidecar, volume_kind
 
 __all__ = ["EXTENSIONS", "read", "sniff", "write"]
 
@@ -473,8 +473,7 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, mmap: bo
          **_: Any) -> list[Volume]:
     """Read a sequence metafile into one Volume with a leading frame axis and ``metadata["igsio"]``."""
     p = Path(path)
-    if file_size(p) == 0:
-        raise FormatError(p, "file is empty")
+    nonempty_file_size(p)
     with open(p, "rb") as fh:
         head = fh.read(registry.HEAD_SIZE)
     if head.startswith(b"NRRD000"):

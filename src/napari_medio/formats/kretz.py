@@ -125,7 +125,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import DisplayWindow, Volume
 from .naming import base_name
-from ._imageio import file_size
+from ._imageio import nonempty_file_size
 
 NAME = "ge-kretz"
 
@@ -478,9 +478,7 @@ def read(path: str | os.PathLike[str], *, scan_convert: bool = True,
         raise MedioError(p, str(exc)) from None
     if not isinstance(file_offset, (int, np.integer)) or file_offset < 0:
         raise MedioError(p, f"file_offset must be a non-negative integer, not {file_offset!r}")
-    size = file_size(p)
-    if size == 0:
-        raise FormatError(p, "file is empty")
+    size = nonempty_file_size(p)
     if size < file_offset + len(MAGIC):
         raise FormatError(p, "file is too short to be a GE Kretz file")
     items = _scan_items(p, int(file_offset), size)

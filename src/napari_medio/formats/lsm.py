@@ -17,7 +17,7 @@ from typing import Any
 from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from ._imageio import LABELMAP_OPTION, file_size, read_sitk
+from ._imageio import LABELMAP_OPTION, nonempty_file_size, read_sitk
 from .raster import component_axis
 
 NAME = "lsm"
@@ -105,8 +105,7 @@ def _check_complete(p: Path) -> int:
 def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
     """Read an LSM stack."""
     p = Path(path)
-    if file_size(p) == 0:
-        raise FormatError(p, "file is empty")
+    nonempty_file_size(p)
     _check_complete(p)
     vol = read_sitk(p, "LSMImageIO", labelmap=labelmap)
     if vol.components is not None:

@@ -31,7 +31,7 @@ from ._imageio import (
     as_volume,
     check_direction,
     check_writable,
-    file_size,
+    nonempty_file_size,
     read_sitk,
     require_bytes,
     write_sitk,
@@ -84,8 +84,7 @@ def _check_complete(path: Path) -> None:
 def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
     """Read an MRC map (identity direction)."""
     p = Path(path)
-    if file_size(p) == 0:
-        raise FormatError(p, "file is empty")
+    nonempty_file_size(p)
     _check_complete(p)
     return [read_sitk(p, "MRCImageIO", labelmap=labelmap)]
 

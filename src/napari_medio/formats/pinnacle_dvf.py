@@ -90,7 +90,7 @@ from ..core.registry import FileFormat, register
 from ..core.transform import Transform
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name
-from ._imageio import file_size
+from ._imageio import nonempty_file_size
 
 __all__ = ["decode_pinnacle_dvf_header", "read_pinnacle_dvf", "registration_matrix_lps"]
 
@@ -290,9 +290,7 @@ def read_pinnacle_dvf(path: str | os.PathLike[str], grid_origin: Sequence[float]
     """
     p = Path(path)
     origin = _origin_lps(p, grid_origin, grid_origin_ras)
-    total = file_size(p)
-    if total == 0:
-        raise FormatError(p, "file is empty")
+    total = nonempty_file_size(p)
     try:
         with open(p, "rb") as fh:
             head = fh.read(_FLAGS + _REGISTRATION + _GRID)

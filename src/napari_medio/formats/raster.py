@@ -59,6 +59,7 @@ from ._imageio import (
     check_direction,
     check_writable,
     file_size,
+    nonempty_file_size,
     read_sitk,
     sitk_write_into,
     stack_frames,
@@ -461,8 +462,7 @@ def _png_scal(path: Path) -> list[float] | None:
 
 
 def _sitk_frame(path: Path, imageio: str, check) -> Volume:
-    if file_size(path) == 0:
-        raise FormatError(path, "file is empty")
+    nonempty_file_size(path)
     check(path)
     try:
         vol = read_sitk(path, imageio, labelmap=False)

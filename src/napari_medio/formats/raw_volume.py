@@ -50,7 +50,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name
-from ._imageio import LABELMAP_OPTION, file_size, volume_kind
+from ._imageio import LABELMAP_OPTION, file_size, nonempty_file_size, volume_kind
 from .nrrd import format_vector
 
 __all__ = ["RAW_DTYPES", "RAW_EXTENSIONS", "RawLayout", "guess_layouts", "read_raw", "read_raw_slice", "write_nhdr_for_raw"]
@@ -666,8 +666,7 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, mmap: bo
     if layout is None:
         missing = [k for k in ("shape", "dtype") if k not in layout_options]
         if missing:
-            if file_size(p) == 0:
-                raise FormatError(p, "file is empty")
+            nonempty_file_size(p)
             raise FormatError(p, _missing_options_message(p, missing))
         layout = layout_options
     return [read_raw(p, layout, mmap=mmap, labelmap=labelmap)]

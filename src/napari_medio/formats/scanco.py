@@ -55,7 +55,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
-from ._imageio import LABELMAP_OPTION, file_size, require_bytes, volume_kind
+from ._imageio import LABELMAP_OPTION, nonempty_file_size, require_bytes, volume_kind
 
 NAME = "scanco"
 
@@ -121,9 +121,7 @@ def sniff(head: bytes, path: Path) -> bool:
 def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
     """Read a Scanco ISQ/RSQ or AIM file into one Volume (voxels as stored)."""
     p = Path(path)
-    size = file_size(p)
-    if size == 0:
-        raise FormatError(p, "file is empty")
+    size = nonempty_file_size(p)
     with open(p, "rb") as fh:
         head = fh.read(_BLOCK)
     if head.startswith(_ISQ_MAGIC):

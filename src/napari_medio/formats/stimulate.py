@@ -40,6 +40,7 @@ from ._imageio import (
     check_direction,
     check_writable,
     file_size,
+    nonempty_file_size,
     require_bytes,
     sidecar,
     volume_kind,
@@ -93,8 +94,7 @@ def _numbers(path: Path, fields: dict, key: str, n: int, cast=float) -> list | N
 def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
     """Read a ``.spr`` header and its ``.sdt`` data into one Volume."""
     p = Path(path)
-    if file_size(p) == 0:
-        raise FormatError(p, "file is empty")
+    nonempty_file_size(p)
     if file_size(p) > 1 << 20:
         raise FormatError(p, "not a Stimulate header (too large)")
     text = p.read_bytes().decode("latin-1")

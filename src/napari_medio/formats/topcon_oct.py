@@ -126,7 +126,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name
-from ._imageio import file_size
+from ._imageio import nonempty_file_size
 
 __all__ = ["NAME", "SLICER_DIRECTION_LPS", "contour_points", "read", "sniff"]
 
@@ -542,9 +542,7 @@ def read(path: str | os.PathLike[str], *, fundus: bool = True, **_: Any) -> list
     with oct-converter's pixel spacing in mm), then, with ``fundus``, the fundus pictures as 2D volumes
     in picture order."""
     p = Path(path)
-    size = file_size(p)
-    if size == 0:
-        raise FormatError(p, "file is empty")
+    size = nonempty_file_size(p)
     index = _index(p, size)
     is_fds = b"@IMG_SCAN_03" in index.chunks and not (b"@IMG_JPEG" in index.chunks
                                                         or b"@IMG_MOT_COMP_03" in index.chunks)

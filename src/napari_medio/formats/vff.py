@@ -32,7 +32,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
-from ._imageio import LABELMAP_OPTION, file_size, require_bytes, volume_kind
+from ._imageio import LABELMAP_OPTION, nonempty_file_size, require_bytes, volume_kind
 
 NAME = "vff"
 
@@ -85,9 +85,7 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, rescale:
          **_: Any) -> list[Volume]:
     """Read a ``.vff`` optical CT volume."""
     p = Path(path)
-    size = file_size(p)
-    if size == 0:
-        raise FormatError(p, "file is empty")
+    size = nonempty_file_size(p)
     with open(p, "rb") as fh:
         head = fh.read(1 << 16)
     if not sniff(head, p):

@@ -89,7 +89,7 @@ from ..core.progress import ensure_progress
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name
-from ._imageio import DIRECTION_LOSS_OPTION, as_volume, check_direction, file_size
+from ._imageio import DIRECTION_LOSS_OPTION, as_volume, check_direction, nonempty_file_size
 
 __all__ = ["read_video", "sniff", "write_video"]
 
@@ -274,9 +274,7 @@ def read_video(path: str | os.PathLike[str], *, progress: Any = None, color: str
     p = Path(path)
     if color not in ("rgb", "gray", "auto"):
         raise MedioError(p, f"color must be 'rgb', 'gray' or 'auto', not {color!r}")
-    size = file_size(p)
-    if size == 0:
-        raise FormatError(p, "file is empty")
+    size = nonempty_file_size(p)
     family = _check_container(p, size)
     av = _import_av(p)
     prog = ensure_progress(progress)

@@ -29,7 +29,7 @@ from ._imageio import (
     as_volume,
     check_direction,
     check_writable,
-    file_size,
+    nonempty_file_size,
     read_sitk,
     require_bytes,
     write_sitk,
@@ -122,8 +122,7 @@ def _check_complete(path: Path) -> None:
 def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
     """Read VTK structured points into one Volume (identity direction)."""
     p = Path(path)
-    if file_size(p) == 0:
-        raise FormatError(p, "file is empty")
+    nonempty_file_size(p)
     _check_complete(p)
     return [read_sitk(p, "VTKImageIO", labelmap=labelmap)]
 
