@@ -2,51 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 from ..core.errors import MedioError
-
-FORMATS = ("stl", "obj", "vtk", "vtp", "ply", "gltf", "glb")
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^\w.+-]+", "_", name).strip("._") or "segment"
-
-
-def write_segment_surfaces(seg, outdir: "str | Path", fmt: str = "stl", smooth: int = 0, decimate: float = 0.0,
-                           method: str = "surface_nets", segments: "list[str] | None" = None,
-                           stem: str = "") -> list[str]:
-    """Write one ``<segment name>.<fmt>`` per non-empty segment of ``seg`` into ``outdir`` (or one glTF).
-
-    Surfaces are closed, in LPS mm (formats that store RAS are converted by their writers).
-    ``segments``: IDs or names to export (all when None); returns the paths written.
-    """
-    import napari_medio
-
-    from ..formats.surfaces import segment_surfaces, write_gltf
-
-    if fmt not in FORMATS:
-        raise MedioError(outdir, f"unknown surface format {fmt!r} (one of {', '.join(FORMATS)})")
-    models = segment_surfaces(seg, smooth=smooth, decimate=decimate, method=method, segments=segments)
-    if not models:
-        raise MedioError(seg.source or seg.name, "no non-empty segment to export")
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    if fmt in ("gltf", "glb"):
-        return write_gltf(models, out / f"{_safe(stem or seg.name or 'segmentation')}.{fmt}")
-    written: list[str] = []
-    used: set[str] = set()
-    for m in models:
-        base = _safe(m.name)
-        name, n = base, 1
-        while name in used:
-            n += 1
-            name = f"{base}_{n}"
-        used.add(name)
-        written += napari_medio.write(m, out / f"{name}.{fmt}")
-    return written
+from ..formats.surfaces import SURFACE_FORMATS as FORMATS
+from ..formats.surfaces import write_segment_surfaces
 
 
 def export_surfaces(seg_path: str, outdir: str, fmt: str = "stl", smooth: int = 0, decimate: float = 0.0,

@@ -19,16 +19,21 @@ Optional smoothing (iterations) and decimation (target reduction 0-1).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
+from ..core.errors import MedioError
 from ..core.model import Model
 from ..core.segmentation import Segmentation
 from ._vtkmesh import vtk
 
-__all__ = ["segment_surfaces", "write_gltf"]
+__all__ = ["SURFACE_FORMATS", "segment_surfaces", "write_gltf", "write_segment_surfaces"]
+
+#: Formats :func:`write_segment_surfaces` writes (glTF: one file with every segment).
+SURFACE_FORMATS = ("stl", "obj", "vtk", "vtp", "ply", "gltf", "glb")
 
 
 def _image(labels: np.ndarray) -> Any:
@@ -451,3 +456,40 @@ def write_gltf(models: list[Model], path: "str | os.PathLike[str]") -> list[str]
             data = trimesh.exchange.gltf.export_gltf(scene, embed_buffers=True)["model.gltf"]
         tmp.write_bytes(data if isinstance(data, bytes) else str(data).encode())
     return [os.fspath(p)]
+
+
+def _safe_name(name: str) -> str:
+    """A file-name stem from a segment name."""
+    return re.sub(r"[^\w.+-]+", "_", name).strip("._") or "segment"
+
+
+def write_segment_surfaces(seg, outdir: "str | Path", fmt: str = "stl", smooth: int = 0, decimate: float = 0.0,
+                           method: str = "surface_nets", segments: "list[str] | None" = None,
+                           stem: str = "") -> list[str]:
+    """Write one ``<segment name>.<fmt>`` per non-empty segment of ``seg`` into ``outdir`` (or one glTF).
+
+    Surfaces are closed, in LPS mm (formats that store RAS are converted by their writers).
+    ``segments``: IDs or names to export (all when None); returns the paths written.
+    """
+    from ..core import registry
+
+    if fmt not in SURFACE_FORMATS:
+        raise MedioError(outdir, f"unknown surface format {fmt!r} (one of {', '.join(SURFACE_FORMATS)})")
+    models = segment_surfaces(seg, smooth=smooth, decimate=decimate, method=method, segments=segments)
+    if not models:
+        raise MedioError(seg.source or seg.name, "no non-empty segment to export")
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt in ("gltf", "glb"):
+        return write_gltf(models, out / f"{_safe_name(stem or seg.name or 'segmentation')}.{fmt}")
+    written: list[str] = []
+    used: set[str] = set()
+    for m in models:
+        base = _safe_name(m.name)
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.add(name)
+        written += registry.write(m, out / f"{name}.{fmt}")
+    return written

@@ -11,7 +11,7 @@ that saving writes the real colours, not the display alpha.
 "Show 3D" adds one smoothed closed surface per segment (Slicer's "Show 3D"),
 made by :func:`napari_medio.formats.surfaces.segment_surfaces`, as Surface layers
 that follow the segments' visibility and opacity; "Export surfaces" writes them
-through :func:`napari_medio.commands.segmentation.write_segment_surfaces` (the
+through :func:`napari_medio.formats.surfaces.write_segment_surfaces` (the
 code behind ``medio export-surfaces``).  Surfaces are in the LPS world like every
 napari-medio layer.
 """
@@ -445,7 +445,7 @@ class SegmentsDock(QWidget):
     def export(self, folder: Optional[str] = None, fmt: Optional[str] = None) -> list[str]:
         """Write one closed surface per segment into ``folder`` (asked when None); returns the paths."""
         from ..core.errors import MedioError
-        from ..commands.segmentation import write_segment_surfaces
+        from ..formats.surfaces import write_segment_surfaces
 
         if self._layer is None:
             self.status.setText("No Labels layer to export")
