@@ -28,7 +28,7 @@ import numpy as np
 from .errors import FormatError, WriteError
 from .progress import Progress, ensure_progress
 
-__all__ = ["atomic_output", "atomic_outputs", "gzip_write", "gzip_read", "gzip_decompress"]
+__all__ = ["atomic_output", "atomic_outputs", "gzip_write", "gzip_read", "gzip_decompress", "read_content"]
 
 #: Threads that deflate a gzip write (isal's and zlib-ng's threaded writers).
 GZIP_THREADS = 2
@@ -93,6 +93,20 @@ def atomic_output(target: "str | os.PathLike[str]") -> Iterator[Path]:
     """A temporary path for ``target``, renamed into place when the block succeeds."""
     with atomic_outputs([target]) as temps:
         yield temps[0]
+
+
+def read_content(path: "str | os.PathLike[str]") -> bytes:
+    """All bytes of a file; FormatError naming it when it cannot be read or holds only white space."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(p, "file not found") from None
+    except OSError as exc:
+        raise FormatError(p, f"cannot read file: {exc.strerror or exc}") from None
+    if not raw.strip():
+        raise FormatError(p, "file is empty")
+    return raw
 
 
 def _umask() -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..core.errors import FormatError
+from ..core.fileio import read_content
 
 __all__ = ["BINARY_MAGICS", "plain_text", "read_text", "load_json", "json_path", "json_head"]
 
@@ -46,12 +47,7 @@ def read_text(path: Path, what: str, *, latin1_fallback: bool = True) -> str:
     Raises FormatError naming the file when it cannot be read, is empty, or holds
     binary content (``what`` names the expected kind, e.g. "colour table").
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise FormatError(path, "file is empty")
+    raw = read_content(path)
     if b"\x00" in raw:
         raise FormatError(path, f"binary content, not a {what}")
     try:
@@ -64,12 +60,7 @@ def read_text(path: Path, what: str, *, latin1_fallback: bool = True) -> str:
 
 def load_json(path: Path, what: str) -> Any:
     """The JSON document in ``path``; FormatError (file, line, column) when it is not valid JSON."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(path, f"cannot read file: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise FormatError(path, "file is empty")
+    raw = read_content(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core.errors import FormatError
+from ..core.fileio import read_content
 from ..core.model import Model
 from ..core.registry import FileFormat, register
 from .naming import base_name
@@ -51,9 +52,7 @@ def _sniff_byu(head: bytes, path: Path) -> bool:
 def read_byu(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
     """Movie.BYU geometry file (parts, vertices, polygons, edges)."""
     p = Path(path)
-    text = p.read_bytes().decode("latin-1")
-    if not text.strip():
-        raise FormatError(p, "file is empty")
+    text = read_content(p).decode("latin-1")
     tokens = text.split()
     try:
         n_parts, n_verts, n_polys, n_edges = (int(t) for t in tokens[:4])
@@ -94,9 +93,7 @@ def _sniff_ucd(head: bytes, path: Path) -> bool:
 def read_ucd(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
     """AVS UCD unstructured grid (ASCII or binary)."""
     p = Path(path)
-    data = p.read_bytes()
-    if not data:
-        raise FormatError(p, "file is empty")
+    data = read_content(p)
     if data[:1] != b"\x07":
         lines = [ln for ln in data.decode("latin-1").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         try:

@@ -26,7 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core.errors import FormatError, WriteError
-from ..core.fileio import atomic_output
+from ..core.fileio import atomic_output, read_content
 from ..core.model import Model
 from ..core.registry import FileFormat, register
 from .naming import base_name
@@ -98,9 +98,7 @@ def _merge_points(tri_pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def read_stl(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
     """Read an ASCII or binary STL (points merged as VTK's reader merges them)."""
     p = Path(path)
-    data = p.read_bytes()
-    if not data:
-        raise FormatError(p, "file is empty")
+    data = read_content(p)
     binary_size_ok = len(data) >= 84 and len(data) == 84 + 50 * int(np.frombuffer(data[80:84], "<u4")[0])
     if data.lstrip()[:5].lower() == b"solid" and not binary_size_ok:
         text = data.decode("latin-1")
@@ -315,9 +313,7 @@ def _read_ascii_elements(text_tokens: list, elements: list, path: Path) -> dict:
 def read_ply(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
     """Read an ASCII or binary PLY: vertices with normals, colours and scalar properties; faces."""
     p = Path(path)
-    data = p.read_bytes()
-    if not data:
-        raise FormatError(p, "file is empty")
+    data = read_content(p)
     fmt, elements, comments, start = _ply_header(data, p)
     if fmt == "ascii":
         tokens = data[start:].split()
@@ -471,9 +467,7 @@ def _sniff_obj(head: bytes, path: Path) -> bool:
 def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
     """Read a Wavefront OBJ: vertices (with optional colours), normals, texture coordinates, faces, lines."""
     p = Path(path)
-    raw = p.read_bytes()
-    if not raw:
-        raise FormatError(p, "file is empty")
+    raw = read_content(p)
     if b"\0" in raw[:4096]:
         raise FormatError(p, "not an OBJ file (binary content)")
     text = raw.decode("latin-1")

@@ -33,7 +33,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core.errors import FormatError, WriteError
-from ..core.fileio import atomic_output
+from ..core.fileio import atomic_output, read_content
 from ..core.registry import FileFormat, register
 from .naming import base_name
 
@@ -126,9 +126,7 @@ def _function(text: str, width: int, path: Path, lineno: int, what: str) -> np.n
 def read_vp(path: "str | os.PathLike[str]", **_: Any) -> list[VolumeProperty]:
     """A ``.vp`` file (exactly nine lines)."""
     p = Path(path)
-    raw = p.read_bytes()
-    if not raw.strip():
-        raise FormatError(p, "file is empty")
+    raw = read_content(p)
     if b"\x00" in raw:
         raise FormatError(p, "binary content, not a volume property file")
     lines = [l for l in raw.decode("latin-1").splitlines() if l.strip()]

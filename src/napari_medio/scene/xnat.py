@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import FormatError, MedioError
+from ..core.fileio import read_content
 
 __all__ = ["catalog_files", "read_xnat"]
 
@@ -32,12 +33,7 @@ def catalog_files(path: os.PathLike[str] | str, confine_to: Path | None = None) 
     from defusedxml.common import DefusedXmlException
 
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise FormatError(p, f"cannot open file: {exc.strerror or exc}") from None
-    if not data.strip():
-        raise FormatError(p, "file is empty")
+    data = read_content(p)
     try:
         root = DET.fromstring(data, forbid_dtd=True)
     except DefusedXmlException as exc:
