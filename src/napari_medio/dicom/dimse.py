@@ -4,7 +4,7 @@ Written by hand (from PS3.8 "Network Communication Support for Message Exchange"
 "Message Exchange") because receiving with pynetdicom is too slow for a retrieve a user waits
 for: it decodes every C-STORE-RQ command set with pydicom, builds PDU and primitive objects,
 dispatches events, hands the GIL between two threads per association and polls with 1 ms
-sleeps -- about 5 ms of Python per instance.  A 300-instance C-GET from Orthanc takes 5.6-6.7x
+sleeps -- about 5 ms of Python per instance.  A 300-instance C-GET from Orthanc takes 5.2-6.7x
 longer with plain pynetdicom than with this module (docs/performance.md, "DICOM network";
 ``benchmarks/bench_dicom_net.py``), and the files written are byte for byte pynetdicom's
 (tests/dicom_net/test_dimse.py).  C-STORE SCU (sending) is here too: pynetdicom 3.0's

@@ -27,12 +27,12 @@ Libraries, and the one hand-written receive path:
   (C-STORE SCU: pynetdicom 3.0's ``send_c_store`` drops a response now and then over a fast
   link, see that module's docstring).  pynetdicom spends
   about 5 ms of Python per received instance (its reactor polls with 1 ms sleeps and
-  decodes every command set), and a 300-instance C-GET from Orthanc takes 5.6-6.7x longer
+  decodes every command set), and a 300-instance C-GET from Orthanc takes 5.2-6.7x longer
   on plain pynetdicom than on ``dimse`` (docs/performance.md, "DICOM network").  The files
   written are byte for byte those of plain pynetdicom with ``Event.encoded_dataset()``
   (tested in tests/dicom_net/test_dimse.py);
 * WADO-RS retrieves stream the multipart answer into files with :mod:`._wado` (over the
-  dicomweb-client session): 2.6x faster than dicomweb-client's ``iter_series`` plus
+  dicomweb-client session): 2.6-3.6x faster than dicomweb-client's ``iter_series`` plus
   pydicom writes (docs/performance.md); QIDO-RS and STOW-RS use dicomweb-client.
 """
 from __future__ import annotations
