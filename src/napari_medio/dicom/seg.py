@@ -23,6 +23,7 @@ import numpy as np
 from ..core.errors import CancelledError, FormatError, MedioError
 from ..core.geometry import Geometry, reorient
 from ..core.volume import Volume
+from .rt import read_dataset
 
 __all__ = ["SEG_SOP_CLASS", "read_seg", "read_seg_segmentation", "reference_grid", "seg_dataset", "split_layers",
            "terminology_entry"]
@@ -31,31 +32,12 @@ SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 _LABELMAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
 
 
-def _read_dataset(path: "str | os.PathLike[str]") -> Any:
-    import pydicom
-
-    p = Path(path)
-    if not p.is_file():
-        raise FormatError(p, "file not found")
-    if p.stat().st_size == 0:
-        raise FormatError(p, "file is empty")
-    try:
-        ds = pydicom.dcmread(p, force=True)
-        _ = ds.get("SOPClassUID")
-    except Exception as exc:
-        raise FormatError(p, f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
-    return ds
-
-
 def seg_dataset(path: "str | os.PathLike[str]") -> Any:
     """The highdicom Segmentation of a file (FormatError naming the file when it is not a valid SEG)."""
     import highdicom as hd
 
     p = Path(path)
-    ds = _read_dataset(p)
-    sop = str(ds.get("SOPClassUID", ""))
-    if sop not in (SEG_SOP_CLASS, _LABELMAP_SEG_SOP_CLASS) and str(ds.get("Modality", "")) != "SEG":
-        raise FormatError(p, f"not a DICOM Segmentation object (SOP class {sop or 'missing'})")
+    ds = read_dataset(p, modality="SEG", sop_classes=(SEG_SOP_CLASS, _LABELMAP_SEG_SOP_CLASS))
     if "PixelData" not in ds:
         raise FormatError(p, "DICOM SEG without pixel data")
     try:
