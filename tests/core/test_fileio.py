@@ -119,7 +119,8 @@ def library(request, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
-    monkeypatch.setattr(fileio, "_READ_PIECE", 1 << 12)  # many inflate steps
+    monkeypatch.setattr(fileio, "_READ_PIECE", 1 << 12)  # many read and inflate steps
+    monkeypatch.setattr(fileio, "_OUT_PIECE", 1 << 13)
     return request.param
 
 
@@ -140,6 +141,11 @@ def test_gzip_read_every_member_padding_and_offset(tmp_path, library):
     assert fileio.gzip_read(path, 6).tobytes() == data  # size unknown: every member
     out = fileio.gzip_read(path, 6, len(data))
     assert out.flags.writeable and out.dtype == np.uint8
+    # a label map: a few compressed bytes inflate to many pieces after the input is all read
+    mask = bytes(2_000_000) + b"\x01" * 1000 + bytes(1_000_000)
+    path.write_bytes(gzip.compress(mask))
+    assert fileio.gzip_read(path, 0, len(mask)).tobytes() == mask
+    assert fileio.gzip_read(path).tobytes() == mask
 
 
 def test_gzip_read_never_exceeds_the_declared_size(tmp_path, library):

@@ -16,6 +16,7 @@ from tests.volumes import OBLIQUE_FLIPPED
 def small_blocks(monkeypatch):
     """4 KiB inflate steps, so small test volumes report progress many times."""
     monkeypatch.setattr(fileio, "_READ_PIECE", 1 << 12)
+    monkeypatch.setattr(fileio, "_OUT_PIECE", 1 << 13)
 
 
 def _ct(shape=(20, 64, 96)) -> Volume:

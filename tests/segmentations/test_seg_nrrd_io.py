@@ -52,7 +52,8 @@ def _layered() -> Segmentation:
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(fileio, "_READ_PIECE", 1 << 10)  # many inflate steps on small arrays
+    monkeypatch.setattr(fileio, "_READ_PIECE", 1 << 10)  # many read and inflate steps on small arrays
+    monkeypatch.setattr(fileio, "_OUT_PIECE", 1 << 12)
 
 
 def test_many_segments_write_extents_and_read_back(tmp_path, small_blocks):

@@ -32,7 +32,8 @@ __all__ = ["atomic_output", "atomic_outputs", "gzip_write", "gzip_read", "gzip_d
 
 #: Threads that deflate a gzip write (isal's and zlib-ng's threaded writers).
 GZIP_THREADS = 2
-_READ_PIECE = 1 << 20  # compressed bytes inflated per step (progress and cancel between steps)
+_READ_PIECE = 1 << 20  # compressed bytes read at a time
+_OUT_PIECE = 1 << 20  # bytes inflated per step (progress and cancel between steps)
 
 
 def _temp_beside(target: Path, token: str) -> Path:
@@ -195,43 +196,54 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: Optional[in
     prog = ensure_progress(progress)
     prog.start(size)
     zlib = _zlib()
-    out = np.empty(size, np.uint8) if size is not None else None
-    whole = bytearray()  # without a size: every member, grown as it comes
-    pos = 0
-    d = zlib.decompressobj(31)
+    out: Any = np.empty(size, np.uint8) if size is not None else bytearray()
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)
-            data = fh.read(_READ_PIECE)
-            while data:
-                piece = d.decompress(data, 0 if size is None else size - pos + 1)
-                if out is None:
-                    whole += piece
-                else:
-                    n = min(len(piece), size - pos)
-                    out[pos:pos + n] = np.frombuffer(piece, np.uint8, n)
-                pos += len(piece)
-                prog.advance(len(piece))
-                if size is not None and pos > size:
-                    break  # more data than declared: the rest is not wanted
-                if not d.eof:
-                    data = fh.read(_READ_PIECE)
-                elif size is not None and pos == size:
-                    break
-                else:  # another gzip member may follow
-                    data = d.unused_data or fh.read(_READ_PIECE)
-                    if data[:2] != b"\x1f\x8b":
-                        break  # the end, or padding after the last member
-                    d = zlib.decompressobj(31)
+            pos, ended = _inflate_members(zlib, fh, out, size, prog)
     except zlib.error as exc:
         raise FormatError(path, f"gzip data is corrupt: {exc}") from None
     except OSError as exc:
         raise FormatError(path, f"cannot read gzip data: {exc.strerror or exc}") from None
-    if not d.eof and (size is None or pos <= size):
-        raise FormatError(path, f"gzip data is truncated: it ends after {pos} bytes"
-                                + (f" of {size} expected" if size is not None else ""))
-    if out is None:
-        return np.frombuffer(whole, np.uint8)
-    if pos < size:
-        raise FormatError(path, f"data is truncated: {pos} bytes for {size} expected")
-    return out
+    if size is None or pos <= size:
+        if not ended:
+            raise FormatError(path, f"gzip data is truncated: it ends after {pos} bytes"
+                                    + (f" of {size} expected" if size is not None else ""))
+        if size is not None and pos < size:
+            raise FormatError(path, f"data is truncated: {pos} bytes for {size} expected")
+    return out if size is not None else np.frombuffer(out, np.uint8)
+
+
+def _inflate_members(zlib: ModuleType, fh: BinaryIO, out: Any, size: Optional[int], prog: Progress) -> tuple[int, bool]:
+    """Inflate the gzip members read from ``fh`` into ``out``, :data:`_OUT_PIECE` bytes a step.
+
+    ``out``: an array of ``size`` bytes, or a bytearray that grows when ``size``
+    is None.  Returns the bytes inflated (``size + 1`` when the data holds more)
+    and whether the last member read was complete.
+    """
+    d = zlib.decompressobj(31)
+    data, at_end, pos = b"", False, 0
+    while True:
+        if d.eof:
+            if size is not None and pos >= size:
+                return pos, True
+            data = d.unused_data or fh.read(_READ_PIECE)
+            if data[:2] != b"\x1f\x8b":
+                return pos, True  # the end, or padding after the last member
+            d = zlib.decompressobj(31)
+        elif not data and not at_end:
+            data = fh.read(_READ_PIECE)
+            at_end = not data
+        piece = d.decompress(data, _OUT_PIECE if size is None else min(_OUT_PIECE, size - pos + 1))
+        data = d.unconsumed_tail
+        if not piece and not d.eof and at_end:
+            return pos, False
+        if size is None:
+            out += piece
+        else:
+            n = min(len(piece), size - pos)
+            out[pos:pos + n] = np.frombuffer(piece, np.uint8, n)
+        pos += len(piece)
+        prog.advance(len(piece))
+        if size is not None and pos > size:
+            return pos, False  # more data than declared: the rest is not wanted

@@ -478,9 +478,9 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
     """``{value: (i0, i1, j0, j1, k0, k1)}`` for every value present in a 2D or 3D label array.
 
     0 is left out unless ``include_zero``; with ``extents=False`` the values map to
-    None.  A 0/1 mask costs a few NumPy reductions; other data one
-    ``scipy.ndimage.find_objects`` pass (``np.unique`` first when values are
-    negative or sparse beyond the array's size).
+    None.  A 0/1 mask costs two NumPy reductions; other data one more,
+    ``scipy.ndimage.find_objects`` (``np.unique`` first when values are
+    negative or sparse beyond the array's size, or when only the values are asked for).
     """
     a = np.asarray(labels)
     if a.dtype == bool:
@@ -494,10 +494,15 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
     if not np.issubdtype(a.dtype, np.integer):
         values = [int(v) for v in np.unique(a)]
         return {v: (bounding_extent(a, v) if extents else None) for v in values if include_zero or v != 0}
-    low, high = int(a.min()), int(a.max())
-    if low >= 0 and high <= 1:  # a binary mask: a few reductions
-        boxes = {v: (bounding_extent(a, None if v else 0) if extents else None)
-                 for v in sorted({low, high}) if include_zero or v}
+    slice_max = a.max(axis=(1, 2))  # one pass: the largest value of each k slice
+    high = int(slice_max.max())
+    low = int(a.min()) if a.dtype.kind != "u" or include_zero else 0
+    if low >= 0 and high <= 1:  # a binary mask: its box from the slice maxima and one projection
+        boxes = {v: None for v in sorted({low, high}) if include_zero or v}
+        if extents and 0 in boxes:
+            boxes[0] = bounding_extent(a, 0)
+        if extents and 1 in boxes:
+            boxes[1] = _box(a, slice_max)
     elif extents and low >= 0 and high <= max(1 << 16, a.size):
         boxes = {n: _slices_extent(b) for n, b in enumerate(ndimage.find_objects(a), start=1) if b is not None}
         if include_zero and not a.all():
@@ -539,7 +544,12 @@ def bounding_extent(mask_or_labels: np.ndarray, value: Optional[int] = None) -> 
         m = a if a.dtype == bool or (a.dtype.kind == "u" and a.dtype.itemsize == 1) else a != 0
     else:
         m = a == value
-    ks = np.flatnonzero(m.max(axis=(1, 2)))
+    return _box(m, m.max(axis=(1, 2)))
+
+
+def _box(m: np.ndarray, slice_max: np.ndarray) -> Optional[Extent]:
+    """The extent of the non-zero voxels of a non-negative 3D array, given the maximum of each k slice."""
+    ks = np.flatnonzero(slice_max)
     if not len(ks):
         return None
     plane = m[ks[0]:ks[-1] + 1].max(axis=0)

@@ -272,20 +272,30 @@ def _fmt_color(c: float) -> str:
     return f"{float(c):g}"  # C++ default stream formatting: 6 significant digits
 
 
-def _as_segmentation(obj: Any, path: Path) -> Segmentation:
-    """``obj`` as a Segmentation (a label-map Volume gets segments as Slicer names them)."""
+def _as_segmentation(obj: Any, path: Path) -> tuple[Segmentation, Optional[dict]]:
+    """``obj`` as a Segmentation (a label-map Volume gets segments as Slicer names them).
+
+    For a 3D integer label map, also the :func:`label_summary` of its voxels,
+    which the Segmentation then holds as they are.
+    """
     if isinstance(obj, Segmentation):
-        return obj
+        return obj, None
     if isinstance(obj, Volume):
+        a = obj.array
+        known = None
+        if (isinstance(a, np.ndarray) and a.ndim == 3 and obj.geometry.ndim == 3 and obj.components is None
+                and not obj.extra_axes and np.issubdtype(a.dtype, np.integer)):
+            known = label_summary(a)
         try:
-            return Segmentation.from_labelmap(obj)
+            seg = Segmentation.from_labelmap(obj, present=known)
         except ValueError as exc:
             raise WriteError(path, str(exc)) from None
+        return seg, (known if seg.array is a else None)
     convert = getattr(obj, "convert_to", None)
     if convert is not None:
         seg = convert("segmentation")
         if isinstance(seg, Segmentation):
-            return seg
+            return seg, None
     raise WriteError(path, f"a segmentation file cannot hold a {type(obj).__name__}")
 
 
@@ -388,11 +398,11 @@ def _layout(obj: Any, p: Path, crop_to_minimum_extent: bool) -> tuple:
 
     Raises :class:`WriteError` for inconsistent segments and voxels that belong to no segment.
     """
-    seg = _as_segmentation(obj, p)
+    seg, known = _as_segmentation(obj, p)
     if np.dtype(seg.array.dtype) == bool:
         seg = replace(seg, array=np.asarray(seg.array).astype(np.uint8))
     empty = bool(seg.metadata.get("empty"))
-    summaries = [{} for _ in range(seg.n_layers)] if empty else [
+    summaries = [{} for _ in range(seg.n_layers)] if empty else [known] if known is not None else [
         label_summary(seg.layer_array(layer)) for layer in range(seg.n_layers)]
     try:
         problems = seg.check(present=[list(b) for b in summaries])
