@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["WANTED", "parse_header", "NotDicomError", "header_from_dataset", "IMPLICIT_LE", "EXPLICIT_LE",
-           "NATIVE_SYNTAXES", "sniff_dicom_bytes"]
+from ..core.errors import FormatError
+
+__all__ = ["WANTED", "parse_header", "read_dataset", "NotDicomError", "header_from_dataset", "IMPLICIT_LE",
+           "EXPLICIT_LE", "NATIVE_SYNTAXES", "sniff_dicom_bytes"]
 
 
 def sniff_dicom_bytes(head: bytes) -> bool:
@@ -398,6 +401,31 @@ def _python_encoding(value: Any) -> str:
         return python_encoding.get(term, "latin-1")
     except Exception:  # pragma: no cover
         return "latin-1"
+
+
+def read_dataset(path: "str | os.PathLike[str]", *, modality: Optional[str] = None, sop_classes: tuple = (),
+                 pixels: bool = True) -> Any:
+    """pydicom Dataset of ``path`` (preamble optional); FormatError naming the file when not what is expected."""
+    import pydicom
+
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError(p, "file not found")
+    if p.stat().st_size == 0:
+        raise FormatError(p, "file is empty")
+    try:
+        ds = pydicom.dcmread(p, force=True, stop_before_pixels=not pixels)
+        sop = str(ds.get("SOPClassUID", "") or "")
+        mod = str(ds.get("Modality", "") or "").upper()
+    except Exception as exc:
+        raise FormatError(p, f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
+    if not sop and not mod:
+        raise FormatError(p, "not a DICOM file (no SOP class or modality)")
+    if modality is not None or sop_classes:
+        if not (mod == modality or sop in sop_classes):
+            want = modality or ", ".join(sop_classes)
+            raise FormatError(p, f"not a DICOM {want} object (modality {mod or 'missing'}, SOP class {sop or 'missing'})")
+    return ds
 
 
 def parse_header(path: "str | os.PathLike[str]", *, allow_fallback: bool = True) -> dict:

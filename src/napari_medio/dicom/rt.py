@@ -27,6 +27,7 @@ import numpy as np
 from ..core.errors import FormatError
 from ..core.geometry import Geometry
 from ..core.volume import Volume
+from ._parse import read_dataset
 
 __all__ = [
     "RTSTRUCT_SOP_CLASS", "RTDOSE_SOP_CLASS", "RTPLAN_SOP_CLASSES", "RTIMAGE_SOP_CLASS",
@@ -38,31 +39,6 @@ RTIMAGE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.1"
 RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 RTPLAN_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.481.5", "1.2.840.10008.5.1.4.1.1.481.8")
-
-
-def read_dataset(path: "str | os.PathLike[str]", *, modality: Optional[str] = None, sop_classes: tuple = (),
-                 pixels: bool = True) -> Any:
-    """pydicom Dataset of ``path`` (preamble optional); FormatError naming the file when not what is expected."""
-    import pydicom
-
-    p = Path(path)
-    if not p.is_file():
-        raise FormatError(p, "file not found")
-    if p.stat().st_size == 0:
-        raise FormatError(p, "file is empty")
-    try:
-        ds = pydicom.dcmread(p, force=True, stop_before_pixels=not pixels)
-        sop = str(ds.get("SOPClassUID", "") or "")
-        mod = str(ds.get("Modality", "") or "").upper()
-    except Exception as exc:
-        raise FormatError(p, f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
-    if not sop and not mod:
-        raise FormatError(p, "not a DICOM file (no SOP class or modality)")
-    if modality is not None or sop_classes:
-        if not (mod == modality or sop in sop_classes):
-            want = modality or ", ".join(sop_classes)
-            raise FormatError(p, f"not a DICOM {want} object (modality {mod or 'missing'}, SOP class {sop or 'missing'})")
-    return ds
 
 
 # -- RT Structure Set -------------------------------------------------------------------------------

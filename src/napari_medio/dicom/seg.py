@@ -23,7 +23,7 @@ import numpy as np
 from ..core.errors import CancelledError, FormatError, MedioError
 from ..core.geometry import Geometry, reorient
 from ..core.volume import Volume
-from .rt import read_dataset
+from ._parse import read_dataset
 
 __all__ = ["SEG_SOP_CLASS", "read_seg", "read_seg_segmentation", "reference_grid", "seg_dataset", "split_layers",
            "terminology_entry"]
