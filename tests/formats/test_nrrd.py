@@ -50,7 +50,7 @@ def test_header_is_what_slicer_writes_and_simpleitk_agrees(tmp_path):
     assert np.allclose(img.GetOrigin(), vol.geometry.origin, atol=1e-9)
     assert np.allclose(np.reshape(img.GetDirection(), (3, 3)), vol.geometry.direction, atol=1e-9)
     assert np.allclose(img.GetSpacing(), vol.geometry.spacing, atol=1e-9)
-    data, _ = nrrd.read(str(out), index_order="C")  # pynrrd reads our parallel gzip stream
+    data, _ = nrrd.read(str(out), index_order="C")  # pynrrd reads our gzip stream
     assert np.array_equal(data, vol.array)
 
 
