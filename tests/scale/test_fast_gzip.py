@@ -104,9 +104,22 @@ def test_progress_drives_a_tqdm_bar(tmp_path, small_blocks):
     assert sum(updates) == _ct().array.nbytes and bar.total == _ct().array.nbytes
 
 
-def test_corrupt_compressed_files_raise_format_error(tmp_path, small_blocks):
-    napari_medio.write(_ct(), tmp_path / "g.nii.gz")
-    raw = (tmp_path / "g.nii.gz").read_bytes()
-    (tmp_path / "t.nii.gz").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(FormatError):
-        napari_medio.read(tmp_path / "t.nii.gz")
+@pytest.mark.parametrize("ext", [".nii.gz", ".nrrd", ".seg.nrrd"])
+def test_truncated_or_corrupt_compressed_files_raise_format_error(tmp_path, small_blocks, ext):
+    vol = _ct()
+    if ext == ".seg.nrrd":
+        vol = vol.with_array((np.asarray(vol.array) % 4).astype(np.uint8), kind="labelmap")
+    napari_medio.write(vol, tmp_path / f"g{ext}")
+    raw = (tmp_path / f"g{ext}").read_bytes()
+    start = raw.index(b"\x1f\x8b")
+    for n, cut in enumerate((start + 40, (start + len(raw)) // 2, len(raw) - 6)):  # data, middle, trailer
+        bad = tmp_path / f"t{'abc'[n]}{ext}"
+        bad.write_bytes(raw[:cut])
+        with pytest.raises(FormatError, match="truncated") as info:
+            napari_medio.read(bad)
+        assert str(bad) in str(info.value)
+    flipped = bytearray(raw)
+    flipped[-7] ^= 0x55  # the CRC-32
+    (tmp_path / f"crc{ext}").write_bytes(bytes(flipped))
+    with pytest.raises(FormatError, match="corrupt"):
+        napari_medio.read(tmp_path / f"crc{ext}")
