@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import FormatError
-from ..core.registry import FileFormat, register
+from ..core.registry import FileFormat, read_head, register
 from ._parse import sniff_dicom_bytes
 
 __all__ = ["object_kind", "read_object", "DICOM_OBJECTS_FORMAT"]
@@ -77,11 +77,7 @@ def _sniff(head: bytes, path: Path) -> bool:
 def read_object(path: "str | os.PathLike[str]", reference: Any = None, **options: Any) -> list:
     """The data objects of one SEG / RTSTRUCT / RT Image / SR file (``reference``: the image series grid)."""
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(8192)
-    except OSError as exc:
-        raise FormatError(p, f"cannot open file: {exc.strerror or exc}") from None
+    head = read_head(p, 8192)
     if not head:
         raise FormatError(p, "file is empty")
     kind = object_kind(head)

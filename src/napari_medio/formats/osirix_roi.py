@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import FormatError
+from ..core.fileio import read_content
 from ..core.registry import FileFormat, register
 
 __all__ = ["read_osirix_roi", "load_osirix_contours", "rasterise_contours"]
@@ -91,10 +92,7 @@ def load_osirix_contours(path: "str | os.PathLike[str]") -> list[dict]:
     Raises :class:`FormatError` naming the file for anything else.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise FormatError(p, f"cannot open file: {exc.strerror or exc}") from None
+    raw = read_content(p)
     try:
         doc = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -86,7 +86,7 @@ import numpy as np
 
 from ..core.errors import FormatError, MedioError
 from ..core.geometry import Geometry
-from ..core.registry import FileFormat, register
+from ..core.registry import FileFormat, read_head, register
 from ..core.transform import Transform
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name
@@ -291,11 +291,7 @@ def read_pinnacle_dvf(path: str | os.PathLike[str], grid_origin: Sequence[float]
     p = Path(path)
     origin = _origin_lps(p, grid_origin, grid_origin_ras)
     total = nonempty_file_size(p)
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(_FLAGS + _REGISTRATION + _GRID)
-    except OSError as exc:
-        raise FormatError(p, f"cannot open file: {exc.strerror or exc}") from None
+    head = read_head(p, _FLAGS + _REGISTRATION + _GRID)
     header = _header_for(head, total)
     if isinstance(header, str):
         raise FormatError(p, header)

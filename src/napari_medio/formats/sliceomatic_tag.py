@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import FormatError
-from ..core.registry import FileFormat, register
+from ..core.registry import FileFormat, read_head, register
 
 __all__ = ["read_sliceomatic_tag", "read_tag_header"]
 
@@ -51,11 +51,7 @@ def read_tag_header(path: "str | os.PathLike[str]") -> dict:
     """The header fields (``dims``, ``origin``, ``spacing``, ``axis_x``, ``axis_y``,
     ``header_size``, ``fields``); raises :class:`FormatError` naming the file."""
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(_MAX_HEADER)
-    except OSError as exc:
-        raise FormatError(p, f"cannot open file: {exc.strerror or exc}") from None
+    head = read_head(p, _MAX_HEADER)
     end = head.find(b"\x0c")
     if end < 0:
         raise FormatError(p, "not a sliceOmatic tag file: no end-of-header form feed")
