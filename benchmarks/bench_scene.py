@@ -7,7 +7,7 @@ segmentation on the same grid and a ~80k-triangle model.  Measures, best of N:
 * open the folder scene vs open the ``.mrb`` (extraction included), every voxel
   and vertex loaded.
 
-Targets (issue 8): .mrb save <= 1.15x folder save; .mrb open <= 1.15x folder open.
+Targets: .mrb save <= 1.15x folder save; .mrb open <= 1.15x folder open.
 Run: ``.venv/bin/python benchmarks/bench_scene.py [--repeat N] [--shape 300 512 512]``.
 """
 from __future__ import annotations

@@ -71,7 +71,7 @@ def test_rtdose_matches_manifest():
 
     raw = pydicom.dcmread(fixture_file("dicom/pydicom/rtdose.dcm")).pixel_array
     np.testing.assert_allclose(dose.to_numpy(), raw * 1e-6, rtol=1e-6)
-    # the series reader (issue 4) gives the same dose grid
+    # the series reader gives the same dose grid
     same = registry.read(fixture_file("dicom/pydicom/rtdose.dcm"))[0]
     assert same.geometry.almost_equal(dose.geometry, 1e-4)
     np.testing.assert_allclose(np.asarray(same.array), dose.to_numpy(), rtol=1e-5)

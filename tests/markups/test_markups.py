@@ -224,7 +224,7 @@ def test_bad_json(tmp_path, name):
 
 @pytest.mark.parametrize("name, content", [("other.json", '{"hello": "world"}'), ("array.json", "[1, 2, 3]")])
 def test_other_json_is_text_not_markups(tmp_path, name, content):
-    """JSON that no format claims opens as read-only text (issue 7), never as markups."""
+    """JSON that no format claims opens as read-only text, never as markups."""
     from napari_medio.core.text import Text
 
     p = tmp_path / name

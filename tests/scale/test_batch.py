@@ -1,4 +1,4 @@
-"""Batch conversion on dask (issue 9): LocalCluster vs one process, failures reported, reruns skip."""
+"""Batch conversion on dask: LocalCluster vs one process, failures reported, reruns skip."""
 from __future__ import annotations
 
 import json

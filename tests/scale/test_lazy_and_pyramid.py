@@ -1,4 +1,4 @@
-"""Lazy opening of uncompressed volumes and the lazy pyramid (issue 9): no full reads, bounded memory."""
+"""Lazy opening of uncompressed volumes and the lazy pyramid: no full reads, bounded memory."""
 from __future__ import annotations
 
 import tracemalloc

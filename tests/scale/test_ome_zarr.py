@@ -1,4 +1,4 @@
-"""OME-Zarr (issue 9): exact round trips, validation, lazy local and remote (HTTP) reads, multiscale."""
+"""OME-Zarr: exact round trips, validation, lazy local and remote (HTTP) reads, multiscale."""
 from __future__ import annotations
 
 import functools

@@ -127,7 +127,7 @@ def test_txt_dispatch_by_content(tmp_path):
     assert type(napari_medio.read(fixture_file("colors/Viridis.txt"))[0]).__name__ == "ColorTable"
     p = tmp_path / "notes.txt"
     p.write_text("just some notes\nnothing to see\n")
-    [t] = napari_medio.read(p)  # text that no format claims: the read-only text view (issue 7)
+    [t] = napari_medio.read(p)  # text that no format claims: the read-only text view
     assert t.kind == "text" and t.text.startswith("just some notes")
     p.write_bytes(b"just some notes\x00\x01\x02" * 50)  # binary with a .txt name: still an error
     with pytest.raises(FormatError) as info:

@@ -1,4 +1,6 @@
-"""A fast DICOM header scanner for the tags that series assembly and the database need.
+"""Reading DICOM files at the lowest level: the content sniff (:func:`sniff_dicom_bytes`), one checked
+pydicom read (:func:`read_dataset`), and a fast header scanner for the tags that series assembly and
+the database need.
 
 pydicom builds a full :class:`~pydicom.dataset.Dataset` for every file; series
 assembly needs ~50 top-level tags and the position of the pixel data.  This

@@ -174,7 +174,7 @@ def volume_to_layer_data(
     for saving) or, with ``resample_oblique=True``, is resampled onto the patient
     axes (linear for images, nearest for label maps).
 
-    Multiscale (issue 9): an OME-Zarr's stored levels, or a lazy cached pyramid
+    Multiscale: the levels stored in the file (OME-Zarr), or a lazy cached pyramid
     (core/pyramid.py) for a volume with more than ``multiscale_3d_limit`` spatial
     voxels, make a multiscale layer (3D renders the coarsest level; 2D stays at
     full resolution).
@@ -208,7 +208,7 @@ def volume_to_layer_data(
         n_extra += 1
         channel_first = True
     n_sp = volume.geometry.ndim
-    # -- multiscale hook (issue 9): stored OME-Zarr levels or a lazy pyramid of the view ----------
+    # Multiscale: the stored levels (OME-Zarr) or a lazy pyramid of the view.
     from ..core.pyramid import multiscale_levels
 
     def _level_view(level: Any) -> Any:
@@ -220,7 +220,6 @@ def volume_to_layer_data(
     is_multiscale = levels is not None
     if is_multiscale:
         data = levels
-    # -- end of multiscale hook ------------------------------------------------------------------
     scale = np.r_[np.ones(n_extra), placement.scale]
     translate = np.r_[np.zeros(n_extra), placement.translate]
     affine = np.eye(n_extra + n_sp + 1)
@@ -247,7 +246,7 @@ def volume_to_layer_data(
     }
     if placement.is_oblique:
         kwargs["affine"] = affine
-    if is_multiscale:  # issue 9
+    if is_multiscale:
         kwargs["multiscale"] = True
     if is_labels:
         if not is_multiscale and not np.issubdtype(np.dtype(data.dtype), np.integer):
