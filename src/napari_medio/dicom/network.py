@@ -839,7 +839,7 @@ class DicomWebClient:
         return [r["SeriesInstanceUID"] for r in self.query("SERIES", StudyInstanceUID=study_uid)]
 
     def retrieve(self, study_uid: str, series_uid: Optional[str] = None, *, dest: Any = None, database: Any = None,
-                 progress: Progress = None, cancel: Cancel = None, **_: Any) -> RetrieveResult:
+                 progress: Progress = None, cancel: Cancel = None) -> RetrieveResult:
         """WADO-RS retrieve of a study or series, streamed part by part, written as received."""
         return _retrieving(database, dest, lambda folder: self._retrieve(study_uid, series_uid, folder, progress,
                                                                          cancel))
