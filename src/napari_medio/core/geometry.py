@@ -1,6 +1,6 @@
 """Image geometry in patient LPS millimetres, and its napari presentation.
 
-This is the one module that builds affines (DESIGN.md section 1).  Conventions:
+This is the one module that builds affines (docs/architecture.md, section 1).  Conventions:
 
 * A volume's voxel index is ``(i, j, k)`` with ``i`` the column, fastest on disk.
   Its LPS position is ``p = origin + direction @ diag(spacing) @ (i, j, k)``.

@@ -1,7 +1,7 @@
 """The Volume data object: voxels in NumPy order plus their LPS geometry.
 
 A :class:`Volume` is what every image reader returns and every image writer
-takes.  Array layout (DESIGN.md section 1)::
+takes.  Array layout (docs/architecture.md, section 1)::
 
     array[extra..., k, j, i, (component)]
 

@@ -1,1 +1,1 @@
-"""DICOM: database, series assembly, export and network (filled in by the DICOM issues)."""
+"""DICOM: series assembly, SEG/RT/SR objects, the database, export and network (DIMSE and DICOMweb)."""

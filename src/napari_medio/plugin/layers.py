@@ -1,4 +1,4 @@
-"""Core data objects <-> napari layer data, in the one LPS world (DESIGN.md section 1).
+"""Core data objects <-> napari layer data, in the one LPS world (docs/architecture.md, section 1).
 
 This adapter is the only place that knows how a data object becomes a layer
 and back.  Format families add converters with :func:`register_to_layer` (data

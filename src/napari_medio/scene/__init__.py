@@ -1,1 +1,1 @@
-"""Slicer scenes (.mrml, .mrb): filled in by the scenes issue."""
+"""Slicer scenes: MRML, MRB bundles, node sequences and XNAT catalogs, through the registry."""
