@@ -164,7 +164,7 @@ def convert_one(item: dict, output: str, options: Optional[dict] = None) -> dict
 
 
 def _write_summary(out_dir: Path, report: BatchReport, to: str) -> str:
-    from .core.fileio import atomic_output
+    from .core.fileio import write_text
 
     path = out_dir / SUMMARY_NAME
     doc = {"to": to, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(report.seconds, 3),
@@ -172,9 +172,7 @@ def _write_summary(out_dir: Path, report: BatchReport, to: str) -> str:
            "failed": [{"source": r["source"], "series_uid": r.get("series_uid"), "reason": r["reason"]}
                       for r in report.failed],
            "items": report.results}
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(doc, indent=2))
-    return os.fspath(path)
+    return write_text(path, json.dumps(doc, indent=2))[0]
 
 
 def convert_batch(

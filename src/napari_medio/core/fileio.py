@@ -28,7 +28,8 @@ import numpy as np
 from .errors import FormatError, WriteError
 from .progress import Progress, ensure_progress
 
-__all__ = ["atomic_output", "atomic_outputs", "gzip_write", "gzip_read", "gzip_decompress", "read_content"]
+__all__ = ["atomic_output", "atomic_outputs", "gzip_write", "gzip_read", "gzip_decompress", "read_content",
+           "write_text"]
 
 #: Threads that deflate a gzip write (isal's and zlib-ng's threaded writers).
 GZIP_THREADS = 2
@@ -94,6 +95,13 @@ def atomic_output(target: "str | os.PathLike[str]") -> Iterator[Path]:
     """A temporary path for ``target``, renamed into place when the block succeeds."""
     with atomic_outputs([target]) as temps:
         yield temps[0]
+
+
+def write_text(target: "str | os.PathLike[str]", text: str) -> list[str]:
+    """Write ``text`` (UTF-8) to ``target`` atomically; returns ``[target]``."""
+    with atomic_output(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return [os.fspath(target)]
 
 
 def read_content(path: "str | os.PathLike[str]") -> bytes:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..core.colortable import TERMINOLOGY_PARTS, ColorEntry, ColorTable
 from ..core.errors import FormatError, WriteError
-from ..core.fileio import atomic_output
+from ..core.fileio import write_text
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
@@ -220,9 +220,7 @@ def write_colortable(obj: Any, path: "str | os.PathLike[str]", **_: Any) -> list
             name = e.name.replace(" ", "_") or "_"
             lines.append(f"{k} {name} " + " ".join(_g(c) for c in e.color))
         text = "\n".join(lines) + "\n"
-    with atomic_output(p) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return [os.fspath(p)]
+    return write_text(p, text)
 
 
 register(FileFormat(

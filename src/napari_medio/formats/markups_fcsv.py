@@ -25,7 +25,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core.errors import FormatError, WriteError
-from ..core.fileio import atomic_output
+from ..core.fileio import write_text
 from ..core.geometry import lps_to_ras
 from ..core.markups import ControlPoint, Markups, flip_orientation
 from ..core.registry import FileFormat, register
@@ -291,9 +291,7 @@ def write_fcsv(m: Markups, path: "str | os.PathLike[str]", *, coordinate_system:
                   _quote(cp.label), _quote(cp.description), _quote(cp.associated_node_id), str(status),
                   str(int(cp.auto_created))]
         out.write(",".join(fields) + "\n")
-    with atomic_output(p) as tmp:
-        tmp.write_text(out.getvalue(), encoding="utf-8")
-    return [os.fspath(p)]
+    return write_text(p, out.getvalue())
 
 
 def _sniff_fcsv(head: bytes, path: Path) -> bool:

@@ -26,7 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core.errors import FormatError, WriteError
-from ..core.fileio import atomic_output
+from ..core.fileio import write_text
 from ..core.geometry import lps_to_ras
 from ..core.markups import (
     MARKUP_TYPES,
@@ -318,9 +318,7 @@ def write_markups_json(m: Markups, path: "str | os.PathLike[str]", *, coordinate
         raise WriteError(p, f"a markups file holds markups, not {type(m).__name__}")
     doc = markups_to_json(m, coordinate_system)
     text = json.dumps(doc, indent=4, ensure_ascii=False, allow_nan=False)
-    with atomic_output(p) as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
-    return [os.fspath(p)]
+    return write_text(p, text + "\n")
 
 
 def write_collection(items: list, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
@@ -328,9 +326,7 @@ def write_collection(items: list, path: "str | os.PathLike[str]", **_: Any) -> l
     p = Path(path)
     docs = [markups_to_json(m)["markups"][0] for m in items]
     text = json.dumps({"@schema": SCHEMA_URL, "markups": docs}, indent=4, ensure_ascii=False, allow_nan=False)
-    with atomic_output(p) as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
-    return [os.fspath(p)]
+    return write_text(p, text + "\n")
 
 
 register(FileFormat(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import FormatError, WriteError
-from ..core.fileio import atomic_output
+from ..core.fileio import write_text
 from ..core.registry import FileFormat, register
 from ..core.shader import SHADER_CODE_KEYS, UNIFORM_KEYS, ShaderProperty
 from .naming import base_name
@@ -75,9 +75,7 @@ def write_shader_property(obj: Any, path: "str | os.PathLike[str]", **_: Any) ->
     if not isinstance(obj, ShaderProperty):
         raise WriteError(p, f"a .sp file holds shader properties, not {type(obj).__name__}")
     validate_document(obj.document, p)
-    with atomic_output(p) as tmp:
-        tmp.write_text(json.dumps(obj.document, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
-    return [os.fspath(p)]
+    return write_text(p, json.dumps(obj.document, indent=4, ensure_ascii=False) + "\n")
 
 
 def _sniff(head: bytes, path: Path) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..core.errors import FormatError, WriteError
-from ..core.fileio import atomic_output
+from ..core.fileio import write_text
 from ..core.registry import FileFormat, register
 from ..core.terminology import Category, Code, Terminology, TerminologyType
 from .naming import base_name
@@ -130,9 +130,7 @@ def write_terminology(obj: Any, path: "str | os.PathLike[str]", **_: Any) -> lis
     p = Path(path)
     if not isinstance(obj, Terminology) or not obj.document:
         raise WriteError(p, f"a terminology file holds a terminology read from a file, not {type(obj).__name__}")
-    with atomic_output(p) as tmp:
-        tmp.write_text(json.dumps(obj.document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return [os.fspath(p)]
+    return write_text(p, json.dumps(obj.document, indent=2, ensure_ascii=False) + "\n")
 
 
 def builtin_terminology() -> Optional[Terminology]:

@@ -33,7 +33,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..core.errors import FormatError, WriteError
-from ..core.fileio import atomic_output, read_content
+from ..core.fileio import read_content, write_text
 from ..core.registry import FileFormat, register
 from .naming import base_name
 
@@ -161,9 +161,7 @@ def write_vp(vp: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
     lines = [str(int(vp.interpolation)), str(int(bool(vp.shade)))] + \
         [f"{v:.15g}" for v in (vp.diffuse, vp.ambient, vp.specular, vp.specular_power)] + \
         [_fn(vp.scalar_opacity), _fn(vp.gradient_opacity), _fn(vp.color)]
-    with atomic_output(p) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return [os.fspath(p)]
+    return write_text(p, "\n".join(lines) + "\n")
 
 
 def _sniff(head: bytes, path: Path) -> bool:
@@ -356,9 +354,7 @@ def write_vp_json(vp: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str
 
         raise WriteError(p, f"the volume property does not fit Slicer's schema at "
                             f"{json_path(exc.absolute_path)}: {exc.message}") from None
-    with atomic_output(p) as tmp:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    return [os.fspath(p)]
+    return write_text(p, json.dumps(doc, indent=2) + "\n")
 
 
 def _sniff_json(head: bytes, path: Path) -> bool:

@@ -400,8 +400,6 @@ def mrml_text(doc: MrmlDocument) -> str:
 
 def write_mrml(doc: MrmlDocument, path: os.PathLike[str] | str) -> str:
     """Write ``doc`` to ``path`` atomically (UTF-8); returns the path."""
-    from ..core.fileio import atomic_output
+    from ..core.fileio import write_text
 
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(mrml_text(doc), encoding="utf-8")
-    return os.fspath(path)
+    return write_text(path, mrml_text(doc))[0]
