@@ -88,7 +88,7 @@ def _write_volume(folder: Path, gb: float) -> dict[str, Path]:
     out = {}
     for ext in (".nrrd", ".nii", ".mha"):
         path = folder / f"big{ext}"
-        napari_medio.write(vol, path, compress=False)
+        napari_medio.write(vol, path, **({} if ext == ".nii" else {"compress": False}))
         out[ext] = path
     (folder / "source.raw").unlink()
     return out

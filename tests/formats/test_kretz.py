@@ -419,7 +419,9 @@ def test_truncated_random_and_text_files(tmp_path, good):
     bad.mkdir()
     cuts = [16, 19, 24, 25, 40, n - 210, n - 1]
     assert_rejected(variants(bad, good, ".vol", cuts=cuts))
-    assert_rejected(variants(bad, good, ".vol", cuts=cuts), scan_convert=False)
+    # scan_convert is a Kretz option: a cut file is rejected by the Kretz reader itself (without
+    # format=, a file cut before its signature goes to the raw reader, which does not know the option)
+    assert_rejected(variants(bad, good, ".vol", cuts=cuts), scan_convert=False, format="ge-kretz")
 
 
 def test_wrong_magic(tmp_path, good):

@@ -33,6 +33,10 @@ class WriteError(MedioError):
     """A file could not be written; the previous file (if any) is intact."""
 
 
+class OptionError(MedioError):
+    """A reader or writer was given a keyword option it does not know (a misspelling, most often)."""
+
+
 class CancelledError(Exception):
     """A long operation was cancelled by the user: not an error in the input, so not a :class:`MedioError`.
 

@@ -15,6 +15,7 @@ file that nothing recognises raises :class:`UnsupportedFormatError`.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pkgutil
 import re
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
-from .errors import CancelledError, FormatError, MedioError, UnsupportedFormatError
+from .errors import CancelledError, FormatError, MedioError, OptionError, UnsupportedFormatError
 
 __all__ = [
     "FileFormat",
@@ -34,10 +35,17 @@ __all__ = [
     "read",
     "write",
     "read_head",
+    "option_names",
+    "applicable_options",
+    "COMMON_OPTIONS",
     "matching_extension",
     "all_read_extensions",
     "all_write_extensions",
 ]
+
+#: Options every reader and writer takes through :func:`read` / :func:`write`: passed on to a
+#: format function that declares them, else handled here (a ``progress`` is checked for a cancel).
+COMMON_OPTIONS = ("progress",)
 
 #: Bytes given to sniff functions.
 HEAD_SIZE = 4096
@@ -84,6 +92,8 @@ class FileFormat:
     #: True when ``read`` also takes fsspec URLs (``https://``, ``s3://``, ...) as strings.
     remote: bool = False
     backend: str = ""
+    #: Keyword options of ``read`` / ``write`` with a one-line description each; options the
+    #: function's signature names are known without being listed here.
     read_options: dict = field(default_factory=dict)
     write_options: dict = field(default_factory=dict)
 
@@ -95,6 +105,53 @@ class FileFormat:
 
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def option_names(fmt: FileFormat, operation: str) -> Optional[frozenset[str]]:
+    """The keyword options ``fmt``'s reader (``operation="read"``) or writer (``"write"``) knows.
+
+    These are the keyword parameters of its function after the data arguments
+    (path; object and path), the options the format documents and
+    :data:`COMMON_OPTIONS`.  None when the function passes any keyword on
+    (``**options``) and documents none: whatever it delegates to checks them.
+    """
+    function = getattr(fmt, operation)
+    params = list(inspect.signature(function).parameters.values())[1 if operation == "read" else 2:]
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    documented = fmt.read_options if operation == "read" else fmt.write_options
+    if any(p.kind == p.VAR_KEYWORD for p in params) and not documented:
+        return None
+    return frozenset(named | set(documented) | set(COMMON_OPTIONS))
+
+
+def applicable_options(fmt: FileFormat, operation: str, options: dict) -> dict:
+    """The part of ``options`` that ``fmt``'s reader (``"read"``) or writer (``"write"``) knows.
+
+    For callers that offer an option (a label map, no compression) to whatever
+    format a file turns out to be; everyone else gets :class:`OptionError`.
+    """
+    known = option_names(fmt, operation)
+    return dict(options) if known is None else {k: v for k, v in options.items() if k in known}
+
+
+def _options_for(fmt: FileFormat, operation: str, path: Any, options: dict) -> dict:
+    """``options`` as ``fmt``'s function takes them; an unknown option raises :class:`OptionError`."""
+    known = option_names(fmt, operation)
+    unknown = sorted(set(options) - known) if known is not None else []
+    if unknown:
+        role = "reader" if operation == "read" else "writer"
+        raise OptionError(path, f"unknown option {unknown[0]!r} for the {fmt.name} {role}; "
+                                f"known: {', '.join(sorted(known))}")
+    params = inspect.signature(getattr(fmt, operation)).parameters.values()
+    passes_any = any(p.kind == p.VAR_KEYWORD for p in params)
+    taken = {p.name for p in params}
+    out = dict(options)
+    for name in COMMON_OPTIONS:
+        if name in out and name not in taken and not passes_any:
+            check = getattr(out.pop(name), "check", None)
+            if callable(check):
+                check()  # the format reports no progress itself: at least honour a cancel
+    return out
 
 
 def is_url(path: "str | os.PathLike[str]") -> bool:
@@ -263,16 +320,13 @@ def read(path: "str | os.PathLike[str]", format: Optional[str] = None, **options
     """Read a file, folder or (for remote-capable formats) URL into a list of data objects."""
     p: Any = path if is_url(path) else Path(path)
     fmt = find_reader(p, format=format)
+    options = _options_for(fmt, "read", p, options)
     try:
         objects = fmt.read(p, **options)
     except (MedioError, CancelledError):
         raise
     except (MemoryError, KeyboardInterrupt):
         raise
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            raise MedioError(p, f"{fmt.name} reader: {exc}") from exc
-        raise FormatError(p, f"cannot read as {fmt.name}: {exc}") from exc
     except Exception as exc:  # any library failure becomes one clear error
         raise FormatError(p, f"cannot read as {fmt.name}: {type(exc).__name__}: {exc}") from exc
     for obj in objects:
@@ -306,6 +360,7 @@ def write(obj: Any, path: "str | os.PathLike[str]", format: Optional[str] = None
         fmt = find_writer(p, kind=getattr(obj, "kind", None), format=format)
     except UnsupportedFormatError:
         fmt, obj = _convert_for_writer(obj, p, format)
+    options = _options_for(fmt, "write", p, options)
     try:
         result = fmt.write(obj, p, **options)
     except (MedioError, CancelledError):

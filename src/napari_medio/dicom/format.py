@@ -87,11 +87,13 @@ def sniff(head: bytes, path: Path) -> bool:
     return False
 
 
-def read(path: "str | os.PathLike[str]", **options: Any) -> list:
+def read(path: "str | os.PathLike[str]", *, progress: Any = None, cancel: Any = None, scan: Any = None,
+         series: Any = None) -> list:
     """Every image series in the file/folder/zip as a Volume (one per series or sub-volume).
 
-    Options: ``progress``, ``cancel``; ``scan`` (a :class:`~napari_medio.dicom.series.DicomScan`
-    of ``path`` already made) and ``series`` (the series keys to load, all when absent).
+    ``progress(done, total)`` and ``cancel()`` callbacks; ``scan`` (a
+    :class:`~napari_medio.dicom.series.DicomScan` of ``path`` already made) and
+    ``series`` (the series keys to load, all when absent).
     """
     from .objects import object_kind, read_object
     from .series import read_dicom_path
@@ -102,8 +104,7 @@ def read(path: "str | os.PathLike[str]", **options: Any) -> list:
                 return read_object(path)
     delegate = _delegate if os.path.isdir(path) or Path(path).name.upper() == "DICOMDIR" or \
         os.fspath(path).lower().endswith(".zip") else None
-    return read_dicom_path(path, progress=options.get("progress"), cancel=options.get("cancel"), delegate=delegate,
-                           scan=options.get("scan"), series=options.get("series"))
+    return read_dicom_path(path, progress=progress, cancel=cancel, delegate=delegate, scan=scan, series=series)
 
 
 #: Modalities whose files other DICOM formats read (segmentations, RT structure sets, reports).

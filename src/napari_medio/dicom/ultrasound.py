@@ -593,7 +593,8 @@ def _read_affinity(ds: Any, path: Path, file_path: Path | None) -> Volume:
 
 
 # -- GE Kretz volume inside DICOM -----------------------------------------------------------------
-def _read_kretz(ds: Any, path: Path, file_path: Path | None, **options: Any) -> list[Volume]:
+def _read_kretz(ds: Any, path: Path, file_path: Path | None, scan_convert: bool,
+                output_spacing: Any) -> list[Volume]:
     if file_path is None:
         raise FormatError(path, "GE Kretz data in DICOM is read from its file: give the path, not a Dataset "
                                 "held in memory")
@@ -619,8 +620,7 @@ def _read_kretz(ds: Any, path: Path, file_path: Path | None, **options: Any) -> 
     if len(data) < length:
         raise FormatError(path, f"Kretz data element (7FE1,1101) is truncated: {len(data)} of {length} bytes present")
     data = data[:_kretz_end(data)]
-    options = {k: v for k, v in options.items() if k in ("scan_convert", "output_spacing")}
-    options.setdefault("output_spacing", KRETZ_DICOM_OUTPUT_SPACING)
+    options = {"scan_convert": scan_convert, "output_spacing": output_spacing}
     # The Kretz reader reads a file to its end; SlicerHeart's reads items until one no longer fits.  Give it
     # exactly the element's items, as a file of their own.
     with tempfile.TemporaryDirectory(prefix="medio-kretz-") as tmp:
@@ -663,7 +663,8 @@ def _pixel_element_at(ds: Any, tag: tuple[int, int]) -> Any:
 _READERS = {PHILIPS_4D: _read_philips_4d, EIGEN_ARTEMIS: _read_eigen, PHILIPS_AFFINITY: _read_affinity}
 
 
-def read_ultrasound(source: Any, **options: Any) -> list[Volume]:
+def read_ultrasound(source: Any, *, scan_convert: bool = True,
+                    output_spacing: Any = KRETZ_DICOM_OUTPUT_SPACING) -> list[Volume]:
     """The Cartesian 3D/4D ultrasound volume of one vendor DICOM file, in patient LPS (mm).
 
     ``source`` is a path, a header dict with ``_path`` or a pydicom Dataset (a
@@ -671,7 +672,7 @@ def read_ultrasound(source: Any, **options: Any) -> list[Volume]:
     :class:`Volume`: 4D ``(time, k, j, i)`` for a Philips Cartesian 4D file
     with several volumes, else 3D ``(k, j, i)``; placed as SlicerHeart places
     it (see the module docstring).  GE Kretz data is scan-converted by
-    :mod:`napari_medio.formats.kretz`; ``options`` ``scan_convert`` and
+    :mod:`napari_medio.formats.kretz`; ``scan_convert`` and
     ``output_spacing`` (default 0.667 mm, SlicerHeart's DICOM default) go to
     it, and it may give more than one volume.  Raises :class:`FormatError`
     naming the file for anything that is not one of the variants or is
@@ -696,7 +697,7 @@ def read_ultrasound(source: Any, **options: Any) -> list[Volume]:
                                 "Philips Affinity 3D or GE Kretz)")
     try:
         if variant == GE_KRETZ:
-            volumes = _read_kretz(ds, path, file_path, **options)
+            volumes = _read_kretz(ds, path, file_path, scan_convert, output_spacing)
         else:
             volumes = [_READERS[variant](ds, path, file_path)]
     except FormatError:
@@ -747,8 +748,9 @@ def _sniff(head: bytes, path: Path) -> bool:
     return False
 
 
-def _read(path: str | os.PathLike[str], **options: Any) -> list:
-    return read_ultrasound(path, **options)
+def _read(path: str | os.PathLike[str], *, scan_convert: bool = True,
+          output_spacing: Any = KRETZ_DICOM_OUTPUT_SPACING) -> list:
+    return read_ultrasound(path, scan_convert=scan_convert, output_spacing=output_spacing)
 
 
 DICOM_ULTRASOUND_FORMAT = register(

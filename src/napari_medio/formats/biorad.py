@@ -77,7 +77,7 @@ def _notes(data: bytes) -> list[tuple[int, str]]:
     return out
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[Volume]:
     """Read a Bio-Rad ``.pic`` file."""
     p = Path(path)
     size = nonempty_file_size(p)
@@ -133,8 +133,7 @@ def _note(text: str, last: bool) -> bytes:
     return struct.pack("<hihhhhh", 1, 0 if last else 1, 0, 0, _NOTE_TYPE_VARIABLE, 0, 0) + raw.ljust(80, b"\0")
 
 
-def write(volume: Volume, path: str | os.PathLike[str], *, allow_direction_loss: bool = False,
-          **_: Any) -> list[str]:
+def write(volume: Volume, path: str | os.PathLike[str], *, allow_direction_loss: bool = False) -> list[str]:
     """Write a Bio-Rad ``.pic`` file (uint8 or uint16; spacing in AXIS notes)."""
     vol = as_volume(volume, path, "Bio-Rad PIC")
     check_writable(vol, path, "Bio-Rad PIC", dtypes=(np.uint8, np.uint16))

@@ -94,7 +94,7 @@ def _num(p: Path, fields: dict, key: str, cast=float, default=None):
         raise FormatError(p, f"BRAINS2 mask header field {key} is not a number: {fields[key]!r}") from None
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[Volume]:
     """Read a BRAINS2 ``.mask`` into a uint8 label map (inside = 255)."""
     p = Path(path)
     nonempty_file_size(p)
@@ -193,7 +193,7 @@ def _encode(mask: np.ndarray, x0: int, y0: int, z0: int, width: int, out: list) 
     return _GRAY
 
 
-def write(volume: Volume, path: str | os.PathLike[str], **_: Any) -> list[str]:
+def write(volume: Volume, path: str | os.PathLike[str]) -> list[str]:
     """Write a binary BRAINS2 ``.mask`` (nonzero voxels inside), big-endian as ITK wrote it."""
     vol = as_volume(volume, path, "BRAINS2 mask")
     check_writable(vol, path, "BRAINS2 mask", ndims=(3,))

@@ -79,7 +79,7 @@ def _byte(value: str, path: Path, lineno: int, what: str) -> float:
     return min(255.0, max(0.0, f)) / 255.0
 
 
-def read_ctbl(path: "str | os.PathLike[str]", **_: Any) -> list[ColorTable]:
+def read_ctbl(path: "str | os.PathLike[str]") -> list[ColorTable]:
     """A Slicer ``.ctbl``/``.txt`` colour table."""
     p = Path(path)
     text = _text(p)
@@ -119,7 +119,7 @@ def read_ctbl(path: "str | os.PathLike[str]", **_: Any) -> list[ColorTable]:
     return [t]
 
 
-def read_itksnap_labels(path: "str | os.PathLike[str]", **_: Any) -> list[ColorTable]:
+def read_itksnap_labels(path: "str | os.PathLike[str]") -> list[ColorTable]:
     """An ITK-SNAP label description file (``IDX R G B A VIS MSH "LABEL"``)."""
     p = Path(path)
     entries: dict[int, ColorEntry] = {}
@@ -141,7 +141,7 @@ def read_itksnap_labels(path: "str | os.PathLike[str]", **_: Any) -> list[ColorT
     return [t]
 
 
-def read_colortable_csv(path: "str | os.PathLike[str]", **_: Any) -> list[ColorTable]:
+def read_colortable_csv(path: "str | os.PathLike[str]") -> list[ColorTable]:
     """A Slicer CSV colour table (``LabelValue,Name,Color_R,...`` with optional terminology)."""
     p = Path(path)
     delim = "\t" if p.name.lower().endswith(".tsv") else ","
@@ -198,7 +198,7 @@ def _g(x: float) -> str:
     return f"{x * 255.0:.6g}"
 
 
-def write_colortable(obj: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
+def write_colortable(obj: Any, path: "str | os.PathLike[str]") -> list[str]:
     """Write a colour table (or a Labels layer's names and colours): ``.ctbl``/``.txt`` or ``.csv``."""
     p = Path(path)
     t = _as_colortable(obj, p)

@@ -59,7 +59,7 @@ def sniff(head: bytes, path: Path) -> bool:
     return all(b > a for a, b in itertools.pairwise(first))
 
 
-def read(path: str | os.PathLike[str], *, scale: float = 1.0, errors: bool = False, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, scale: float = 1.0, errors: bool = False) -> list[Volume]:
     """Read a ``.3ddose`` file into a float32 dose volume (and optionally its error volume)."""
     p = Path(path)
     nonempty_file_size(p)

@@ -83,7 +83,7 @@ def _check_complete(path: Path) -> None:
                       "voxel data (after decompression)" if data is not raw else "voxel data")
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[Volume]:
     """Read a GIPL file (identity direction)."""
     p = Path(path)
     nonempty_file_size(p)
@@ -92,7 +92,7 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any
 
 
 def write(volume: Volume, path: str | os.PathLike[str], *, compress: bool | None = None,
-          allow_direction_loss: bool = False, **_: Any) -> list[str]:
+          allow_direction_loss: bool = False) -> list[str]:
     """Write GIPL (``.gipl.gz`` or ``compress=True``: gzip-compressed)."""
     vol = as_volume(volume, path, "GIPL")
     check_writable(vol, path, "GIPL", dtypes=(np.int8, np.uint8, np.int16, np.uint16, np.float32, np.float64))

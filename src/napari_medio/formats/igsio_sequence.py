@@ -469,8 +469,7 @@ def _read_igs_nrrd(path: Path, *, labelmap: bool | None, mmap: bool) -> Volume:
     return _volume(path, array, geometry, channels, frames, fields, labelmap)
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, mmap: bool = True,
-         **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, mmap: bool = True) -> list[Volume]:
     """Read a sequence metafile into one Volume with a leading frame axis and ``metadata["igsio"]``."""
     p = Path(path)
     nonempty_file_size(p)
@@ -645,7 +644,7 @@ def _write_igs_nrrd(volume: Any, path: Path, *, compress: bool) -> list[str]:
         raise WriteError(path, exc.reason) from None
 
 
-def write(volume: Any, path: str | os.PathLike[str], *, compress: bool = True, **_: Any) -> list[str]:
+def write(volume: Any, path: str | os.PathLike[str], *, compress: bool = True) -> list[str]:
     """Write a Volume (with or without ``metadata["igsio"]``) as a sequence metafile; returns the files."""
     p = Path(path)
     lower = p.name.lower()

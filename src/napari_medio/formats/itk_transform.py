@@ -200,7 +200,7 @@ def _read_h5_kernel(path: Path) -> Optional[Transform]:
     return parts[0] if len(parts) == 1 else Transform("composite", components=parts)
 
 
-def read_itk_transform(path: "str | os.PathLike[str]", **_: Any) -> list[Transform]:
+def read_itk_transform(path: "str | os.PathLike[str]") -> list[Transform]:
     """An ITK transform file as a from-parent LPS :class:`Transform`."""
     import SimpleITK as sitk
 
@@ -258,7 +258,7 @@ def _count_parameters(tx: Any) -> tuple[int, int]:
     return tx.GetNumberOfParameters(), tx.GetNumberOfFixedParameters()
 
 
-def write_itk_transform(transform: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
+def write_itk_transform(transform: Any, path: "str | os.PathLike[str]") -> list[str]:
     """Write a transform as Slicer does: the from-parent LPS transform (linear as ``AffineTransform``)."""
     import SimpleITK as sitk
 
@@ -343,7 +343,7 @@ def _sniff_field(head: bytes, path: Path) -> bool:
     return False
 
 
-def read_displacement_field(path: "str | os.PathLike[str]", **_: Any) -> list[Transform]:
+def read_displacement_field(path: "str | os.PathLike[str]") -> list[Transform]:
     """A grid transform from a 3-component vector image (LPS vectors; resampling unless NRRD says modeling)."""
     from ..core import registry
 

@@ -461,8 +461,7 @@ def _ras_to_lps_geometry(spacing: Sequence[float], origin_ras: Sequence[float]) 
 
 
 def read(path: str | os.PathLike[str], *, scan_convert: bool = True,
-         output_spacing: float | Sequence[float] = DEFAULT_OUTPUT_SPACING, file_offset: int = 0,
-         **_: Any) -> list[Volume]:
+         output_spacing: float | Sequence[float] = DEFAULT_OUTPUT_SPACING, file_offset: int = 0) -> list[Volume]:
     """Read a GE Kretz file into uint8 Volumes placed in LPS as SlicerHeart places them in Slicer.
 
     One Volume per ``D000,0001`` voxel item (normally one).  With

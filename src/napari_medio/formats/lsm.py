@@ -102,7 +102,7 @@ def _check_complete(p: Path) -> int:
     return len(pages)
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[Volume]:
     """Read an LSM stack."""
     p = Path(path)
     nonempty_file_size(p)

@@ -101,7 +101,7 @@ def _split_csv(line: str) -> list[str]:
     return next(csv.reader([line], skipinitialspace=False))
 
 
-def read_fcsv(path: "str | os.PathLike[str]", **_: Any) -> list[Markups]:
+def read_fcsv(path: "str | os.PathLike[str]") -> list[Markups]:
     """A point list from any Slicer ``.fcsv`` (positions converted to LPS)."""
     p = Path(path)
     text = _text(p)
@@ -183,7 +183,7 @@ def read_fcsv(path: "str | os.PathLike[str]", **_: Any) -> list[Markups]:
     return [m]
 
 
-def read_acsv(path: "str | os.PathLike[str]", **_: Any) -> list[Markups]:
+def read_acsv(path: "str | os.PathLike[str]") -> list[Markups]:
     """Slicer 4 Annotation CSV: a fiducial (1 point), ruler (2 points, as a Line) or ROI (2 points, as an ROI)."""
     p = Path(path)
     text = _text(p)
@@ -266,8 +266,7 @@ def _quote(text: str) -> str:
     return text
 
 
-def write_fcsv(m: Markups, path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None,
-               **_: Any) -> list[str]:
+def write_fcsv(m: Markups, path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[str]:
     """Write control points as a versioned ``.fcsv`` (any markup type: its control points)."""
     p = Path(path)
     if not isinstance(m, Markups):

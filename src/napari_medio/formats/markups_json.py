@@ -112,7 +112,7 @@ def _load_document(path: Path) -> dict:
     return load_json(path, "markups JSON file")
 
 
-def read_markups_json(path: "str | os.PathLike[str]", **_: Any) -> list[Markups]:
+def read_markups_json(path: "str | os.PathLike[str]") -> list[Markups]:
     """Every markup in a Slicer markups JSON file (positions converted to LPS)."""
     p = Path(path)
     doc = _load_document(p)
@@ -310,8 +310,7 @@ def markups_to_json(m: Markups, coordinate_system: Optional[str] = None) -> dict
     return {"@schema": SCHEMA_URL, "markups": [item]}
 
 
-def write_markups_json(m: Markups, path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None,
-                       **_: Any) -> list[str]:
+def write_markups_json(m: Markups, path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[str]:
     """Write one markup as Slicer does (the file validates against Slicer's schema)."""
     p = Path(path)
     if not isinstance(m, Markups):
@@ -321,7 +320,7 @@ def write_markups_json(m: Markups, path: "str | os.PathLike[str]", *, coordinate
     return write_text(p, text + "\n")
 
 
-def write_collection(items: list, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
+def write_collection(items: list, path: "str | os.PathLike[str]") -> list[str]:
     """Several markups in one file (the ``markups`` array; Slicer's Add Data loads each as a node)."""
     p = Path(path)
     docs = [markups_to_json(m)["markups"][0] for m in items]

@@ -228,8 +228,7 @@ def _read_mapped(path: Path, labelmap: bool | None) -> Volume | None:
     return vol
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, mmap: bool = True,
-         **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, mmap: bool = True) -> list[Volume]:
     """Read a ``.mha`` / ``.mhd`` file into one Volume (LPS; raw data memory-mapped unless ``mmap=False``)."""
     p = Path(path)
     _check_complete(p)
@@ -247,7 +246,7 @@ def _custom_fields(path: Path) -> dict:
     return {k: v for k, v in fields.items() if k not in STANDARD_KEYS}
 
 
-def write(volume: Volume, path: str | os.PathLike[str], *, compress: bool = True, **_: Any) -> list[str]:
+def write(volume: Volume, path: str | os.PathLike[str], *, compress: bool = True) -> list[str]:
     """Write ``.mha`` (one file) or ``.mhd`` + ``.raw``/``.zraw``; returns the files written."""
     vol = as_volume(volume, path, "MetaImage")
     image = to_sitk(vol, path)

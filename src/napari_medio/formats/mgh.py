@@ -34,7 +34,7 @@ def _sniff(head: bytes, path: Path) -> bool:
 
 
 def read_mgh(path: "str | os.PathLike[str]", *, labelmap: Optional[bool] = None,
-             name: Optional[str] = None, **_: Any) -> list[Volume]:
+             name: Optional[str] = None) -> list[Volume]:
     """Read an MGH/MGZ volume into one Volume in LPS (frames as a leading axis)."""
     import nibabel as nib
 
@@ -72,7 +72,7 @@ def read_mgh(path: "str | os.PathLike[str]", *, labelmap: Optional[bool] = None,
                    source=os.fspath(p))]
 
 
-def write_mgh(volume: Volume, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
+def write_mgh(volume: Volume, path: "str | os.PathLike[str]") -> list[str]:
     """Write a Volume as MGH (.mgh) or gzip-compressed MGZ (.mgz); RAS vox2ras from the LPS geometry."""
     import nibabel as nib
 

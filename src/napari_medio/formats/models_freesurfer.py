@@ -40,8 +40,7 @@ def tkr_to_scanner_offset(reference: "str | os.PathLike[str]") -> np.ndarray:
     raise FormatError(reference, "reference volume is not a FreeSurfer (MGH/MGZ) volume with c_ras")
 
 
-def read_freesurfer_surface(path: "str | os.PathLike[str]", *, reference: Optional[str] = None,
-                            **_: Any) -> list[Model]:
+def read_freesurfer_surface(path: "str | os.PathLike[str]", *, reference: Optional[str] = None) -> list[Model]:
     """A FreeSurfer triangle surface as a Model in LPS (see the module docstring)."""
     import nibabel.freesurfer as fs
 

@@ -49,7 +49,7 @@ def _sniff_byu(head: bytes, path: Path) -> bool:
     return len(first) == 4 and all(x.isdigit() for x in first)
 
 
-def read_byu(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
+def read_byu(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
     """Movie.BYU geometry file (parts, vertices, polygons, edges)."""
     p = Path(path)
     text = read_content(p).decode("latin-1")
@@ -90,7 +90,7 @@ def _sniff_ucd(head: bytes, path: Path) -> bool:
     return False
 
 
-def read_ucd(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
+def read_ucd(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
     """AVS UCD unstructured grid (ASCII or binary)."""
     p = Path(path)
     data = read_content(p)
@@ -132,8 +132,7 @@ def _sniff_meta(head: bytes, path: Path) -> bool:
     return re.search(rb"ObjectType\s*=\s*Mesh", head[:2048]) is not None
 
 
-def read_meta_mesh(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None,
-                   **_: Any) -> list[Model]:
+def read_meta_mesh(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
     """ITK MetaMesh (.meta, ASCII): points, typed cells, transform matrix and offset applied."""
     p = Path(path)
     text = _text_head(p, 1 << 30)

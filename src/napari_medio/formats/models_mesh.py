@@ -95,7 +95,7 @@ def _merge_points(tri_pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat[first[order]], rank[inverse.reshape(-1)].reshape(-1, 3)
 
 
-def read_stl(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
+def read_stl(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
     """Read an ASCII or binary STL (points merged as VTK's reader merges them)."""
     p = Path(path)
     data = read_content(p)
@@ -137,7 +137,7 @@ def read_stl(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
 
 
 def write_stl(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: str = "LPS",
-              compress: bool = True, **_: Any) -> list[str]:
+              compress: bool = True) -> list[str]:
     """Write STL (binary, or ASCII with ``compress=False``) with ``3D Slicer output. SPACE=...``."""
     p = Path(path)
     model, pts, _pd = _prepare(model, p, coordinate_system)
@@ -310,7 +310,7 @@ def _read_ascii_elements(text_tokens: list, elements: list, path: Path) -> dict:
     return result
 
 
-def read_ply(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
+def read_ply(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
     """Read an ASCII or binary PLY: vertices with normals, colours and scalar properties; faces."""
     p = Path(path)
     data = read_content(p)
@@ -381,7 +381,7 @@ def read_ply(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
 
 
 def write_ply(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: str = "LPS",
-              compress: bool = True, **_: Any) -> list[str]:
+              compress: bool = True) -> list[str]:
     """Write PLY (binary little-endian, or ASCII with ``compress=False``), ``comment SPACE=...``."""
     p = Path(path)
     model, pts, pd = _prepare(model, p, coordinate_system)
@@ -464,7 +464,7 @@ def _sniff_obj(head: bytes, path: Path) -> bool:
     return bool(re.search(rb"^\s*v\s+[-+.\deE]+\s+[-+.\deE]+\s+[-+.\deE]+", head, re.MULTILINE))
 
 
-def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None, **_: Any) -> list[Model]:
+def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
     """Read a Wavefront OBJ: vertices (with optional colours), normals, texture coordinates, faces, lines."""
     p = Path(path)
     raw = read_content(p)
@@ -596,7 +596,7 @@ def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     return _finish(model, p, space, coordinate_system)
 
 
-def write_obj(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: str = "LPS", **_: Any) -> list[str]:
+def write_obj(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: str = "LPS") -> list[str]:
     """Write OBJ with ``# 3D Slicer output. SPACE=...``: exact vertices, normals, colours, polygons, lines."""
     p = Path(path)
     model, pts, pd = _prepare(model, p, coordinate_system)

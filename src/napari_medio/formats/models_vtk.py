@@ -122,8 +122,7 @@ def _check_announced(path: Path, model: Model) -> None:
         raise FormatError(path, f"data array {missing[0]!r} is announced but could not be read (truncated or corrupt)")
 
 
-def read_vtk_model(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None,
-                   **_: Any) -> list[Model]:
+def read_vtk_model(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
     """Read a .vtk / .vtp / .vtu mesh into one Model in LPS.
 
     ``coordinate_system`` ("LPS"/"RAS") is used when the file has no marker
@@ -201,8 +200,7 @@ def prepare_for_writing(model: Any, path: Path, coordinate_system: str) -> tuple
 
 
 def write_vtk_model(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None,
-                    compress: bool = True, carto: bool = False, patient_name: str = "", patient_id: str = "",
-                    **_: Any) -> list[str]:
+                    compress: bool = True, carto: bool = False, patient_name: str = "", patient_id: str = "") -> list[str]:
     """Write .vtk (legacy 4.2), .vtp or .vtu with Slicer's SPACE marker.
 
     ``carto=True`` (legacy .vtk only) writes what SlicerHeart's CartoExport writes for

@@ -81,7 +81,7 @@ def _check_complete(path: Path) -> None:
     require_bytes(path, _HEADER + nsymbt + nx * ny * nz * _MODE_BYTES[mode])
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[Volume]:
     """Read an MRC map (identity direction)."""
     p = Path(path)
     nonempty_file_size(p)
@@ -89,8 +89,7 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any
     return [read_sitk(p, "MRCImageIO", labelmap=labelmap)]
 
 
-def write(volume: Volume, path: str | os.PathLike[str], *, allow_direction_loss: bool = False,
-          **_: Any) -> list[str]:
+def write(volume: Volume, path: str | os.PathLike[str], *, allow_direction_loss: bool = False) -> list[str]:
     """Write an MRC map."""
     vol = as_volume(volume, path, "MRC")
     check_writable(vol, path, "MRC", dtypes=(np.uint8, np.int16, np.uint16, np.float32), components=(1, 3),

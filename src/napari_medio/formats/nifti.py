@@ -258,7 +258,7 @@ def _core_array(img: Any, path: Path, progress: Any = None) -> tuple[np.ndarray,
 
 def read_nifti(
     path: "str | os.PathLike[str]", *, labelmap: Optional[bool] = None, name: Optional[str] = None,
-    progress: Any = None, **_: Any
+    progress: Any = None
 ) -> list[Volume]:
     """Read NIfTI-1/2 or Analyze into one Volume in LPS (sform/qform chosen as ITK does).
 
@@ -466,7 +466,6 @@ def _is_displacement_field(volume: Volume) -> bool:
 
 def write_nifti(
     volume: Volume, path: "str | os.PathLike[str]", *, compression_level: int = 6, progress: Any = None,
-    **_: Any
 ) -> list[str]:
     """Write a Volume as NIfTI-1 (.nii, .nii.gz, or a .hdr/.img pair) with qform and sform set from LPS geometry."""
     p = Path(path)

@@ -423,7 +423,6 @@ def read_nrrd(
     mmap: bool = True,
     name: Optional[str] = None,
     progress: Any = None,
-    **_: Any,
 ) -> list[Volume]:
     """Read an NRRD / NHDR / .seq.nrrd file into one Volume in LPS.
 
@@ -630,7 +629,6 @@ def write_nrrd(
     compression_level: int = 6,
     sequence: Optional[bool] = None,
     progress: Any = None,
-    **_: Any,
 ) -> list[str]:
     """Write a Volume (LPS) as .nrrd, or .nhdr with a detached ``.raw.gz``/``.raw`` data file.
 

@@ -214,7 +214,6 @@ def read_ome_zarr(
     name: Optional[str] = None,
     storage_options: Optional[dict] = None,
     image: int = 0,
-    **_: Any,
 ) -> list[Volume]:
     """Open an OME-Zarr image lazily (local folder or fsspec URL) as one Volume.
 
@@ -594,7 +593,6 @@ def write_ome_zarr(
     levels: Optional[int] = None,
     chunks: Optional[tuple[int, ...]] = None,
     progress: Any = None,
-    **_: Any,
 ) -> list[str]:
     """Write a volume or label map as OME-Zarr with a pyramid, atomically (a temp folder renamed).
 

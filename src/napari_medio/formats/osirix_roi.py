@@ -258,8 +258,7 @@ def rasterise_contours(contours: list[dict], reference: Any, *, path: Any = None
                         source=os.fspath(path) if path is not None else None)
 
 
-def read_osirix_roi(path: "str | os.PathLike[str]", *, reference: Any = None, output: str = "markups",
-                    **_: Any) -> list:
+def read_osirix_roi(path: "str | os.PathLike[str]", *, reference: Any = None, output: str = "markups") -> list:
     """Read an OsiriX ROI JSON export (see the module doc for ``output`` and ``reference``)."""
     p = Path(path)
     contours = load_osirix_contours(p)

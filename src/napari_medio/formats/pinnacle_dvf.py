@@ -281,8 +281,7 @@ def _origin_lps(path: Path, grid_origin: Sequence[float] | None,
 
 
 def read_pinnacle_dvf(path: str | os.PathLike[str], grid_origin: Sequence[float] | None = None,
-                      grid_origin_ras: Sequence[float] | None = None, registration_matrix: bool = True,
-                      **_: Any) -> list[Transform]:
+                      grid_origin_ras: Sequence[float] | None = None, registration_matrix: bool = True) -> list[Transform]:
     """A Pinnacle DVF as SlicerRT loads it: a to-parent LPS grid transform (+ the registration matrix).
 
     The grid's voxel (0, 0, 0) is at ``grid_origin`` (LPS mm) or

@@ -276,7 +276,7 @@ def _tiff_volume(path: Path) -> Volume:
 
 
 def read_tiff(path: str | os.PathLike[str], *, labelmap: bool | None = None,
-              series: bool = False, **_: Any) -> list[Volume]:
+              series: bool = False) -> list[Volume]:
     """Read a TIFF (multi-page = 3D) or, with ``series=True``, its numbered siblings."""
     p = Path(path)
     if series:
@@ -329,7 +329,7 @@ def _tiff_write_one(filename: Path, array: np.ndarray, vol: Volume, description:
 
 
 def write_tiff(volume: Volume, path: str | os.PathLike[str], *, series: bool = False,
-               compress: bool = False, **_: Any) -> list[str]:
+               compress: bool = False) -> list[str]:
     """Write a TIFF (3D: multi-page; ``series=True``: one file per slice)."""
     vol = as_volume(volume, path, "TIFF")
     if vol.dtype == np.bool_ or vol.dtype.kind not in "uif":
@@ -503,8 +503,7 @@ def _read_frame(path: Path) -> Volume:
 def _make_reader(kind: str):
     imageio, check = _FRAME_READERS[kind]
 
-    def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, series: bool = False,
-             **_: Any) -> list[Volume]:
+    def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, series: bool = False) -> list[Volume]:
         p = Path(path)
         if series:
             return [read_series(numbered_siblings(p), labelmap=labelmap)]
@@ -586,7 +585,7 @@ def _series_name(first: Path) -> str:
 
 def _make_frame_writer(kind: str, imageio: str, *, dtypes, components, keeps_spacing: bool):
     def write(volume: Volume, path: str | os.PathLike[str], *, series: bool = False,
-              allow_direction_loss: bool = False, quality: int | None = None, **_: Any) -> list[str]:
+              allow_direction_loss: bool = False, quality: int | None = None) -> list[str]:
         vol = as_volume(volume, path, kind)
         check_writable(vol, path, kind, dtypes=dtypes, ndims=(2, 3), components=components)
         if vol.geometry.ndim == 3 and not series:

@@ -118,7 +118,7 @@ def sniff(head: bytes, path: Path) -> bool:
     return _aim_version(head) is not None
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[Volume]:
     """Read a Scanco ISQ/RSQ or AIM file into one Volume (voxels as stored)."""
     p = Path(path)
     size = nonempty_file_size(p)

@@ -185,7 +185,6 @@ def read_segmentation_nrrd(
     *,
     name: Optional[str] = None,
     strict: bool = False,
-    **_: Any,
 ) -> list[Segmentation]:
     """Read a ``.seg.nrrd`` / ``.seg.nhdr`` (or a segmentation-marked ``.nrrd``) into one Segmentation.
 
@@ -431,7 +430,6 @@ def write_segmentation_nrrd(
     compression_level: int = 6,
     crop_to_minimum_extent: bool = False,
     progress: Any = None,
-    **_: Any,
 ) -> list[str]:
     """Write a Segmentation (or a label-map Volume) as a Slicer ``.seg.nrrd`` / ``.seg.nhdr``.
 
@@ -477,7 +475,9 @@ registry.register(
                        "compress": "gzip the voxels (default True)", "compression_level": "gzip level (6)"},
     )
 )
-def write_plain_nrrd_name(obj: Any, path: "str | os.PathLike[str]", **options: Any) -> list[str]:
+def write_plain_nrrd_name(obj: Any, path: "str | os.PathLike[str]", *, compress: bool = True,
+                          compression_level: int = 6, crop_to_minimum_extent: bool = False,
+                          progress: Any = None) -> list[str]:
     """A segmentation saved under a plain ``.nrrd``/``.nhdr`` name.
 
     As Slicer: a segmentation file, unless the name says label map (``-label.nrrd``,
@@ -490,8 +490,9 @@ def write_plain_nrrd_name(obj: Any, path: "str | os.PathLike[str]", **options: A
     if isinstance(obj, Segmentation) and looks_like_labelmap(p):
         vol = obj.labelmap(None)
         vol.metadata.pop("segmentation", None)
-        return _nrrd.write_nrrd(vol, p, **options)
-    return write_segmentation_nrrd(obj, p, **options)
+        return _nrrd.write_nrrd(vol, p, compress=compress, compression_level=compression_level, progress=progress)
+    return write_segmentation_nrrd(obj, p, compress=compress, compression_level=compression_level,
+                                   crop_to_minimum_extent=crop_to_minimum_extent, progress=progress)
 
 
 registry.register(

@@ -61,7 +61,7 @@ def validate_document(doc: dict, p: Path) -> None:
             _check(r, _REPLACEMENT_FIELDS, p, ["ShaderReplacements", i])
 
 
-def read_shader_property(path: "str | os.PathLike[str]", **_: Any) -> list[ShaderProperty]:
+def read_shader_property(path: "str | os.PathLike[str]") -> list[ShaderProperty]:
     """A ``.sp`` file."""
     p = Path(path)
     doc = load_json(p, "shader property file")
@@ -69,7 +69,7 @@ def read_shader_property(path: "str | os.PathLike[str]", **_: Any) -> list[Shade
     return [ShaderProperty(document=doc, name=base_name(p), source=os.fspath(p))]
 
 
-def write_shader_property(obj: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
+def write_shader_property(obj: Any, path: "str | os.PathLike[str]") -> list[str]:
     """Write the shader property's document (every field, in its order)."""
     p = Path(path)
     if not isinstance(obj, ShaderProperty):

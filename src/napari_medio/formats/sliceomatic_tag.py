@@ -100,7 +100,7 @@ def read_tag_header(path: "str | os.PathLike[str]") -> dict:
     }
 
 
-def read_sliceomatic_tag(path: "str | os.PathLike[str]", **_: Any) -> list:
+def read_sliceomatic_tag(path: "str | os.PathLike[str]") -> list:
     """Read a sliceOmatic ``.tag`` file as a Segmentation (see the module doc)."""
     from ..core.geometry import Geometry
     from ..core.segmentation import Segment, Segmentation, default_color

@@ -91,7 +91,7 @@ def _numbers(path: Path, fields: dict, key: str, n: int, cast=float) -> list | N
     return values[:n]
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[Volume]:
     """Read a ``.spr`` header and its ``.sdt`` data into one Volume."""
     p = Path(path)
     nonempty_file_size(p)
@@ -155,8 +155,7 @@ def _fmt(values) -> str:
     return " ".join(repr(float(v)) for v in values)
 
 
-def write(volume: Volume, path: str | os.PathLike[str], *, allow_direction_loss: bool = False,
-          **_: Any) -> list[str]:
+def write(volume: Volume, path: str | os.PathLike[str], *, allow_direction_loss: bool = False) -> list[str]:
     """Write ``name.spr`` + ``name.sdt`` (big-endian, as Stimulate writes)."""
     vol = as_volume(volume, path, "Stimulate")
     p = Path(path)

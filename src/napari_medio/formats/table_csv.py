@@ -63,8 +63,7 @@ def _table_from_rows(path: Path, rows: list[tuple[int, list[str]]]) -> tuple[lis
     return header, body
 
 
-def read_table(path: "str | os.PathLike[str]", *, schema: Optional["str | os.PathLike[str]"] = None,
-               **_: Any) -> list[Table]:
+def read_table(path: "str | os.PathLike[str]", *, schema: Optional["str | os.PathLike[str]"] = None) -> list[Table]:
     """A table and (when present) its schema."""
     p = Path(path)
     header, body = _table_from_rows(p, _read_rows(p))
@@ -93,7 +92,7 @@ def _csv_text(header: list[str], rows: list[list[str]], delimiter: str) -> str:
     return out.getvalue()
 
 
-def write_table(table: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
+def write_table(table: Any, path: "str | os.PathLike[str]") -> list[str]:
     """Write the table (and its schema beside it when it has one)."""
     p = Path(path)
     if not isinstance(table, Table):

@@ -83,7 +83,7 @@ def _name(p: Path) -> str:
     return p.name[:-len(".term.json")] if p.name.lower().endswith(".term.json") else base_name(p)
 
 
-def read_terminology(path: "str | os.PathLike[str]", **_: Any) -> list[Terminology]:
+def read_terminology(path: "str | os.PathLike[str]") -> list[Terminology]:
     """A segmentation-category/type context or an anatomic context."""
     p = Path(path)
     doc = load_json(p, "terminology file")
@@ -125,7 +125,7 @@ def read_terminology(path: "str | os.PathLike[str]", **_: Any) -> list[Terminolo
     return [term]
 
 
-def write_terminology(obj: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
+def write_terminology(obj: Any, path: "str | os.PathLike[str]") -> list[str]:
     """Write a terminology read from a file back (its document, unchanged)."""
     p = Path(path)
     if not isinstance(obj, Terminology) or not obj.document:

@@ -32,7 +32,7 @@ MAX_TEXT_BYTES = 64 * 1024 * 1024
 _OTHER_FORMAT_HEADS = (b"#Insight Transform File", b"<MRML", b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MRML")
 
 
-def read_text(path: "str | os.PathLike[str]", **_: Any) -> list[Text]:
+def read_text(path: "str | os.PathLike[str]") -> list[Text]:
     """The file's text; JSON parsed (for display and ``info``) and XML's root element named when well formed."""
     p = Path(path)
     try:

@@ -537,7 +537,7 @@ def _scan_params(p: Path, index: _Index, table: dict, width: int, n: int) -> lis
 
 
 # -- reading ------------------------------------------------------------------------------------
-def read(path: str | os.PathLike[str], *, fundus: bool = True, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, fundus: bool = True) -> list[Volume]:
     """Read a Topcon ``.fda``/``.fds`` file: the OCT volume (placed in LPS as Slicer's ImportOCT places it,
     with oct-converter's pixel spacing in mm), then, with ``fundus``, the fundus pictures as 2D volumes
     in picture order."""

@@ -81,8 +81,7 @@ def _numbers(p: Path, params: dict, key: str, n: int, cast=float, default=None) 
     return out
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, rescale: bool = False,
-         **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, rescale: bool = False) -> list[Volume]:
     """Read a ``.vff`` optical CT volume."""
     p = Path(path)
     size = nonempty_file_size(p)

@@ -268,8 +268,7 @@ def _parse_matrix(text: str) -> list | None:
     return np.asarray(values).reshape(4, 4).tolist()
 
 
-def read_video(path: str | os.PathLike[str], *, progress: Any = None, color: str = "rgb",
-               **_: Any) -> list[Volume]:
+def read_video(path: str | os.PathLike[str], *, progress: Any = None, color: str = "rgb") -> list[Volume]:
     """Read a video into one Volume ``[frame, 1, row, column, (rgb)]``; see the module docstring."""
     p = Path(path)
     if color not in ("rgb", "gray", "auto"):
@@ -545,7 +544,7 @@ def _frame_rate(path: Path, times: list | None, fps: float | None) -> tuple[Frac
 
 def write_video(volume: Volume, path: str | os.PathLike[str], *, fps: float | None = None,
                 codec: str | None = None, options: dict | None = None, drop_alpha: bool = False,
-                allow_direction_loss: bool = False, progress: Any = None, **_: Any) -> list[str]:
+                allow_direction_loss: bool = False, progress: Any = None) -> list[str]:
     """Write an image sequence as ``.mkv`` (FFV1), ``.webm`` (VP9), ``.mp4`` (H.264) or ``.avi`` (MPEG-4)."""
     p = Path(path)
     vol = as_volume(volume, p, "video")

@@ -123,7 +123,7 @@ def _function(text: str, width: int, path: Path, lineno: int, what: str) -> np.n
     return np.array(values[1:], dtype=float).reshape(-1, width)
 
 
-def read_vp(path: "str | os.PathLike[str]", **_: Any) -> list[VolumeProperty]:
+def read_vp(path: "str | os.PathLike[str]") -> list[VolumeProperty]:
     """A ``.vp`` file (exactly nine lines)."""
     p = Path(path)
     raw = read_content(p)
@@ -153,7 +153,7 @@ def _fn(a: np.ndarray) -> str:
     return " ".join([str(flat.size)] + [f"{v:.15g}" for v in flat])
 
 
-def write_vp(vp: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
+def write_vp(vp: Any, path: "str | os.PathLike[str]") -> list[str]:
     """Write the nine ``.vp`` lines."""
     p = Path(path)
     if not isinstance(vp, VolumeProperty):
@@ -255,7 +255,7 @@ def _property_from_json(item: dict, p: Path, where: str, name: str) -> VolumePro
     return vp
 
 
-def read_vp_json(path: "str | os.PathLike[str]", **_: Any) -> list[VolumeProperty]:
+def read_vp_json(path: "str | os.PathLike[str]") -> list[VolumeProperty]:
     """Every volume property of a ``.vp.json`` file (validated against Slicer's schema)."""
     from ._text import json_path, load_json
 
@@ -337,7 +337,7 @@ def vp_json_document(vps: "VolumeProperty | list[VolumeProperty]") -> dict:
     return doc
 
 
-def write_vp_json(vp: Any, path: "str | os.PathLike[str]", **_: Any) -> list[str]:
+def write_vp_json(vp: Any, path: "str | os.PathLike[str]") -> list[str]:
     """Write a ``.vp.json`` (validated against Slicer's schema before anything is written)."""
     p = Path(path)
     if isinstance(vp, list) and vp and all(isinstance(v, VolumeProperty) for v in vp):

@@ -119,7 +119,7 @@ def _check_complete(path: Path) -> None:
             raise FormatError(path, f"file is truncated: {count} values expected, {tokens} present")
 
 
-def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any) -> list[Volume]:
+def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[Volume]:
     """Read VTK structured points into one Volume (identity direction)."""
     p = Path(path)
     nonempty_file_size(p)
@@ -127,7 +127,7 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, **_: Any
     return [read_sitk(p, "VTKImageIO", labelmap=labelmap)]
 
 
-def write(volume: Volume, path: str | os.PathLike[str], *, allow_direction_loss: bool = False, **_: Any) -> list[str]:
+def write(volume: Volume, path: str | os.PathLike[str], *, allow_direction_loss: bool = False) -> list[str]:
     """Write VTK structured points (binary); refuses a non-identity direction unless allowed."""
     vol = as_volume(volume, path, "VTK")
     check_writable(vol, path, "VTK image", ndims=(2, 3), components=range(1, 10))

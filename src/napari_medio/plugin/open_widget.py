@@ -33,8 +33,9 @@ class OpenWithOptionsWidget(Container):
 
         path = Path(self._path.value)
         labelmap = {"guess from name": None, "volume": False, "label map": True}[self._kind.value]
+        options = {} if labelmap is None else {"labelmap": labelmap}
         try:
-            layer_data = read_layers(path, labelmap=labelmap, resample_oblique=self._resample.value)
+            layer_data = read_layers(path, resample_oblique=self._resample.value, **options)
         except MedioError as exc:
             self._status.value = str(exc)
             return []

@@ -35,7 +35,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.errors import CancelledError, MedioError
+from ..core.errors import CancelledError, MedioError, UnsupportedFormatError
 
 __all__ = [
     "DESCRIPTIONS",
@@ -347,13 +347,8 @@ class AddDataWidget(QWidget):
                     options["series"] = True  # the numbered pictures next to this one, as one volume
         if desc == "transform" and str(path).lower().endswith((".nrrd", ".nhdr", ".mha", ".mhd", ".nii", ".nii.gz")):
             fmt = "displacement-field"
-        try:
-            objs = registry.read(path, format=fmt, **options)
-        except MedioError as exc:
-            if "unexpected keyword" in str(exc):
-                objs = registry.read(path, format=fmt)
-            else:
-                raise
+        reader = registry.find_reader(path, format=fmt)
+        objs = registry.read(path, format=reader.name, **registry.applicable_options(reader, "read", options))
         table = AddDataWidget._chosen_colortable(row) if desc == "label map" else None
         out = []
         for obj in objs:
@@ -691,12 +686,10 @@ class ExportWidget(QWidget):
                 path = folder / sub / f"{safe_file_base(layer.name)}{row['format']}"
                 options = {} if self.compress.isChecked() else {"compress": False}
                 try:
-                    written.extend(registry.write(obj, path, **options))
-                except MedioError as exc:
-                    if options and "unexpected keyword" in str(exc):
-                        written.extend(registry.write(obj, path))
-                    else:
-                        raise
+                    writer = registry.find_writer(path, kind=getattr(obj, "kind", None))
+                except UnsupportedFormatError:  # the data is converted for a writer of this extension
+                    writer = registry.find_writer(path)
+                written.extend(registry.write(obj, path, **registry.applicable_options(writer, "write", options)))
             except MedioError as exc:
                 errors.append(str(exc))
         self.status.setText("\n".join(errors) if errors else f"{len(written)} files written to {folder}")

@@ -27,17 +27,18 @@ def _sniff_bundle(head: bytes, path: Path) -> bool:
     return zip_has_mrml(Path(path))
 
 
-def read_scene_file(path: os.PathLike[str] | str, **options: Any) -> list:
+def read_scene_file(path: os.PathLike[str] | str, *, strict: bool = False, progress: Any = None,
+                    cancel: Any = None) -> list:
     """Every data object of a Slicer scene (.mrml) or bundle (.mrb, .zip), placed in the LPS world."""
     from .loader import read_scene
 
-    return read_scene(path, **options)
+    return read_scene(path, strict=strict, progress=progress, cancel=cancel)
 
 
-def _read_xnat(path: os.PathLike[str] | str, **options: Any) -> list:
+def _read_xnat(path: os.PathLike[str] | str) -> list:
     from .xnat import read_xnat
 
-    return read_xnat(path, **options)
+    return read_xnat(path)
 
 
 def _sniff_xnat(head: bytes, path: Path) -> bool:

@@ -396,13 +396,8 @@ def read_entry(entry: SceneEntry, read_options: dict) -> list:
         options["coordinate_system"] = {"0": "RAS", "1": "LPS"}.get(cs, cs if cs in ("LPS", "RAS") else "LPS")
     if entry.kind in ("volume", "labelmap") and entry.path.name.lower().endswith((".seg.nrrd", ".seg.nhdr")):
         fmt = None
-    try:
-        objs = registry.read(entry.path, format=fmt, **options)
-    except MedioError as exc:
-        if "unexpected keyword" in str(exc) and options:
-            objs = registry.read(entry.path, format=fmt)
-        else:
-            raise
+    reader = registry.find_reader(entry.path, format=fmt)
+    objs = registry.read(entry.path, format=reader.name, **registry.applicable_options(reader, "read", options))
     out = []
     for obj in objs:
         kind = getattr(obj, "kind", None)
@@ -642,13 +637,13 @@ def _apply_display_to_object(obj: Any, display: dict, colortables: dict) -> None
 
 def read_scene(path: os.PathLike[str] | str, *, strict: bool = False,
                progress: Callable[[int, int, str], None] | None = None,
-               cancel: Callable[[], bool] | None = None, **read_options: Any) -> list:
+               cancel: Callable[[], bool] | None = None) -> list:
     """Every data object of a scene, placed in the LPS world, with ``metadata["scene"]``.
 
     Missing data files are skipped with a :class:`SceneMissingFileWarning` (an error
     with ``strict=True``, or when nothing at all can be loaded).
     """
-    read_options = {}  # scene nodes say what each file is; viewer options are not reader options
+    read_options: dict = {}  # scene nodes say what each file is
     scan = scan_scene(path)
     if index_node(scan.document) is not None:  # a .seq.mrb opened on its own: one 4D layer
         return read_sequence_bundle(scan.source)

@@ -95,7 +95,7 @@ def _read_files(files: list[Path], source: Path) -> list:
     return objects
 
 
-def read_xnat(path: os.PathLike[str] | str, **_: Any) -> list:
+def read_xnat(path: os.PathLike[str] | str) -> list:
     """Data objects of every local file an XNAT catalog (.xcat) or archive (.xar) lists."""
     p = Path(path)
     with open(p, "rb") as fh:
