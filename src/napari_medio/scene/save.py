@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import CancelledError, MedioError, WriteError
-from .loader import apply_world_matrix
+from .loader import apply_world_matrix, open_scene_source, read_transform_node, resolve_file
+from .mrb import BundleWriter
 from .mrml import (
     MrmlDocument,
     MrmlNode,
@@ -40,6 +41,7 @@ from .mrml import (
     url_encode,
 )
 from .nodes import safe_file_base, spec_for, volume_geometry_attrs
+from .sequence import data_node_class, write_sequence_bundle
 
 __all__ = ["SaveItem", "data_fingerprint", "default_extension", "plan_items", "save_scene"]
 
@@ -214,8 +216,6 @@ def save_scene(objects_or_items: list, path: os.PathLike[str] | str, *,
     writer = None
     try:
         if bundle:
-            from .mrb import BundleWriter
-
             writer = BundleWriter(target, compresslevel=compresslevel)
         on_staged = (lambda rel: writer.add(staging / rel, rel, remove=True)) if writer is not None else None
         doc, staged = _write_all(items, staging, target, bundle, progress, cancel, on_staged)
@@ -296,8 +296,6 @@ class _SceneWriter:
 
     def write_sequence(self, obj: Any, rel: str) -> dict:
         """Write a 4D volume as a ``.seq.mrb``; returns the Sequence node's attributes."""
-        from .sequence import write_sequence_bundle
-
         try:
             _, attrs = write_sequence_bundle(obj, self.staged_path(rel))
         except MedioError as exc:
@@ -405,8 +403,6 @@ class _SceneWriter:
                     if low.endswith(e)), None)
         nid = self.ids.new(spec.cls)
         if ext is None:  # e.g. a detached header: read it and write one file
-            from .loader import read_transform_node
-
             tx = read_transform_node(MrmlNode(tag, {"id": nid, "name": name}), src)
             rel = self.unique_file(safe_file_base(name), spec.extension)
             self.write_data(tx, rel, {"format": "displacement-field"} if spec.extension == ".nrrd" else {})
@@ -506,8 +502,6 @@ class _SceneWriter:
             attrs["attributes"] = format_node_attributes(node_attrs)
         attrs["references"] = format_references(refs)
         if sequence:
-            from .sequence import data_node_class
-
             attrs["attributes"] = format_node_attributes(
                 {**node_attrs, "DataNodeClassName": f"vtkMRML{data_node_class(obj)[1]}Node"})
             attrs.update(seq_attrs)
@@ -630,8 +624,6 @@ def _source_transform_path(entry: dict) -> Path | None:
         return None
     scene_path = Path(scene)
     try:
-        from .loader import open_scene_source, resolve_file
-
         mrml, bundle_dir = open_scene_source(scene_path)
         found = resolve_file(rel, mrml.parent, bundle_dir, scene_path)
     except (MedioError, OSError):
