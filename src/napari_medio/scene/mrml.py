@@ -36,12 +36,14 @@ __all__ = [
     "format_node_attributes",
     "format_references",
     "mrml_text",
+    "node_attrs",
     "parse_bool",
     "parse_floats",
     "parse_mrml",
     "parse_node_attributes",
     "parse_references",
     "read_mrml",
+    "storage_attrs",
     "url_decode",
     "url_encode",
     "write_mrml",
@@ -90,6 +92,19 @@ _URL_ENCODE = {"%": "%25", " ": "%20", "'": "%27", ">": "%3E", "<": "%3C", '"': 
 def url_encode(text: str) -> str:
     """``vtkMRMLNode::URLEncodeString``: only ``% space ' > < "`` are escaped."""
     return "".join(_URL_ENCODE.get(c, c) for c in text)
+
+
+def node_attrs(node_id: str, name: str, *, hidden: bool = False, **extra: str) -> dict[str, str]:
+    """The attributes every MRML node starts with (ID, name, editor flags), then ``extra``."""
+    return {"id": node_id, "name": name, "hideFromEditors": "true" if hidden else "false",
+            "selectable": "true", "selected": "false", **extra}
+
+
+def storage_attrs(storage_id: str, storage_cls: str, file_name: str, extension: str) -> dict[str, str]:
+    """Attributes of the storage node of one data file (``file_name`` relative to the scene, URL-encoded)."""
+    return node_attrs(storage_id, storage_cls, hidden=True, fileName=url_encode(file_name),
+                      useCompression="1", defaultWriteFileExtension=extension.lstrip("."), readState="0",
+                      writeState="0")
 
 
 def parse_references(text: str | None) -> dict[str, list[str]]:

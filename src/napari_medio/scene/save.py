@@ -38,7 +38,8 @@ from .mrml import (
     format_node_attributes,
     format_references,
     mrml_text,
-    url_encode,
+    node_attrs,
+    storage_attrs,
 )
 from .nodes import safe_file_base, spec_for, volume_geometry_attrs
 from .sequence import data_node_class, write_sequence_bundle
@@ -318,12 +319,8 @@ class _SceneWriter:
     # -- nodes -------------------------------------------------------------------------------
     def storage_node(self, spec: Any, rel: str, extra: dict) -> MrmlNode:
         """Add the storage node of a data file."""
-        sid = self.ids.new(spec.storage_cls)
-        attrs = {"id": sid, "name": spec.storage_cls, "hideFromEditors": "true", "selectable": "true",
-                 "selected": "false", "fileName": url_encode(rel), "useCompression": "1",
-                 "defaultWriteFileExtension": spec.extension.lstrip("."), "readState": "0", "writeState": "0"}
-        attrs.update(extra)
-        return self.doc.add(MrmlNode(spec.storage_tag, attrs))
+        attrs = storage_attrs(self.ids.new(spec.storage_cls), spec.storage_cls, rel, spec.extension)
+        return self.doc.add(MrmlNode(spec.storage_tag, {**attrs, **extra}))
 
     def folder_item(self, path: str) -> int:
         """The subject-hierarchy item of a folder path (parents made first)."""
@@ -370,19 +367,23 @@ class _SceneWriter:
         spec = spec_for("transform", subtype)
         nid = self.ids.new(spec.cls)
         self.transform_ids[old] = nid
-        rel = self.unique_file(safe_file_base(entry.get("name") or tx.name or "Transform"), spec.extension)
+        name = entry.get("name") or tx.name or "Transform"
+        rel = self.unique_file(safe_file_base(name), spec.extension)
         self.write_data(tx, rel, {})
+        extra = {"matrixTransformToParent": format_floats(tx.matrix_to_parent_ras)} if tx.is_linear else {}
+        folder = entry.get("folder") or ""
+        return self.add_transform_node(spec, spec.tag, nid, name, rel, parent_new, folder, extra)
+
+    def add_transform_node(self, spec: Any, tag: str, nid: str, name: str, rel: str, parent_new: str | None,
+                           folder: str, extra: dict | None = None) -> str:
+        """Add a transform node with its storage node (file ``rel``) and subject-hierarchy item."""
         st = self.storage_node(spec, rel, {})
-        attrs = {"id": nid, "name": entry.get("name") or tx.name or "Transform", "hideFromEditors": "false",
-                 "selectable": "true", "selected": "false"}
         refs = {"storage": [st.id]}
         if parent_new:
             refs["transform"] = [parent_new]
-        attrs["references"] = format_references(refs)
-        if tx.is_linear:
-            attrs["matrixTransformToParent"] = format_floats(tx.matrix_to_parent_ras)
-        self.doc.add(MrmlNode(spec.tag, attrs))
-        self.sh_item(entry.get("folder") or "", nid, "Transforms")
+        attrs = node_attrs(nid, name, references=format_references(refs), **(extra or {}))
+        self.doc.add(MrmlNode(tag, attrs))
+        self.sh_item(folder, nid, "Transforms")
         return nid
 
     def copy_source_transform(self, entry: dict, parent_new: str | None) -> str:
@@ -414,14 +415,7 @@ class _SceneWriter:
                 raise WriteError(os.fspath(self.target.parent / rel),
                                  f"cannot copy transform {name!r} from {src}: {exc}") from None
             self.stage(rel)
-        st = self.storage_node(spec, rel, {})
-        refs = {"storage": [st.id]}
-        if parent_new:
-            refs["transform"] = [parent_new]
-        self.doc.add(MrmlNode(tag, {"id": nid, "name": name, "hideFromEditors": "false", "selectable": "true",
-                                    "selected": "false", "references": format_references(refs)}))
-        self.sh_item(entry.get("folder") or "", nid, "Transforms")
-        return nid
+        return self.add_transform_node(spec, tag, nid, name, rel, parent_new, entry.get("folder") or "")
 
     def add_transform_item(self, it: SaveItem) -> None:
         """A transform the caller saves as an object (written before the data so chains can refer to it)."""
@@ -462,10 +456,7 @@ class _SceneWriter:
         dattrs = {"id": did}
         dattrs.update(_display_attrs(kind, obj, display, spec.display_tag))
         if kind == "labelmap" and (getattr(obj, "metadata", {}) or {}).get("color_table"):
-            ct_id = _write_colortable(obj, self.doc, self.ids, self.write_data, self.storage_node,
-                                      self.unique_file)
-            if ct_id:
-                dattrs["colorNodeID"] = ct_id
+            dattrs["colorNodeID"] = self.colortable_node(obj)
         self.doc.add(MrmlNode(spec.display_tag, dattrs))
         return did
 
@@ -495,30 +486,78 @@ class _SceneWriter:
         if parent_id:
             refs["transform"] = [parent_id]
         nid = self.ids.new(spec.cls)
-        attrs = {"id": nid, "name": getattr(obj, "name", "") or md.get("name") or kind, "hideFromEditors": "false",
-                 "selectable": "true", "selected": "false"}
-        node_attrs = md.get("node_attributes") or {}
-        if node_attrs:
-            attrs["attributes"] = format_node_attributes(node_attrs)
+        attrs = node_attrs(nid, getattr(obj, "name", "") or md.get("name") or kind)
+        custom_attrs = md.get("node_attributes") or {}
+        if custom_attrs:
+            attrs["attributes"] = format_node_attributes(custom_attrs)
         attrs["references"] = format_references(refs)
         if sequence:
             attrs["attributes"] = format_node_attributes(
-                {**node_attrs, "DataNodeClassName": f"vtkMRML{data_node_class(obj)[1]}Node"})
+                {**custom_attrs, "DataNodeClassName": f"vtkMRML{data_node_class(obj)[1]}Node"})
             attrs.update(seq_attrs)
         elif kind in ("volume", "labelmap"):
             attrs.update(volume_geometry_attrs(obj))
         self.doc.add(MrmlNode(spec.tag, attrs))
         if sequence:
-            _add_sequence_browser(obj, nid, attrs["name"], parent_id, self.doc, self.ids, self.write_data,
-                                  self.storage_node, self.unique_file)
+            self.sequence_browser(obj, nid, attrs["name"], parent_id)
         self.sh_item(md.get("folder", ""), nid, spec.sh_type)
         return attrs["name"]
 
+    def sequence_browser(self, obj: Any, sequence_id: str, name: str, parent_id: str) -> str:
+        """The proxy volume (showing item 0) and the SequenceBrowser node Slicer needs to show a sequence.
+
+        Attributes as ``vtkMRMLSequenceBrowserNode::WriteXML`` writes them; references
+        ``sequenceNodeRef0`` (the sequence) and ``dataNodeRef0`` (its proxy node).  Our
+        loader skips proxies of browsed sequences, so a re-opened scene still gives one
+        4D layer.  Returns the browser node ID.
+        """
+        frame = obj.with_array(obj.array[0], extra_axes=[])
+        kind = getattr(obj, "kind", "volume")
+        spec = spec_for(kind, _subtype(frame))
+        rel = self.unique_file(safe_file_base(name), spec.extension)
+        self.write_data(frame, rel, {})
+        st = self.storage_node(spec, rel, {})
+        display: list[str] = []
+        if spec.display_tag:
+            display = [self.ids.new(spec.display_cls)]
+            self.doc.add(MrmlNode(spec.display_tag, {"id": display[0],
+                                                     **_display_attrs(kind, frame, {}, spec.display_tag)}))
+        proxy_id = self.ids.new(spec.cls)
+        refs = {"display": display, "storage": [st.id], "transform": [parent_id] if parent_id else []}
+        proxy = node_attrs(proxy_id, name, references=format_references(refs))
+        self.doc.add(MrmlNode(spec.tag, {**proxy, **volume_geometry_attrs(frame)}))
+        browser_id = self.ids.new("SequenceBrowser")
+        self.doc.add(MrmlNode("SequenceBrowser", node_attrs(
+            browser_id, f"{name} browser",
+            references=format_references({"sequenceNodeRef0": [sequence_id], "dataNodeRef0": [proxy_id]}),
+            playbackActive="false", playbackRateFps="10", playbackItemSkippingEnabled="true",
+            playbackLooped="true", selectedItemNumber="0", recordingActive="false",
+            recordOnMasterModifiedOnly="false", indexDisplayFormat="%.2f", virtualNodePostfixes="0",
+            SynchronizationPropertiesMap0=(
+                "playback true recording false overwriteProxyName false saveChanges false "),
+        )))
+        return browser_id
+
+    def colortable_node(self, obj: Any) -> str:
+        """Write a label map's colour table as a ColorTable node; returns its ID."""
+        from ..core.colortable import ColorTable
+
+        table = ColorTable.from_label_table(obj.metadata["color_table"],
+                                            name=f"{obj.name or 'labels'}_ColorTable")
+        spec = spec_for("colortable")
+        rel = self.unique_file(safe_file_base(table.name), spec.extension)
+        self.write_data(table, rel, {})
+        st = self.storage_node(spec, rel, {})
+        nid = self.ids.new(spec.cls)
+        refs = format_references({"storage": [st.id]})
+        self.doc.add(MrmlNode(spec.tag, node_attrs(nid, table.name, references=refs, type="13")))
+        return nid
+
     def finish(self) -> MrmlDocument:
         """The document with its subject hierarchy node."""
-        self.doc.add(MrmlNode("SubjectHierarchy", {
-            "id": "vtkMRMLSubjectHierarchyNode1", "name": "SubjectHierarchy", "hideFromEditors": "true",
-            "selectable": "true", "selected": "false", "attributes": "SubjectHierarchyVersion:2"}))
+        sh = node_attrs("vtkMRMLSubjectHierarchyNode1", "SubjectHierarchy", hidden=True,
+                        attributes="SubjectHierarchyVersion:2")
+        self.doc.add(MrmlNode("SubjectHierarchy", sh))
         self.doc.sh_items = self.sh
         return self.doc
 
@@ -544,47 +583,6 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
     return writer.finish(), writer.staged
 
 
-def _add_sequence_browser(obj: Any, sequence_id: str, name: str, parent_id: str, doc: MrmlDocument, ids: _Ids,
-                          write_data: Callable, storage_node: Callable, unique_file: Callable) -> str:
-    """The proxy volume (showing item 0) and the SequenceBrowser node Slicer needs to show a sequence.
-
-    Attributes as ``vtkMRMLSequenceBrowserNode::WriteXML`` writes them; references
-    ``sequenceNodeRef0`` (the sequence) and ``dataNodeRef0`` (its proxy node).  Our
-    loader skips proxies of browsed sequences, so a re-opened scene still gives one
-    4D layer.  Returns the browser node ID.
-    """
-    frame = obj.with_array(obj.array[0], extra_axes=[])
-    kind = getattr(obj, "kind", "volume")
-    spec = spec_for(kind, _subtype(frame))
-    rel = unique_file(safe_file_base(name), spec.extension)
-    write_data(frame, rel, {})
-    st = storage_node(spec, rel, {})
-    refs: dict[str, list[str]] = {"storage": [st.id]}
-    if spec.display_tag:
-        did = ids.new(spec.display_cls)
-        doc.add(MrmlNode(spec.display_tag, {"id": did, **_display_attrs(kind, frame, {}, spec.display_tag)}))
-        refs["display"] = [did]
-    if parent_id:
-        refs["transform"] = [parent_id]
-    proxy_id = ids.new(spec.cls)
-    proxy = {"id": proxy_id, "name": name, "hideFromEditors": "false", "selectable": "true", "selected": "false",
-             "references": format_references({"display": refs.get("display", []), "storage": refs["storage"],
-                                              "transform": refs.get("transform", [])})}
-    proxy.update(volume_geometry_attrs(frame))
-    doc.add(MrmlNode(spec.tag, proxy))
-    browser_id = ids.new("SequenceBrowser")
-    doc.add(MrmlNode("SequenceBrowser", {
-        "id": browser_id, "name": f"{name} browser", "hideFromEditors": "false", "selectable": "true",
-        "selected": "false",
-        "references": format_references({"sequenceNodeRef0": [sequence_id], "dataNodeRef0": [proxy_id]}),
-        "playbackActive": "false", "playbackRateFps": "10", "playbackItemSkippingEnabled": "true",
-        "playbackLooped": "true", "selectedItemNumber": "0", "recordingActive": "false",
-        "recordOnMasterModifiedOnly": "false", "indexDisplayFormat": "%.2f", "virtualNodePostfixes": "0",
-        "SynchronizationPropertiesMap0": "playback true recording false overwriteProxyName false saveChanges false ",
-    }))
-    return browser_id
-
-
 def _linked(chain: list, scene: str | None = None) -> dict:
     """The nearest transform of a chain with its parents linked (``parent_entry``)."""
     entries = [dict(c) for c in chain]
@@ -594,24 +592,6 @@ def _linked(chain: list, scene: str | None = None) -> dict:
     for child, parent in zip(entries, entries[1:]):
         child["parent_entry"] = parent
     return entries[0]
-
-
-def _write_colortable(obj: Any, doc: MrmlDocument, ids: _Ids, write_data: Callable, storage_node: Callable,
-                      unique_file: Callable) -> str | None:
-    try:
-        from ..core.colortable import ColorTable
-    except ImportError:  # pragma: no cover
-        return None
-    table = ColorTable.from_label_table(obj.metadata["color_table"], name=f"{obj.name or 'labels'}_ColorTable")
-    spec = spec_for("colortable")
-    rel = unique_file(safe_file_base(table.name), spec.extension)
-    write_data(table, rel, {})
-    st = storage_node(spec, rel, {})
-    nid = ids.new(spec.cls)
-    doc.add(MrmlNode(spec.tag, {"id": nid, "name": table.name, "hideFromEditors": "false", "selectable": "true",
-                                "selected": "false", "references": format_references({"storage": [st.id]}),
-                                "type": "13"}))
-    return nid
 
 
 def _source_transform_path(entry: dict) -> Path | None:

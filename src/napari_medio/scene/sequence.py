@@ -24,14 +24,21 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.errors import FormatError, WriteError
-from .mrml import MrmlDocument, MrmlNode, format_node_attributes, format_references, mrml_text, url_encode
+from ..core.errors import WriteError
+from .mrml import (
+    MrmlDocument,
+    MrmlNode,
+    format_node_attributes,
+    format_references,
+    mrml_text,
+    node_attrs,
+    storage_attrs,
+)
 from .nodes import safe_file_base, volume_geometry_attrs
 
 __all__ = ["SEQUENCE_INDEX_TAG", "data_node_class", "index_axis", "index_node", "parse_index_values",
@@ -165,20 +172,16 @@ def write_sequence_bundle(volume: Any, path: os.PathLike[str] | str, *, compress
             written = registry.write(item, work / rel)
             files.extend(Path(p) for p in written)
             sid = f"vtkMRMLVolumeArchetypeStorageNode{i + 1}"
-            doc.add(MrmlNode("VolumeArchetypeStorage", {
-                "id": sid, "name": "VolumeArchetypeStorage", "hideFromEditors": "true", "selectable": "true",
-                "selected": "false", "fileName": url_encode(rel), "useCompression": "1",
-                "defaultWriteFileExtension": "nrrd", "readState": "0", "writeState": "0"}))
-            attrs = {"id": item_ids[i], "name": item.name, "hideFromEditors": "false", "selectable": "true",
-                     "selected": "false", "references": format_references({"storage": [sid]})}
+            storage = storage_attrs(sid, "VolumeArchetypeStorage", rel, "nrrd")
+            doc.add(MrmlNode("VolumeArchetypeStorage", storage))
+            attrs = node_attrs(item_ids[i], item.name, references=format_references({"storage": [sid]}))
             attrs.update(volume_geometry_attrs(item))
             doc.add(MrmlNode(tag, attrs))
         seq_attrs = sequence_node_attrs(volume, item_ids)
-        doc.add(MrmlNode("Sequence", {
-            "id": f"vtkMRMLSequenceNode{SEQUENCE_INDEX_TAG}", "name": volume.name or "Sequence",
-            "hideFromEditors": "false", "selectable": "true", "selected": "false",
-            "singletonTag": SEQUENCE_INDEX_TAG,
-            "attributes": format_node_attributes({"DataNodeClassName": f"vtkMRML{cls}Node"}), **seq_attrs}))
+        doc.add(MrmlNode("Sequence", node_attrs(
+            f"vtkMRMLSequenceNode{SEQUENCE_INDEX_TAG}", volume.name or "Sequence",
+            singletonTag=SEQUENCE_INDEX_TAG,
+            attributes=format_node_attributes({"DataNodeClassName": f"vtkMRML{cls}Node"}), **seq_attrs)))
         top = target.name[: -len(".mrb")] if target.name.lower().endswith(".mrb") else target.stem
         mrml_name = top.split(".", 1)[0] + ".mrml"
         (work / mrml_name).write_text(mrml_text(doc), encoding="utf-8")
