@@ -88,9 +88,25 @@ def _load_converters() -> None:
             importlib.import_module(info.name)
 
 
+def _prepare_current_viewer() -> None:
+    """Give the current napari viewer (if any) napari-medio's views, letters and readouts (once)."""
+    import sys
+
+    if "napari" not in sys.modules:  # reading without napari: nothing to prepare
+        return
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is not None:
+        from .views import install
+
+        install(viewer)
+
+
 def to_layer_data(obj: Any, **options: Any) -> list[LayerData]:
-    """LayerData tuples showing one data object."""
+    """LayerData tuples showing one data object (and the current viewer prepared for them)."""
     _load_converters()
+    _prepare_current_viewer()
     for cls, converter in _TO_LAYER:
         if isinstance(obj, cls):
             out = converter(obj, **options)
