@@ -268,6 +268,16 @@ def _cells_in_vtk_order(model: Model) -> bool:
     return bool(np.all(np.diff(rank) >= 0))
 
 
+def set_xml_compression(writer: Any, compress: bool) -> None:
+    """A VTK XML writer's data mode: appended zlib-compressed binary, or plain ASCII."""
+    if compress:
+        writer.SetDataModeToAppended()
+        writer.SetCompressorTypeToZLib()
+    else:
+        writer.SetDataModeToAscii()
+        writer.SetCompressorTypeToNone()
+
+
 def space_of(text: str) -> Optional[str]:
     """"RAS" / "LPS" when ``text`` holds Slicer's ``SPACE=`` marker (RAS checked first, as Slicer)."""
     if "SPACE=RAS" in text:

@@ -29,29 +29,18 @@ from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output, read_content
 from ..core.model import Model
 from ..core.registry import FileFormat, register
+from ._vtkmesh import space_of, to_lps
 from .naming import base_name
 
 __all__ = ["read_stl", "write_stl", "read_ply", "write_ply", "read_obj", "write_obj"]
 
 
-def _space(text: str) -> Optional[str]:
-    if "SPACE=RAS" in text:
-        return "RAS"
-    if "SPACE=LPS" in text:
-        return "LPS"
-    return None
-
-
 def _finish(model: Model, path: Path, space: Optional[str], default: Optional[str]) -> list[Model]:
-    from ._vtkmesh import to_lps
+    from .models_vtk import check_model
 
     if model.n_points == 0:
         raise FormatError(path, "the mesh is empty (no vertices)")
-    try:
-        model.check()
-    except ValueError as exc:
-        raise FormatError(path, str(exc)) from None
-    to_lps(model, space or (default.upper() if default else None))
+    to_lps(check_model(model, path), space or (default.upper() if default else None))
     model.coordinate_system = space
     return [model]
 
@@ -133,7 +122,7 @@ def read_stl(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     points, tris = _merge_points(tri_pts)
     model = Model.from_faces(points, tris, name=base_name(p), source=os.fspath(p))
     model.metadata["stl"] = {"header": header.strip(), "binary": binary}
-    return _finish(model, p, _space(header), coordinate_system)
+    return _finish(model, p, space_of(header), coordinate_system)
 
 
 def write_stl(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: str = "LPS",
@@ -376,7 +365,7 @@ def read_ply(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     model.scalars_name = scal[0] if scal else None
     model.name, model.source = base_name(p), os.fspath(p)
     model.metadata["ply"] = {"comments": comments, "format": fmt}
-    space = next((s for s in (_space(c) for c in comments) if s), None)
+    space = next((s for s in (space_of(c) for c in comments) if s), None)
     return _finish(model, p, space, coordinate_system)
 
 
@@ -587,7 +576,7 @@ def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     model = Model(points, types, offsets, conn, point_data=point_data, normals_name=normals_name,
                   colors_name=colors_name, name=base_name(p), source=os.fspath(p))
     model.metadata["obj"] = {"comments": comments}
-    space = next((s for s in (_space(c) for c in comments) if s), None)
+    space = next((s for s in (space_of(c) for c in comments) if s), None)
     for c in comments:
         m = _UNITS.search(c)
         if m and m.group(2).lower() not in ("mm", "millimeter", "millimeters"):

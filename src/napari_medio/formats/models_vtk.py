@@ -24,7 +24,16 @@ from ..core.fileio import atomic_output
 from ..core.model import Model
 from ..core.registry import FileFormat, register
 from .naming import base_name
-from ._vtkmesh import from_lps, model_from_vtk, model_to_vtk, run_reader, space_of, to_lps, vtk
+from ._vtkmesh import (
+    from_lps,
+    model_from_vtk,
+    model_to_vtk,
+    run_reader,
+    set_xml_compression,
+    space_of,
+    to_lps,
+    vtk,
+)
 
 __all__ = ["read_vtk_model", "write_vtk_model", "sniff_legacy_model"]
 
@@ -233,12 +242,7 @@ def write_vtk_model(model: Any, path: "str | os.PathLike[str]", *, coordinate_sy
             writer.SetFileTypeToBinary() if compress and not carto else writer.SetFileTypeToASCII()
         else:
             writer = v.vtkXMLPolyDataWriter() if ext == ".vtp" else v.vtkXMLUnstructuredGridWriter()
-            if compress:
-                writer.SetDataModeToAppended()
-                writer.SetCompressorTypeToZLib()
-            else:
-                writer.SetDataModeToAscii()
-                writer.SetCompressorTypeToNone()
+            set_xml_compression(writer, compress)
         writer.SetInputData(ds)
         writer.SetFileName(os.fspath(tmp))
         if writer.Write() != 1:

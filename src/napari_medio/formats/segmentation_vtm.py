@@ -27,7 +27,7 @@ from ..core.errors import FormatError, WriteError
 from ..core.model import Model
 from ..core.registry import FileFormat, register
 from ..core.segmentation import Segmentation, format_tags, parse_tags
-from ._vtkmesh import model_from_vtk, model_to_vtk, run_reader, to_lps, vtk
+from ._vtkmesh import model_from_vtk, model_to_vtk, run_reader, set_xml_compression, to_lps, vtk
 from .models_vtk import check_model
 
 __all__ = ["read_segmentation_vtm", "write_segmentation_vtm"]
@@ -180,12 +180,7 @@ def write_segmentation_vtm(obj: Any, path: "str | os.PathLike[str]", *, compress
         writer = v.vtkXMLMultiBlockDataWriter()
         writer.SetInputData(mb)
         writer.SetFileName(os.fspath(tmpdir / p.name))
-        if compress:
-            writer.SetDataModeToAppended()
-            writer.SetCompressorTypeToZLib()
-        else:
-            writer.SetDataModeToAscii()
-            writer.SetCompressorTypeToNone()
+        set_xml_compression(writer, compress)
         if writer.Write() != 1:
             raise WriteError(p, "VTK multiblock writer failed")
         folder = p.parent / stem
