@@ -125,9 +125,10 @@ def _internal(imp: Import) -> bool:
 
 
 def _part(module: str) -> str:
-    """``core``, ``formats``, ... (the root ``napari_medio/__init__.py`` counts as core)."""
+    """``core``, ``formats``, ... (the root ``napari_medio/__init__.py`` and the ``_version`` module
+    that setuptools-scm writes at install time count as core)."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else "core"
+    return parts[1] if len(parts) > 1 and parts[1] != "_version" else "core"
 
 
 def _package_of(module: str) -> str:
