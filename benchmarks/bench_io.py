@@ -114,8 +114,9 @@ rss1 = proc.memory_info().rss
 [(data, kw, _)] = to_layer_data(v, multiscale_3d_limit=256 ** 3)
 t_layer = time.perf_counter() - t0
 rss2 = proc.memory_info().rss
-print(json.dumps({"import_s": t_import, "first_slice_s": t_first, "rss_growth_first": rss1 - rss0, "layer_data_s": t_layer,
-                  "rss_growth_layer": rss2 - rss0, "shape": list(v.shape), "multiscale": bool(kw.get("multiscale"))}))
+print(json.dumps({"import_s": t_import, "first_slice_s": t_first, "rss_growth_first": rss1 - rss0,
+                  "layer_data_s": t_layer, "rss_growth_layer": rss2 - rss0, "shape": list(v.shape),
+                  "multiscale": bool(kw.get("multiscale"))}))
 """
 
 
@@ -187,7 +188,8 @@ def main() -> int:
             peers = {k: v for k, v in w.items() if k != "napari-medio"}
             fk = min(peers, key=lambda k: peers[k]["seconds"])
             ours = w["napari-medio"]
-            print(f"| {ext} | " + " | ".join(f"{k} {v['seconds']:.3f} s {v['bytes'] / 1e6:.1f} MB" for k, v in w.items())
+            cells = " | ".join(f"{k} {v['seconds']:.3f} s {v['bytes'] / 1e6:.1f} MB" for k, v in w.items())
+            print(f"| {ext} | " + cells
                   + f" | {ours['seconds'] / peers[fk]['seconds']:.2f}x {fk} time, "
                   f"{ours['bytes'] / peers[fk]['bytes']:.3f}x size | readback {ours.get('readback')} |")
             results["write"][ext] = w
@@ -235,7 +237,8 @@ def main() -> int:
             r = _subprocess_json(_LAZY_SCRIPT, p)
             r["write_s"] = t_write
             results["lazy"][ext] = r
-            print(f"| {ext} {os.path.getsize(p) / 1e9:.2f} GB | imports {r['import_s']:.2f} s | first slice {r['first_slice_s']:.3f} s, "
+            print(f"| {ext} {os.path.getsize(p) / 1e9:.2f} GB | imports {r['import_s']:.2f} s | "
+                  f"first slice {r['first_slice_s']:.3f} s, "
                   f"RSS +{r['rss_growth_first'] / 1e6:.0f} MB | layer data (multiscale {r['multiscale']}) "
                   f"{r['layer_data_s']:.3f} s, RSS +{r['rss_growth_layer'] / 1e6:.0f} MB |")
         del big, bvol

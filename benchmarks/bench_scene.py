@@ -98,7 +98,7 @@ def main() -> None:
             t_fo.append(best(lambda: load_all(read_scene(folder)), 1))
             t_bo.append(best(lambda: load_all(read_scene(bundle)), 1))
             out = tmp / "x"
-            t_x.append(best(lambda: safe_extract(bundle, out), 1))
+            t_x.append(best(lambda out=out: safe_extract(bundle, out), 1))
             shutil.rmtree(out)
         fs, bs, fo, bo = min(t_fs), min(t_bs), min(t_fo), min(t_bo)
         size_f = sum(p.stat().st_size for p in folder.parent.iterdir())

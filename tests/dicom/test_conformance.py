@@ -36,7 +36,8 @@ def _read_one(path):
 
 # -- series folders (MANIFEST "Series" table) ------------------------------------------------------
 SERIES = {
-    "dcmqi_ct3slice_liver/image": dict(shape=(3, 512, 512), spacing=[0.8105, 0.8105, 1.0], origin=[-235.2, -226.8, -128.69]),
+    "dcmqi_ct3slice_liver/image": dict(shape=(3, 512, 512), spacing=[0.8105, 0.8105, 1.0],
+                                       origin=[-235.2, -226.8, -128.69]),
     "slicer_CTHeadAxial": dict(shape=(93, 64, 64), spacing=[3.2, 3.2, 1.5], origin=[0.0, 0.0, 0.0]),
 }
 

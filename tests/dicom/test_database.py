@@ -208,7 +208,8 @@ def test_sigkill_mid_import_then_repeat(tmp_path):
     assert partial < total
     assert db.integrity()["orphan_rows"] == 0 and db.integrity()["check"] == "ok"
     # The repeat is the ordinary CLI import.
-    cmd = [PY, "-m", "napari_medio.cli", "dicom", "import", str(tmp_path / "in"), "--db", str(dbdir), "--copy", "--json"]
+    cmd = [PY, "-m", "napari_medio.cli", "dicom", "import", str(tmp_path / "in"), "--db", str(dbdir), "--copy",
+           "--json"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["added"] == total - partial
@@ -405,7 +406,8 @@ def test_cli_import_reports_problems_and_zip(tmp_path, capsys):
     archive = _zip_of(tmp_path / "in", tmp_path / "a.zip")
     assert medio(["dicom", "import", str(archive), "--db", db, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["archives"] == 1 and report["copied"] == 7 and report["errors"] == [[f"{archive}/empty.dcm", "empty file"]]
+    assert report["archives"] == 1 and report["copied"] == 7
+    assert report["errors"] == [[f"{archive}/empty.dcm", "empty file"]]
 
 
 # -- copy mode: copies, cancel -------------------------------------------------------------------------------

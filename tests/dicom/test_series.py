@@ -176,17 +176,23 @@ def test_enhanced_multiframe(tmp_path):
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     shared = Dataset()
-    po = Dataset(); po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    pm = Dataset(); pm.PixelSpacing = [0.5, 0.5]; pm.SliceThickness = 2.0
-    pvt = Dataset(); pvt.RescaleSlope = 1; pvt.RescaleIntercept = -100; pvt.RescaleType = "HU"
+    po = Dataset()
+    po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    pm = Dataset()
+    pm.PixelSpacing, pm.SliceThickness = [0.5, 0.5], 2.0
+    pvt = Dataset()
+    pvt.RescaleSlope, pvt.RescaleIntercept, pvt.RescaleType = 1, -100, "HU"
     shared.PlaneOrientationSequence = Sequence([po])
     shared.PixelMeasuresSequence = Sequence([pm])
     shared.PixelValueTransformationSequence = Sequence([pvt])
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
     per = []
     for z in zs:
-        f = Dataset(); pp = Dataset(); pp.ImagePositionPatient = [1.0, 2.0, z]
-        f.PlanePositionSequence = Sequence([pp]); per.append(f)
+        pp = Dataset()
+        pp.ImagePositionPatient = [1.0, 2.0, z]
+        f = Dataset()
+        f.PlanePositionSequence = Sequence([pp])
+        per.append(f)
     ds.PerFrameFunctionalGroupsSequence = Sequence(per)
     ds.PixelData = frames.tobytes()
     ds.save_as(tmp_path / "enh.dcm", enforce_file_format=True)

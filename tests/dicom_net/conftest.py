@@ -141,11 +141,10 @@ def start_orthanc(folder: Path) -> OrthancServer:
     }
     cfg = folder / "orthanc.json"
     cfg.write_text(json.dumps(config, indent=2))
-    log = open(folder / "orthanc.log", "wb")
     env = dict(os.environ, TCP_NODELAY="1")  # DCMTK (inside Orthanc) then sends small PDUs at once
-    proc = subprocess.Popen([ORTHANC, str(cfg)], stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env,
-                            start_new_session=True)
-    log.close()
+    with open(folder / "orthanc.log", "wb") as log:
+        proc = subprocess.Popen([ORTHANC, str(cfg)], stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env,
+                                start_new_session=True)
     server = OrthancServer(folder, http_port, dicom_port, "ORTHANC", move_port, dcmtk_port, proc)
     import requests
 

@@ -20,7 +20,8 @@ def test_export_widget_image_and_labels(viewer, tmp_path, fixtures_dir):
     from napari_medio.plugin.reader import read_layers
 
     liver = fixtures_dir / "dicom" / "dcmqi_ct3slice_liver"
-    for data, kwargs, kind in read_layers(os.fspath(liver / "image")) + read_layers(os.fspath(liver / "liver_seg.nrrd")):
+    layers = read_layers(os.fspath(liver / "image")) + read_layers(os.fspath(liver / "liver_seg.nrrd"))
+    for data, kwargs, kind in layers:
         getattr(viewer, f"add_{kind}")(data, **kwargs)
     viewer.add_points(np.zeros((1, 3)), name="pts")
     w = DicomExportWidget(viewer)

@@ -462,7 +462,8 @@ def test_inconsistent_headers(tmp_path):
         msg = corrupt(tmp_path, "n.vol", data + item(0xD000, 1, payload))
         assert "need 210" in msg
     # angles not a whole number of float64
-    bad = MAGIC + header_items((7, 6, 5), phi=phi) + item(0xC300, 2, theta.tobytes()[:-3]) + item(0xD000, 1, vox.tobytes())
+    bad = (MAGIC + header_items((7, 6, 5), phi=phi) + item(0xC300, 2, theta.tobytes()[:-3])
+           + item(0xD000, 1, vox.tobytes()))
     assert "whole number" in corrupt(tmp_path, "a8.vol", bad)
     # dimension item too short, voxels before dimensions
     bad = MAGIC + item(0xC000, 1, b"\x07") + item(0xD000, 1, b"")

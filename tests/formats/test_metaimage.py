@@ -132,7 +132,8 @@ def test_failed_write_keeps_previous_file(tmp_path):
 def test_sniff_is_strict():
     from napari_medio.formats.metaimage import sniff
 
-    assert sniff(b"ObjectType = Image\nNDims = 3\nDimSize = 1 2 3\nElementType = MET_SHORT\nElementDataFile = LOCAL\n", None)
+    assert sniff(b"ObjectType = Image\nNDims = 3\nDimSize = 1 2 3\nElementType = MET_SHORT\n"
+                 b"ElementDataFile = LOCAL\n", None)
     assert not sniff(b"NRRD0004\n# Complete NRRD file format specification\n", None)
     assert not sniff(b"ObjectType = Tube\nNDims = 3\n", None)
     assert not sniff(b"hello = world\nfoo = bar\n", None)

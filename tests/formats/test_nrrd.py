@@ -16,7 +16,8 @@ from tests.conftest import fixture_file
 from tests.volumes import assert_same_volume, four_d, scalar_3d, vector_3d
 
 
-@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "float32", "float64"])
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "float32",
+                                   "float64"])
 @pytest.mark.parametrize("ext", [".nrrd", ".nhdr"])
 def test_round_trip_types(tmp_path, dtype, ext):
     vol = scalar_3d(dtype)

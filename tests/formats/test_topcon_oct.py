@@ -670,7 +670,8 @@ def test_impossible_sizes(tmp_path):
     # contours that do not fit their chunk
     c = tmp_path / "contour.fda"
     c.write_bytes(topcon([mot_comp_03(np.zeros((1, 2, 2), np.uint16)),
-                          chunk(b"@CONTOUR_INFO", s("MULTILAYERS_1", 20) + bytes(2) + struct.pack("<3I", 1 << 20, 1 << 20, 0))]))
+                          chunk(b"@CONTOUR_INFO", s("MULTILAYERS_1", 20) + bytes(2)
+                                + struct.pack("<3I", 1 << 20, 1 << 20, 0))]))
     _rejects(c, "CONTOUR_INFO")
     # a scan-parameter chunk too short for its structure
     ps = tmp_path / "param.fda"

@@ -31,7 +31,8 @@ def _all_types() -> list[Markups]:
                              "selectedColor": [0.9, 0.1, 0.1], "glyphSize": 4.0, "glyphType": "Sphere3D"})
         for i, p in enumerate([[1.5, -2.25, 3], [10, 4, -7.125], [3, 9, 2], [-4, 1, 0.5]]):
             m.control_points.append(ControlPoint(
-                id=str(i + 1), label=f"P-{i + 1}", description=f"desc, \"{i}\"", associated_node_id="vtkMRMLScalarVolumeNode1",
+                id=str(i + 1), label=f"P-{i + 1}", description=f"desc, \"{i}\"",
+                associated_node_id="vtkMRMLScalarVolumeNode1",
                 position=np.array(p, float), orientation=np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]),
                 selected=bool(i % 2), locked=i == 2, visibility=i != 3, position_status="defined"))
         out.append(m)

@@ -118,8 +118,9 @@ def test_round_trip(tmp_path, ext, compress):
         assert np.array_equal(back.colors, m.colors[:, :3])  # OBJ vertex colours: RGB
 
 
-@pytest.mark.parametrize("ext,where", [(".vtk", b"3D Slicer output. SPACE=LPS"), (".stl", b"3D Slicer output. SPACE=LPS"),
-                                       (".ply", b"comment SPACE=LPS"), (".obj", b"# 3D Slicer output. SPACE=LPS")])
+@pytest.mark.parametrize("ext,where", [(".vtk", b"3D Slicer output. SPACE=LPS"),
+                                       (".stl", b"3D Slicer output. SPACE=LPS"), (".ply", b"comment SPACE=LPS"),
+                                       (".obj", b"# 3D Slicer output. SPACE=LPS")])
 def test_markers_where_slicer_writes_them(tmp_path, ext, where):
     out = tmp_path / f"m{ext}"
     napari_medio.write(_sample_model(), out)
@@ -175,7 +176,7 @@ def test_unstructured_grid_round_trip(tmp_path):
         assert np.array_equal(back.cell_types, m.cell_types) and np.array_equal(back.connectivity, m.connectivity)
         assert np.allclose(back.points, m.points, atol=1e-6)
         assert np.allclose(back.point_data["scalar2"], m.point_data["scalar2"])
-    with pytest.raises(Exception):
+    with pytest.raises(WriteError, match="unstructured grid"):
         napari_medio.write(m, tmp_path / "u.vtp")
 
 

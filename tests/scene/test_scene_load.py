@@ -192,7 +192,8 @@ def test_references_and_legacy_attributes():
 
 def test_transform_cycle_is_an_error(tmp_path):
     (tmp_path / "s.mrml").write_text(
-        '<MRML><LinearTransform id="a" references="transform:b;" matrixTransformToParent="1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1"/>'
+        '<MRML>'
+        '<LinearTransform id="a" references="transform:b;" matrixTransformToParent="1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1"/>'
         '<LinearTransform id="b" references="transform:a;" matrixTransformToParent="1 0 0 0 0 1 0 0 0 0 1 0 0 0 0 1"/>'
         '</MRML>')
     with pytest.raises(FormatError, match="cycle"):

@@ -1,4 +1,7 @@
-"""Thin-plate spline transforms (ITK ThinPlateSplineKernelTransform): read/write/apply; surfaces under a non-linear transform."""
+"""Thin-plate spline transforms (ITK ThinPlateSplineKernelTransform): read, write, apply.
+
+Also surfaces under a non-linear transform.
+"""
 from __future__ import annotations
 
 import numpy as np

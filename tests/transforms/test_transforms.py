@@ -92,8 +92,11 @@ def test_linear_write_read_by_simpleitk(tmp_path, ext):
 
 def test_convert_between_transform_formats_and_info(tmp_path):
     src = fixture_file("transforms/affine.tfm")
-    for a, b in ((src, tmp_path / "a.h5"), (tmp_path / "a.h5", tmp_path / "a.mat"), (tmp_path / "a.mat", tmp_path / "b.tfm")):
-        subprocess.run([sys.executable, "-m", "napari_medio.cli", "convert", str(a), str(b)], check=True, capture_output=True)
+    steps = ((src, tmp_path / "a.h5"), (tmp_path / "a.h5", tmp_path / "a.mat"),
+             (tmp_path / "a.mat", tmp_path / "b.tfm"))
+    for a, b in steps:
+        subprocess.run([sys.executable, "-m", "napari_medio.cli", "convert", str(a), str(b)], check=True,
+                       capture_output=True)
     np.testing.assert_allclose(matrix_from_sitk_linear(sitk.ReadTransform(str(tmp_path / "b.tfm"))),
                                matrix_from_sitk_linear(sitk.ReadTransform(str(src))), atol=1e-12)
     out = subprocess.run([sys.executable, "-m", "napari_medio.cli", "info", "--json", str(src)],

@@ -30,7 +30,7 @@ def test_drop_folder_opens_the_chooser_and_loads_two_layers_in_place(make_napari
         pass
     qtbot.waitUntil(lambda: len(viewer.layers) == 2, timeout=10000)
     layers = list(viewer.layers)
-    assert [l.name for l in layers] == ["3: Head", "4: Neck"]
+    assert [layer.name for layer in layers] == ["3: Head", "4: Neck"]
     assert "loaded" in chooser.table.item(0, 5).text()
     for layer, data, origin in ((layers[0], d1, (-10, 20, 30)), (layers[1], d2, (5, -7, -50))):
         np.testing.assert_array_equal(np.asarray(layer.data), data)

@@ -30,7 +30,8 @@ def _objects():
     lab[3:5, 1:4, 1:3] = 2
     seg = Segmentation.from_labelmap(
         Volume(lab, AXIAL, kind="labelmap", metadata={"color_table": {
-            1: {"name": "liver", "color": [0.8, 0.2, 0.2, 1.0]}, 2: {"name": "spleen", "color": [0.2, 0.2, 0.8, 1.0]}}}),
+            1: {"name": "liver", "color": [0.8, 0.2, 0.2, 1.0]},
+            2: {"name": "spleen", "color": [0.2, 0.2, 0.8, 1.0]}}}),
         name="Seg")
     model = triangle_model(np.array([[0, 0, 0], [10, 0, 0], [0, 10, 5.0], [3, 3, 9]]), [[0, 1, 2], [0, 2, 3]],
                            name="Model")

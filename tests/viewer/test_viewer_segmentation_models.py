@@ -145,4 +145,4 @@ def test_surface_layer_save_round_trip(make_napari_viewer, tmp_path):
     layered = Segmentation(arr, seg.geometry, seg.segments + [Segment("S3", "core", 1, 1)], name="lay")
     napari_medio.write(layered, tmp_path / "lay.seg.nrrd")
     layers = viewer.open(tmp_path / "lay.seg.nrrd", plugin="napari-medio")
-    assert [l.name for l in layers] == ["lay (layer 0)", "lay (layer 1)"]
+    assert [layer.name for layer in layers] == ["lay (layer 0)", "lay (layer 1)"]

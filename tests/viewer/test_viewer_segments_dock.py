@@ -88,7 +88,7 @@ def test_show_3d_smoothed_surfaces_follow_visibility(seg_viewer, qtbot):
     dock.set_visible(4, False)
     assert not surfaces[5].visible and surfaces[6].visible
     dock.show_3d(False)
-    assert not [l for l in viewer.layers if l.name.startswith(f"{layer.name}: ")]
+    assert not [other for other in viewer.layers if other.name.startswith(f"{layer.name}: ")]
 
 
 def test_export_surfaces_from_the_dock(seg_viewer, tmp_path):

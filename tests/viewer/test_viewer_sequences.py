@@ -45,7 +45,8 @@ def test_igsio_sequence_opens_with_a_frame_slider_and_saves_back(make_napari_vie
     np.testing.assert_allclose(back.geometry.spacing, [0.2, 0.3, 1.0])
 
 
-def test_video_opens_as_rgb_frames(make_napari_viewer, tmp_path, av):
+@pytest.mark.usefixtures("av")
+def test_video_opens_as_rgb_frames(make_napari_viewer, tmp_path):
     a = _frames()
     path = tmp_path / "clip.mkv"
     napari_medio.write(_sequence(a, rgb=True), path)

@@ -21,7 +21,7 @@ def test_one_series_loads_directly_without_its_localizer(make_napari_viewer, tmp
     _ct_with_scout(tmp_path / "drop", generate_uid())
     viewer = make_napari_viewer()
     layers = viewer.open(str(tmp_path / "drop"), plugin="napari-medio")
-    assert [l.name for l in layers] == ["2: Body"]
+    assert [layer.name for layer in layers] == ["2: Body"]
     chooser = viewer.window.dock_widgets["DICOM series: drop"]  # lists the localizer, to load when asked
     notes = [chooser.table.item(r, 5).text() for r in range(chooser.table.rowCount())]
     assert notes[0].startswith("localizer (1-image series orthogonal") and notes[1] == "loaded"
