@@ -141,6 +141,12 @@ def test_gzip_read_every_member_padding_and_offset(tmp_path, library):
     assert fileio.gzip_read(path, 6).tobytes() == data  # size unknown: every member
     out = fileio.gzip_read(path, 6, len(data))
     assert out.flags.writeable and out.dtype == np.uint8
+    # files of earlier versions: an empty second member whose extra field held a block index
+    extra = b"MI" + (12).to_bytes(2, "little") + bytes(12)
+    empty_member = (b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff" + len(extra).to_bytes(2, "little") + extra
+                    + b"\x03\x00" + bytes(8))
+    path.write_bytes(gzip.compress(data) + empty_member)
+    assert fileio.gzip_read(path, 0, len(data)).tobytes() == data == fileio.gzip_read(path).tobytes()
     # a label map: a few compressed bytes inflate to many pieces after the input is all read
     mask = bytes(2_000_000) + b"\x01" * 1000 + bytes(1_000_000)
     path.write_bytes(gzip.compress(mask))
