@@ -34,7 +34,7 @@ __all__ = ["atomic_output", "atomic_outputs", "gzip_write", "gzip_read", "gzip_d
 #: Threads that deflate a gzip write (isal's and zlib-ng's threaded writers).
 GZIP_THREADS = 2
 _READ_PIECE = 1 << 20  # compressed bytes read at a time
-_OUT_PIECE = 1 << 20  # bytes inflated per step (progress and cancel between steps)
+_OUT_PIECE = 1 << 22  # bytes inflated per step (progress and cancel between steps)
 
 
 def _temp_beside(target: Path, token: str) -> Path:
