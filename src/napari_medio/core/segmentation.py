@@ -480,7 +480,7 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
     0 is left out unless ``include_zero``; with ``extents=False`` the values map to
     None.  A 0/1 mask costs two NumPy reductions; other data one more,
     ``scipy.ndimage.find_objects`` (``np.unique`` first when values are
-    negative or sparse beyond the array's size, or when only the values are asked for).
+    negative or above 65536).
     """
     a = np.asarray(labels)
     if a.dtype == bool:
@@ -503,12 +503,13 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
             boxes[0] = bounding_extent(a, 0)
         if extents and 1 in boxes:
             boxes[1] = _box(a, slice_max)
-    elif extents and low >= 0 and high <= max(1 << 16, a.size):
-        boxes = {n: _slices_extent(b) for n, b in enumerate(ndimage.find_objects(a), start=1) if b is not None}
+    elif low >= 0 and high <= 1 << 16:
+        boxes = {n: (_slices_extent(b) if extents else None)
+                 for n, b in enumerate(ndimage.find_objects(a), start=1) if b is not None}
         if include_zero and not a.all():
-            boxes = {0: bounding_extent(a, 0), **boxes}
-    else:  # negative or sparse values (find_objects over their ranks), or values alone
-        values, ranks = np.unique(a, return_inverse=True) if extents else (np.unique(a), None)
+            boxes = {0: bounding_extent(a, 0) if extents else None, **boxes}
+    else:  # negative or sparse values: find_objects over their ranks
+        values, ranks = np.unique(a, return_inverse=True)
         found = ndimage.find_objects(ranks.reshape(a.shape) + 1) if extents else [None] * len(values)
         boxes = {int(v): (_slices_extent(b) if b else None) for v, b in zip(values, found) if include_zero or v}
     return boxes
