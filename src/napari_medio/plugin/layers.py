@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.auto_window import auto_window
 from ..core.errors import MedioError
 from ..core.geometry import (
     WORLD_AXIS_LABELS,
@@ -31,9 +32,11 @@ LayerData = tuple  # (data, kwargs, layer_type)
 
 __all__ = [
     "LayerData",
+    "color_table_from_attributes",
     "contrast_limits_for",
     "data_to_world_matrix",
     "direct_colormap",
+    "display_for",
     "from_layer",
     "labels_from_layer",
     "register_from_layer",
@@ -127,36 +130,33 @@ def from_layer(layer_type: str, data: Any, attributes: dict) -> Any:
 
 
 # -- contrast ----------------------------------------------------------------------------------
-def contrast_limits_for(volume: Volume, max_samples: int = 1 << 24) -> list[float] | None:
-    """Contrast limits: the file's window where it has one, else the data range (sampled when huge)."""
-    if volume.window is not None:
-        return list(volume.window.limits)
+def contrast_limits_for(volume: Volume) -> list[float] | None:
+    """Contrast limits: the file's window where it has one, else Slicer's automatic window of a sample."""
+    display = display_for(volume)
+    return list(display["contrast_limits"]) if display else None
+
+
+def display_for(volume: Volume) -> dict[str, Any]:
+    """napari Image display keywords (contrast limits and their slider range) for a scalar volume.
+
+    The window the file states (DICOM window, NIfTI cal_min/cal_max, ...) where it
+    has one; else an OME-Zarr's stored value range; else 3D Slicer's automatic
+    window (0.1 .. 99.9 percentiles, :func:`napari_medio.core.auto_window.auto_window`)
+    from a sample of whole slices, the slider spanning the sampled values.
+    """
     value_range = (volume.metadata.get("ome_zarr") or {}).get("value_range")  # a pyramid's coarsest level
+    if volume.window is not None:
+        return {"contrast_limits": list(volume.window.limits)}
     if value_range and len(value_range) == 2 and float(value_range[1]) > float(value_range[0]):
-        return [float(value_range[0]), float(value_range[1])]
-    arr = volume.array
-    size = int(np.prod(arr.shape, dtype=np.int64))
-    if size == 0:
-        return None
-    if size > max_samples:
-        # A few whole slices along the slowest spatial axis: a strided sample would touch
-        # every page of a memory-mapped file; whole slices read only what they cover.
-        axis = len(volume.extra_axes)
-        per_slice = max(size // max(arr.shape[axis], 1), 1)
-        count = int(max(1, min(arr.shape[axis], max_samples // per_slice, 16)))
-        picks = np.unique(np.linspace(0, arr.shape[axis] - 1, count).round().astype(int))
-        lead = (0,) * axis
-        a = np.stack([np.asarray(arr[lead + (int(i),)]) for i in picks])
-    else:
-        a = np.asarray(arr)
-    if a.dtype == bool:
-        return [0.0, 1.0]
-    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-    if not np.isfinite(lo) or not np.isfinite(hi):
-        return None
-    if hi <= lo:
-        hi = lo + 1.0
-    return [lo, hi]
+        return {"contrast_limits": [float(value_range[0]), float(value_range[1])]}
+    if int(np.prod(volume.array.shape, dtype=np.int64)) == 0:
+        return {}
+    found = auto_window(volume)
+    if found is None:
+        return {}
+    window, (low, high) = found
+    limits = list(window.limits)
+    return {"contrast_limits": limits, "contrast_limits_range": [min(low, limits[0]), max(high, limits[1])]}
 
 
 # -- volumes -----------------------------------------------------------------------------------
@@ -240,18 +240,7 @@ def volume_to_layer_data(
     translate = np.r_[np.zeros(n_extra), placement.translate]
     affine = np.eye(n_extra + n_sp + 1)
     affine[n_extra:n_extra + n_sp, n_extra:n_extra + n_sp] = placement.rotation
-    meta = {
-        "kind": volume.kind,
-        "source": volume.source,
-        "geometry": original_geometry.to_dict(),
-        "placement": {"order": list(placement.order), "flips": list(placement.flips),
-                      "channel_first": channel_first, "resampled": volume.geometry is not original_geometry},
-        "extra_axes": [a.to_dict() for a in volume.extra_axes],
-        "components": volume.components.to_dict() if volume.components is not None else None,
-        "metadata": volume.metadata,
-        "name": volume.name,
-        "window": volume.window.to_dict() if volume.window is not None else None,
-    }
+    meta = _volume_meta(volume, original_geometry, placement, channel_first)
     kwargs: dict[str, Any] = {
         "name": volume.name or "volume",
         "scale": scale.tolist(),
@@ -265,22 +254,52 @@ def volume_to_layer_data(
     if is_multiscale:
         kwargs["multiscale"] = True
     if is_labels:
-        if not is_multiscale and not np.issubdtype(np.dtype(data.dtype), np.integer):
-            data = np.asarray(data).astype(np.int32)
-        elif isinstance(data, np.ndarray) and not data.flags.writeable:
-            data = data.copy()  # Labels are painted in place: they need writable voxels
-        color_table = volume.metadata.get("color_table")
-        if color_table:
-            kwargs["colormap"] = direct_colormap(color_table)
-            kwargs["features"] = _features(color_table)
-        return [(data, kwargs, "labels")]
+        return [_labels_layer(data, kwargs, volume, is_multiscale)]
+    return [_image_layer(data, kwargs, volume, rgb)]
+
+
+def _volume_meta(volume: Volume, original_geometry: Any, placement: Any, channel_first: bool) -> dict:
+    """What ``layer.metadata["medio"]`` keeps of a volume so that saving loses nothing."""
+    return {
+        "kind": volume.kind,
+        "source": volume.source,
+        "geometry": original_geometry.to_dict(),
+        "placement": {"order": list(placement.order), "flips": list(placement.flips),
+                      "channel_first": channel_first, "resampled": volume.geometry is not original_geometry},
+        "extra_axes": [a.to_dict() for a in volume.extra_axes],
+        "components": volume.components.to_dict() if volume.components is not None else None,
+        "metadata": volume.metadata,
+        "name": volume.name,
+        "window": volume.window.to_dict() if volume.window is not None else None,
+    }
+
+
+def _labels_layer(data: Any, kwargs: dict, volume: Volume, is_multiscale: bool) -> LayerData:
+    """A Labels layer: integer voxels that can be painted, names and colours from the colour table."""
+    if not is_multiscale and not np.issubdtype(np.dtype(data.dtype), np.integer):
+        data = np.asarray(data).astype(np.int32)
+    elif isinstance(data, np.ndarray) and not data.flags.writeable:
+        data = data.copy()  # Labels are painted in place: they need writable voxels
+    color_table = volume.metadata.get("color_table")
+    if color_table:
+        kwargs["colormap"] = direct_colormap(color_table)
+        kwargs["features"] = _features(color_table)
+    return (data, kwargs, "labels")  # napari draws labels with nearest interpolation
+
+
+def _image_layer(data: Any, kwargs: dict, volume: Volume, rgb: bool) -> LayerData:
+    """An Image layer: linear interpolation in 2D (as Slicer), the file's or Slicer's automatic window."""
     kwargs["rgb"] = rgb
-    if not rgb and isinstance(volume.metadata.get("colormap"), str):
-        kwargs["colormap"] = volume.metadata["colormap"]  # e.g. a scene's colour node
-    cl = contrast_limits_for(volume) if not rgb else None
-    if cl is not None:
-        kwargs["contrast_limits"] = cl
-    return [(data, kwargs, "image")]
+    kwargs["interpolation2d"] = "linear"
+    if not rgb:
+        if isinstance(volume.metadata.get("colormap"), str):
+            kwargs["colormap"] = volume.metadata["colormap"]  # e.g. a scene's colour node
+        display = display_for(volume)
+        if "contrast_limits" in display:
+            kwargs["contrast_limits"] = display["contrast_limits"]
+        if "contrast_limits_range" in display:  # napari takes it after the layer exists (plugin/views.py)
+            kwargs["metadata"]["medio"]["value_range"] = display["contrast_limits_range"]
+    return (data, kwargs, "image")
 
 
 def direct_colormap(color_table: dict) -> dict:
@@ -416,13 +435,13 @@ def _image_from_layer(data: Any, attributes: dict) -> Volume:
 def labels_from_layer(data: Any, attributes: dict) -> Volume:
     """A label-map Volume from a Labels layer's data and attributes, with the layer's colour table."""
     vol = volume_from_layer(data, attributes, kind="labelmap")
-    table = _color_table_from_attributes(attributes)
+    table = color_table_from_attributes(attributes)
     if table:
         vol.metadata["color_table"] = table
     return vol
 
 
-def _color_table_from_attributes(attributes: dict) -> dict | None:
+def color_table_from_attributes(attributes: dict) -> dict | None:
     """Label names (from features ``name``) and colours (from the colormap) of a Labels layer."""
     features = attributes.get("features")
     names: dict[int, str] = {}

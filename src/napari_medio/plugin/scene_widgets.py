@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from napari.viewer import Viewer
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -696,7 +697,7 @@ class ExportWidget(QWidget):
         return written
 
 
-def export_selected_layers(viewer: Any) -> None:
+def export_selected_layers(viewer: Viewer) -> None:
     """Layer list context menu: open the Export dock with the selected layers ticked."""
     try:
         _, widget = viewer.window.add_plugin_dock_widget("napari-medio", "Export")

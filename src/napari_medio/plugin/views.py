@@ -7,18 +7,19 @@ patient direction letters at the edges of 2D views, the cursor readout in patien
 terms (:mod:`napari_medio.plugin.readouts`), one scroll step per slice for
 points, shapes and surfaces (:mod:`napari_medio.plugin.slice_step`), the view shortcuts (Alt-1 axial,
 Alt-2 coronal, Alt-3 sagittal, Alt-4 3D) and the axial view for the first volume
-napari-medio opens.  :class:`ViewsDock` holds one button per view.
+napari-medio opens.  :class:`ViewsDock` holds one button per view and, for the
+selected image, 3D Slicer's automatic window and its CT presets (:func:`set_window`).
 """
 from __future__ import annotations
 
 import weakref
 from typing import Any
 
-from qtpy.QtWidgets import QGridLayout, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core.orientation import ViewName, edge_letters, view_spec
 
-__all__ = ["VIEW_SHORTCUTS", "ViewsDock", "camera_of", "install", "orientation_letters", "set_view"]
+__all__ = ["VIEW_SHORTCUTS", "ViewsDock", "camera_of", "install", "orientation_letters", "set_view", "set_window"]
 
 #: Keyboard shortcuts (none of them is one of napari's defaults).
 VIEW_SHORTCUTS = {ViewName.AXIAL: "Alt-1", ViewName.CORONAL: "Alt-2", ViewName.SAGITTAL: "Alt-3",
@@ -117,6 +118,10 @@ def _on_inserted(viewer: Any, event: Any) -> None:
     from .slice_step import match_slice_step
 
     layer = event.value
+    value_range = ((layer.metadata or {}).get("medio") or {}).get("value_range")
+    if value_range and hasattr(layer, "contrast_limits_range"):  # the slider spans the sampled values
+        low, high = layer.contrast_limits_range
+        layer.contrast_limits_range = [min(low, value_range[0]), max(high, value_range[1])]
     if _is_volume_layer(layer) and not [l for l in viewer.layers if l is not layer and _is_volume_layer(l)]:
         set_view(viewer, ViewName.AXIAL)  # the first volume shows axial
     # One scroll step is one slice: vertex layers take the images' step.
@@ -161,8 +166,41 @@ def _shortcut(name: ViewName) -> Any:
     return show
 
 
+def _image_targets(viewer: Any) -> list:
+    images = [layer for layer in viewer.layers.selection if type(layer).__name__ == "Image" and not layer.rgb]
+    active = viewer.layers.selection.active
+    if not images and active is not None and type(active).__name__ == "Image" and not active.rgb:
+        images = [active]
+    return images
+
+
+def set_window(viewer: Any, preset: str) -> list:
+    """Apply a CT window (a key of :data:`~napari_medio.core.auto_window.CT_PRESETS`) or ``"Auto"``.
+
+    Acts on the selected scalar Image layers (the active one when none is selected)
+    and returns them.  ``"Auto"`` is 3D Slicer's automatic window from a sample of
+    the layer's voxels.
+    """
+    from ..core.auto_window import CT_PRESETS, auto_window
+
+    if preset != "Auto" and preset not in CT_PRESETS:
+        raise ValueError(f"unknown window preset {preset!r}; expected 'Auto' or one of {sorted(CT_PRESETS)}")
+    layers = _image_targets(viewer)
+    for layer in layers:
+        if preset == "Auto":
+            data = layer.data[0] if layer.multiscale else layer.data
+            found = auto_window(data, n_lead=max(layer.ndim - 3, 0))
+            if found is None:
+                continue
+            window = found[0]
+        else:
+            window = CT_PRESETS[preset]
+        layer.contrast_limits = list(window.limits)
+    return layers
+
+
 class ViewsDock(QWidget):
-    """The Views dock: one button per standard view."""
+    """The Views dock: one button per standard view; window presets for the selected image."""
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
@@ -180,4 +218,20 @@ class ViewsDock(QWidget):
             grid.addWidget(button, i // 2, i % 2)
             self.view_buttons[name.value] = button
         layout.addLayout(grid)
+        from ..core.auto_window import CT_PRESETS
+
+        windows = QGridLayout()
+        self.window_buttons: dict[str, QPushButton] = {}
+        for i, preset in enumerate(["Auto", *CT_PRESETS]):
+            button = QPushButton(preset)
+            if preset == "Auto":
+                button.setToolTip("3D Slicer's automatic window (0.1 .. 99.9 percentile) of the selected image")
+            else:
+                w = CT_PRESETS[preset]
+                button.setToolTip(f"CT {preset.lower()} window (Slicer's preset): W {w.width:g} L {w.center:g}")
+            button.clicked.connect(lambda _=False, p=preset: set_window(self.viewer, p))
+            windows.addWidget(button, i // 3, i % 3)
+            self.window_buttons[preset] = button
+        layout.addWidget(QLabel("Window"))
+        layout.addLayout(windows)
         layout.addStretch(1)
