@@ -37,7 +37,7 @@ def write_image(path: str, data: Any, attributes: dict) -> list[str]:
     return write_layer(path, data, attributes, "image")
 
 
-def colortable_beside(path: "str | Path") -> Path:
+def colortable_beside(path: str | Path) -> Path:
     """Where a label map's colour table goes: ``<name>.ctbl`` beside ``path`` (``seg.nii.gz`` -> ``seg.ctbl``)."""
     from ..formats.naming import base_name
 
