@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core import registry
+from .columns import fit_columns, refit
 from .convert_transform import (
     STORE,
     apply_color_table,
@@ -160,6 +161,7 @@ class TablesDock(QWidget):
         self.view = QTableWidget()
         self.view.setSortingEnabled(True)
         self.view.setEditTriggers(QTableWidget.NoEditTriggers)
+        fit_columns(self.view, row_numbers=True, data=True)
         self.target = QComboBox()
         self.attach_button = QPushButton("Attach as features")
         self.colortables = QComboBox()
@@ -230,8 +232,11 @@ class TablesDock(QWidget):
                     cell.setData(Qt.DisplayRole, value)
                 else:
                     cell.setData(Qt.DisplayRole, "" if value is None else str(value))
+                    if value is not None:
+                        cell.setToolTip(str(value))
                 self.view.setItem(r, c, cell)
         self.view.setSortingEnabled(True)
+        refit(self.view)
 
     def attach(self, layer_name: Optional[str] = None) -> None:
         t = self.current_table()

@@ -34,37 +34,51 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import CancelledError, MedioError
 from ..dicom.database import DicomDatabase, default_database_folder
+from ..dicom.text import display_value, format_da, format_tm
+from .columns import fit_columns
 
 PATIENT_COLUMNS = [("name", "Patient name"), ("patient_id", "Patient ID"), ("birth_date", "Birth date"),
                    ("sex", "Sex"), ("studies", "Studies")]
 STUDY_COLUMNS = [("date", "Study date"), ("description", "Study description"), ("accession", "Accession"),
                  ("study_id", "Study ID"), ("series", "Series")]
+#: Files per committed import batch: progress and new series show at least this often.
+IMPORT_BATCH = 64
+
 SERIES_COLUMNS = [("number", "Series #"), ("modality", "Modality"), ("description", "Series description"),
                   ("images", "Images"), ("size", "Size")]
 
 
 def _fmt(key: str, value: Any) -> str:
-    if value is None:
-        return ""
+    if value is None or value == "":
+        return "(no name)" if key == "name" else ""
+    if key in ("date", "birth_date"):
+        return format_da(value)
+    if key == "time":
+        return format_tm(value)
     if key == "size":
         v = float(value)
         for unit in ("B", "KB", "MB", "GB"):
             if v < 1024 or unit == "GB":
                 return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
             v /= 1024
-    return str(value)
+    return display_value(value)
 
 
 def series_table(columns: list) -> QTableWidget:
-    """A read-only, row-selecting table with the given (key, title) columns: the browser's tables."""
+    """A read-only, row-selecting table with the given (key, title) columns: the browser's tables.
+
+    Columns fit the dock's width (:func:`~napari_medio.plugin.columns.fit_columns`); the
+    name or description column takes the room left.
+    """
     t = QTableWidget(0, len(columns))
     t.setHorizontalHeaderLabels([c[1] for c in columns])
     t.setSelectionBehavior(QAbstractItemView.SelectRows)
     t.setSelectionMode(QAbstractItemView.SingleSelection)
     t.setEditTriggers(QAbstractItemView.NoEditTriggers)
-    t.horizontalHeader().setStretchLastSection(True)
-    t.verticalHeader().setVisible(False)
     t.setSortingEnabled(False)
+    keys = [c[0] for c in columns]
+    stretch = next((keys.index(k) for k in ("name", "description") if k in keys), None)
+    fit_columns(t, stretch=stretch)
     return t
 
 
@@ -137,7 +151,7 @@ class DicomBrowser(QWidget):
         for t in (self.patient_table, self.study_table, self.series_table):
             splitter.addWidget(t)
         layout.addWidget(splitter, 1)
-        self.patient_table.itemSelectionChanged.connect(self._patient_changed)
+        self.patient_table.itemSelectionChanged.connect(lambda: self._patient_changed())
         self.study_table.itemSelectionChanged.connect(self._study_changed)
         self.series_table.itemDoubleClicked.connect(lambda _: self.load_selected())
 
@@ -191,6 +205,8 @@ class DicomBrowser(QWidget):
             self._message(str(exc))
             return
         self.folder_edit.setText(os.fspath(folder))
+        self.folder_edit.setToolTip(os.fspath(folder))
+        self.folder_edit.setCursorPosition(0)
         if persist:
             from ..core.settings import save_settings
 
@@ -216,15 +232,21 @@ class DicomBrowser(QWidget):
         fill_table(table, rows, columns)
 
     def refresh(self) -> None:
-        """Re-read the patient list (keeping the search) and select the first patient."""
+        """Re-read the tables (keeping the search and the selected patient, study and series when still there)."""
         if self.db is None:
             return
+        keep_patient = [self._patients[r]["id"] for r in self._selected(self.patient_table) if r < len(self._patients)]
+        keep_study = [self._studies[r]["uid"] for r in self._selected(self.study_table) if r < len(self._studies)]
+        keep_series = self.selected_series()
         search = self.search_edit.text()
         self._patients = self.db.patients(search=search)
         self._fill(self.patient_table, self._patients, PATIENT_COLUMNS)
         if self._patients:
-            self.patient_table.selectRow(0)
-            self._patient_changed()
+            ids = [p["id"] for p in self._patients]
+            self.patient_table.selectRow(ids.index(keep_patient[0]) if keep_patient and keep_patient[0] in ids else 0)
+            self._patient_changed(keep_study)
+            if keep_series:
+                self.select_series(keep_series)
         else:
             self._studies, self._series = [], []
             self._fill(self.study_table, [], STUDY_COLUMNS)
@@ -233,7 +255,7 @@ class DicomBrowser(QWidget):
     def _selected(self, table: QTableWidget) -> list[int]:
         return sorted({i.row() for i in table.selectedIndexes()})
 
-    def _patient_changed(self) -> None:
+    def _patient_changed(self, keep_study: Optional[list] = None) -> None:
         rows = self._selected(self.patient_table)
         if not rows or self.db is None:
             return
@@ -241,7 +263,8 @@ class DicomBrowser(QWidget):
         self._studies = self.db.studies(patient=p["id"], search=self.search_edit.text())
         self._fill(self.study_table, self._studies, STUDY_COLUMNS)
         if self._studies:
-            self.study_table.selectRow(0)
+            uids = [st["uid"] for st in self._studies]
+            self.study_table.selectRow(uids.index(keep_study[0]) if keep_study and keep_study[0] in uids else 0)
             self._study_changed()
 
     def _study_changed(self) -> None:
@@ -375,12 +398,28 @@ class DicomBrowser(QWidget):
         return worker
 
     def import_paths(self, paths: list, copy: bool = False):
-        """Import files/folders in a thread worker; the tables refresh when it is done."""
+        """Import files/folders in a thread worker; the tables fill as series arrive (every 0.5 s at most)."""
+        from qtpy.QtCore import QTimer
+
         folder = self.db.folder if self.db is not None else default_database_folder()
+        arrived = {"new": False}
 
         def work(progress, cancel):
+            def on_batch(_report) -> None:
+                arrived["new"] = True
+
             with DicomDatabase(folder) as db:  # its own connection in the worker thread
-                return db.import_paths(paths, copy=copy, progress=progress, cancel=cancel)
+                return db.import_paths(paths, copy=copy, progress=progress, cancel=cancel,
+                                       batch_size=IMPORT_BATCH, on_batch=on_batch)
+
+        def fill_arrived() -> None:
+            if arrived["new"]:
+                arrived["new"] = False
+                self.refresh()
+
+        filler = QTimer(self)
+        filler.timeout.connect(fill_arrived)
+        filler.start(500)
 
         def done(report):
             self.last_report = report
@@ -392,7 +431,9 @@ class DicomBrowser(QWidget):
             self.refresh()
 
         self.show_problems([])
-        return self._start(work, done, "DICOM import")
+        worker = self._start(work, done, "DICOM import")
+        worker.finished.connect(filler.stop)
+        return worker
 
     # -- load / delete / header ----------------------------------------------------------------
     def load_selected(self, uids: Optional[list] = None):

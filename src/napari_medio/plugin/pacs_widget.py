@@ -19,17 +19,21 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.errors import CancelledError, MedioError
+from .columns import TABLE_DOCK_WIDTH, fit_columns, text_item
 
 __all__ = ["PacsWidget"]
 
 _COLUMNS = ("PatientName", "PatientID", "StudyDate", "StudyDescription", "ModalitiesInStudy",
             "NumberOfStudyRelatedInstances", "StudyInstanceUID")
+#: Column titles (the DICOM keyword is each header's tooltip).
+_TITLES = {"PatientName": "Name", "PatientID": "ID", "StudyDate": "Date",
+           "StudyDescription": "Description", "ModalitiesInStudy": "Modalities",
+           "NumberOfStudyRelatedInstances": "Images", "StudyInstanceUID": "Study UID"}
 
 
 class PacsWidget(QWidget):
@@ -79,8 +83,13 @@ class PacsWidget(QWidget):
             row.addWidget(b)
         layout.addLayout(row)
         self.table = QTableWidget(0, len(_COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(list(_COLUMNS))
+        self.table.setHorizontalHeaderLabels([_TITLES[k] for k in _COLUMNS])
+        self.table.setColumnHidden(_COLUMNS.index("StudyInstanceUID"), True)  # in each row's tooltip
+        for c, key in enumerate(_COLUMNS):
+            self.table.horizontalHeaderItem(c).setToolTip(key)
         self.table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        fit_columns(self.table, stretch=3, min_width=TABLE_DOCK_WIDTH + 40)
         layout.addWidget(self.table)
         send_row = QHBoxLayout()
         self.send_series = QLineEdit(self)
@@ -183,14 +192,24 @@ class PacsWidget(QWidget):
         rows = self._run("Query", lambda: self.client().query("STUDY", **filters))
         if rows is None:
             return []
+        self.show_results(rows)
+        self.status.setText(f"{len(rows)} stud{'y' if len(rows) == 1 else 'ies'} found")
+        return rows
+
+    def show_results(self, rows: list[dict]) -> None:
+        """Fill the results table with query rows (DICOM keyword -> value): dates formatted, absent values empty."""
+        from ..dicom.text import display_value, format_da
+
         self.results = rows
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, key in enumerate(_COLUMNS):
-                value = row.get(key, "")
-                self.table.setItem(r, c, QTableWidgetItem(", ".join(value) if isinstance(value, list) else str(value)))
-        self.status.setText(f"{len(rows)} stud{'y' if len(rows) == 1 else 'ies'} found")
-        return rows
+                value = row.get(key)
+                text = format_da(value) if key == "StudyDate" else display_value(value)
+                item = text_item(text)
+                if key == "StudyDescription":
+                    item.setToolTip(f"{text}\nStudy UID: {display_value(row.get('StudyInstanceUID'))}".strip())
+                self.table.setItem(r, c, item)
 
     def retrieve(self, rows: Optional[list[int]] = None) -> Optional[Any]:
         if rows is None or rows is False:

@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -37,6 +36,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import CancelledError, MedioError, UnsupportedFormatError
+from .columns import TABLE_DOCK_WIDTH, fit_columns, path_item, refit, text_item
 
 __all__ = [
     "DESCRIPTIONS",
@@ -205,7 +205,8 @@ class AddDataWidget(QWidget):
         layout.addLayout(buttons)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table.horizontalHeaderItem(1).setToolTip("the file (the full path in each row's tooltip)")
+        fit_columns(self.table, stretch=1, min_width=TABLE_DOCK_WIDTH)
         layout.addWidget(self.table)
         self.show_3d = QCheckBox("Show in 3D")
         layout.addWidget(self.show_3d)
@@ -240,19 +241,19 @@ class AddDataWidget(QWidget):
         check = QCheckBox()
         check.setChecked(True)
         self.table.setCellWidget(row, 0, check)
-        item = QTableWidgetItem(str(path))
-        item.setFlags(item.flags() & ~Qt.ItemIsEditable)
-        self.table.setItem(row, 1, item)
+        self.table.setItem(row, 1, path_item(path))
         combo = QComboBox()
         combo.addItems(DESCRIPTIONS)
         desc = describe_file(path)
         combo.setCurrentText(desc)
+        combo.setToolTip("what the file holds: how it is loaded")
         self.table.setCellWidget(row, 2, combo)
         options = _RowOptions(path)
         options.set_description(desc)
         combo.currentTextChanged.connect(options.set_description)
+        combo.currentTextChanged.connect(lambda *_: refit(self.table))
         self.table.setCellWidget(row, 3, options)
-        self.table.resizeColumnToContents(3)
+        refit(self.table)
 
     def rows(self) -> list[dict]:
         out = []
@@ -404,7 +405,7 @@ class SaveSceneWidget(QWidget):
         layout.addWidget(self.mode)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.Stretch)
+        fit_columns(self.table, stretch=3, min_width=TABLE_DOCK_WIDTH)
         layout.addWidget(self.table)
         self.refresh_button = QPushButton("Refresh layers")
         layout.addWidget(self.refresh_button)
@@ -465,8 +466,10 @@ class SaveSceneWidget(QWidget):
             scene = ((layer.metadata or {}).get("medio") or {}).get("scene") or {}
             from ..scene.nodes import safe_file_base
 
-            self.table.setItem(row, 3, QTableWidgetItem(prev["file"] if prev else safe_file_base(layer.name)))
-            self.table.setItem(row, 4, QTableWidgetItem(prev["folder"] if prev else scene.get("folder", "")))
+            self.table.setItem(row, 3, text_item(prev["file"] if prev else safe_file_base(layer.name), editable=True))
+            self.table.setItem(row, 4, text_item(prev["folder"] if prev else (scene.get("folder") or ""),
+                                                 editable=True))
+        refit(self.table)
 
     def rows(self) -> list[dict]:
         out = []
@@ -586,7 +589,7 @@ class ExportWidget(QWidget):
         layout = QVBoxLayout(self)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        fit_columns(self.table, stretch=1)
         self.table.setSelectionMode(QAbstractItemView.NoSelection)
         layout.addWidget(self.table)
         row = QHBoxLayout()
@@ -638,6 +641,7 @@ class ExportWidget(QWidget):
             combo.addItems(LAYER_FORMATS[kind])
             combo.setCurrentText(prev["format"] if prev else _default_format(layer))
             self.table.setCellWidget(r, 2, combo)
+        refit(self.table)
 
     def rows(self) -> list[dict]:
         return [{"export": self.table.cellWidget(r, 0).isChecked(), "layer": self.table.item(r, 1).text(),

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from qtpy.QtCore import Qt
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -90,7 +89,6 @@ class SeriesChooser(QWidget):
             if r.localizer:
                 for c in range(self.table.columnCount()):
                     self.table.item(i, c).setForeground(grey)
-        self.table.resizeColumnsToContents()
 
     def non_localizers(self) -> list[str]:
         return [r.key for r in self.rows if not r.localizer]
