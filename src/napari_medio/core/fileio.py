@@ -29,7 +29,7 @@ from .errors import FormatError, WriteError
 from .progress import Progress, ensure_progress
 
 __all__ = ["atomic_output", "atomic_outputs", "gzip_write", "gzip_read", "gzip_decompress", "read_content",
-           "write_text"]
+           "new_file_mode", "write_text"]
 
 #: Threads that deflate a gzip write (isal's and zlib-ng's threaded writers).
 GZIP_THREADS = 2
@@ -75,7 +75,7 @@ def atomic_outputs(targets: Sequence["str | os.PathLike[str]"]) -> Iterator[list
         raise WriteError(failed, f"cannot create file: {reason}") from None
     try:
         yield temps
-        mode = 0o666 & ~_umask()
+        mode = new_file_mode()
         for temp, target in zip(temps, paths):
             if not temp.exists():
                 raise WriteError(target, "writer produced no file")
@@ -118,10 +118,11 @@ def read_content(path: "str | os.PathLike[str]") -> bytes:
     return raw
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """Permission bits a new file gets (0o666 less the umask), for temporaries renamed into place."""
     current = os.umask(0)
     os.umask(current)
-    return current
+    return 0o666 & ~current
 
 
 # -- gzip -----------------------------------------------------------------------------------------

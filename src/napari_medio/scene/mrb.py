@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from ..core.errors import CancelledError, FormatError, WriteError
+from ..core.fileio import new_file_mode
 
 __all__ = [
     "MAX_MEMBERS",
@@ -290,7 +291,7 @@ def write_bundle(folder: os.PathLike[str] | str, target: os.PathLike[str] | str,
                 # Large chunks: zipfile's own write() copies 8 KiB at a time.
                 with open(p, "rb") as src, zf.open(info, "w", force_zip64=size > (1 << 31)) as dst:
                     shutil.copyfileobj(src, dst, _CHUNK * 4)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, target)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -298,12 +299,6 @@ def write_bundle(folder: os.PathLike[str] | str, target: os.PathLike[str] | str,
             raise WriteError(target, f"cannot write bundle: {exc.strerror or exc}") from None
         raise
     return os.fspath(target)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 def _already_compressed(p: Path) -> bool:
@@ -372,7 +367,7 @@ class BundleWriter:
                 f.result()
             self.pool.shutdown()
             self.zf.close()
-            os.chmod(self.tmp, 0o666 & ~_umask())
+            os.chmod(self.tmp, new_file_mode())
             os.replace(self.tmp, self.target)
         except BaseException as exc:
             self.abort()
