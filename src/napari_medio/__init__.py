@@ -15,6 +15,7 @@ from typing import Any
 
 from .core.errors import CancelledError, FormatError, MedioError, UnsupportedFormatError, WriteError
 from .core.geometry import Geometry
+from .core.kinds import DataKind
 from .core.volume import AxisInfo, DisplayWindow, Volume
 
 try:
@@ -25,6 +26,7 @@ except ImportError:  # pragma: no cover - source tree without a build
 __all__ = [
     "AxisInfo",
     "CancelledError",
+    "DataKind",
     "DisplayWindow",
     "FormatError",
     "Geometry",

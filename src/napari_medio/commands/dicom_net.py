@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import MedioError
+from ..core.kinds import DataKind
 
 
 def _progress(desc: str, unit: str = "file"):
@@ -50,13 +51,13 @@ def _as_label_object(obj: Any, force: bool) -> Any:
     from ..core.segmentation import Segmentation
     from ..core.volume import Volume
 
-    if isinstance(obj, Segmentation) or (isinstance(obj, Volume) and obj.kind == "labelmap"):
+    if isinstance(obj, Segmentation) or (isinstance(obj, Volume) and obj.kind == DataKind.LABELMAP):
         return obj
     if isinstance(obj, Volume) and force and not obj.extra_axes and obj.components is None:
         if np.issubdtype(obj.dtype, np.integer) or obj.dtype == bool:
             from dataclasses import replace
 
-            return replace(obj, kind="labelmap")
+            return replace(obj, kind=DataKind.LABELMAP)
         raise MedioError(obj.source, f"a label map must hold integers, not {obj.dtype}")
     return None
 

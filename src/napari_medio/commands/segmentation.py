@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import MedioError
+from ..core.kinds import VOLUME_KINDS
 from ..formats.surfaces import SURFACE_FORMATS as FORMATS
 from ..formats.surfaces import write_segment_surfaces
 
@@ -20,7 +21,7 @@ def export_surfaces(seg_path: str, outdir: str, fmt: str = "stl", smooth: int = 
     objs = napari_medio.read(seg_path)
     seg = next((o for o in objs if isinstance(o, Segmentation)), None)
     if seg is None:
-        vol = next((o for o in objs if getattr(o, "kind", None) in ("labelmap", "volume")), None)
+        vol = next((o for o in objs if getattr(o, "kind", None) in VOLUME_KINDS), None)
         if vol is None:
             raise MedioError(seg_path, "holds no segmentation or label map")
         seg = Segmentation.from_labelmap(vol)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .kinds import DataKind
+
 __all__ = ["ColorEntry", "ColorTable", "TERMINOLOGY_PARTS"]
 
 TERMINOLOGY_PARTS = ("Category", "Type", "TypeModifier", "Region", "RegionModifier")
@@ -40,7 +42,7 @@ class ColorTable:
     name: str = ""
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
-    kind: str = "colortable"
+    kind: DataKind = DataKind.COLORTABLE
 
     @property
     def n_colors(self) -> int:
@@ -67,7 +69,7 @@ class ColorTable:
     def info(self) -> dict:
         """Summary for ``medio info --json``: entries as label value, name, RGBA (0-1)."""
         out: dict[str, Any] = {
-            "kind": "colortable", "name": self.name, "n_colors": self.n_colors,
+            "kind": DataKind.COLORTABLE, "name": self.name, "n_colors": self.n_colors,
             "entries": [{"value": int(k), "label": int(k), "name": e.name, "rgba": [float(x) for x in e.color],
                          **({"terminology": {p: list(t) for p, t in e.terminology.items()}} if e.terminology else {})}
                         for k, e in sorted(self.entries.items())],

@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import FormatError
 from .geometry import Geometry
+from .kinds import DataKind
 from .volume import AxisInfo, Volume
 
 __all__ = ["sitk", "volume_from_parts", "volume_from_sitk", "volume_to_sitk"]
@@ -28,7 +29,7 @@ def sitk():
 def volume_from_sitk(
     image: Any,
     *,
-    kind: str = "volume",
+    kind: DataKind = DataKind.VOLUME,
     name: str = "",
     rgb: Optional[bool] = None,
     metadata: Optional[dict] = None,
@@ -58,7 +59,7 @@ def volume_from_parts(
     n_components: int,
     *,
     is_color: bool = False,
-    kind: str = "volume",
+    kind: DataKind = DataKind.VOLUME,
     name: str = "",
     rgb: Optional[bool] = None,
     metadata: Optional[dict] = None,

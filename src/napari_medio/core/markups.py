@@ -19,6 +19,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .geometry import lps_to_ras
+from .kinds import DataKind
 
 __all__ = [
     "MARKUP_TYPES",
@@ -143,7 +144,7 @@ class Markups:
     extra: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
-    kind: str = "markups"
+    kind: DataKind = DataKind.MARKUPS
 
     def __post_init__(self) -> None:
         self.type = normalise_type(self.type)
@@ -307,7 +308,7 @@ class Markups:
     def info(self) -> dict:
         """Summary for ``medio info --json`` (positions LPS mm, coordinate system as stored)."""
         out: dict = {
-            "kind": "markups",
+            "kind": DataKind.MARKUPS,
             "type": self.type,
             "name": self.name,
             "coordinate_system": self.coordinate_system,

@@ -25,6 +25,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .kinds import DataKind
+
 __all__ = ["Model", "VTK_CELL", "triangle_model", "flip_lps_ras_points"]
 
 #: VTK cell type numbers used here.
@@ -77,7 +79,7 @@ class Model:
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
 
-    kind = "model"
+    kind = DataKind.MODEL
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, dtype=float).reshape(-1, 3)
@@ -256,7 +258,7 @@ class Model:
     def info(self) -> dict:
         """Summary for ``medio info --json``."""
         out = {
-            "kind": "model",
+            "kind": DataKind.MODEL,
             "name": self.name,
             "dataset": self.dataset,
             "n_points": self.n_points,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import Geometry
+from .kinds import DataKind
 from .volume import DisplayWindow, Volume
 
 __all__ = ["make_ct_phantom", "PHANTOM_LEFT_MARKER_LPS", "PHANTOM_ANTERIOR_MARKER_LPS"]
@@ -44,7 +45,7 @@ def make_ct_phantom(shape: tuple[int, int, int] = (48, 128, 128), spacing=(2.0, 
     return Volume(
         array=vol,
         geometry=Geometry(spacing, origin, np.eye(3)),
-        kind="volume",
+        kind=DataKind.VOLUME,
         name="CT phantom",
         window=DisplayWindow(center=40.0, width=800.0),
     )

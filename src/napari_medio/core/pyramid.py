@@ -26,6 +26,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from .kinds import DataKind
+
 __all__ = ["LazyLevel", "downsample", "level_factors", "build_pyramid", "levels_for", "multiscale_levels",
            "register_stored_levels", "stored_levels", "CACHE_BYTES"]
 
@@ -244,7 +246,7 @@ def multiscale_levels(volume: Any, data: Any, spatial_axes: Sequence[int], to_vi
     voxels = int(np.prod([data.shape[a] for a in spatial_axes], dtype=np.int64))
     if voxels <= int(limit):
         return None
-    levels = _cached_pyramid(data, spatial_axes, getattr(volume, "kind", "") == "labelmap")
+    levels = _cached_pyramid(data, spatial_axes, getattr(volume, "kind", "") == DataKind.LABELMAP)
     return levels if len(levels) > 1 else None
 
 
@@ -265,5 +267,5 @@ def levels_for(volume: Any, limit: Optional[int] = None) -> Optional[list]:
     voxels = int(np.prod([volume.shape[a] for a in spatial], dtype=np.int64))
     if voxels <= int(limit):
         return None
-    levels = _cached_pyramid(volume.array, spatial, volume.kind == "labelmap")
+    levels = _cached_pyramid(volume.array, spatial, volume.kind == DataKind.LABELMAP)
     return levels if len(levels) > 1 else None

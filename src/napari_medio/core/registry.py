@@ -73,8 +73,8 @@ class FileFormat:
     extension only; ``content_sniff=False`` marks a sniff too loose to pick a format
     against the extension (CSV, plain text).  ``read(path, **options)`` returns a list of data objects;
     ``write(obj, path, **options)`` writes one.  ``kinds`` lists the data
-    object kinds the writer accepts ("volume", "labelmap", "segmentation",
-    "model", ...).  ``directories`` marks readers that take a folder.
+    object kinds (:class:`~napari_medio.core.kinds.DataKind`) the writer
+    accepts.  ``directories`` marks readers that take a folder.
     """
 
     name: str

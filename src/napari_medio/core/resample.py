@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import resampled_onto_patient_axes
+from .kinds import DataKind
 from .volume import Volume
 
 __all__ = ["resample_to_patient_axes"]
@@ -25,7 +26,7 @@ def resample_to_patient_axes(volume: Volume) -> Volume:
 
     geometry, shape = resampled_onto_patient_axes(volume.geometry, volume.spatial_shape)
     arr = np.asarray(volume.array)
-    is_label = volume.kind == "labelmap"
+    is_label = volume.kind == DataKind.LABELMAP
     interpolator = sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear
     default = 0 if is_label or arr.size == 0 else arr.min().item()
     lead = arr.shape[: len(volume.extra_axes)]

@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import Geometry
+from .kinds import VOLUME_KINDS, DataKind
 from .volume import Volume
 
 __all__ = [
@@ -200,7 +201,7 @@ class Segmentation:
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
 
-    kind = "segmentation"
+    kind = DataKind.SEGMENTATION
 
     def __post_init__(self) -> None:
         nd = len(self.array.shape)
@@ -322,8 +323,8 @@ class Segmentation:
             meta["segmentation"] = self.table(None)
             meta["segmentation"]["merged_label_values"] = mapping
         meta["color_table"] = table
-        return Volume(array=arr, geometry=self.geometry, kind="labelmap", name=self.name, metadata=meta,
-                      source=self.source)
+        return Volume(array=arr, geometry=self.geometry, kind=DataKind.LABELMAP, name=self.name,
+                      metadata=meta, source=self.source)
 
     def _merged(self) -> tuple[np.ndarray, dict, dict]:
         used: set[int] = set()
@@ -344,11 +345,11 @@ class Segmentation:
 
     def convert_to(self, kind: str) -> Any:
         """This segmentation as ``kind``: itself, or a merged label-map Volume for "labelmap"/"volume"."""
-        if kind == "segmentation":
+        if kind == DataKind.SEGMENTATION:
             return self
-        if kind in ("labelmap", "volume"):
+        if kind in VOLUME_KINDS:
             vol = self.labelmap(None)
-            return vol if kind == "labelmap" else replace(vol, kind="labelmap")
+            return vol if kind == DataKind.LABELMAP else replace(vol, kind=DataKind.LABELMAP)
         return None
 
     @classmethod
@@ -432,7 +433,7 @@ class Segmentation:
         from .geometry import napari_affine
 
         out: dict = {
-            "kind": "segmentation",
+            "kind": DataKind.SEGMENTATION,
             "name": self.name,
             "shape": [int(s) for s in self.array.shape],
             "dtype": str(self.dtype),

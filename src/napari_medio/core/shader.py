@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .kinds import DataKind
+
 __all__ = ["ShaderProperty", "SHADER_CODE_KEYS", "UNIFORM_KEYS"]
 
 SHADER_CODE_KEYS = ("VertexShaderCode", "FragmentShaderCode", "GeometryShaderCode")
@@ -23,7 +25,7 @@ class ShaderProperty:
     name: str = ""
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
-    kind: str = "shaderproperty"
+    kind: DataKind = DataKind.SHADER_PROPERTY
 
     def code(self, stage: str) -> str:
         """GLSL code of ``stage`` ("Vertex", "Fragment" or "Geometry"); "" when unset."""
@@ -40,7 +42,8 @@ class ShaderProperty:
 
     def info(self) -> dict:
         """Summary for ``medio info --json``."""
-        out: dict[str, Any] = {"kind": "shaderproperty", "name": self.name, "keys": list(self.document)}
+        out: dict[str, Any] = {"kind": DataKind.SHADER_PROPERTY, "name": self.name,
+                               "keys": list(self.document)}
         for stage in ("Vertex", "Fragment", "Geometry"):
             s = stage.lower()
             out[f"{s}_code_lines"] = len(self.code(stage).splitlines())

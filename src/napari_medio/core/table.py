@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .kinds import DataKind
+
 __all__ = ["Table", "INTEGER_TYPES", "FLOAT_TYPES"]
 
 INTEGER_TYPES = ("int", "unsigned int", "short", "unsigned short", "char", "unsigned char", "signed char", "long",
@@ -30,7 +32,7 @@ class Table:
     name: str = ""
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
-    kind: str = "table"
+    kind: DataKind = DataKind.TABLE
 
     def __post_init__(self) -> None:
         n = len(self.columns)
@@ -78,8 +80,8 @@ class Table:
 
     def info(self) -> dict:
         """Summary for ``medio info --json``."""
-        out = {"kind": "table", "name": self.name, "columns": list(self.columns), "n_rows": self.n_rows,
-               "column_types": {c: self.column_type(c) for c in self.columns}}
+        out = {"kind": DataKind.TABLE, "name": self.name, "columns": list(self.columns),
+               "n_rows": self.n_rows, "column_types": {c: self.column_type(c) for c in self.columns}}
         if self.source:
             out["source"] = self.source
         return out

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
+from .kinds import DataKind
+
 __all__ = ["Code", "TerminologyType", "Category", "Terminology", "TerminologyChoice", "DEFAULT_ANATOMIC_CONTEXT"]
 
 #: The anatomic context name Slicer puts in entries that name no region.
@@ -134,7 +136,7 @@ class Terminology:
     name: str = ""
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
-    kind: str = "terminology"
+    kind: DataKind = DataKind.TERMINOLOGY
 
     def choices(self, region_context: str = DEFAULT_ANATOMIC_CONTEXT) -> Iterator[TerminologyChoice]:
         """Every (category, type, type modifier) entry, the unmodified type first."""
@@ -186,8 +188,9 @@ class Terminology:
 
     def info(self) -> dict:
         """Summary for ``medio info --json``."""
-        out: dict[str, Any] = {"kind": "terminology", "name": self.name, "context_type": self.context_type,
-                               "context_name": self.context_name, "schema": self.schema}
+        out: dict[str, Any] = {"kind": DataKind.TERMINOLOGY, "name": self.name,
+                               "context_type": self.context_type, "context_name": self.context_name,
+                               "schema": self.schema}
         if self.context_type == "segmentation":
             out["n_categories"] = len(self.categories)
             out["n_types"] = self.n_types

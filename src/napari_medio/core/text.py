@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .kinds import DataKind
+
 __all__ = ["Text"]
 
 
@@ -18,7 +20,7 @@ class Text:
     name: str = ""
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
-    kind: str = "text"
+    kind: DataKind = DataKind.TEXT
 
     @property
     def n_lines(self) -> int:
@@ -34,8 +36,8 @@ class Text:
 
     def info(self) -> dict:
         """Summary for ``medio info --json``."""
-        out: dict[str, Any] = {"kind": "text", "name": self.name, "syntax": self.syntax, "encoding": self.encoding,
-                               "n_lines": self.n_lines, "n_chars": len(self.text)}
+        out: dict[str, Any] = {"kind": DataKind.TEXT, "name": self.name, "syntax": self.syntax,
+                               "encoding": self.encoding, "n_lines": self.n_lines, "n_chars": len(self.text)}
         if self.syntax == "json" and isinstance(self.parsed, dict):
             out["top_level_keys"] = list(self.parsed)[:50]
         if self.syntax == "xml" and self.metadata.get("root"):

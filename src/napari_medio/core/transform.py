@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import MedioError
 from .geometry import Geometry, flip_lps_ras_matrix
+from .kinds import DataKind
 from .volume import Volume
 
 __all__ = ["TRANSFORM_TYPES", "Transform", "ThinPlateSpline", "matrix_from_sitk_linear", "resample_volume"]
@@ -173,7 +174,7 @@ class Transform:
     components: list["Transform"] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
-    kind: str = "transform"
+    kind: DataKind = DataKind.TRANSFORM
 
     def __post_init__(self) -> None:
         if self.type not in TRANSFORM_TYPES:
@@ -379,7 +380,7 @@ class Transform:
     # -- summary ----------------------------------------------------------------------------------
     def info(self) -> dict:
         """Summary for ``medio info --json``."""
-        out: dict = {"kind": "transform", "type": self.type, "name": self.name,
+        out: dict = {"kind": DataKind.TRANSFORM, "type": self.type, "name": self.name,
                      "stored_direction": self.stored_direction}
         if self.is_linear:
             out["matrix_to_parent_lps"] = self.matrix_to_parent_lps.tolist()
@@ -420,7 +421,7 @@ def resample_volume(volume: Volume, transform: Transform, reference: Optional[Ge
         ref_geom3 = ref_geom.as_3d()
         tx = tx.displacement_field(ref_geom3, ref_shape)
     arr = np.asarray(volume.array)
-    is_label = volume.kind == "labelmap"
+    is_label = volume.kind == DataKind.LABELMAP
     interp = sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear
     lead = arr.shape[: len(volume.extra_axes)]
     comp = arr.shape[len(lead) + 3:]

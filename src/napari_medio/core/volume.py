@@ -23,11 +23,10 @@ from typing import Any, Optional
 import numpy as np
 
 from .geometry import Geometry
+from .kinds import VOLUME_KINDS, DataKind
 
 __all__ = ["AxisInfo", "DisplayWindow", "Volume", "VOLUME_KINDS"]
 
-#: Kinds a Volume can have: an intensity image or a label map (integer labels).
-VOLUME_KINDS = ("volume", "labelmap")
 
 
 @dataclass
@@ -115,7 +114,7 @@ class Volume:
 
     array: Any
     geometry: Geometry
-    kind: str = "volume"
+    kind: DataKind = DataKind.VOLUME
     name: str = ""
     extra_axes: list[AxisInfo] = field(default_factory=list)
     components: Optional[AxisInfo] = None
@@ -125,7 +124,9 @@ class Volume:
 
     def __post_init__(self) -> None:
         if self.kind not in VOLUME_KINDS:
-            raise ValueError(f"unknown volume kind {self.kind!r}; expected one of {VOLUME_KINDS}")
+            raise ValueError(f"unknown volume kind {self.kind!r}; "
+                             f"expected one of {', '.join(map(str, VOLUME_KINDS))}")
+        self.kind = DataKind(self.kind)
         if self.window is not None and not isinstance(self.window, DisplayWindow):
             raise TypeError(f"Volume.window must be a DisplayWindow or None, not {type(self.window).__name__}")
         expected = len(self.extra_axes) + self.geometry.ndim + (1 if self.components is not None else 0)

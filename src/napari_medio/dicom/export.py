@@ -32,6 +32,7 @@ import numpy as np
 from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.volume import Volume
 
 __all__ = [
@@ -758,7 +759,7 @@ def export_object(obj: Any, out_dir: "str | os.PathLike[str]", tags: Optional[Ex
     """
     from ..core.segmentation import Segmentation
 
-    if isinstance(obj, Segmentation) or (isinstance(obj, Volume) and obj.kind == "labelmap"):
+    if isinstance(obj, Segmentation) or (isinstance(obj, Volume) and obj.kind == DataKind.LABELMAP):
         if reference is None:
             raise MedioError(getattr(obj, "source", None),
                              "a segmentation is exported as DICOM SEG referencing the image series it was drawn "

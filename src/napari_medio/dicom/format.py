@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ._parse import sniff_dicom_bytes
 
@@ -148,7 +149,7 @@ DICOM_FORMAT = register(
         extensions=(".dcm", ".dicom", ".ima", ".zip"),
         read=read,
         sniff=sniff,
-        kinds=("volume",),
+        kinds=(DataKind.VOLUME,),
         directories=True,
         priority=-1,
         backend="napari-medio on pydicom",

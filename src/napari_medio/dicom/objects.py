@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import FormatError
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, read_head, register
 from ._parse import sniff_dicom_bytes
 
@@ -85,7 +86,7 @@ def read_object(path: "str | os.PathLike[str]", reference: Any = None) -> list:
         from .seg import read_seg_segmentation
 
         return [read_seg_segmentation(p, reference)]
-    if kind == "rtstruct":
+    if kind == DataKind.RTSTRUCT:
         from .rt import read_rtstruct_objects
 
         return read_rtstruct_objects(p, reference)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core.errors import FormatError
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.volume import Volume
 from ._parse import read_dataset
 
@@ -70,12 +71,12 @@ class RTStructureSet:
     referenced_instance_uids: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
-    kind: str = "rtstruct"
+    kind: DataKind = DataKind.RTSTRUCT
 
     def info(self) -> dict:
         """Summary for ``medio info --json``."""
         return {
-            "kind": "rtstruct", "name": self.name, "source": self.source,
+            "kind": DataKind.RTSTRUCT, "name": self.name, "source": self.source,
             "rois": [{"number": r.number, "name": r.name, "color": list(r.color), "contours": len(r.contours),
                       "types": sorted(set(r.contour_types))} for r in self.rois],
             "referenced_series": self.referenced_series_uid,
@@ -263,8 +264,8 @@ def read_rtdose(path: "str | os.PathLike[str]") -> Volume:
         "DoseGridScaling": scaling,
         "GridFrameOffsetVector": offsets.tolist() if offsets is not None else None,
     }
-    return Volume(dose.astype(np.float32), geometry, kind="volume", name=str(ds.get("SeriesDescription", "") or
-                                                                               "RT Dose"),
+    return Volume(dose.astype(np.float32), geometry, kind=DataKind.VOLUME,
+                  name=str(ds.get("SeriesDescription", "") or "RT Dose"),
                   metadata=meta, source=os.fspath(p))
 
 

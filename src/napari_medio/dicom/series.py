@@ -35,6 +35,7 @@ import numpy as np
 
 from ..core.errors import CancelledError, FormatError
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.volume import AxisInfo, DisplayWindow, Volume
 from ._parse import NATIVE_SYNTAXES, NotDicomError, parse_header
 
@@ -1085,7 +1086,7 @@ def _volume_from(plan: _Plan, ld: _Loader, headers: list[dict], name: str, warn:
         meta["units"] = str(headers[0].get("DoseUnits") or "GY")
     win = ld.window()
     window = DisplayWindow(*win) if win is not None and not ld.colour else None
-    return Volume(arr, plan.geometry, kind="volume", name=name + plan.label, extra_axes=extra,
+    return Volume(arr, plan.geometry, kind=DataKind.VOLUME, name=name + plan.label, extra_axes=extra,
                   components=components, metadata=meta, source=headers[0]["_path"], window=window)
 
 

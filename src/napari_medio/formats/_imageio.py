@@ -26,6 +26,7 @@ import numpy as np
 from ..core.errors import FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs
 from ..core.itk_image import sitk, volume_from_sitk, volume_to_sitk
+from ..core.kinds import DataKind
 from ..core.volume import Volume
 from .naming import base_name, looks_like_labelmap
 
@@ -50,21 +51,23 @@ LABELMAP_OPTION = "load as a label map (None: guess from the file name)"
 DIRECTION_LOSS_OPTION = "write even though axis directions are lost"
 
 
-def volume_kind(path: str | os.PathLike[str], labelmap: bool | None, dtype: Any, n_components: int = 1) -> str:
-    """``"labelmap"`` or ``"volume"`` for the ``labelmap`` reader option.
+def volume_kind(path: str | os.PathLike[str], labelmap: bool | None, dtype: Any,
+                n_components: int = 1) -> DataKind:
+    """LABELMAP or VOLUME for the ``labelmap`` reader option.
 
     ``None`` guesses from the file name as Slicer does (``-label``, ``_seg``), for
     scalar integer voxels only; ``True`` demands integer scalar voxels.
     """
     integer = np.issubdtype(np.dtype(dtype), np.integer) or np.dtype(dtype) == np.bool_
     if labelmap is None:
-        return "labelmap" if integer and n_components == 1 and looks_like_labelmap(path) else "volume"
+        labels = integer and n_components == 1 and looks_like_labelmap(path)
+        return DataKind.LABELMAP if labels else DataKind.VOLUME
     if labelmap:
         if not integer or n_components != 1:
             raise MedioError(path, f"cannot load as a label map: voxels are {np.dtype(dtype)}"
                                    f"{' vectors' if n_components != 1 else ''}, label maps need integer scalars")
-        return "labelmap"
-    return "volume"
+        return DataKind.LABELMAP
+    return DataKind.VOLUME
 
 
 def read_sitk(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -43,6 +42,7 @@ from ._imageio import (
     require_bytes,
     volume_kind,
 )
+from ..core.kinds import DataKind
 
 NAME = "biorad"
 
@@ -175,7 +175,7 @@ FORMAT = register(
         read=read,
         write=write,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="napari-medio (hand-written)",
         read_options={"labelmap": LABELMAP_OPTION},
         write_options={"allow_direction_loss": DIRECTION_LOSS_OPTION},

@@ -30,7 +30,6 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,6 +40,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
 from ._imageio import as_volume, check_writable, nonempty_file_size
+from ..core.kinds import DataKind
 
 NAME = "brains2-mask"
 
@@ -135,7 +135,7 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[
         geometry = Geometry(spacing, origin, direction)
     except ValueError as exc:
         raise FormatError(p, f"invalid BRAINS2 mask geometry: {exc}") from None
-    kind = "volume" if labelmap is False else "labelmap"
+    kind = DataKind.VOLUME if labelmap is False else DataKind.LABELMAP
     meta = {k: v for k, v in fields.items() if k in ("PATIENT_ID", "SCAN_ID", "NAME", "MASK_NAME", "MASK_THRESHOLD")}
     return [Volume(array, geometry, kind=kind, name=base_name(p), metadata={"brains2": meta} if meta else {},
                    source=os.fspath(p))]
@@ -253,7 +253,7 @@ FORMAT = register(
         read=read,
         write=write,
         sniff=sniff,
-        kinds=("labelmap", "volume"),
+        kinds=(DataKind.LABELMAP, DataKind.VOLUME),
         backend="napari-medio (hand-written)",
         read_options={"labelmap": "load as a label map (default; False gives a volume)"},
     )

@@ -26,6 +26,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
 from ._text import read_text
+from ..core.kinds import DataKind
 
 __all__ = ["read_ctbl", "read_colortable_csv", "write_colortable", "read_itksnap_labels"]
 
@@ -230,7 +231,7 @@ register(FileFormat(
     read=read_ctbl,
     write=write_colortable,
     sniff=_sniff_ctbl,
-    kinds=("colortable", "labelmap"),
+    kinds=(DataKind.COLORTABLE, DataKind.LABELMAP),
     priority=3,
     content_sniff=False,
     backend="python",
@@ -243,7 +244,7 @@ register(FileFormat(
     read=read_colortable_csv,
     write=write_colortable,
     sniff=_sniff_csv,
-    kinds=("colortable",),
+    kinds=(DataKind.COLORTABLE,),
     priority=3,
     content_sniff=False,
     backend="python",
@@ -255,7 +256,7 @@ register(FileFormat(
     extensions=(".txt", ".label"),
     read=read_itksnap_labels,
     sniff=_sniff_itksnap,
-    kinds=("colortable",),
+    kinds=(DataKind.COLORTABLE,),
     priority=3,
     content_sniff=False,
     backend="python",

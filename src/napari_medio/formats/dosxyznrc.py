@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -32,6 +31,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
 from ._imageio import nonempty_file_size
+from ..core.kinds import DataKind
 
 NAME = "dosxyznrc-3ddose"
 
@@ -109,7 +109,7 @@ FORMAT = register(
         extensions=(".3ddose",),
         read=read,
         sniff=sniff,
-        kinds=("volume",),
+        kinds=(DataKind.VOLUME,),
         backend="napari-medio (hand-written)",
         read_options={"scale": "dose scaling factor (default 1.0)",
                       "errors": "also return the relative error volume (default False)"},

@@ -20,11 +20,11 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..core.errors import FormatError, MedioError
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._imageio import (
@@ -113,7 +113,7 @@ FORMAT = register(
         read=read,
         write=write,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="SimpleITK",
         read_options={"labelmap": LABELMAP_OPTION},
         write_options={"compress": "gzip (default: True for .gipl.gz)",

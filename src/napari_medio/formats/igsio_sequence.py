@@ -83,6 +83,7 @@ from . import metaimage as _mi
 from . import nrrd as _nrrd
 from .nrrd import format_number
 from ._imageio import LABELMAP_OPTION, file_size, nonempty_file_size, require_bytes, sidecar, volume_kind
+from ..core.kinds import DataKind
 
 __all__ = ["EXTENSIONS", "read", "sniff", "write"]
 
@@ -664,7 +665,7 @@ FORMAT = registry.register(
         read=read,
         write=write,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         priority=5,
         backend="napari-medio (hand-written)",
         read_options={"labelmap": LABELMAP_OPTION,

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.transform import ThinPlateSpline, Transform
 from ..core.volume import AxisInfo, Volume
@@ -400,7 +401,7 @@ register(FileFormat(
     read=read_itk_transform,
     write=write_itk_transform,
     sniff=_sniff_any,
-    kinds=("transform",),
+    kinds=(DataKind.TRANSFORM,),
     priority=5,
     backend="SimpleITK",
 ))
@@ -412,7 +413,7 @@ register(FileFormat(
     read=read_displacement_field,
     write=write_displacement_field,
     sniff=_sniff_field,
-    kinds=("transform",),
+    kinds=(DataKind.TRANSFORM,),
     priority=10,
     backend="napari-medio volume I/O",
 ))

@@ -126,6 +126,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import DisplayWindow, Volume
 from .naming import base_name
 from ._imageio import nonempty_file_size
+from ..core.kinds import DataKind
 
 NAME = "ge-kretz"
 
@@ -587,7 +588,7 @@ FORMAT = register(
         extensions=EXTENSIONS,
         read=read,
         sniff=sniff,
-        kinds=("volume",),
+        kinds=(DataKind.VOLUME,),
         backend="napari-medio (hand-written from SlicerHeart's KretzFileReader)",
         read_options={
             "scan_convert": "resample the probe's toroidal sample grid to a Cartesian volume (default True)",

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Any
 
 from ..core.errors import FormatError
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._imageio import LABELMAP_OPTION, nonempty_file_size, read_sitk
@@ -120,7 +120,7 @@ FORMAT = register(
         extensions=(".lsm",),
         read=read,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="SimpleITK",
         priority=1,
         read_options={"labelmap": LABELMAP_OPTION},

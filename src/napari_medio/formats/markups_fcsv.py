@@ -31,6 +31,7 @@ from ..core.markups import ControlPoint, Markups, flip_orientation
 from ..core.registry import FileFormat, register
 from .naming import base_name
 from ._text import read_text
+from ..core.kinds import DataKind
 
 __all__ = ["read_fcsv", "read_acsv", "write_fcsv"]
 
@@ -323,7 +324,7 @@ register(FileFormat(
     read=read_fcsv,
     write=write_fcsv,
     sniff=_sniff_fcsv,
-    kinds=("markups",),
+    kinds=(DataKind.MARKUPS,),
     backend="python",
 ))
 
@@ -333,6 +334,6 @@ register(FileFormat(
     extensions=(".acsv",),
     read=read_acsv,
     sniff=_sniff_acsv,
-    kinds=("markups",),
+    kinds=(DataKind.MARKUPS,),
     backend="python",
 ))

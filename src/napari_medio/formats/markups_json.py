@@ -39,6 +39,7 @@ from ..core.markups import (
 from ..core.registry import FileFormat, register
 from .naming import base_name
 from ._text import load_json
+from ..core.kinds import DataKind
 
 __all__ = ["SCHEMA_URL", "read_markups_json", "write_markups_json", "markup_from_json", "markups_to_json", "schema",
            "validate"]
@@ -335,7 +336,7 @@ register(FileFormat(
     read=read_markups_json,
     write=write_markups_json,
     sniff=_sniff,
-    kinds=("markups",),
+    kinds=(DataKind.MARKUPS,),
     priority=5,
     backend="json",
 ))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -37,6 +36,7 @@ from ._imageio import (
     to_sitk,
     write_sitk,
 )
+from ..core.kinds import DataKind
 
 NAME = "metaimage"
 
@@ -264,7 +264,7 @@ FORMAT = register(
         read=read,
         write=write,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="SimpleITK",
         read_options={"labelmap": LABELMAP_OPTION},
         write_options={"compress": "zlib-compress the voxels (default True)"},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from ..core import registry
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.volume import AxisInfo, Volume
 from ._imageio import inflate_head
 from .naming import base_name, looks_like_labelmap
@@ -67,7 +68,7 @@ def read_mgh(path: "str | os.PathLike[str]", *, labelmap: Optional[bool] = None,
     if labelmap is None:
         labelmap = looks_like_labelmap(p) or p.name.lower().startswith(("aseg", "aparc", "wmparc"))
         labelmap = labelmap and np.issubdtype(core.dtype, np.integer)
-    return [Volume(array=core, geometry=geometry, kind="labelmap" if labelmap else "volume",
+    return [Volume(array=core, geometry=geometry, kind=DataKind.LABELMAP if labelmap else DataKind.VOLUME,
                    name=name or base_name(p), extra_axes=extra, metadata={"mgh": params},
                    source=os.fspath(p))]
 
@@ -108,6 +109,6 @@ registry.register(registry.FileFormat(
     read=read_mgh,
     write=write_mgh,
     sniff=_sniff,
-    kinds=("volume", "labelmap"),
+    kinds=(DataKind.VOLUME, DataKind.LABELMAP),
     backend="nibabel",
 ))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..core.errors import FormatError
+from ..core.kinds import DataKind
 from ..core.model import Model
 from ..core.registry import FileFormat, register
 from ._vtkmesh import to_lps
@@ -82,7 +83,7 @@ register(FileFormat(
     extensions=(".orig", ".inflated", ".sphere", ".white", ".smoothwm", ".pial"),
     read=read_freesurfer_surface,
     sniff=_sniff,
-    kinds=("model",),
+    kinds=(DataKind.MODEL,),
     backend="nibabel",
     read_options={"reference": "FreeSurfer volume (orig.mgz) whose c_ras places the surface in scanner RAS"},
 ))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from ..core.registry import FileFormat, register
 from .naming import base_name
 from ._vtkmesh import model_from_vtk, run_reader, to_lps, vtk
 from .models_vtk import check_model
+from ..core.kinds import DataKind
 
 __all__ = ["read_byu", "read_ucd", "read_meta_mesh"]
 
@@ -194,9 +195,11 @@ def read_meta_mesh(path: "str | os.PathLike[str]", *, coordinate_system: Optiona
 
 _OPT = {"coordinate_system": "LPS (default) or RAS: these files carry no marker"}
 register(FileFormat(name="byu", description="Movie.BYU polygon mesh (.byu, .g), read only", extensions=(".byu", ".g"),
-                    read=read_byu, sniff=_sniff_byu, kinds=("model",), backend="VTK", read_options=_OPT))
+                    read=read_byu, sniff=_sniff_byu, kinds=(DataKind.MODEL,), backend="VTK",
+                    read_options=_OPT))
 register(FileFormat(name="ucd", description="AVS UCD unstructured grid (.ucd), read only", extensions=(".ucd",),
-                    read=read_ucd, sniff=_sniff_ucd, kinds=("model",), backend="VTK", read_options=_OPT))
+                    read=read_ucd, sniff=_sniff_ucd, kinds=(DataKind.MODEL,), backend="VTK",
+                    read_options=_OPT))
 register(FileFormat(name="meta-mesh", description="ITK MetaMesh (.meta, ASCII), read only", extensions=(".meta",),
-                    read=read_meta_mesh, sniff=_sniff_meta, kinds=("model",), backend="napari-medio",
+                    read=read_meta_mesh, sniff=_sniff_meta, kinds=(DataKind.MODEL,), backend="napari-medio",
                     read_options=_OPT))

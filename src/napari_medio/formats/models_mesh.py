@@ -27,6 +27,7 @@ import numpy as np
 
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output, read_content
+from ..core.kinds import DataKind
 from ..core.model import Model
 from ..core.registry import FileFormat, register
 from ._vtkmesh import space_of, to_lps
@@ -640,20 +641,20 @@ def write_obj(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: 
 
 register(FileFormat(
     name="stl", description="STL surface (ASCII or binary) with Slicer's SPACE= header marker",
-    extensions=(".stl",), read=read_stl, write=write_stl, sniff=_sniff_stl, kinds=("model",),
+    extensions=(".stl",), read=read_stl, write=write_stl, sniff=_sniff_stl, kinds=(DataKind.MODEL,),
     backend="napari-medio (NumPy)",
     read_options={"coordinate_system": "LPS or RAS when the file has no SPACE marker (default LPS)"},
     write_options={"coordinate_system": "LPS (default) or RAS", "compress": "binary (True) or ASCII"},
 ))
 register(FileFormat(
     name="ply", description="PLY polygon mesh (ASCII or binary) with colours, normals and scalars",
-    extensions=(".ply",), read=read_ply, write=write_ply, sniff=_sniff_ply, kinds=("model",),
+    extensions=(".ply",), read=read_ply, write=write_ply, sniff=_sniff_ply, kinds=(DataKind.MODEL,),
     backend="napari-medio (NumPy)",
     write_options={"coordinate_system": "LPS (default) or RAS", "compress": "binary (True) or ASCII"},
 ))
 register(FileFormat(
     name="obj", description="Wavefront OBJ mesh with Slicer's SPACE= comment",
-    extensions=(".obj",), read=read_obj, write=write_obj, sniff=_sniff_obj, kinds=("model",),
+    extensions=(".obj",), read=read_obj, write=write_obj, sniff=_sniff_obj, kinds=(DataKind.MODEL,),
     backend="napari-medio (Python)",
     write_options={"coordinate_system": "LPS (default) or RAS"},
 ))

@@ -21,9 +21,9 @@ from typing import Any, Optional
 
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
+from ..core.kinds import DataKind
 from ..core.model import Model
 from ..core.registry import FileFormat, register
-from .naming import base_name
 from ._vtkmesh import (
     from_lps,
     model_from_vtk,
@@ -34,6 +34,7 @@ from ._vtkmesh import (
     to_lps,
     vtk,
 )
+from .naming import base_name
 
 __all__ = ["read_vtk_model", "write_vtk_model", "sniff_legacy_model"]
 
@@ -192,7 +193,7 @@ def prepare_for_writing(model: Any, path: Path, coordinate_system: str) -> tuple
     """(the model, a copy with points/normals in ``coordinate_system``) after validation."""
     if not isinstance(model, Model):
         convert = getattr(model, "convert_to", None)
-        model = convert("model") if convert else None
+        model = convert(DataKind.MODEL) if convert else None
         if not isinstance(model, Model):
             raise WriteError(path, "a mesh file holds a model")
     if model.n_points == 0:
@@ -257,7 +258,7 @@ register(FileFormat(
     read=read_vtk_model,
     write=write_vtk_model,
     sniff=sniff_legacy_model,
-    kinds=("model",),
+    kinds=(DataKind.MODEL,),
     priority=5,
     backend="VTK",
     read_options={"coordinate_system": "LPS or RAS when the file has no SPACE marker (default LPS)"},
@@ -271,7 +272,7 @@ register(FileFormat(
     read=read_vtk_model,
     write=write_vtk_model,
     sniff=_sniff_xml(b"PolyData"),
-    kinds=("model",),
+    kinds=(DataKind.MODEL,),
     backend="VTK",
 ))
 register(FileFormat(
@@ -281,6 +282,6 @@ register(FileFormat(
     read=read_vtk_model,
     write=write_vtk_model,
     sniff=_sniff_xml(b"UnstructuredGrid"),
-    kinds=("model",),
+    kinds=(DataKind.MODEL,),
     backend="VTK",
 ))

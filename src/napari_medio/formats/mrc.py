@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..core.errors import FormatError
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._imageio import (
@@ -106,7 +106,7 @@ FORMAT = register(
         read=read,
         write=write,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="SimpleITK",
         read_options={"labelmap": LABELMAP_OPTION},
         write_options={"allow_direction_loss": DIRECTION_LOSS_OPTION},

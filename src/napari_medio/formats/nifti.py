@@ -25,6 +25,7 @@ from ..core import registry
 from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs, gzip_read, gzip_write
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.volume import AxisInfo, DisplayWindow, Volume
 from ._imageio import inflate_head
 from .naming import base_name, looks_like_labelmap
@@ -352,7 +353,7 @@ def read_nifti(
     if labelmap is None:
         labelmap = (intent == NIFTI_INTENT_LABEL or looks_like_labelmap(p)) and np.issubdtype(core.dtype, np.integer) \
             and components is None
-    return [Volume(array=core, geometry=geometry, kind="labelmap" if labelmap else "volume",
+    return [Volume(array=core, geometry=geometry, kind=DataKind.LABELMAP if labelmap else DataKind.VOLUME,
                    name=name or base_name(p), extra_axes=extra, components=components,
                    metadata=metadata, source=os.fspath(p), window=window)]
 
@@ -413,7 +414,7 @@ def _nifti_header(volume: Volume, pair: bool) -> tuple[Any, np.ndarray]:
     unit = volume.extra_axes[0].unit if t else ""
     time_unit = {"s": "sec", "ms": "msec", "us": "usec"}.get(unit, "sec")
     hdr.set_xyzt_units("mm", time_unit)
-    if volume.kind == "labelmap":
+    if volume.kind == DataKind.LABELMAP:
         hdr["intent_code"] = NIFTI_INTENT_LABEL
     hdr["scl_slope"] = 1.0
     hdr["scl_inter"] = 0.0
@@ -523,7 +524,7 @@ registry.register(registry.FileFormat(
     read=read_nifti,
     write=write_nifti,
     sniff=_sniff_nifti,
-    kinds=("volume", "labelmap"),
+    kinds=(DataKind.VOLUME, DataKind.LABELMAP),
     backend="nibabel (reader), napari-medio (isal gzip)",
 ))
 registry.register(registry.FileFormat(
@@ -533,6 +534,6 @@ registry.register(registry.FileFormat(
     read=read_nifti,
     write=write_nifti,
     sniff=_sniff_analyze_pair,
-    kinds=("volume", "labelmap"),
+    kinds=(DataKind.VOLUME, DataKind.LABELMAP),
     backend="nibabel",
 ))

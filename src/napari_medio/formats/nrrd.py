@@ -35,6 +35,7 @@ from ..core import registry
 from ..core.errors import FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs, gzip_decompress, gzip_read, gzip_write
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name, looks_like_labelmap
 
@@ -455,7 +456,7 @@ def read_nrrd(
         Volume(
             array=array,
             geometry=geometry,
-            kind="labelmap" if labelmap else "volume",
+            kind=DataKind.LABELMAP if labelmap else DataKind.VOLUME,
             name=name or base_name(p),
             extra_axes=extra,
             components=components,
@@ -673,7 +674,7 @@ registry.register(
         read=read_nrrd,
         write=write_nrrd,
         sniff=_sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="napari-medio (pynrrd header parser)",
     )
 )
@@ -685,7 +686,7 @@ registry.register(
         read=read_nrrd,
         write=write_nrrd,
         sniff=_sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="napari-medio (pynrrd header parser)",
     )
 )

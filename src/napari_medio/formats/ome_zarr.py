@@ -34,6 +34,7 @@ import numpy as np
 from ..core import registry
 from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.geometry import Geometry
+from ..core.kinds import VOLUME_KINDS, DataKind
 from ..core.pyramid import downsample, level_factors, register_stored_levels
 from ..core.volume import AxisInfo, DisplayWindow, Volume
 
@@ -256,9 +257,10 @@ def read_ome_zarr(
             components = AxisInfo(name=str(opened.axes[channel].get("name") or "c"), kind="vector")
     kind = medio.get("kind")
     if labelmap is not None:
-        kind = "labelmap" if labelmap else "volume"
-    elif kind not in ("volume", "labelmap"):
-        kind = "labelmap" if opened.label is not None and np.issubdtype(array.dtype, np.integer) else "volume"
+        kind = DataKind.LABELMAP if labelmap else DataKind.VOLUME
+    elif kind not in VOLUME_KINDS:
+        labels = opened.label is not None and np.issubdtype(array.dtype, np.integer)
+        kind = DataKind.LABELMAP if labels else DataKind.VOLUME
     metadata: dict[str, Any] = dict(medio.get("metadata") or {})
     if isinstance(metadata.get("color_table"), dict):  # JSON made the label keys strings
         metadata["color_table"] = {int(k) if str(k).lstrip("-").isdigit() else k: v
@@ -271,7 +273,7 @@ def read_ome_zarr(
         if table and "color_table" not in metadata:
             metadata["color_table"] = table
     window = _window(opened)
-    if window is None and kind == "volume":
+    if window is None and kind == DataKind.VOLUME:
         value_range = _value_range(opened)
         if value_range is not None:
             metadata["ome_zarr"]["value_range"] = value_range
@@ -555,7 +557,7 @@ def _group_attrs(volume: Volume, p: Path, axes: list[dict], n_lead: int,
                  factors_per_level: list[tuple[int, ...]], ngff_version: str) -> dict:
     """The root group's attributes: NGFF multiscales (+ image-label) and the full LPS record."""
     g = volume.geometry
-    labels = volume.kind == "labelmap"
+    labels = volume.kind == DataKind.LABELMAP
     lead_scale, lead_translation = _lead_transforms(volume)
     datasets = []
     cum = np.ones(g.ndim)
@@ -622,7 +624,7 @@ def write_ome_zarr(
         group = zarr.open_group(os.fspath(temp), mode="w", zarr_format=zarr_format)
         arrays = _create_arrays(group, shapes, dtype, chunks, n_sp, axes, zarr_format)
         _write_base_level(volume, arrays[0], perm, n_lead, dtype, prog)
-        _write_reduced_levels(arrays, factors_per_level, n_lead, volume.kind == "labelmap", prog)
+        _write_reduced_levels(arrays, factors_per_level, n_lead, volume.kind == DataKind.LABELMAP, prog)
         group.attrs.update(_group_attrs(volume, p, axes, n_lead, factors_per_level, ngff_version))
         prog.check()
         _replace_dir(temp, p)
@@ -642,7 +644,7 @@ registry.register(
         read=read_ome_zarr,
         write=write_ome_zarr,
         sniff=_sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         directories=True,
         remote=True,
         priority=20,

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..core.errors import FormatError
 from ..core.fileio import read_content
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 
 __all__ = ["read_osirix_roi", "load_osirix_contours", "rasterise_contours"]
@@ -310,7 +311,7 @@ register(FileFormat(
     extensions=(".json",),
     read=read_osirix_roi,
     sniff=_sniff,
-    kinds=("markups", "segmentation"),
+    kinds=(DataKind.MARKUPS, DataKind.SEGMENTATION),
     priority=4,
     backend="napari-medio",
     read_options={"reference": "volume path or object: rasterise onto its grid",

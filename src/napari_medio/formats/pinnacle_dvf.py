@@ -80,7 +80,6 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -91,6 +90,7 @@ from ..core.transform import Transform
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name
 from ._imageio import nonempty_file_size
+from ..core.kinds import DataKind
 
 __all__ = ["decode_pinnacle_dvf_header", "read_pinnacle_dvf", "registration_matrix_lps"]
 
@@ -331,7 +331,7 @@ register(FileFormat(
     extensions=(".dvf",),
     read=read_pinnacle_dvf,
     sniff=_sniff,
-    kinds=("transform",),
+    kinds=(DataKind.TRANSFORM,),
     backend="napari-medio",
     read_options={
         "grid_origin": "LPS mm of grid voxel (0, 0, 0), which the file lacks (default 0 0 0)",

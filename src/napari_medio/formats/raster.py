@@ -66,6 +66,7 @@ from ._imageio import (
     volume_kind,
     write_files_atomically,
 )
+from ..core.kinds import VOLUME_KINDS, DataKind
 
 __all__ = ["component_axis", "read_bmp", "read_jpeg", "read_png", "read_series", "read_tiff"]
 
@@ -110,7 +111,7 @@ def component_axis(n: int, dtype: np.dtype, rgb_capable: bool) -> AxisInfo | Non
 
 
 def _finish(vol: Volume, path: Path, labelmap: bool | None) -> Volume:
-    stored_labelmap = vol.kind == "labelmap"  # a TIFF napari-medio wrote says so itself
+    stored_labelmap = vol.kind == DataKind.LABELMAP  # a TIFF napari-medio wrote says so itself
     vol.kind = volume_kind(path, True if (labelmap is None and stored_labelmap) else labelmap,
                            vol.dtype, vol.n_components)
     vol.name = vol.name or base_name(path)
@@ -207,9 +208,9 @@ def _volume_from_json(array: np.ndarray, info: dict, path: Path) -> Volume | Non
         geometry = Geometry.from_dict(info["geometry"])
         extra = [AxisInfo(**a) for a in info.get("extra_axes", [])]
         comp = AxisInfo(**info["components"]) if info.get("components") else None
-        kind = info.get("kind", "volume")
-        if kind not in ("volume", "labelmap"):
-            kind = "volume"
+        kind = info.get("kind", DataKind.VOLUME)
+        if kind not in VOLUME_KINDS:
+            kind = DataKind.VOLUME
         return Volume(array, geometry, kind=kind, name=base_name(path), extra_axes=extra, components=comp,
                       source=os.fspath(path))
     except (KeyError, TypeError, ValueError):
@@ -643,7 +644,7 @@ register(FileFormat(
     read=read_tiff,
     write=write_tiff,
     sniff=sniff_tiff,
-    kinds=("volume", "labelmap"),
+    kinds=(DataKind.VOLUME, DataKind.LABELMAP),
     backend="tifffile",
     read_options=_READ_OPTIONS,
     write_options={"series": "one file per slice", "compress": "deflate compression (default False)"},
@@ -655,7 +656,7 @@ register(FileFormat(
     read=read_png,
     write=write_png,
     sniff=sniff_png,
-    kinds=("volume", "labelmap"),
+    kinds=(DataKind.VOLUME, DataKind.LABELMAP),
     backend="SimpleITK",
     read_options=_READ_OPTIONS,
     write_options={"series": "one file per slice of a 3D volume",
@@ -668,7 +669,7 @@ register(FileFormat(
     read=read_jpeg,
     write=write_jpeg,
     sniff=sniff_jpeg,
-    kinds=("volume",),
+    kinds=(DataKind.VOLUME,),
     backend="SimpleITK",
     read_options=_READ_OPTIONS,
     write_options={"series": "one file per slice of a 3D volume", "quality": "1-100 (default 95)",
@@ -681,7 +682,7 @@ register(FileFormat(
     read=read_bmp,
     write=write_bmp,
     sniff=sniff_bmp,
-    kinds=("volume", "labelmap"),
+    kinds=(DataKind.VOLUME, DataKind.LABELMAP),
     backend="SimpleITK",
     read_options=_READ_OPTIONS,
     write_options={"series": "one file per slice of a 3D volume",

@@ -52,6 +52,7 @@ from ..core.volume import AxisInfo, Volume
 from .naming import base_name
 from ._imageio import LABELMAP_OPTION, file_size, nonempty_file_size, volume_kind
 from .nrrd import format_vector
+from ..core.kinds import DataKind
 
 __all__ = ["RAW_DTYPES", "RAW_EXTENSIONS", "RawLayout", "guess_layouts", "read_raw", "read_raw_slice", "write_nhdr_for_raw"]
 
@@ -679,7 +680,7 @@ FORMAT = register(
         extensions=(".raw", ".mvl", ".vol"),  # .vol: when it is not a GE Kretz file (tried first)
         read=read,
         sniff=None,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         priority=-20,
         backend="napari-medio (NumPy memory map)",
         read_options={

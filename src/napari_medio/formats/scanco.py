@@ -46,7 +46,6 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -56,6 +55,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
 from ._imageio import LABELMAP_OPTION, nonempty_file_size, require_bytes, volume_kind
+from ..core.kinds import DataKind
 
 NAME = "scanco"
 
@@ -340,7 +340,7 @@ FORMAT = register(
         extensions=(".isq", ".rsq", ".aim"),
         read=read,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="napari-medio (hand-written)",
         read_options={"labelmap": LABELMAP_OPTION},
     )

@@ -30,6 +30,7 @@ from ..core import registry
 from ..core.errors import FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.segmentation import (
     Segment,
     Segmentation,
@@ -292,7 +293,7 @@ def _as_segmentation(obj: Any, path: Path) -> tuple[Segmentation, Optional[dict]
         return seg, (known if seg.array is a else None)
     convert = getattr(obj, "convert_to", None)
     if convert is not None:
-        seg = convert("segmentation")
+        seg = convert(DataKind.SEGMENTATION)
         if isinstance(seg, Segmentation):
             return seg, None
     raise WriteError(path, f"a segmentation file cannot hold a {type(obj).__name__}")
@@ -467,7 +468,7 @@ registry.register(
         read=read_segmentation_nrrd,
         write=write_segmentation_nrrd,
         sniff=_sniff_seg_extension,
-        kinds=("segmentation", "labelmap", "volume"),
+        kinds=(DataKind.SEGMENTATION, DataKind.LABELMAP, DataKind.VOLUME),
         priority=20,
         backend="napari-medio (pynrrd header parser)",
         read_options={"strict": "a segment label value missing from the data is an error, not a warning"},
@@ -503,7 +504,7 @@ registry.register(
         read=read_segmentation_nrrd,
         write=write_plain_nrrd_name,
         sniff=sniff_segmentation,
-        kinds=("segmentation",),
+        kinds=(DataKind.SEGMENTATION,),
         priority=10,
         backend="napari-medio (pynrrd header parser)",
     )

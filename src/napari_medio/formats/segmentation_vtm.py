@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import FormatError, WriteError
+from ..core.kinds import DataKind
 from ..core.model import Model
 from ..core.registry import FileFormat, register
 from ..core.segmentation import Segmentation, format_tags, parse_tags
@@ -201,6 +202,6 @@ register(FileFormat(
     read=read_segmentation_vtm,
     write=write_segmentation_vtm,
     sniff=_sniff,
-    kinds=("segmentation", "model", "models"),
+    kinds=(DataKind.SEGMENTATION, DataKind.MODEL),
     backend="VTK",
 ))

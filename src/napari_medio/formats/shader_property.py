@@ -19,6 +19,7 @@ from ..core.registry import FileFormat, register
 from ..core.shader import SHADER_CODE_KEYS, UNIFORM_KEYS, ShaderProperty
 from .naming import base_name
 from ._text import json_head, json_path, load_json
+from ..core.kinds import DataKind
 
 __all__ = ["read_shader_property", "write_shader_property"]
 
@@ -90,6 +91,6 @@ register(FileFormat(
     read=read_shader_property,
     write=write_shader_property,
     sniff=_sniff,
-    kinds=("shaderproperty",),
+    kinds=(DataKind.SHADER_PROPERTY,),
     backend="json",
 ))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import FormatError
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, read_head, register
 
 __all__ = ["read_sliceomatic_tag", "read_tag_header"]
@@ -145,6 +146,6 @@ register(FileFormat(
     extensions=(".tag",),
     read=read_sliceomatic_tag,
     sniff=_sniff,
-    kinds=("segmentation",),
+    kinds=(DataKind.SEGMENTATION,),
     backend="napari-medio",
 ))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -46,6 +45,7 @@ from ._imageio import (
     volume_kind,
     write_files_atomically,
 )
+from ..core.kinds import DataKind
 
 NAME = "stimulate"
 
@@ -210,7 +210,7 @@ FORMAT = register(
         read=read,
         write=write,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="napari-medio (hand-written)",
         read_options={"labelmap": LABELMAP_OPTION},
         write_options={"allow_direction_loss": DIRECTION_LOSS_OPTION},

@@ -19,6 +19,7 @@ from ..core.registry import FileFormat, register
 from ..core.table import Table
 from .naming import base_name
 from ._text import read_text
+from ..core.kinds import DataKind
 
 __all__ = ["read_table", "write_table", "schema_path"]
 
@@ -132,7 +133,7 @@ register(FileFormat(
     read=read_table,
     write=write_table,
     sniff=_sniff,
-    kinds=("table",),
+    kinds=(DataKind.TABLE,),
     content_sniff=False,  # "some text" is all the sniff knows: never picked for a lying extension
     backend="python",
 ))

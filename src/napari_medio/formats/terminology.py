@@ -24,6 +24,7 @@ from ..core.registry import FileFormat, register
 from ..core.terminology import Category, Code, Terminology, TerminologyType
 from .naming import base_name
 from ._text import json_head, json_path, load_json
+from ..core.kinds import DataKind
 
 __all__ = ["read_terminology", "write_terminology", "builtin_terminology", "generic_anatomy_label_table"]
 
@@ -182,7 +183,7 @@ register(FileFormat(
     read=read_terminology,
     write=write_terminology,
     sniff=_sniff,
-    kinds=("terminology",),
+    kinds=(DataKind.TERMINOLOGY,),
     priority=6,
     backend="json",
 ))

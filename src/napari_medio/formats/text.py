@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from ..core.errors import FormatError
 from ..core.registry import FileFormat, register
 from ..core.text import Text
 from .naming import base_name
 from ._text import plain_text
+from ..core.kinds import DataKind
 
 __all__ = ["read_text", "MAX_TEXT_BYTES"]
 
@@ -97,7 +97,7 @@ register(FileFormat(
     extensions=(".txt", ".xml", ".plus.xml", ".json"),  # .plus.xml: a PLUS toolkit configuration
     read=read_text,
     sniff=_sniff,
-    kinds=("text",),
+    kinds=(DataKind.TEXT,),
     priority=-10,
     content_sniff=False,
     backend="python",

@@ -127,6 +127,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name
 from ._imageio import nonempty_file_size
+from ..core.kinds import DataKind
 
 __all__ = ["NAME", "SLICER_DIRECTION_LPS", "contour_points", "read", "sniff"]
 
@@ -708,7 +709,7 @@ FORMAT = register(
         extensions=(".fda", ".fds"),
         read=read,
         sniff=sniff,
-        kinds=("volume",),
+        kinds=(DataKind.VOLUME,),
         backend="hand-written (struct/NumPy; Pillow for the JPEG/PNG pictures)",
         read_options={"fundus": "also return the fundus photographs as 2D volumes (default True)"},
     )

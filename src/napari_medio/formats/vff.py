@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -33,6 +32,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
 from ._imageio import LABELMAP_OPTION, nonempty_file_size, require_bytes, volume_kind
+from ..core.kinds import DataKind
 
 NAME = "vff"
 
@@ -130,7 +130,7 @@ FORMAT = register(
         extensions=(".vff",),
         read=read,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="napari-medio (hand-written)",
         read_options={"labelmap": LABELMAP_OPTION,
                       "rescale": "apply data_scale / data_offset from the header (default False)"},

@@ -90,6 +90,7 @@ from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name
 from ._imageio import DIRECTION_LOSS_OPTION, as_volume, check_direction, nonempty_file_size
+from ..core.kinds import DataKind
 
 __all__ = ["read_video", "sniff", "write_video"]
 
@@ -629,7 +630,7 @@ FORMAT = register(
         read=read_video,
         write=write_video,
         sniff=sniff,
-        kinds=("volume",),
+        kinds=(DataKind.VOLUME,),
         backend="PyAV (FFmpeg libraries bundled in the wheel)",
         read_options={
             "progress": "a napari_medio.core.progress.Progress (counts frames; Cancel between frames)",

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import read_content, write_text
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from .naming import base_name
 
@@ -66,7 +67,7 @@ class VolumeProperty:
     name: str = ""
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
-    kind: str = "volumeproperty"
+    kind: DataKind = DataKind.VOLUME_PROPERTY
     # -- what only .vp.json stores (Slicer's defaults otherwise) --
     effective_range: Optional[tuple[float, float]] = None
     iso_surface_values: list = field(default_factory=list)
@@ -95,7 +96,7 @@ class VolumeProperty:
 
     def info(self) -> dict:
         """Summary for ``medio info --json``."""
-        out = {"kind": "volumeproperty", "name": self.name, "interpolation": self.interpolation,
+        out = {"kind": DataKind.VOLUME_PROPERTY, "name": self.name, "interpolation": self.interpolation,
                "shade": self.shade, "diffuse": self.diffuse, "ambient": self.ambient, "specular": self.specular,
                "specular_power": self.specular_power, "scalar_opacity": self.scalar_opacity.tolist(),
                "gradient_opacity": self.gradient_opacity.tolist(), "color": self.color.tolist()}
@@ -178,7 +179,7 @@ register(FileFormat(
     read=read_vp,
     write=write_vp,
     sniff=_sniff,
-    kinds=("volumeproperty",),
+    kinds=(DataKind.VOLUME_PROPERTY,),
     content_sniff=False,  # a first line of "0"/"1" says little
     backend="python",
 ))
@@ -370,7 +371,7 @@ register(FileFormat(
     read=read_vp_json,
     write=write_vp_json,
     sniff=_sniff_json,
-    kinds=("volumeproperty",),
+    kinds=(DataKind.VOLUME_PROPERTY,),
     priority=6,
     backend="json (jsonschema-validated)",
 ))

@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from ..core.errors import FormatError
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from ._imageio import (
@@ -143,7 +143,7 @@ FORMAT = register(
         read=read,
         write=write,
         sniff=sniff,
-        kinds=("volume", "labelmap"),
+        kinds=(DataKind.VOLUME, DataKind.LABELMAP),
         backend="SimpleITK",
         read_options={"labelmap": LABELMAP_OPTION},
         write_options={"allow_direction_loss": "write even though the axis directions are lost (default False)"},

@@ -21,6 +21,7 @@ import numpy as np
 from ..core import registry
 from ..core.errors import MedioError
 from ..core.geometry import WORLD_AXIS_LABELS
+from ..core.kinds import DataKind
 from ..core.markups import ControlPoint, Markups, flip_orientation
 from ..formats.markups_json import markup_from_json, markups_to_json
 from .layers import data_to_world_matrix, register_from_layer, register_to_layer
@@ -68,7 +69,7 @@ def markups_to_layer_data(m: Markups, **_: Any) -> list:
     opacity = float(display.get("opacity", 1.0))
     size = float(display.get("glyphSize", 5.0) or 5.0)
     name = m.name or "markups"
-    meta = {"kind": "markups", "type": m.type, "markups": _doc(m), "source": m.source, "name": m.name}
+    meta = {"kind": DataKind.MARKUPS, "type": m.type, "markups": _doc(m), "source": m.source, "name": m.name}
     common = {
         "name": name,
         "axis_labels": WORLD_AXIS_LABELS[3],
@@ -176,7 +177,7 @@ def _clean(v: Any, default: str = "") -> str:
 def markups_from_points(data: Any, attributes: dict) -> Markups:
     """The point list a Points layer shows (edits merged into the markup it came from)."""
     medio = dict((attributes.get("metadata") or {}).get("medio") or {})
-    base = _markup_from_meta(medio) if medio.get("kind") == "markups" else None
+    base = _markup_from_meta(medio) if medio.get("kind") == DataKind.MARKUPS else None
     name = attributes.get("name") or (base.name if base else "") or "F"
     if base is None:
         base = Markups(type="Fiducial", name=name)
@@ -262,7 +263,7 @@ def _from_drawn_shape(vertices: np.ndarray, shape_type: str, name: str) -> Marku
 def markups_from_shapes(data: Any, attributes: dict) -> Markups:
     """The markup a Shapes layer shows: merged edits, or a new line/curve/closed curve per drawn shape."""
     medio = dict((attributes.get("metadata") or {}).get("medio") or {})
-    base = _markup_from_meta(medio) if medio.get("kind") == "markups" else None
+    base = _markup_from_meta(medio) if medio.get("kind") == DataKind.MARKUPS else None
     name = attributes.get("name") or (base.name if base else "") or "markup"
     shapes = [_world_positions(d, attributes) for d in (data or [])]
     types = list(attributes.get("shape_type") or ["path"] * len(shapes))

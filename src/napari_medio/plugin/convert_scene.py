@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..core.geometry import lps_transform_to_napari
+from ..core.kinds import DataKind
 from .layers import from_layer, register_layer_decorator, to_layer_data
 
 __all__ = ["layer_world_matrix_napari", "object_from_layer", "scene_record", "scene_to_layer_data",
@@ -188,7 +189,7 @@ def object_from_layer(layer: Any, *, split_viewer_transforms: bool = False) -> A
         vc = getattr(layer, "vertex_colors", None)
         if vc is not None and len(vc) and np.allclose(vc, vc[0]):
             display["color"] = [float(x) for x in np.asarray(vc[0])[:3]]
-    if layer_type in ("points", "shapes") and getattr(obj, "kind", None) == "markups":
+    if layer_type in ("points", "shapes") and getattr(obj, "kind", None) == DataKind.MARKUPS:
         pass  # markups keep their display dictionary in the object
     scene["display"] = display
     scene["name"] = layer.name

@@ -22,6 +22,7 @@ import numpy as np
 from ..core.colortable import ColorTable
 from ..core.errors import MedioError
 from ..core.geometry import geometry_from_napari_affine, lps_transform_to_napari
+from ..core.kinds import DataKind
 from ..core.shader import ShaderProperty
 from ..core.table import Table
 from ..core.terminology import Terminology
@@ -191,7 +192,8 @@ def apply_transform(layer: Any, transform: Transform) -> None:
     kind = type(layer).__name__.lower()
     if kind in ("image", "labels"):
         attrs = _attributes(layer)
-        vol = volume_from_layer(layer.data, attrs, kind="labelmap" if kind == "labels" else "volume")
+        vol = volume_from_layer(layer.data, attrs,
+                                kind=DataKind.LABELMAP if kind == "labels" else DataKind.VOLUME)
         moved = resample_volume(vol, transform)
         [(data, kwargs, _)] = volume_to_layer_data(moved)
         _remember(layer, transform)

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core import registry
+from ..core.kinds import DataKind
 from .columns import fit_columns, refit
 from .convert_transform import (
     STORE,
@@ -303,7 +304,7 @@ class TextDock(QWidget):
             self.status.setText("")
             return
         doc = items[i]
-        if getattr(doc, "kind", "") == "shaderproperty":
+        if getattr(doc, "kind", "") == DataKind.SHADER_PROPERTY:
             self.view.setPlainText(json.dumps(doc.document, indent=2, ensure_ascii=False))
             self.status.setText("shader property (kept as read; napari cannot run VTK shaders)")
             return

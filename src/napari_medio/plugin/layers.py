@@ -26,6 +26,7 @@ from ..core.geometry import (
     napari_placement,
     reorient,
 )
+from ..core.kinds import DataKind
 from ..core.volume import AxisInfo, DisplayWindow, Volume
 
 LayerData = tuple  # (data, kwargs, layer_type)
@@ -203,7 +204,7 @@ def volume_to_layer_data(
                          f"{frames} frame(s)): nothing to show; napari_medio.read() gives its metadata "
                          "(e.g. per-frame tracking transforms)")
     if labelmap is not None:
-        volume = volume.with_array(volume.array, kind="labelmap" if labelmap else "volume")
+        volume = volume.with_array(volume.array, kind=DataKind.LABELMAP if labelmap else DataKind.VOLUME)
     original_geometry = volume.geometry
     if resample_oblique and not volume.geometry.is_axis_aligned():
         from ..core.resample import resample_to_patient_axes
@@ -214,7 +215,7 @@ def volume_to_layer_data(
     n_extra = len(volume.extra_axes)
     labels = [a.name for a in volume.extra_axes]
     units: list[str] = [a.unit or "pixel" for a in volume.extra_axes]
-    is_labels = volume.kind == "labelmap"
+    is_labels = volume.kind == DataKind.LABELMAP
     rgb = volume.is_rgb and not is_labels
     channel_first = False
     if volume.components is not None and not rgb:
@@ -418,7 +419,7 @@ def volume_from_layer(data: Any, attributes: dict, kind: str | None = None) -> V
     return Volume(
         array=arr,
         geometry=geometry,
-        kind=kind or medio.get("kind") or "volume",
+        kind=kind or medio.get("kind") or DataKind.VOLUME,
         name=name,
         extra_axes=extra,
         components=components,
@@ -429,12 +430,12 @@ def volume_from_layer(data: Any, attributes: dict, kind: str | None = None) -> V
 
 
 def _image_from_layer(data: Any, attributes: dict) -> Volume:
-    return volume_from_layer(data, attributes, kind="volume")
+    return volume_from_layer(data, attributes, kind=DataKind.VOLUME)
 
 
 def labels_from_layer(data: Any, attributes: dict) -> Volume:
     """A label-map Volume from a Labels layer's data and attributes, with the layer's colour table."""
-    vol = volume_from_layer(data, attributes, kind="labelmap")
+    vol = volume_from_layer(data, attributes, kind=DataKind.LABELMAP)
     table = color_table_from_attributes(attributes)
     if table:
         vol.metadata["color_table"] = table

@@ -22,19 +22,20 @@ from typing import Any, Union
 
 from ..core import registry
 from ..core.errors import MedioError
+from ..core.kinds import DataKind
 from .layers import to_layer_data
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Dock (widget display name in napari.yaml) that shows each kind of non-layer object.
 DOCK_OF_KIND = {
-    "transform": "Transforms",
-    "table": "Tables and colour tables",
-    "colortable": "Tables and colour tables",
-    "volumeproperty": "Tables and colour tables",
-    "shaderproperty": "Text",
-    "text": "Text",
-    "terminology": "Terminology",
+    DataKind.TRANSFORM: "Transforms",
+    DataKind.TABLE: "Tables and colour tables",
+    DataKind.COLORTABLE: "Tables and colour tables",
+    DataKind.VOLUME_PROPERTY: "Tables and colour tables",
+    DataKind.SHADER_PROPERTY: "Text",
+    DataKind.TEXT: "Text",
+    DataKind.TERMINOLOGY: "Terminology",
 }
 
 #: Slicer 4 annotation node tags -> what they are called in a message.
@@ -166,19 +167,19 @@ def describe(obj: Any) -> str:
     kind = _kind(obj)
     name = getattr(obj, "name", "") or ""
     named = f' "{name}"' if name else ""
-    if kind == "transform":
+    if kind == DataKind.TRANSFORM:
         return f"{getattr(obj, 'type', '')} transform{named}".strip()
-    if kind == "table":
+    if kind == DataKind.TABLE:
         return f"table{named} ({obj.n_rows} rows, {len(obj.columns)} columns)"
-    if kind == "colortable":
+    if kind == DataKind.COLORTABLE:
         return f"colour table{named} ({obj.n_colors} colours)"
-    if kind == "text":
+    if kind == DataKind.TEXT:
         return f"{str(getattr(obj, 'syntax', 'text')).upper()} text{named} ({obj.n_lines} lines)"
-    if kind == "volumeproperty":
+    if kind == DataKind.VOLUME_PROPERTY:
         return f"volume property{named}"
-    if kind == "shaderproperty":
+    if kind == DataKind.SHADER_PROPERTY:
         return f"shader property{named}"
-    if kind == "terminology":
+    if kind == DataKind.TERMINOLOGY:
         return f"terminology{named}"
     return f"{kind}{named}"
 

@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import CancelledError, MedioError, UnsupportedFormatError
+from ..core.kinds import VOLUME_KINDS, DataKind
 from .columns import TABLE_DOCK_WIDTH, fit_columns, path_item, refit, text_item
 
 __all__ = [
@@ -51,9 +52,10 @@ __all__ = [
 DESCRIPTIONS = ("volume", "label map", "segmentation", "model", "markups", "transform", "table", "colour table",
                 "scene", "DICOM")
 
-_KIND_TO_DESCRIPTION = {"volume": "volume", "labelmap": "label map", "segmentation": "segmentation",
-                        "model": "model", "markups": "markups", "transform": "transform", "table": "table",
-                        "colortable": "colour table", "scene": "scene"}
+_KIND_TO_DESCRIPTION = {DataKind.VOLUME: "volume", DataKind.LABELMAP: "label map",
+                        DataKind.SEGMENTATION: "segmentation", DataKind.MODEL: "model",
+                        DataKind.MARKUPS: "markups", DataKind.TRANSFORM: "transform", DataKind.TABLE: "table",
+                        DataKind.COLORTABLE: "colour table", DataKind.SCENE: "scene"}
 
 #: Default formats per layer type (first is the default) for saving and exporting.
 LAYER_FORMATS = {
@@ -77,7 +79,7 @@ def describe_file(path: str | os.PathLike[str]) -> str:
         return "DICOM"
     if fmt.name in ("mrml", "mrb", "xnat"):
         return "scene"
-    kinds = fmt.kinds or ("volume",)
+    kinds = fmt.kinds or (DataKind.VOLUME,)
     return _KIND_TO_DESCRIPTION.get(kinds[0], "volume")
 
 
@@ -355,16 +357,16 @@ class AddDataWidget(QWidget):
         out = []
         for obj in objs:
             kind = getattr(obj, "kind", None)
-            if desc == "label map" and kind == "volume":
-                obj = obj.with_array(obj.array, kind="labelmap")
-            if table is not None and getattr(obj, "kind", None) == "labelmap":
+            if desc == "label map" and kind == DataKind.VOLUME:
+                obj = obj.with_array(obj.array, kind=DataKind.LABELMAP)
+            if table is not None and getattr(obj, "kind", None) == DataKind.LABELMAP:
                 obj.metadata["color_table"] = table.as_label_table()
-            elif desc == "volume" and kind == "labelmap":
-                obj = obj.with_array(obj.array, kind="volume")
-            elif desc == "segmentation" and kind in ("volume", "labelmap"):
+            elif desc == "volume" and kind == DataKind.LABELMAP:
+                obj = obj.with_array(obj.array, kind=DataKind.VOLUME)
+            elif desc == "segmentation" and kind in VOLUME_KINDS:
                 from ..core.segmentation import Segmentation
 
-                obj = Segmentation.from_labelmap(obj.with_array(obj.array, kind="labelmap"))
+                obj = Segmentation.from_labelmap(obj.with_array(obj.array, kind=DataKind.LABELMAP))
             out.append(obj)
         return out
 
@@ -377,7 +379,8 @@ def _layer_kind(layer: Any) -> str:
 def _default_format(layer: Any) -> str:
     kind = _layer_kind(layer)
     medio = (layer.metadata or {}).get("medio") or {}
-    if kind == "labels" and not (medio.get("metadata") or {}).get("segmentation") and medio.get("kind") == "labelmap":
+    if kind == "labels" and not (medio.get("metadata") or {}).get("segmentation") \
+            and medio.get("kind") == DataKind.LABELMAP:
         return ".nrrd"
     return LAYER_FORMATS.get(kind, [".nrrd"])[0]
 

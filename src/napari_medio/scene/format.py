@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 
 __all__ = ["MRB_FORMAT", "MRML_FORMAT", "XNAT_FORMAT"]
@@ -54,7 +55,7 @@ MRML_FORMAT = register(FileFormat(
     extensions=(".mrml",),
     read=read_scene_file,
     sniff=_sniff_mrml,
-    kinds=("scene",),
+    kinds=(DataKind.SCENE,),
     priority=10,
     backend="napari-medio (defusedxml)",
     read_options={"strict": "a missing or unreadable data file is an error instead of a warning"},
@@ -66,7 +67,7 @@ MRB_FORMAT = register(FileFormat(
     extensions=(".mrb", ".zip"),
     read=read_scene_file,
     sniff=_sniff_bundle,
-    kinds=("scene",),
+    kinds=(DataKind.SCENE,),
     priority=10,
     backend="napari-medio (zipfile, defusedxml)",
     read_options={"strict": "a missing or unreadable data file is an error instead of a warning"},
@@ -78,7 +79,7 @@ XNAT_FORMAT = register(FileFormat(
     extensions=(".xcat", ".xar"),
     read=_read_xnat,
     sniff=_sniff_xnat,
-    kinds=("scene",),
+    kinds=(DataKind.SCENE,),
     priority=10,
     backend="napari-medio (defusedxml, zipfile)",
 ))

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import CancelledError, FormatError, MedioError
+from ..core.kinds import VOLUME_KINDS, DataKind
 from ..core.volume import DisplayWindow
 from .mrml import MrmlDocument, MrmlNode, parse_bool, parse_floats, read_mrml, url_decode
 from .nodes import MARKUP_TAGS, kind_of_tag
@@ -336,7 +337,7 @@ def read_transform_node(tnode: MrmlNode, path: Path) -> Any:
                                                                   ".nii.gz")):
         fmt = "displacement-field"
     objs = registry.read(path, format=fmt)
-    tx = next((o for o in objs if getattr(o, "kind", None) == "transform"), None)
+    tx = next((o for o in objs if getattr(o, "kind", None) == DataKind.TRANSFORM), None)
     if tx is None:
         raise FormatError(path, f"transform node {tnode.name!r}: file holds no transform")
     tx.name = tnode.name or tx.name
@@ -356,7 +357,7 @@ def apply_world_matrix(obj: Any, matrix_lps: np.ndarray) -> tuple[Any, np.ndarra
     m = np.asarray(matrix_lps, dtype=float)
     if np.allclose(m, np.eye(4), atol=1e-12, rtol=0):
         return obj, None
-    if getattr(obj, "kind", None) == "transform":
+    if getattr(obj, "kind", None) == DataKind.TRANSFORM:
         return obj, None  # a transform node's own parent stays a hierarchy
     geometry = getattr(obj, "geometry", None)
     if isinstance(geometry, Geometry) and geometry.ndim == 3:
@@ -381,28 +382,28 @@ def read_entry(entry: SceneEntry, read_options: dict) -> list:
 
     assert entry.path is not None
     node = entry.node
-    if entry.kind == "transform":
+    if entry.kind == DataKind.TRANSFORM:
         return [read_transform_node(node, entry.path)]
-    if entry.kind == "sequence":
+    if entry.kind == DataKind.SEQUENCE:
         return _read_sequence(entry)
     options = dict(read_options)
     fmt = None
-    if entry.kind == "labelmap":
+    if entry.kind == DataKind.LABELMAP:
         options["labelmap"] = True
-    if entry.kind == "model" and entry.storage is not None:
+    if entry.kind == DataKind.MODEL and entry.storage is not None:
         # Files without a SPACE marker: the storage node decides; an element without
         # coordinateSystem is legacy RAS (vtkMRMLModelStorageNode::ReadXMLAttributes).
         cs = str(entry.storage.get("coordinateSystem", "RAS")).strip().upper()
         options["coordinate_system"] = {"0": "RAS", "1": "LPS"}.get(cs, cs if cs in ("LPS", "RAS") else "LPS")
-    if entry.kind in ("volume", "labelmap") and entry.path.name.lower().endswith((".seg.nrrd", ".seg.nhdr")):
+    if entry.kind in VOLUME_KINDS and entry.path.name.lower().endswith((".seg.nrrd", ".seg.nhdr")):
         fmt = None
     reader = registry.find_reader(entry.path, format=fmt)
     objs = registry.read(entry.path, format=reader.name, **registry.applicable_options(reader, "read", options))
     out = []
     for obj in objs:
         kind = getattr(obj, "kind", None)
-        if entry.kind in ("volume", "labelmap") and kind != entry.kind:
-            if kind in ("volume", "labelmap") and hasattr(obj, "with_array"):
+        if entry.kind in VOLUME_KINDS and kind != entry.kind:
+            if kind in VOLUME_KINDS and hasattr(obj, "with_array"):
                 obj = obj.with_array(obj.array, kind=entry.kind)
             elif hasattr(obj, "convert_to"):
                 converted = obj.convert_to(entry.kind)
@@ -534,7 +535,7 @@ def _apply_one(obj: Any, tx: Any) -> Any:
     from ..core.volume import AxisInfo, Volume
 
     kind = getattr(obj, "kind", None)
-    if kind == "transform":
+    if kind == DataKind.TRANSFORM:
         return obj
     if tx.is_linear:
         moved, pending = apply_world_matrix(obj, tx.matrix_to_parent_lps)
@@ -545,14 +546,14 @@ def _apply_one(obj: Any, tx: Any) -> Any:
     if isinstance(obj, Segmentation):
         arr = np.asarray(obj.array)
         extra = [AxisInfo("layer")] if arr.ndim == 4 else []
-        res = resample_volume(Volume(arr, obj.geometry, kind="labelmap", extra_axes=extra), tx)
+        res = resample_volume(Volume(arr, obj.geometry, kind=DataKind.LABELMAP, extra_axes=extra), tx)
         return dataclasses.replace(obj, array=np.asarray(res.array))
-    if kind == "model":
+    if kind == DataKind.MODEL:
         pts = _move_points(obj.points, tx)
         if tx.is_linear:
             return obj.transformed(tx.matrix_to_parent_lps)
         return dataclasses.replace(obj, points=pts)
-    if kind == "markups":
+    if kind == DataKind.MARKUPS:
         out = obj.copy()
         for cp in out.control_points:
             if cp.position is not None:
@@ -610,24 +611,25 @@ def _apply_display_to_object(obj: Any, display: dict, colortables: dict) -> None
     """Put what the scene's display node says where the object's napari converter looks for it."""
     kind = getattr(obj, "kind", None)
     md = getattr(obj, "metadata", None)
-    if kind in ("volume", "labelmap") and isinstance(md, dict):
+    if kind in VOLUME_KINDS and isinstance(md, dict):
         if "window" in display and display["window"] > 0 and hasattr(obj, "window"):
             obj.window = DisplayWindow(center=display["level"], width=display["window"])
         cn = display.get("color_node")
-        if kind == "labelmap" and cn in colortables:
+        if kind == DataKind.LABELMAP and cn in colortables:
             md["color_table"] = colortables[cn].as_label_table()
-        elif kind == "labelmap" and cn and cn.endswith("GenericAnatomyColors.txt") and not md.get("color_table"):
+        elif kind == DataKind.LABELMAP and cn and cn.endswith("GenericAnatomyColors.txt") \
+                and not md.get("color_table"):
             from ..formats.terminology import generic_anatomy_label_table
 
             table = generic_anatomy_label_table()
             if table:
                 md["color_table"] = table
-        elif kind == "volume" and cn:
+        elif kind == DataKind.VOLUME and cn:
             colormap = builtin_colormap(cn)
             if colormap:
                 md["colormap"] = colormap
             md.setdefault("scene_color_node", cn)
-    elif kind == "markups":
+    elif kind == DataKind.MARKUPS:
         d = dict(getattr(obj, "display", {}) or {})
         for key in ("color", "selectedColor", "opacity"):
             if key in display:
@@ -654,12 +656,12 @@ def read_scene(path: os.PathLike[str] | str, *, strict: bool = False,
         if strict:
             raise FormatError(scan.source, f"data file of {e.node.tag} {e.name!r} not found: {e.file}")
         warnings.warn(msg, SceneMissingFileWarning, stacklevel=2)
-    loadable = [e for e in scan.entries if e.exists or (e.file is None and e.kind == "transform")]
+    loadable = [e for e in scan.entries if e.exists or (e.file is None and e.kind == DataKind.TRANSFORM)]
     if not loadable and missing:
         raise FormatError(scan.source, f"none of the scene's {len(missing)} data files exist (first missing: "
                                        f"{missing[0].file})")
     # Colour tables first: label maps refer to them.
-    order = sorted(loadable, key=lambda e: 0 if e.kind == "colortable" else 1)
+    order = sorted(loadable, key=lambda e: 0 if e.kind == DataKind.COLORTABLE else 1)
     colortables: dict[str, Any] = {}
     total = len(order)
     for n, entry in enumerate(order):
@@ -671,7 +673,7 @@ def read_scene(path: os.PathLike[str] | str, *, strict: bool = False,
             from ..core.transform import Transform
 
             objs = [Transform.from_matrix_to_parent(_matrix_from_node(entry.node), name=entry.name)]
-        elif entry.kind == "transform" and entry.node.id in scan.transforms:
+        elif entry.kind == DataKind.TRANSFORM and entry.node.id in scan.transforms:
             objs = [scan.transforms[entry.node.id]]
         else:
             try:
@@ -689,7 +691,7 @@ def read_scene(path: os.PathLike[str] | str, *, strict: bool = False,
                     obj.name = entry.name
                 except AttributeError:
                     pass
-            if entry.kind == "colortable":
+            if entry.kind == DataKind.COLORTABLE:
                 colortables[entry.node.id] = obj
             _apply_display_to_object(obj, display, colortables)
             md = scene_metadata(entry, scan)

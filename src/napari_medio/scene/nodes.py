@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.kinds import DataKind
 from .mrml import format_floats
 
 __all__ = ["DATA_TAGS", "MARKUP_TAGS", "TRANSFORM_TAGS", "NodeSpec", "is_data_tag", "kind_of_tag", "safe_file_base",
@@ -26,22 +27,22 @@ MARKUP_TAGS = {
 TRANSFORM_TAGS = ("LinearTransform", "Transform", "GridTransform", "BSplineTransform")
 
 #: Data node tags -> kind.  (``Volume`` with ``labelMap="1"`` is a label map in old scenes.)
-DATA_TAGS: dict[str, str] = {
-    "Volume": "volume",
-    "ScalarVolume": "volume",
-    "VectorVolume": "volume",
-    "DiffusionWeightedVolume": "volume",
-    "DiffusionTensorVolume": "volume",
-    "LabelMapVolume": "labelmap",
-    "Segmentation": "segmentation",
-    "Model": "model",
-    "Table": "table",
-    "ColorTable": "colortable",
-    "ProceduralColor": "colortable",
-    "Text": "text",
-    "Sequence": "sequence",
-    **{t: "markups" for t in MARKUP_TAGS},
-    **{t: "transform" for t in TRANSFORM_TAGS},
+DATA_TAGS: dict[str, DataKind] = {
+    "Volume": DataKind.VOLUME,
+    "ScalarVolume": DataKind.VOLUME,
+    "VectorVolume": DataKind.VOLUME,
+    "DiffusionWeightedVolume": DataKind.VOLUME,
+    "DiffusionTensorVolume": DataKind.VOLUME,
+    "LabelMapVolume": DataKind.LABELMAP,
+    "Segmentation": DataKind.SEGMENTATION,
+    "Model": DataKind.MODEL,
+    "Table": DataKind.TABLE,
+    "ColorTable": DataKind.COLORTABLE,
+    "ProceduralColor": DataKind.COLORTABLE,
+    "Text": DataKind.TEXT,
+    "Sequence": DataKind.SEQUENCE,
+    **{t: DataKind.MARKUPS for t in MARKUP_TAGS},
+    **{t: DataKind.TRANSFORM for t in TRANSFORM_TAGS},
 }
 
 
@@ -49,11 +50,11 @@ def is_data_tag(tag: str) -> bool:
     return tag in DATA_TAGS
 
 
-def kind_of_tag(tag: str, attrs: dict | None = None) -> str | None:
+def kind_of_tag(tag: str, attrs: dict | None = None) -> DataKind | None:
     """The data kind of an element, or None for display/storage/view nodes."""
     kind = DATA_TAGS.get(tag)
-    if kind == "volume" and attrs and str(attrs.get("labelMap", "0")).strip() in ("1", "true"):
-        return "labelmap"
+    if kind == DataKind.VOLUME and attrs and str(attrs.get("labelMap", "0")).strip() in ("1", "true"):
+        return DataKind.LABELMAP
     return kind
 
 
@@ -71,24 +72,26 @@ class NodeSpec:
     sh_type: str
 
 
-_SPECS: dict[str, NodeSpec] = {
-    "volume": NodeSpec("Volume", "ScalarVolume", "VolumeDisplay", "ScalarVolumeDisplay",
-                       "VolumeArchetypeStorage", "VolumeArchetypeStorage", ".nrrd", "Volumes"),
+_SPECS: dict[str, NodeSpec] = {  # by DataKind, and "vector" for vector volumes
+    DataKind.VOLUME: NodeSpec("Volume", "ScalarVolume", "VolumeDisplay", "ScalarVolumeDisplay",
+                              "VolumeArchetypeStorage", "VolumeArchetypeStorage", ".nrrd", "Volumes"),
     "vector": NodeSpec("VectorVolume", "VectorVolume", "VectorVolumeDisplay", "VectorVolumeDisplay",
                        "VolumeArchetypeStorage", "VolumeArchetypeStorage", ".nrrd", "Volumes"),
-    "labelmap": NodeSpec("LabelMapVolume", "LabelMapVolume", "LabelMapVolumeDisplay", "LabelMapVolumeDisplay",
-                         "VolumeArchetypeStorage", "VolumeArchetypeStorage", ".nrrd", "LabelMaps"),
-    "segmentation": NodeSpec("Segmentation", "Segmentation", "SegmentationDisplay", "SegmentationDisplay",
-                             "SegmentationStorage", "SegmentationStorage", ".seg.nrrd", "Segmentations"),
-    "model": NodeSpec("Model", "Model", "ModelDisplay", "ModelDisplay", "ModelStorage", "ModelStorage", ".vtk",
-                      "Models"),
-    "transform": NodeSpec("LinearTransform", "LinearTransform", None, None, "TransformStorage", "TransformStorage",
-                          ".h5", "Transforms"),
-    "table": NodeSpec("Table", "Table", None, None, "TableStorage", "TableStorage", ".csv", "Tables"),
-    "sequence": NodeSpec("Sequence", "Sequence", None, None, "SequenceStorage", "SequenceStorage", ".seq.mrb",
-                         "Sequences"),
-    "colortable": NodeSpec("ColorTable", "ColorTable", None, None, "ColorTableStorage", "ColorTableStorage",
-                           ".ctbl", "ColorTables"),
+    DataKind.LABELMAP: NodeSpec("LabelMapVolume", "LabelMapVolume", "LabelMapVolumeDisplay",
+                                "LabelMapVolumeDisplay", "VolumeArchetypeStorage", "VolumeArchetypeStorage",
+                                ".nrrd", "LabelMaps"),
+    DataKind.SEGMENTATION: NodeSpec("Segmentation", "Segmentation", "SegmentationDisplay",
+                                    "SegmentationDisplay", "SegmentationStorage", "SegmentationStorage",
+                                    ".seg.nrrd", "Segmentations"),
+    DataKind.MODEL: NodeSpec("Model", "Model", "ModelDisplay", "ModelDisplay", "ModelStorage", "ModelStorage",
+                             ".vtk", "Models"),
+    DataKind.TRANSFORM: NodeSpec("LinearTransform", "LinearTransform", None, None, "TransformStorage",
+                                 "TransformStorage", ".h5", "Transforms"),
+    DataKind.TABLE: NodeSpec("Table", "Table", None, None, "TableStorage", "TableStorage", ".csv", "Tables"),
+    DataKind.SEQUENCE: NodeSpec("Sequence", "Sequence", None, None, "SequenceStorage", "SequenceStorage",
+                                ".seq.mrb", "Sequences"),
+    DataKind.COLORTABLE: NodeSpec("ColorTable", "ColorTable", None, None, "ColorTableStorage",
+                                  "ColorTableStorage", ".ctbl", "ColorTables"),
 }
 
 _MARKUP_DISPLAY = {"Fiducial": ("MarkupsFiducialDisplay", "MarkupsFiducialDisplay"),
@@ -100,19 +103,19 @@ _TRANSFORM_TAG = {"linear": ("LinearTransform", "LinearTransform"), "grid": ("Gr
                   "bspline": ("BSplineTransform", "BSplineTransform")}
 
 
-def spec_for(kind: str, subtype: str | None = None) -> NodeSpec:
+def spec_for(kind: DataKind, subtype: str | None = None) -> NodeSpec:
     """The node structure for data of ``kind`` (``subtype``: markup type, transform type or "vector")."""
-    if kind == "markups":
+    if kind == DataKind.MARKUPS:
         t = subtype or "Fiducial"
         tag = next((k for k, v in MARKUP_TAGS.items() if v == t), "MarkupsFiducial")
         dtag, dcls = _MARKUP_DISPLAY.get(t, ("MarkupsDisplay", "MarkupsDisplay"))
         stag, scls = _MARKUP_STORAGE.get(t, ("MarkupsJsonStorage", "MarkupsJsonStorage"))
         return NodeSpec(tag, tag.replace("Markups", "Markups", 1), dtag, dcls, stag, scls, ".mrk.json", "Markups")
-    if kind == "volume" and subtype == "vector":
+    if kind == DataKind.VOLUME and subtype == "vector":
         return _SPECS["vector"]
-    if kind == "transform":
+    if kind == DataKind.TRANSFORM:
         tag, cls = _TRANSFORM_TAG.get(subtype or "linear", ("Transform", "Transform"))
-        base = _SPECS["transform"]
+        base = _SPECS[DataKind.TRANSFORM]
         ext = ".nrrd" if subtype == "grid" else ".h5"
         return NodeSpec(tag, cls, None, None, base.storage_tag, base.storage_cls, ext, base.sh_type)
     try:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import CancelledError, MedioError, WriteError
+from ..core.kinds import VOLUME_KINDS, DataKind
 from .loader import apply_world_matrix, open_scene_source, read_transform_node, resolve_file
 from .mrb import BundleWriter
 from .mrml import (
@@ -49,18 +50,19 @@ __all__ = ["SaveItem", "data_fingerprint", "default_extension", "plan_items", "s
 
 def _subtype(obj: Any) -> str | None:
     kind = getattr(obj, "kind", None)
-    if kind == "markups":
+    if kind == DataKind.MARKUPS:
         return getattr(obj, "type", "Fiducial")
-    if kind == "transform":
+    if kind == DataKind.TRANSFORM:
         return getattr(obj, "type", "linear")
-    if kind == "volume" and getattr(obj, "components", None) is not None and not getattr(obj, "is_rgb", False):
+    if kind == DataKind.VOLUME and getattr(obj, "components", None) is not None \
+            and not getattr(obj, "is_rgb", False):
         return "vector"
     return None
 
 
 def _is_sequence(obj: Any) -> bool:
     """A volume with one leading sequence (time, list) axis: saved as a Sequence node (.seq.mrb)."""
-    return getattr(obj, "kind", None) in ("volume", "labelmap") and len(getattr(obj, "extra_axes", None) or []) == 1
+    return getattr(obj, "kind", None) in VOLUME_KINDS and len(getattr(obj, "extra_axes", None) or []) == 1
 
 
 def default_extension(obj: Any) -> str:
@@ -68,7 +70,7 @@ def default_extension(obj: Any) -> str:
     kind = getattr(obj, "kind", None)
     if _is_sequence(obj):
         return ".seq.mrb"
-    if kind == "transform" and getattr(obj, "type", "linear") == "grid":
+    if kind == DataKind.TRANSFORM and getattr(obj, "type", "linear") == "grid":
         return ".nrrd"
     return spec_for(kind, _subtype(obj)).extension
 
@@ -120,8 +122,9 @@ def data_fingerprint(obj: Any) -> str:
     if geometry is not None and hasattr(geometry, "to_dict"):
         h.update(json.dumps(geometry.to_dict()).encode())
     info = getattr(obj, "info", None)
-    if callable(info) and getattr(obj, "kind", None) in ("markups", "transform", "segmentation", "table",
-                                                          "colortable"):
+    if callable(info) and getattr(obj, "kind", None) in (DataKind.MARKUPS, DataKind.TRANSFORM,
+                                                          DataKind.SEGMENTATION, DataKind.TABLE,
+                                                          DataKind.COLORTABLE):
         try:
             h.update(json.dumps(info(), default=str, sort_keys=True).encode())
         except Exception:
@@ -154,7 +157,7 @@ def _display_attrs(kind: str, obj: Any, display: dict, spec_display_tag: str) ->
         out["selectedColor"] = format_floats(display["selectedColor"])
     out["opacity"] = f"{float(display.get('opacity', 1.0)):.6g}"
     out["visibility"] = _bool(display.get("visible", True))
-    if kind == "volume":
+    if kind == DataKind.VOLUME:
         out.setdefault("colorNodeID", "vtkMRMLColorTableNodeGrey")
         window = getattr(obj, "window", None)
         c, w = (window.center, window.width) if window is not None else (None, None)
@@ -164,13 +167,13 @@ def _display_attrs(kind: str, obj: Any, display: dict, spec_display_tag: str) ->
             out["window"], out["level"] = f"{float(w):.17g}", f"{float(c):.17g}"
             out["autoWindowLevel"] = "0"
         out.setdefault("interpolate", "1")
-    elif kind == "labelmap":
+    elif kind == DataKind.LABELMAP:
         out.setdefault("colorNodeID", "vtkMRMLColorTableNodeFileGenericAnatomyColors.txt")
-    elif kind == "model":
+    elif kind == DataKind.MODEL:
         out.setdefault("color", "0.5 0.5 0.5")
         out.setdefault("scalarVisibility", "false")
         out.setdefault("backfaceCulling", "true")
-    elif kind == "segmentation":
+    elif kind == DataKind.SEGMENTATION:
         out.setdefault("visibility2DFill", "true")
         out.setdefault("visibility2DOutline", "true")
     return out
@@ -249,7 +252,8 @@ def save_scene(objects_or_items: list, path: os.PathLike[str] | str, *,
     return written
 
 
-_DATA_KINDS = ("segmentation", "volume", "labelmap", "model", "markups", "table", "colortable")
+_DATA_KINDS = (DataKind.SEGMENTATION, DataKind.VOLUME, DataKind.LABELMAP, DataKind.MODEL, DataKind.MARKUPS,
+               DataKind.TABLE, DataKind.COLORTABLE)
 
 
 class _SceneWriter:
@@ -364,7 +368,7 @@ class _SceneWriter:
                 return nid
             tx = Transform.from_matrix_to_parent(np.asarray(m, dtype=float), name=entry.get("name", ""))
         subtype = getattr(tx, "type", "linear") if tx.type in ("linear", "grid", "bspline") else "composite"
-        spec = spec_for("transform", subtype)
+        spec = spec_for(DataKind.TRANSFORM, subtype)
         nid = self.ids.new(spec.cls)
         self.transform_ids[old] = nid
         name = entry.get("name") or tx.name or "Transform"
@@ -398,7 +402,7 @@ class _SceneWriter:
             return ""
         tag = entry.get("tag") if entry.get("tag") in ("GridTransform", "BSplineTransform") else "Transform"
         subtype = {"GridTransform": "grid", "BSplineTransform": "bspline"}.get(tag, "composite")
-        spec = spec_for("transform", subtype)
+        spec = spec_for(DataKind.TRANSFORM, subtype)
         low = src.name.lower()
         ext = next((e for e in (".nii.gz", ".h5", ".hdf5", ".tfm", ".txt", ".mat", ".nrrd", ".nii", ".mha")
                     if low.endswith(e)), None)
@@ -455,7 +459,7 @@ class _SceneWriter:
         did = self.ids.new(spec.display_cls)
         dattrs = {"id": did}
         dattrs.update(_display_attrs(kind, obj, display, spec.display_tag))
-        if kind == "labelmap" and (getattr(obj, "metadata", {}) or {}).get("color_table"):
+        if kind == DataKind.LABELMAP and (getattr(obj, "metadata", {}) or {}).get("color_table"):
             dattrs["colorNodeID"] = self.colortable_node(obj)
         self.doc.add(MrmlNode(spec.display_tag, dattrs))
         return did
@@ -467,7 +471,7 @@ class _SceneWriter:
         obj, parent_id = self.local_data(it)
         sequence = _is_sequence(obj)
         if sequence:
-            spec = spec_for("sequence")
+            spec = spec_for(DataKind.SEQUENCE)
         elif kind in _DATA_KINDS:
             spec = spec_for(kind, _subtype(obj))
         else:
@@ -477,7 +481,7 @@ class _SceneWriter:
             seq_attrs = self.write_sequence(obj, it.file)
         elif it.write or self.bundle or not (self.target.parent / it.file).exists():
             self.write_data(obj, it.file, dict(it.options))
-        storage_extra = {"coordinateSystem": "LPS"} if kind in ("model", "markups") else {}
+        storage_extra = {"coordinateSystem": "LPS"} if kind in (DataKind.MODEL, DataKind.MARKUPS) else {}
         st = self.storage_node(spec, it.file, storage_extra)
         refs: dict[str, list[str]] = {}
         if spec.display_tag:
@@ -495,7 +499,7 @@ class _SceneWriter:
             attrs["attributes"] = format_node_attributes(
                 {**custom_attrs, "DataNodeClassName": f"vtkMRML{data_node_class(obj)[1]}Node"})
             attrs.update(seq_attrs)
-        elif kind in ("volume", "labelmap"):
+        elif kind in VOLUME_KINDS:
             attrs.update(volume_geometry_attrs(obj))
         self.doc.add(MrmlNode(spec.tag, attrs))
         if sequence:
@@ -512,7 +516,7 @@ class _SceneWriter:
         4D layer.  Returns the browser node ID.
         """
         frame = obj.with_array(obj.array[0], extra_axes=[])
-        kind = getattr(obj, "kind", "volume")
+        kind = getattr(obj, "kind", DataKind.VOLUME)
         spec = spec_for(kind, _subtype(frame))
         rel = self.unique_file(safe_file_base(name), spec.extension)
         self.write_data(frame, rel, {})
@@ -544,7 +548,7 @@ class _SceneWriter:
 
         table = ColorTable.from_label_table(obj.metadata["color_table"],
                                             name=f"{obj.name or 'labels'}_ColorTable")
-        spec = spec_for("colortable")
+        spec = spec_for(DataKind.COLORTABLE)
         rel = self.unique_file(safe_file_base(table.name), spec.extension)
         self.write_data(table, rel, {})
         st = self.storage_node(spec, rel, {})
@@ -568,12 +572,12 @@ def _write_all(items: list[SaveItem], staging: Path, target: Path, bundle: bool,
     """Write every item's data into ``staging`` and build the scene; returns (document, staged files)."""
     writer = _SceneWriter(items, staging, target, bundle, on_staged)
     # Transforms given as objects first (so that chains can refer to them).
-    ordered = ([it for it in items if getattr(it.obj, "kind", None) == "transform"]
-               + [it for it in items if getattr(it.obj, "kind", None) != "transform"])
+    ordered = ([it for it in items if getattr(it.obj, "kind", None) == DataKind.TRANSFORM]
+               + [it for it in items if getattr(it.obj, "kind", None) != DataKind.TRANSFORM])
     for done, it in enumerate(ordered, 1):
         if cancel is not None and cancel():
             raise CancelledError(target)
-        if getattr(it.obj, "kind", None) == "transform":
+        if getattr(it.obj, "kind", None) == DataKind.TRANSFORM:
             writer.add_transform_item(it)
             label = getattr(it.obj, "name", "")
         else:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import WriteError
+from ..core.kinds import DataKind
 from .mrml import (
     MrmlDocument,
     MrmlNode,
@@ -135,7 +136,7 @@ def sequence_node_attrs(volume: Any, item_ids: list[str]) -> dict:
 
 def data_node_class(volume: Any) -> tuple[str, str]:
     """(tag, class) of the items: LabelMapVolume, VectorVolume or Volume."""
-    if volume.kind == "labelmap":
+    if volume.kind == DataKind.LABELMAP:
         return "LabelMapVolume", "LabelMapVolume"
     if volume.components is not None and not volume.is_rgb:
         return "VectorVolume", "VectorVolume"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 from ..core.errors import FormatError, MedioError
 from ..core.fileio import read_content
