@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.kinds import VOLUME_KINDS
 from ..core.orientation import format_patient_position
 
 __all__ = ["cursor_readout", "install_readouts", "voxel_readout"]
@@ -24,7 +25,7 @@ _MARK = "medio_readout"
 
 def _is_volume_layer(layer: Any) -> bool:
     medio = (getattr(layer, "metadata", None) or {}).get("medio") or {}
-    return medio.get("kind") in ("volume", "labelmap") and "placement" in medio
+    return medio.get("kind") in VOLUME_KINDS and "placement" in medio
 
 
 def _readout_layer(viewer: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from ..core.kinds import VOLUME_KINDS
 from ..core.orientation import ViewName, edge_letters, view_spec
 
 __all__ = ["VIEW_SHORTCUTS", "ViewsDock", "camera_of", "install", "orientation_letters", "set_view", "set_window"]
@@ -111,7 +112,7 @@ def _add_letter_overlays(viewer: Any) -> None:
 
 def _is_volume_layer(layer: Any) -> bool:
     medio = (layer.metadata or {}).get("medio") or {}
-    return medio.get("kind") in ("volume", "labelmap") and len((medio.get("geometry") or {}).get("spacing", ())) == 3
+    return medio.get("kind") in VOLUME_KINDS and len((medio.get("geometry") or {}).get("spacing", ())) == 3
 
 
 def _on_inserted(viewer: Any, event: Any) -> None:
