@@ -17,6 +17,7 @@ from typing import Any
 
 from ..core import registry
 from ..core.errors import MedioError
+from ..core.kinds import DataKind
 from .layers import color_table_from_attributes, from_layer
 
 __all__ = ["LABEL_NAME_FORMATS", "colortable_beside", "write_image", "write_image_layers", "write_labels",
@@ -49,7 +50,7 @@ def write_labels(path: str, data: Any, attributes: dict) -> list[str]:
     """Save a Labels layer as a label map; names and colours the format cannot hold go to a ``.ctbl`` beside it."""
     written = list(write_layer(path, data, attributes, "labels"))
     table = color_table_from_attributes(attributes)
-    if table and registry.find_writer(path, kind="labelmap").name not in LABEL_NAME_FORMATS:
+    if table and registry.find_writer(path, kind=DataKind.LABELMAP).name not in LABEL_NAME_FORMATS:
         from ..core.colortable import ColorTable
 
         side = colortable_beside(path)
