@@ -89,3 +89,15 @@ def test_window_survives_a_layer(tmp_path):
     [(data, kwargs, layer_type)] = to_layer_data(vol)
     assert kwargs["contrast_limits"] == [-160.0, 240.0]
     assert from_layer(layer_type, data, kwargs).window == vol.window
+
+
+@pytest.mark.parametrize("ext", [".mrml", ".mrb"])
+def test_window_survives_a_slicer_scene(tmp_path, ext):
+    from napari_medio.scene.loader import read_scene
+    from napari_medio.scene.save import save_scene
+
+    vol = _volume(DisplayWindow(center=40, width=400))
+    vol.name = "ct"
+    save_scene([vol], tmp_path / f"scene{ext}")
+    (back,) = [o for o in read_scene(tmp_path / f"scene{ext}") if o.name == "ct"]
+    assert back.window == vol.window  # written as the display node's window/level

@@ -106,7 +106,7 @@ def stack_items(items: list, node: MrmlNode, values: list[str], name: str = "") 
         "item_names": [o.name for o in items],
     }
     return Volume(array, g0, kind=first.kind, name=name or first.name, extra_axes=[index_axis(node, values)],
-                  components=first.components, metadata=md, source=first.source)
+                  components=first.components, metadata=md, source=first.source, window=first.window)
 
 
 def _index_strings(volume: Any) -> tuple[list[str], str]:
@@ -167,7 +167,7 @@ def write_sequence_bundle(volume: Any, path: os.PathLike[str] | str, *, compress
         files = []
         for i in range(n):
             item = Volume(volume.array[i], volume.geometry, kind=volume.kind, name=f"{volume.name or 'Sequence'}_{i}",
-                          components=volume.components, metadata=dict(volume.metadata))
+                          components=volume.components, metadata=dict(volume.metadata), window=volume.window)
             item.metadata.pop("sequence", None)
             rel = f"Data/{base}_{i}.nrrd"
             written = registry.write(item, work / rel)
