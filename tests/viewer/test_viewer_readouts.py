@@ -33,14 +33,14 @@ def test_status_gives_patient_position_voxel_index_and_value(make_napari_viewer,
     viewer = make_napari_viewer()
     [layer] = _open(viewer, tmp_path, Volume(arr, SAGITTAL, name="sag"), "sag.nrrd")
     for ijk in [(0, 0, 0), (3, 7, 5), (10, 9, 8)]:
-        lps = SAGITTAL.index_to_lps(ijk)
-        viewer.dims.set_point(range(3), tuple(lps[::-1]))
+        viewer.dims.set_point(range(3), tuple(SAGITTAL.index_to_lps(ijk)[::-1]))
+        lps = np.asarray(viewer.dims.point)[::-1]  # the slider snaps to its grid: the cursor is on the slice shown
         text = _status_at(viewer, lps)
         x, y, z = lps
         expected = (f"{'R' if x < 0 else 'L'} {abs(x):.1f}  {'A' if y < 0 else 'P'} {abs(y):.1f}  "
                     f"{'I' if z < 0 else 'S'} {abs(z):.1f} mm")
         assert text.startswith(expected), (text, expected)
-        i, j, k = ijk
+        i, j, k = np.round(SAGITTAL.lps_to_index(lps)).astype(int).reshape(-1)
         assert f"{layer.name} ({i}, {j}, {k}) = {arr[k, j, i]}" in text, text
     # Shown in the Qt status bar too.
     label = viewer.window._qt_window.statusBar()._coordinates

@@ -123,9 +123,10 @@ def test_model_exported_from_segment_lies_on_its_boundary(make_napari_viewer, tm
     dist, _ = cKDTree(samples * spacing).query(idx * spacing)
     assert np.mean(dist) < 0.5 * spacing.min()
     assert np.max(dist) < 0.5 * np.linalg.norm(spacing)
-    # Colours and LPS: the surface layer's vertices are the model's LPS points in (S, P, L) order.
+    # LPS: the surface layer's world vertices are the model's LPS points in (S, P, L) order (its data
+    # are divided by the labels' voxel step so that one scroll step stays one slice).
     [m] = napari_medio.read(tmp_path / "ball.stl")
-    assert np.allclose(surface.data[0], m.points[:, ::-1])
+    assert np.allclose(verts_world, m.points[:, ::-1])
 
 
 def test_surface_layer_save_round_trip(make_napari_viewer, tmp_path):

@@ -55,15 +55,24 @@ def _file_index(layer: Any, view_index: np.ndarray) -> tuple[int, ...] | None:
     return tuple(kji[::-1])
 
 
-def voxel_readout(layer: Any, world: np.ndarray) -> str | None:
-    """``name (i, j, k) = value [segment]`` for a napari-medio Image/Labels layer at a world point, or None outside."""
+def voxel_readout(layer: Any, world: np.ndarray, dims_displayed: list[int] | None = None) -> str | None:
+    """``name (i, j, k) = value [segment]`` for a napari-medio Image/Labels layer at a world point, or None outside.
+
+    The value is napari's (``layer.get_value``: from the slice on screen, so a lazy
+    or remote volume is not read again); the index is the voxel's in the file.
+    """
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     position = np.asarray(world, dtype=float)[-layer.ndim:]
     view_index = np.round(np.asarray(layer.world_to_data(position), dtype=float)).astype(int)
     n_view = len(data.shape) - (1 if getattr(layer, "rgb", False) else 0)
     if view_index.shape[0] != n_view or np.any(view_index < 0) or np.any(view_index >= data.shape[:n_view]):
         return None
-    value = np.asarray(data[tuple(view_index)])
+    value = layer.get_value(np.asarray(world, dtype=float), world=True, dims_displayed=dims_displayed)
+    if getattr(layer, "multiscale", False) and isinstance(value, tuple):
+        value = value[1]  # (level, value)
+    if value is None:
+        return None
+    value = np.asarray(value)
     ijk = _file_index(layer, view_index)
     text = f"{layer.name} ({', '.join(map(str, ijk))}) = {_format_value(value)}"
     from napari.layers import Labels
@@ -102,7 +111,7 @@ def cursor_readout(viewer: Any) -> str | None:
     world = np.asarray(viewer.cursor.position, dtype=float)
     spatial = world[-3:] if world.shape[0] >= 3 else world[-2:]
     text = format_patient_position(spatial[::-1])  # world (S, P, L) -> LPS (x, y, z)
-    voxel = voxel_readout(layer, world)
+    voxel = voxel_readout(layer, world, list(viewer.dims.displayed))
     return f"{text}  {voxel}" if voxel else text
 
 
