@@ -21,8 +21,8 @@ TARGET = SOURCE + RNG.normal(0, 2.0, SOURCE.shape)
 
 def _tps_text(src=SOURCE, tgt=TARGET) -> str:
     return ("#Insight Transform File V1.0\n#Transform 0\nTransform: ThinPlateSplineKernelTransform_double_3_3\n"
-            f"Parameters: {' '.join(repr(float(x)) for x in tgt.ravel())}\n"
-            f"FixedParameters: {' '.join(repr(float(x)) for x in src.ravel())}\n")
+            f"Parameters: {' '.join(repr(float(x)) for x in src.ravel())}\n"
+            f"FixedParameters: {' '.join(repr(float(x)) for x in tgt.ravel())}\n")
 
 
 def test_tps_read_maps_landmarks_and_info(tmp_path):
@@ -34,6 +34,25 @@ def test_tps_read_maps_landmarks_and_info(tmp_path):
     info = t.info()
     assert info["kind"] == "transform" and info["type"] == "thinplate" and info["n_parameters"] == SOURCE.size
     assert info["itk_class"] == "ThinPlateSplineKernelTransform"
+
+
+def test_slicers_tps_file_with_old_itk_dataset_names(fixture_path):
+    """Slicer's TpsTransform.h5 spells the datasets TranformParameters / TranformFixedParameters, as older
+    ITK wrote them. Slicer (vtkMRMLTransformStorageNode) maps its first source landmark, RAS
+    (1.80387604, 97.3204422, -10.71430206), to RAS (3.44070482, 89.13629914, -10.71430206): its first target."""
+    import h5py
+
+    path = fixture_path("transforms/TpsTransform.h5")
+    with h5py.File(path) as f:
+        assert set(f["TransformGroup/0"]) == {"TransformType", "TranformParameters", "TranformFixedParameters"}
+        source = f["TransformGroup/0/TranformParameters"][()].reshape(-1, 3)
+        target = f["TransformGroup/0/TranformFixedParameters"][()].reshape(-1, 3)
+    [t] = napari_medio.read(path)
+    assert t.type == "thinplate"
+    np.testing.assert_array_equal(t.itk.source, source)
+    np.testing.assert_allclose(t.transform_points_from_parent(source), target, atol=1e-6)
+    np.testing.assert_allclose(t.transform_points_from_parent([[-1.80387604, -97.3204422, -10.71430206]]),
+                               [[-3.44070482, -89.13629914, -10.71430206]], atol=1e-6)
 
 
 def test_tps_matches_vtk_thin_plate_spline():
@@ -68,7 +87,9 @@ def test_tps_write_read_round_trip(tmp_path, ext):
 
         with h5py.File(out) as f:
             assert f["TransformGroup/0/TransformType"][0] == b"ThinPlateSplineKernelTransform_double_3_3"
-            np.testing.assert_array_equal(f["TransformGroup/0/TransformFixedParameters"][()], SOURCE.ravel())
+            # itk::KernelTransform: the parameters are the source landmarks, the fixed parameters the targets
+            np.testing.assert_array_equal(f["TransformGroup/0/TransformParameters"][()], SOURCE.ravel())
+            np.testing.assert_array_equal(f["TransformGroup/0/TransformFixedParameters"][()], TARGET.ravel())
     with pytest.raises(WriteError, match="linear transforms only"):
         napari_medio.write(t, tmp_path / "w.mat")
 
@@ -129,7 +150,7 @@ def _bspline():
 
 
 @pytest.mark.parametrize("params, fixed, pattern", [
-    ("1 2 3 4 5 6", "1 2 3", "line 3: ThinPlateSplineKernelTransform needs as many parameters"),
+    ("1 2 3", "1 2 3 4 5 6", "line 3: ThinPlateSplineKernelTransform needs as many parameters"),
     ("1 2 3 4", "1 2 3 4", "multiple of 3"),
     ("1 2 3 nan 5 6", "1 2 3 4 5 6", "line 3"),
 ])

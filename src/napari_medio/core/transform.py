@@ -70,8 +70,9 @@ class ThinPlateSpline:
 
     Maps each source landmark exactly onto its target landmark:
     ``T(x) = x + sum_i w_i |x - p_i| + A x + b`` with the weights and affine part from
-    ITK's linear system (stiffness 0).  In an ITK file, ``FixedParameters`` are the
-    source landmarks and ``Parameters`` the targets (x1 y1 z1 x2 ...).  It offers the
+    ITK's linear system (stiffness 0).  In an ITK file, ``Parameters`` are the
+    source landmarks and ``FixedParameters`` the targets (x1 y1 z1 x2 ...), as
+    ``itk::KernelTransform`` keeps them.  It offers the
     part of the SimpleITK transform interface the rest of napari-medio uses
     (``TransformPoint``, ``GetName``, parameter getters) and
     :meth:`displacement_field`, so SimpleITK can resample through it.
@@ -118,13 +119,13 @@ class ThinPlateSpline:
         return False
 
     def GetParameters(self) -> tuple:  # noqa: N802
-        return tuple(self.target.reshape(-1).tolist())
-
-    def GetFixedParameters(self) -> tuple:  # noqa: N802
         return tuple(self.source.reshape(-1).tolist())
 
+    def GetFixedParameters(self) -> tuple:  # noqa: N802
+        return tuple(self.target.reshape(-1).tolist())
+
     def GetNumberOfParameters(self) -> int:  # noqa: N802
-        return int(self.target.size)
+        return int(self.source.size)
 
     def GetNumberOfFixedParameters(self) -> int:  # noqa: N802
         return int(self.source.size)

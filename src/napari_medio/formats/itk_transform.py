@@ -145,7 +145,7 @@ def _from_text_blocks(blocks: list[dict], path: Path, name: str) -> Transform:
             else:
                 parts.append(bs)
         elif cls == "ThinPlateSplineKernelTransform":
-            parts.append(Transform("thinplate", itk=_tps(b["FixedParameters"], b["Parameters"], path,
+            parts.append(Transform("thinplate", itk=_tps(b["Parameters"], b["FixedParameters"], path,
                                                          f"line {b['line']}: ")))
         else:
             raise FormatError(path, f"line {b['line']}: unsupported transform type {b['class']!r}")
@@ -157,15 +157,24 @@ def _from_text_blocks(blocks: list[dict], path: Path, name: str) -> Transform:
     return Transform("composite", name=name, components=parts)
 
 
-def _tps(fixed: np.ndarray, params: np.ndarray, path: Path, where: str) -> ThinPlateSpline:
+def _tps(params: np.ndarray, fixed: np.ndarray, path: Path, where: str) -> ThinPlateSpline:
+    """ITK's kernel transforms keep the source landmarks in the parameters, the targets in the fixed ones."""
     if fixed.size != params.size or fixed.size % 3 or not fixed.size:
-        raise FormatError(path, f"{where}ThinPlateSplineKernelTransform needs as many parameters (target "
-                                f"landmarks) as fixed parameters (source landmarks), a multiple of 3; got "
+        raise FormatError(path, f"{where}ThinPlateSplineKernelTransform needs as many parameters (source "
+                                f"landmarks) as fixed parameters (target landmarks), a multiple of 3; got "
                                 f"{params.size} and {fixed.size}")
     try:
-        return ThinPlateSpline(fixed.reshape(-1, 3), params.reshape(-1, 3))
+        return ThinPlateSpline(params.reshape(-1, 3), fixed.reshape(-1, 3))
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise FormatError(path, f"{where}{exc}") from None
+
+
+def _h5_dataset(group: Any, name: str) -> Optional[np.ndarray]:
+    """A parameter dataset of an ITK HDF5 transform group; older ITK spelled the names ``Tranform...``."""
+    for key in (name, name.replace("Transform", "Tranform", 1)):
+        if key in group:
+            return np.asarray(group[key][()], float)
+    return None
 
 
 def _read_h5_kernel(path: Path) -> Optional[Transform]:
@@ -189,11 +198,10 @@ def _read_h5_kernel(path: Path) -> Optional[Transform]:
                 if not ttype.startswith("ThinPlateSplineKernelTransform"):
                     return None
                 where = f"TransformGroup/{k}: "
-                if "TransformParameters" not in g or "TransformFixedParameters" not in g:
+                params, fixed = _h5_dataset(g, "TransformParameters"), _h5_dataset(g, "TransformFixedParameters")
+                if params is None or fixed is None:
                     raise FormatError(path, f"{where}missing TransformParameters or TransformFixedParameters")
-                parts.append(Transform("thinplate", itk=_tps(np.asarray(g["TransformFixedParameters"][()], float),
-                                                             np.asarray(g["TransformParameters"][()], float),
-                                                             path, where)))
+                parts.append(Transform("thinplate", itk=_tps(params, fixed, path, where)))
     except OSError as exc:
         raise FormatError(path, f"cannot read HDF5: {exc}") from None
     if not parts:
@@ -279,7 +287,7 @@ def write_itk_transform(transform: Any, path: "str | os.PathLike[str]") -> list[
 
 
 def _write_tps(t: Transform, p: Path) -> list[str]:
-    """A thin-plate spline as ITK writes it (text or HDF5): FixedParameters = source, Parameters = target."""
+    """A thin-plate spline as ITK writes it (text or HDF5): Parameters = source, FixedParameters = target."""
     tps = t.itk
     if t.stored_direction != "from_parent":
         raise WriteError(p, "only a from-parent (resampling) thin-plate spline can be written")
