@@ -10,10 +10,10 @@ import pytest
 import SimpleITK as sitk
 
 import napari_medio
-from napari_medio.core.errors import FormatError, WriteError
+from napari_medio.core.errors import FormatError, MedioError, WriteError
 from napari_medio.core.geometry import Geometry, flip_lps_ras_matrix
 from napari_medio.core.transform import Transform, matrix_from_sitk_linear, resample_volume
-from napari_medio.core.volume import Volume
+from napari_medio.core.volume import AxisInfo, Volume
 from tests.conftest import fixture_file
 from tests.badfiles import assert_rejected, variants
 
@@ -173,3 +173,73 @@ def test_bad_transforms(tmp_path):
         napari_medio.read(p)
     with pytest.raises(ValueError, match="invertible"):
         Transform.from_matrix_to_parent(np.diag([1.0, 1.0, 0.0, 1.0]))
+
+
+def _smooth_grid(direction: str = "from_parent", interpolation: str = "cubic") -> Transform:
+    from tests.volumes import rotation
+
+    geometry = Geometry([5.0, 6.0, 4.5], [-2.0, 1.0, -3.0], rotation(angle=0.2))
+    k, j, i = np.meshgrid(np.arange(10), np.arange(9), np.arange(11), indexing="ij")
+    field = np.stack([np.sin(i / 3.0) * 2.0, np.cos(j / 2.5) * 1.5, np.sin((i + k) / 4.0)], axis=-1)
+    volume = Volume(field, geometry, components=AxisInfo(name="vector", kind="vector"))
+    return Transform("grid", name="grid", displacement=volume, stored_direction=direction,
+                     interpolation=interpolation)
+
+
+def test_grid_cubic_interpolation_is_vtks():
+    """Slicer maps points through a grid with vtkOrientedGridTransform in cubic mode: the same numbers as
+    VTK's vtkGridTransform (on the grid's own axes), including the edges and beyond the grid."""
+    vtk = pytest.importorskip("vtk")
+    from vtk.util import numpy_support
+
+    grid = _smooth_grid()
+    g = grid.displacement.geometry
+    d = np.asarray(grid.displacement.array)
+    image = vtk.vtkImageData()
+    image.SetDimensions(d.shape[2], d.shape[1], d.shape[0])
+    image.SetSpacing(*g.spacing)
+    image.SetOrigin(0.0, 0.0, 0.0)
+    in_grid_axes = np.ascontiguousarray(d @ g.direction)  # displacements on the grid's own axes
+    image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(in_grid_axes.reshape(-1, 3), deep=True))
+    ref = vtk.vtkGridTransform()
+    ref.SetDisplacementGridData(image)
+    ref.SetInterpolationModeToCubic()
+    rng = np.random.default_rng(5)
+    index = np.vstack([rng.uniform(-1.5, [11.5, 10.5, 11.5], (200, 3)),  # inside, at the edges and beyond
+                       [[0, 0, 0], [10, 8, 9], [0.5, 7.5, 8.5], [9.5, 0.25, 0.75]]])
+    local = index * g.spacing
+    want = np.array([ref.TransformPoint(*p) for p in local]) - local
+    points = local @ g.direction.T + g.origin
+    got = grid.transform_points_from_parent(points) - points
+    np.testing.assert_allclose(got @ g.direction, want, atol=2e-5)  # VTK interpolates in single precision
+
+
+@pytest.mark.parametrize("interpolation", ["cubic", "linear"])
+def test_grid_interpolation_between_nodes(interpolation):
+    """Cubic (as Slicer) by default, linear (as ITK) on request; on the nodes both give the stored displacement,
+    and points go to parent and back."""
+    grid = _smooth_grid(interpolation=interpolation)
+    field = grid.displacement
+    nodes = np.array([[2, 3, 4], [5, 1, 7], [9, 8, 0]])  # (i, j, k)
+    m = field.geometry.index_to_lps_matrix()
+    at_nodes = nodes @ m[:3, :3].T + m[:3, 3]
+    want = np.asarray(field.array)[nodes[:, 2], nodes[:, 1], nodes[:, 0]]
+    np.testing.assert_allclose(grid.transform_points_from_parent(at_nodes) - at_nodes, want, atol=1e-9)
+    between = (nodes + 0.5) @ m[:3, :3].T + m[:3, 3]
+    itk_linear = np.array([grid.to_sitk().TransformPoint(tuple(p)) for p in between])
+    gap = np.abs(grid.transform_points_from_parent(between) - itk_linear).max()
+    assert gap < 1e-9 if interpolation == "linear" else gap > 1e-3
+    moved = grid.transform_points_to_parent(between)
+    np.testing.assert_allclose(grid.transform_points_from_parent(moved), between, atol=1e-5)
+    modeling = _smooth_grid("to_parent", interpolation)
+    np.testing.assert_allclose(modeling.transform_points_to_parent(modeling.transform_points_from_parent(between)),
+                               between, atol=1e-5)
+
+
+def test_displacement_field_reader_interpolation_option(tmp_path):
+    path = tmp_path / "field.nrrd"
+    napari_medio.write(_smooth_grid(), path)
+    assert napari_medio.read(path)[0].interpolation == "cubic"
+    assert napari_medio.read(path, interpolation="linear")[0].interpolation == "linear"
+    with pytest.raises(MedioError, match="unknown interpolation 'spline'"):
+        napari_medio.read(path, interpolation="spline")

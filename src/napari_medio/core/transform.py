@@ -28,12 +28,17 @@ import numpy as np
 
 from .errors import MedioError
 from .geometry import Geometry, flip_lps_ras_matrix
+from .grid_interpolation import cubic_displacement
 from .kinds import DataKind
 from .volume import Volume
 
 __all__ = ["TRANSFORM_TYPES", "Transform", "ThinPlateSpline", "matrix_from_sitk_linear", "resample_volume"]
 
 TRANSFORM_TYPES = ("linear", "bspline", "thinplate", "grid", "composite")
+
+#: How a grid transform's displacement is interpolated between its nodes: ``cubic`` as Slicer
+#: (``vtkOrientedGridTransform``), ``linear`` as ITK's ``DisplacementFieldTransform``.
+GRID_INTERPOLATIONS = ("cubic", "linear")
 
 
 def _check_matrix(m: Any, what: str = "matrix") -> np.ndarray:
@@ -161,7 +166,9 @@ class Transform:
     ``matrix`` (4x4, LPS) in ``stored_direction``; b-spline and thin-plate
     transforms hold their SimpleITK object (``itk``: a from-parent transform);
     grid transforms hold ``displacement`` (a 3-component Volume of LPS
-    displacement vectors on an LPS grid); composite transforms hold
+    displacement vectors on an LPS grid, interpolated between nodes as
+    ``interpolation`` says: ``cubic`` as Slicer maps points, by default, or
+    ``linear`` as ITK); composite transforms hold
     ``components`` in ITK order (the last one is applied first when
     resampling).
     """
@@ -176,10 +183,14 @@ class Transform:
     metadata: dict = field(default_factory=dict)
     source: Optional[str] = None
     kind: DataKind = DataKind.TRANSFORM
+    interpolation: str = "cubic"
 
     def __post_init__(self) -> None:
         if self.type not in TRANSFORM_TYPES:
             raise ValueError(f"unknown transform type {self.type!r}; expected one of {TRANSFORM_TYPES}")
+        if self.interpolation not in GRID_INTERPOLATIONS:
+            raise ValueError(f"unknown grid interpolation {self.interpolation!r}; expected one of "
+                             f"{GRID_INTERPOLATIONS}")
         if self.stored_direction not in ("from_parent", "to_parent"):
             raise ValueError(f"stored_direction must be 'from_parent' or 'to_parent', got {self.stored_direction!r}")
         if self.type == "linear":
@@ -322,6 +333,10 @@ class Transform:
         if self.is_linear:
             m = self.matrix_from_parent_lps
             return pts @ m[:3, :3].T + m[:3, 3]
+        if self._is_grid():
+            if self.stored_direction == "from_parent":
+                return self._grid_forward(pts)
+            return invert_points(self._grid_forward, pts)
         if self.type == "composite" and self._has_thinplate():
             for c in reversed(self.components):  # ITK order: the last component is applied first
                 pts = c.transform_points_from_parent(pts)
@@ -344,6 +359,8 @@ class Transform:
         if self.type == "grid" and self.stored_direction == "to_parent":
             forward = replace(self, stored_direction="from_parent")
             return forward.transform_points_from_parent(pts)
+        if self._is_grid():
+            return invert_points(self._grid_forward, pts, tol)
         if self.type == "composite" and self._has_thinplate():
             def f(q: np.ndarray) -> np.ndarray:
                 return self.transform_points_from_parent(q[None, :])[0]
@@ -368,6 +385,20 @@ class Transform:
                     q = q - r
             out[n] = q
         return out
+
+    def _is_grid(self) -> bool:
+        return self.type == "grid" and self.displacement is not None
+
+    def _is_cubic_grid(self) -> bool:
+        return self._is_grid() and self.interpolation == "cubic"
+
+    def _grid_forward(self, points_lps: np.ndarray) -> np.ndarray:
+        """Points plus the stored displacement (the stored direction), interpolated as ``interpolation`` says."""
+        assert self.displacement is not None
+        if self.interpolation == "cubic":
+            return points_lps + cubic_displacement(self.displacement.array, self.displacement.geometry, points_lps)
+        tx = replace(self, stored_direction="from_parent").to_sitk()
+        return np.array([tx.TransformPoint(tuple(map(float, p))) for p in points_lps]).reshape(-1, 3)
 
     def _has_thinplate(self) -> bool:
         return any(c.type == "thinplate" or (c.type == "composite" and c._has_thinplate())
@@ -399,6 +430,26 @@ class Transform:
         return out
 
 
+def invert_points(forward: Any, targets: Any, tol: float = 1e-6, max_iter: int = 50) -> np.ndarray:
+    """Points ``q`` with ``forward(q) == targets`` (N, 3), by Newton iterations with a numerical Jacobian,
+    all points at once; ``forward`` maps (N, 3) arrays."""
+    targets = np.asarray(targets, dtype=float).reshape(-1, 3)
+    q = targets.copy()
+    h = 1e-3
+    for _ in range(max_iter):
+        r = forward(q) - targets
+        todo = np.linalg.norm(r, axis=1) >= tol
+        if not todo.any():
+            break
+        qt = q[todo]
+        jac = np.stack([(forward(qt + h * e) - forward(qt - h * e)) / (2 * h) for e in np.eye(3)], axis=2)
+        try:
+            q[todo] = qt - np.linalg.solve(jac, r[todo][:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            q[todo] = qt - r[todo]
+    return q
+
+
 def resample_volume(volume: Volume, transform: Transform, reference: Optional[Geometry] = None,
                     shape: Optional[tuple] = None) -> Volume:
     """``volume`` resampled through ``transform`` (SimpleITK) onto ``reference`` (default: its own grid).
@@ -413,8 +464,9 @@ def resample_volume(volume: Volume, transform: Transform, reference: Optional[Ge
     ref_shape = tuple(shape or volume.spatial_shape)
     if volume.geometry.ndim != 3:
         raise MedioError(volume.source, "only 3D volumes can be resampled through a transform")
-    if transform.type == "composite" and transform._has_thinplate():
-        # SimpleITK has no thin-plate spline: the whole chain sampled as a field on the output grid
+    if (transform.type == "composite" and transform._has_thinplate()) or transform._is_cubic_grid():
+        # SimpleITK has no thin-plate spline and interpolates fields linearly only: the transform sampled
+        # as a field on the output grid
         tx = displacement_field_of(transform.transform_points_from_parent, ref_geom.as_3d(), ref_shape)
     else:
         tx = transform.to_sitk()

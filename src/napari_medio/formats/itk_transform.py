@@ -352,11 +352,17 @@ def _sniff_field(head: bytes, path: Path) -> bool:
     return False
 
 
-def read_displacement_field(path: "str | os.PathLike[str]") -> list[Transform]:
-    """A grid transform from a 3-component vector image (LPS vectors; resampling unless NRRD says modeling)."""
+def read_displacement_field(path: "str | os.PathLike[str]", interpolation: str = "cubic") -> list[Transform]:
+    """A grid transform from a 3-component vector image (LPS vectors; resampling unless NRRD says modeling).
+
+    ``interpolation`` between the grid nodes: ``cubic`` as Slicer maps points, or ``linear`` as ITK.
+    """
     from ..core import registry
+    from ..core.transform import GRID_INTERPOLATIONS
 
     p = Path(path)
+    if interpolation not in GRID_INTERPOLATIONS:
+        raise FormatError(p, f"unknown interpolation {interpolation!r}; expected one of {GRID_INTERPOLATIONS}")
     objects = registry.read(p, format=_image_format(p))
     if not objects or not isinstance(objects[0], Volume):
         raise FormatError(p, "no image in the file")
@@ -370,7 +376,8 @@ def read_displacement_field(path: "str | os.PathLike[str]") -> list[Transform]:
     if mf is not None and not np.allclose(np.asarray(mf, dtype=float), np.eye(3)):
         raise FormatError(p, "displacement fields with a non-identity measurement frame are not supported")
     vol = vol.with_array(np.asarray(vol.array, dtype=np.float64))
-    t = Transform("grid", name=base_name(p), displacement=vol, stored_direction=direction, source=os.fspath(p))
+    t = Transform("grid", name=base_name(p), displacement=vol, stored_direction=direction, source=os.fspath(p),
+                  interpolation=interpolation)
     if kind not in ("resampling", "modeling"):
         t.metadata["warning"] = f"unknown displacement field type {kind!r}; read as resampling"
     return [t]
