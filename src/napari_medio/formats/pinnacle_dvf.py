@@ -313,8 +313,9 @@ def read_pinnacle_dvf(path: str | os.PathLike[str], grid_origin: Sequence[float]
     geometry = Geometry(np.array(header.spacing), origin, GRID_DIRECTION_LPS)
     volume = Volume(field, geometry, name=name, components=AxisInfo(name="component", kind="vector"),
                     metadata={"pinnacle_dvf": meta}, source=os.fspath(p))
+    # SlicerRT builds its vtkOrientedGridTransform with VTK's default, linear interpolation
     grid = Transform("grid", name=name, displacement=volume, stored_direction="to_parent",
-                     metadata={"pinnacle_dvf": meta}, source=os.fspath(p))
+                     metadata={"pinnacle_dvf": meta}, source=os.fspath(p), interpolation="linear")
     out = [grid]
     if registration_matrix and header.registration is not None:
         linear = Transform.from_matrix_to_parent(registration_matrix_lps(header),
