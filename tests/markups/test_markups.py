@@ -187,7 +187,8 @@ def test_cli_info_and_convert(tmp_path):
     out = subprocess.run([sys.executable, "-m", "napari_medio.cli", "info", "--json", str(src)],
                          capture_output=True, text=True, check=True)
     [info] = json.loads(out.stdout)
-    assert info["kind"] == "markups" and info["type"] == "Fiducial" and info["coordinate_system"] == "RAS"
+    assert info["kind"] == "markups" and info["type"] == "Fiducial" and info["coordinate_system"] == "LPS"
+    assert info["file_coordinate_system"] == "RAS"  # as stored; the numbers printed are LPS
     assert info["points"][0]["label"] == "L1-P1"
     np.testing.assert_allclose(info["points"][0]["position"], [-43.3769, -23.1343, 0])
     for a, b in ((src, tmp_path / "l1.mkp.json"), (tmp_path / "l1.mkp.json", tmp_path / "l1.fcsv"),

@@ -73,7 +73,8 @@ def test_info_json():
                          capture_output=True, text=True, check=True)
     [info] = json.loads(out.stdout)
     assert info["kind"] == "model" and info["n_points"] == 24 and info["n_cells"] == 6
-    assert info["coordinate_system"] == "RAS" and info["point_arrays"] == ["Normals", "TCoords"]
+    assert info["coordinate_system"] == "LPS" and info["file_coordinate_system"] == "RAS"  # numbers in LPS
+    assert info["point_arrays"] == ["Normals", "TCoords"]
     assert info["bounds"] == pytest.approx([-0.5, 0.5] * 3)
 
 

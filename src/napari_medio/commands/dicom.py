@@ -39,15 +39,19 @@ def cmd_import(args: argparse.Namespace) -> int:
                                  workers=args.workers)
     finally:
         close()
+    # Every file scanned is added, unchanged, not DICOM, a problem, or a duplicate: an instance
+    # (SOPInstanceUID) the database already holds from another file, or met twice in this import.
+    duplicates = max(0, report.scanned - report.added - report.unchanged - report.non_dicom - len(report.errors))
     if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=2)
+        json.dump({**report.to_dict(), "duplicates": duplicates}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         rate = report.scanned / report.seconds if report.seconds > 0 else 0.0
-        archives = f" from {report.archives} zip archive(s) stored in the database;" if report.archives else ""
-        print(f"{report.added} instance(s) added, {report.unchanged} unchanged, {report.non_dicom} non-DICOM "
-              f"file(s) skipped, {report.copied} copied,{archives} {len(report.errors)} problem(s); "
-              f"{report.scanned} files in {report.seconds:.2f} s ({rate:.0f} files/s) -> {db.folder}")
+        archives = f" (from {report.archives} zip archive(s) stored in the database)" if report.archives else ""
+        print(f"{report.scanned} file(s){archives}: {report.added} instance(s) added, {report.unchanged} unchanged, "
+              f"{duplicates} duplicate(s) of an instance already imported, {report.non_dicom} not DICOM, "
+              f"{len(report.errors)} problem(s); {report.copied} copied into the database; "
+              f"{report.seconds:.2f} s ({rate:.0f} files/s) -> {db.folder}")
         for path, reason in report.errors[:20]:
             print(f"medio: {path}: {reason}", file=sys.stderr)
         if len(report.errors) > 20:
