@@ -53,3 +53,20 @@ def test_a_cancelled_read_raises_cancelled_not_format_error(tmp_path, ext):
         except (MedioError, ValueError) as exc:
             pytest.fail(f"a cancel was reported as an input error: {exc!r}")
 
+
+
+def test_a_progress_serves_readers_that_take_a_callback(tmp_path):
+    """DICOM folders and scenes report through ``progress(done, total)``: a Progress is such a callback."""
+    from napari_medio.scene.save import save_scene
+    from tests.conftest import fixture_file
+
+    folder = fixture_file("dicom/dcmqi_ct3slice_liver/image")
+    seen: list = []
+    (vol,) = napari_medio.read(folder, progress=Progress(callback=lambda done, total, _: seen.append((done, total))))
+    assert seen and seen[-1][0] == seen[-1][1] == vol.shape[0]
+    with pytest.raises(CancelledError):
+        napari_medio.read(folder, progress=_cancelled())
+    save_scene([_volume()], tmp_path / "scene.mrml")
+    assert napari_medio.read(tmp_path / "scene.mrml", progress=Progress())
+    with pytest.raises(CancelledError):
+        napari_medio.read(tmp_path / "scene.mrml", progress=_cancelled())

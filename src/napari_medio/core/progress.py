@@ -94,6 +94,21 @@ class Progress:
         self._notify()
         self.check()
 
+    def __call__(self, done: float, total: Optional[float] = None, description: Optional[str] = None) -> None:
+        """Report as a ``progress(done, total[, description])`` callback does, then raise if cancelled.
+
+        So a Progress also serves the readers and writers that take such a callback
+        (DICOM folders, scenes, exports).
+        """
+        with self._lock:
+            self.done = float(done)
+            if total is not None:
+                self.total = total
+            if description is not None:
+                self.description = description
+        self._notify()
+        self.check()
+
     def set_description(self, description: str) -> None:
         """Change the text shown with the bar."""
         self.description = description
