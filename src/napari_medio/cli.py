@@ -76,6 +76,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             for key in ("extra_axes", "components"):
                 if info.get(key):
                     print(f"  {key:10s} {info[key]}")
+            if info.get("window"):
+                print(f"  {'window':10s} center {info['window']['center']:g}, width {info['window']['width']:g}")
             for line in _detail_lines(info):
                 print(f"  {line}")
     return status

@@ -101,3 +101,13 @@ def test_window_survives_a_slicer_scene(tmp_path, ext):
     save_scene([vol], tmp_path / f"scene{ext}")
     (back,) = [o for o in read_scene(tmp_path / f"scene{ext}") if o.name == "ct"]
     assert back.window == vol.window  # written as the display node's window/level
+
+
+def test_medio_info_shows_the_window(tmp_path, capsys):
+    from napari_medio.cli import main
+
+    napari_medio.write(_volume(DisplayWindow(center=40, width=400)), tmp_path / "w.nii.gz")
+    assert main(["info", str(tmp_path / "w.nii.gz")]) == 0
+    assert "window     center 40, width 400" in capsys.readouterr().out
+    assert main(["info", "--json", str(tmp_path / "w.nii.gz")]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["window"] == {"center": 40.0, "width": 400.0}
