@@ -167,3 +167,9 @@ def test_other_docks(viewer, qtbot, name, key):
     _open_ct_and_seg(viewer)
     w = _dock(viewer, name)
     _check(viewer, key, getattr(w, "native", w), qtbot)
+
+
+def test_layer_names_never_say_none(viewer):
+    """Slicer's CTHeadAxial series says SeriesDescription "None": the layer is named by its modality."""
+    layers = viewer.open(fixture_file("dicom/slicer_CTHeadAxial"), plugin="napari-medio")
+    assert [layer.name for layer in layers] == ["123456: CT"]

@@ -186,9 +186,15 @@ def group_by_series(headers: Iterable[dict]) -> dict[str, list[dict]]:
 
 
 def series_name(h: dict) -> str:
-    """Layer name ``<SeriesNumber>: <SeriesDescription>``."""
+    """Layer name ``<SeriesNumber>: <SeriesDescription>`` (the modality when there is no description).
+
+    A description reading "None" (what a writer made of an absent value) counts as none.
+    """
     number = h.get("SeriesNumber")
-    desc = str(h.get("SeriesDescription") or "").strip() or str(h.get("Modality") or "").strip() or "DICOM"
+    desc = str(h.get("SeriesDescription") or "").strip()
+    if desc == "None":
+        desc = ""
+    desc = desc or str(h.get("Modality") or "").strip() or "DICOM"
     if isinstance(number, list):
         number = number[0] if number else None
     return f"{number}: {desc}" if number is not None and number != "" else desc
