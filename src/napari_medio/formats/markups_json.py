@@ -224,6 +224,33 @@ def markup_from_json(item: dict, p: Path, where: str) -> Markups:
 
 
 # -- writing -----------------------------------------------------------------------------------
+def slicer_plane_matrices(m: Markups, center: np.ndarray, axes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``objectToBase`` and ``baseToNode`` that make Slicer place a plane at ``center`` with ``axes``
+    (columns x, y, normal; LPS), as an LPS file holds them.
+
+    Slicer places a plane by ``baseToNode @ objectToBase`` (``vtkMRMLMarkupsPlaneNode``). It recomputes
+    ``baseToNode`` from the control points (``threePoints``: origin at the first point, axes from the
+    first three; ``pointNormal``: the stored axes moved to the first point), so the base frame is built
+    here the same way and ``objectToBase`` carries the rest. Slicer keeps ``objectToBase`` in RAS and
+    negates its first two rows in an LPS file, as it does for ``baseToNode``.
+    """
+    pts = m.positions
+    base = np.eye(4)
+    base[:3, :3] = axes
+    if len(pts):
+        base[:3, 3] = pts[0]
+    if (m.plane_type or "pointNormal") == "threePoints" and len(pts) >= 3:
+        x = pts[1] - pts[0]
+        z = np.cross(x, pts[2] - pts[0])
+        if np.linalg.norm(x) > 1e-12 and np.linalg.norm(z) > 1e-12:
+            x, z = x / np.linalg.norm(x), z / np.linalg.norm(z)
+            base[:3, :3] = np.column_stack([x, np.cross(z, x), z])
+    wanted = np.eye(4)
+    wanted[:3, :3], wanted[:3, 3] = axes, center
+    object_to_base = np.linalg.solve(base, wanted)
+    return flip_matrix_rows(object_to_base), base
+
+
 def _list(a: Any) -> list:
     return [float(x) for x in np.asarray(a, dtype=float).reshape(-1)]
 
@@ -232,6 +259,10 @@ def markups_to_json(m: Markups, coordinate_system: Optional[str] = None) -> dict
     """The JSON document Slicer writes for one markup (``coordinate_system`` overrides the stored one)."""
     cs = (coordinate_system or m.coordinate_system or "LPS").upper()
     ras = cs == "RAS"
+    if m.type == "ROI" and not m.control_points and m.center is not None:
+        # Slicer's box ROI keeps a control point at its centre; without one it reads the size as zero
+        m = m.copy()
+        m.add_point(m.center, label=f"{m.name or 'R'}-1")
 
     def point(v: np.ndarray) -> list:
         return _list(lps_to_ras(v) if ras else v)
@@ -264,10 +295,13 @@ def markups_to_json(m: Markups, coordinate_system: Optional[str] = None) -> dict
             item["center"] = point(center)
         if normal is not None:
             item["normal"] = point(normal)
-        if m.object_to_base is not None:
-            item["objectToBase"] = matrix(m.object_to_base)
-        if m.base_to_node is not None:
-            item["baseToNode"] = matrix(m.base_to_node)
+        object_to_base, base_to_node = m.object_to_base, m.base_to_node
+        if (object_to_base is None or base_to_node is None) and frame is not None:
+            object_to_base, base_to_node = slicer_plane_matrices(m, *frame)
+        if object_to_base is not None:
+            item["objectToBase"] = matrix(object_to_base)
+        if base_to_node is not None:
+            item["baseToNode"] = matrix(base_to_node)
         orientation = m.orientation if m.orientation is not None else (frame[1] if frame else None)
         if orientation is not None:
             item["orientation"] = orient(orientation)
