@@ -228,3 +228,30 @@ def test_generic_anatomy_colours_from_the_bundled_terminology():
         assert [round(c * 255) for c in table[label]["color"][:3]] == ref[label][1]
     names_equal = sum(table[k]["name"].lower() == ref[k][0].lower() for k in common)
     assert names_equal >= len(common) - 1  # Slicer's .txt spells one of them "right pullidum"
+
+
+def test_model_under_a_linear_transform_is_placed_by_the_transforms_file(tmp_path):
+    """Slicer writes matrixTransformToParent with 6 significant digits and loads the transform's own file:
+    the model goes where the file's full-precision matrix puts it, not where the rounded attribute would."""
+    from napari_medio.core.model import triangle_model
+    from napari_medio.core.transform import Transform
+    from tests.volumes import rotation
+
+    to_parent = np.eye(4)
+    to_parent[:3, :3] = rotation()
+    to_parent[:3, 3] = [123.456789123, -98.7654321, 339.123456789]
+    registry.write(Transform.from_matrix_to_parent(to_parent, name="T"), tmp_path / "T.h5")
+    points = np.array([[0.0, 0.0, 0.0], [310.0, -20.0, 40.0], [5.0, 300.0, -60.0]])
+    registry.write(triangle_model(points, [[0, 1, 2]], name="M"), tmp_path / "m.vtk")
+    rounded = " ".join(f"{v:.6g}" for v in flip_lps_ras_matrix(to_parent).ravel())
+    (tmp_path / "scene.mrml").write_text(f"""<MRML version="Slicer 5.8.1 33241">
+ <TransformStorage id="TS" name="TS" fileName="T.h5"></TransformStorage>
+ <LinearTransform id="L" name="T" matrixTransformToParent="{rounded}" references="storage:TS;"></LinearTransform>
+ <ModelStorage id="MS" fileName="m.vtk" coordinateSystem="LPS"></ModelStorage>
+ <Model id="M" name="M" references="storage:MS;transform:L;"></Model>
+</MRML>
+""", encoding="utf-8")
+    objects = {o.name: o for o in registry.read(tmp_path / "scene.mrml")}
+    want = points @ to_parent[:3, :3].T + to_parent[:3, 3]
+    np.testing.assert_allclose(objects["M"].points, want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(objects["T"].matrix_to_parent_lps, to_parent, rtol=0, atol=1e-9)

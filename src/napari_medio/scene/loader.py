@@ -245,21 +245,18 @@ def scan_scene(path: os.PathLike[str] | str, **extract_options: Any) -> ScanResu
         """(LPS to-parent matrix or None, linear?) of a transform node (reads its file when needed)."""
         if tnode.id in matrices:
             return matrices[tnode.id]
+        # The transform's own file is what Slicer loads; matrixTransformToParent holds 6 significant digits.
+        _, rel, tpath, _ = storage_paths(doc, tnode, root, bundle_dir, scene_label)
         m = _matrix_from_node(tnode) if tnode.tag == "LinearTransform" else None
         result: tuple[np.ndarray | None, bool] = (m, True)
-        if m is None:
-            _, rel, tpath, _ = storage_paths(doc, tnode, root, bundle_dir, scene_label)
-            if tpath is not None and tpath.exists():
-                tx = read_transform_node(tnode, tpath)
-                transforms[tnode.id] = tx
-                if tx.is_linear:
-                    result = (tx.matrix_to_parent_lps, True)
-                else:
-                    result = (None, False)
-            elif tnode.tag != "LinearTransform":
-                result = (None, False)
-            else:
-                result = (np.eye(4), True)
+        if tpath is not None and tpath.exists():
+            tx = read_transform_node(tnode, tpath)
+            transforms[tnode.id] = tx
+            result = (tx.matrix_to_parent_lps, True) if tx.is_linear else (None, False)
+        elif tnode.tag != "LinearTransform":
+            result = (None, False)
+        elif m is None:
+            result = (np.eye(4), True)
         matrices[tnode.id] = result
         return result
 
