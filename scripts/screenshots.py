@@ -74,6 +74,8 @@ def ct_with_segmentation(out: Path, data: Path) -> None:
     dock.show_3d(True)
     _wait(lambda: len(dock._surfaces) == len(dock.rows))
     set_view(viewer, "axial")
+    axis = viewer.dims.not_displayed[0]
+    viewer.dims.set_point(axis, float(ct.extent.world[:, axis].mean()))  # through the lungs
     viewer.reset_view()
     _save(viewer.screenshot(canvas_only=False, flash=False), out / "segments-dock.png")
     ct.visible = False

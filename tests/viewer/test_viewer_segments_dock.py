@@ -74,10 +74,13 @@ def test_rename_goes_to_features(seg_viewer):
 
 def test_show_3d_smoothed_surfaces_follow_visibility(seg_viewer, qtbot):
     viewer, layer, dock = seg_viewer
+    viewer.dims.set_point(viewer.dims.not_displayed[0], float(layer.extent.world[:, 0].mean()))
+    before = tuple(viewer.dims.point)
     worker = dock.show_3d(True)
     with qtbot.waitSignal(worker.finished, timeout=120000):
         pass
     qtbot.waitUntil(lambda: len(dock._surfaces) == 7, timeout=20000)
+    assert tuple(viewer.dims.point) == pytest.approx(before)  # the slice shown stays
     surfaces = {v: s for v, s in dock._surfaces.items()}
     assert surfaces[5].name == f"{layer.name}: right lung"
     verts = surfaces[5].data[0]

@@ -414,7 +414,11 @@ class SegmentsDock(QWidget):
         def run():
             return segment_surfaces(seg, smooth=smooth), value_of
 
+        from napari.utils import progress as napari_progress
+
+        bar = napari_progress(total=0, desc="Show 3D: making surfaces")  # busy until they are made
         worker = run()
+        worker.finished.connect(bar.close)
         worker.returned.connect(self._add_surfaces)
         worker.errored.connect(lambda exc: self.status.setText(f"Show 3D failed: {exc}"))
         self._worker = worker
@@ -427,6 +431,7 @@ class SegmentsDock(QWidget):
         models, value_of = result
         self._remove_surfaces()
         layer = self._layer
+        point = tuple(self.viewer.dims.point)  # surfaces reach half a voxel further: keep the slice shown
         by_value = {r["value"]: r for r in self.rows}
         for model in models:
             r = by_value.get(value_of.get((model.metadata.get("segment") or {}).get("id"), -1))
@@ -439,6 +444,9 @@ class SegmentsDock(QWidget):
                 surface = getattr(self.viewer, f"add_{layer_type}")(data, **kwargs)
                 if r is not None:
                     self._surfaces[r["value"]] = surface
+        if len(point) == self.viewer.dims.ndim:
+            for axis, value in enumerate(point):
+                self.viewer.dims.set_point(axis, value)
         self.viewer.layers.selection.active = layer
         self.status.setText(f"{len(self._surfaces)} surface(s) shown in 3D")
 
