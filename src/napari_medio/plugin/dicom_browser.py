@@ -425,7 +425,10 @@ class DicomBrowser(QWidget):
             self.last_report = report
             self.show_problems(report.errors)
             zips = f", {report.archives} zip archive(s) stored in the database" if report.archives else ""
-            self._message(f"Imported {report.added} instance(s) ({report.unchanged} unchanged, "
+            duplicates = max(0, report.scanned - report.added - report.unchanged - report.non_dicom
+                             - len(report.errors))
+            dup = f", {duplicates} duplicate(s) of an instance already imported" if duplicates else ""
+            self._message(f"Imported {report.added} instance(s) ({report.unchanged} unchanged{dup}, "
                           f"{report.non_dicom} non-DICOM skipped{zips}, {len(report.errors)} problem(s)"
                           + (": see Problems below)" if report.errors else ")"))
             self.refresh()
