@@ -310,7 +310,8 @@ class TextDock(QWidget):
             return
         self.view.setPlainText(doc.pretty())
         note = doc.metadata.get("warning", "")
-        self.status.setText(f"{doc.syntax}, {doc.n_lines} lines" + (f" - {note}" if note else ""))
+        lines = f"{doc.n_lines} line" + ("" if doc.n_lines == 1 else "s")
+        self.status.setText(f"{doc.syntax}, {lines} as read" + (f" - {note}" if note else ""))
 
     def text(self) -> str:
         return self.view.toPlainText()
