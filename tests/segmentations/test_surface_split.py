@@ -1,9 +1,6 @@
-"""The per-segment split of VTK's multi-label surface: the compiled kernel, the numpy
-fallback and a plain per-label reference give the same arrays, bit for bit."""
+"""The per-segment split of VTK's multi-label surface and a plain per-label reference give
+the same arrays, bit for bit."""
 from __future__ import annotations
-
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -18,24 +15,6 @@ vtk_support = pytest.importorskip("vtkmodules.util.numpy_support")
 
 OBLIQUE = OBLIQUE_FLIPPED.index_to_lps_matrix()
 AXIAL = Geometry([0.7, 1.1, 2.0], [3.0, -4.0, 5.0], np.eye(3)).index_to_lps_matrix()
-
-
-def _kernel_or_skip():
-    if _surfaces._kernel() is None:
-        message = "numba is not installed (or NAPARI_MEDIO_NUMBA=0): the compiled split is not tested"
-        if os.environ.get("CI") and os.environ.get("NAPARI_MEDIO_NUMBA", "1") != "0":
-            pytest.fail(message)  # the dev extra installs numba: on CI its absence is a failure
-        pytest.skip(message)
-
-
-@pytest.fixture(params=["kernel", "numpy"])
-def path(request, monkeypatch):
-    """Run the test once with the compiled kernel and once with the numpy fallback."""
-    if request.param == "kernel":
-        _kernel_or_skip()
-    else:
-        monkeypatch.setattr(_surfaces, "_KERNEL", False)
-    return request.param
 
 
 def _poly(arr: np.ndarray, labels: list[int], method: str):
@@ -77,7 +56,7 @@ def _reference(poly, labels, method, matrix):
             continue
         used = np.unique(faces)
         p = pts[used].astype(float)
-        out[lab] = (p if matrix is None else _surfaces._affine(p, matrix), np.searchsorted(used, faces))
+        out[lab] = (p if matrix is None else p @ matrix[:3, :3].T + matrix[:3, 3], np.searchsorted(used, faces))
     return out
 
 
@@ -108,7 +87,7 @@ def _touching(seed: int, shape, dtype, values) -> np.ndarray:
     (7, np.int64, [0, 3, 5, -1], [3, 5]),
 ])
 @pytest.mark.parametrize("matrix", [None, AXIAL, OBLIQUE], ids=["index", "axial", "oblique"])
-def test_split_matches_reference(path, method, seed, dtype, values, wanted, matrix):
+def test_split_matches_reference(method, seed, dtype, values, wanted, matrix):
     arr = _touching(seed, (14, 17, 19), dtype, values)
     poly = _poly(arr, wanted, method)
     ours = _surfaces._split(poly, wanted, method, matrix)
@@ -116,7 +95,7 @@ def test_split_matches_reference(path, method, seed, dtype, values, wanted, matr
     assert set(ours) <= set(values) & set(wanted)  # an absent label gives no mesh
 
 
-def test_split_sparse_segment(path):
+def test_split_sparse_segment():
     """A segment of a few vertices spread over the whole point range, beside a big one."""
     arr = np.zeros((60, 20, 20), np.uint8)
     arr[5:55, 2:18, 2:18] = 2
@@ -128,53 +107,23 @@ def test_split_sparse_segment(path):
         assert ours[1][0].shape[0] < 40 < 32 * 40 < ours[2][0].shape[0]
 
 
-def test_split_empty_and_nothing_wanted(path):
+def test_split_empty_and_nothing_wanted():
     arr = np.zeros((5, 6, 7), np.uint8)
     assert _surfaces._split(_poly(arr, [1], "surface_nets"), [1], "surface_nets", OBLIQUE) == {}
     arr[1:3, 2:4, 2:5] = 1
     assert _surfaces._split(_poly(arr, [1], "surface_nets"), [2], "surface_nets", OBLIQUE) == {}
 
 
-def test_kernel_and_numpy_give_the_same_models(monkeypatch):
-    """segment_surfaces end to end (oblique grid, touching segments, an absent one, a subset)."""
-    _kernel_or_skip()
+def test_segment_surfaces_end_to_end():
+    """segment_surfaces on an oblique grid: touching segments, an absent one, a subset, decimation."""
     arr = _touching(7, (30, 26, 22), np.uint8, [0, 1, 2, 3, 4, 5])
     segs = [Segment(f"s{v}", f"n{v}", v, color=(0.1 * v, 0.5, 0.2)) for v in (1, 2, 3, 4, 5, 6)]
     seg = Segmentation(arr, OBLIQUE_FLIPPED, segs, name="touching")
     for kwargs in ({}, {"method": "flying_edges"}, {"segments": ["s2", "n5", "s6"]}, {"decimate": 0.5}):
-        a = _surfaces.segment_surfaces(seg, **kwargs)
-        with monkeypatch.context() as mp:
-            mp.setattr(_surfaces, "_KERNEL", False)
-            b = _surfaces.segment_surfaces(seg, **kwargs)
-        assert [m.name for m in a] == [m.name for m in b] and "n6" not in [m.name for m in a]
-        for x, y in zip(a, b):
-            assert np.array_equal(x.points, y.points) and np.array_equal(x.connectivity, y.connectivity)
-            assert np.array_equal(x.offsets, y.offsets) and np.array_equal(x.cell_types, y.cell_types)
-            assert np.array_equal(x.colors, y.colors) and x.colors.dtype == y.colors.dtype
-
-
-def test_without_numba_falls_back(monkeypatch):
-    monkeypatch.setattr(_surfaces, "_KERNEL", None)
-    monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
-    monkeypatch.delitem(sys.modules, "napari_medio.formats._surface_kernel", raising=False)
-    assert _surfaces._kernel() is None
-    arr = np.zeros((8, 9, 10), np.uint8)
-    arr[2:6, 2:7, 3:8] = 1
-    seg = Segmentation(arr, OBLIQUE_FLIPPED, [Segment("a", "cube", 1)], name="c")
-    [model] = _surfaces.segment_surfaces(seg)
-    assert model.n_points > 0 and model.is_triangle_mesh()
-
-
-def test_numba_opt_out_uses_the_numpy_split(monkeypatch):
-    """NAPARI_MEDIO_NUMBA=0 skips the compiled kernel (and numba's import); the meshes are the same."""
-    arr = np.zeros((8, 9, 10), np.uint8)
-    arr[2:6, 2:7, 3:8] = 1
-    arr[4:7, 1:5, 1:4] = 2
-    seg = Segmentation(arr, OBLIQUE_FLIPPED, [Segment("a", "a", 1), Segment("b", "b", 2)], name="c")
-    reference = _surfaces.segment_surfaces(seg)
-    monkeypatch.setenv("NAPARI_MEDIO_NUMBA", "0")
-    assert _surfaces._kernel() is None
-    opted_out = _surfaces.segment_surfaces(seg)
-    assert len(opted_out) == len(reference) == 2
-    for a, b in zip(opted_out, reference):
-        assert np.array_equal(a.points, b.points) and np.array_equal(a.connectivity, b.connectivity)
+        models = _surfaces.segment_surfaces(seg, **kwargs)
+        names = [m.name for m in models]
+        assert "n6" not in names and names == sorted(names, key=lambda n: int(n[1:]))
+        for m in models:
+            assert m.n_points > 0 and m.is_triangle_mesh()
+            v = int(m.name[1:])
+            assert m.colors.dtype == np.uint8 and (m.colors == np.round(np.array([0.1 * v, 0.5, 0.2]) * 255)).all()
