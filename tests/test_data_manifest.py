@@ -51,7 +51,7 @@ def _families() -> list[Path]:
 
 def test_every_family_has_a_manifest():
     families = _families()
-    assert len(families) == 10, [f.name for f in families]
+    assert len(families) == 11, [f.name for f in families]
     assert all((family / "MANIFEST.md").is_file() for family in families)
 
 

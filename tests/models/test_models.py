@@ -260,3 +260,17 @@ def test_structured_points_vtk_is_not_a_model(tmp_path):
     p.write_bytes(b"# vtk DataFile Version 3.0\nimg\nASCII\nDATASET STRUCTURED_POINTS\nDIMENSIONS 2 1 1\n"
                   b"SPACING 1 1 1\nORIGIN 0 0 0\nPOINT_DATA 2\nSCALARS s float 1\nLOOKUP_TABLE default\n1 2\n")
     assert registry.find_reader(p).name != "vtk-model"
+
+
+def test_obj_material_colour_and_vertex_colour_warning(tmp_path):
+    """A plain OBJ's material gives the model colour (Kd) and opacity (d); vertex colours written into an OBJ
+    warn, since 3D Slicer's OBJ reader drops them."""
+    (tmp_path / "m.mtl").write_text("newmtl skin\nKd 0.2 0.4 0.6\nd 0.5\nnewmtl other\nKd 1 1 1\n")
+    (tmp_path / "m.obj").write_text("mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl skin\nf 1 2 3\n")
+    [model] = napari_medio.read(tmp_path / "m.obj")
+    assert model.metadata["display"] == {"color": [0.2, 0.4, 0.6], "opacity": 0.5}
+    assert model.metadata["obj"]["material"]["name"] == "skin"
+    model.point_data["RGB"] = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    model.colors_name = "RGB"
+    with pytest.warns(UserWarning, match="3D Slicer's OBJ reader drops;"):
+        napari_medio.write(model, tmp_path / "colours.obj")

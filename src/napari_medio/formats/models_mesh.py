@@ -469,6 +469,7 @@ def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     lines_cells: list = []
     points_cells: list = []
     comments: list[str] = []
+    materials: dict[str, list[str]] = {"mtllib": [], "usemtl": []}
     for lineno, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s:
@@ -478,6 +479,9 @@ def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
             continue
         parts = s.split()
         key = parts[0]
+        if key in materials and len(parts) > 1:
+            materials[key].append(s.split(None, 1)[1])
+            continue
         try:
             if key == "v":
                 vals = [float(x) for x in parts[1:]]
@@ -577,6 +581,10 @@ def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     model = Model(points, types, offsets, conn, point_data=point_data, normals_name=normals_name,
                   colors_name=colors_name, name=base_name(p), source=os.fspath(p))
     model.metadata["obj"] = {"comments": comments}
+    material = _obj_material(p, materials, slicer=any("3D Slicer output" in c for c in comments))
+    if material:
+        model.metadata["obj"]["material"] = material
+        model.metadata["display"] = {k: material[k] for k in ("color", "opacity") if k in material}
     space = next((s for s in (space_of(c) for c in comments) if s), None)
     for c in comments:
         m = _UNITS.search(c)
@@ -586,6 +594,53 @@ def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     return _finish(model, p, space, coordinate_system)
 
 
+def _read_mtl(path: Path) -> dict[str, dict[str, list[float]]]:
+    """The materials of an ``.mtl`` file: {name: {statement: numbers}}; {} when it is missing or unreadable."""
+    try:
+        text = path.read_bytes().decode("latin-1")
+    except OSError:
+        return {}
+    found: dict[str, dict[str, list[float]]] = {}
+    current: Optional[dict[str, list[float]]] = None
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if parts[0] == "newmtl":
+            current = found.setdefault(" ".join(parts[1:]), {})
+        elif current is not None:
+            try:
+                current[parts[0]] = [float(x) for x in parts[1:]]
+            except ValueError:
+                continue
+    return found
+
+
+def _obj_material(path: Path, materials: dict[str, list[str]], slicer: bool) -> dict:
+    """The model colour (0-1 RGB) and opacity from the first material an OBJ uses (``mtllib`` / ``usemtl``).
+
+    3D Slicer writes its model colour divided by 3 as ``Kd`` (``vtkMRMLModelStorageNode``: the exporter
+    repeats it as ambient and specular colour) and the opacity as ``Tr`` (``vtkOBJExporter``); other
+    files give the colour as ``Kd`` and the opacity as ``d`` (or ``1 - Tr``).
+    """
+    library: dict[str, dict[str, list[float]]] = {}
+    for name in materials["mtllib"]:
+        library.update(_read_mtl(path.parent / name))
+    if not library:
+        return {}
+    name = next((n for n in materials["usemtl"] if n in library), next(iter(library)))
+    entry = library[name]
+    out: dict[str, Any] = {"name": name}
+    if len(entry.get("Kd", [])) >= 3:
+        scale = 3.0 if slicer else 1.0
+        out["color"] = [float(min(1.0, max(0.0, scale * c))) for c in entry["Kd"][:3]]
+    if entry.get("d"):
+        out["opacity"] = float(entry["d"][0])
+    elif entry.get("Tr"):
+        out["opacity"] = float(entry["Tr"][0]) if slicer else 1.0 - float(entry["Tr"][0])
+    return out
+
+
 def write_obj(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: str = "LPS") -> list[str]:
     """Write OBJ with ``# 3D Slicer output. SPACE=...``: exact vertices, normals, colours, polygons, lines."""
     p = Path(path)
@@ -593,6 +648,8 @@ def write_obj(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: 
     out = [f"# 3D Slicer output. SPACE={coordinate_system.upper()}", f"o {model.name or base_name(p)}"]
     colors = pd.get(model.colors_name) if model.colors_name else None
     if colors is not None:
+        warnings.warn(f"{p}: vertex colours go into the OBJ as 'v x y z r g b', which 3D Slicer's OBJ reader "
+                      "drops; save as .ply, .vtk or .vtp to keep them for Slicer", stacklevel=2)
         c = np.asarray(colors)[:, :3].astype(float) / 255.0
         out += [f"v {x!r} {y!r} {z!r} {r:.6g} {g:.6g} {b:.6g}" for (x, y, z), (r, g, b) in zip(pts.tolist(), c)]
     else:

@@ -57,6 +57,12 @@ def model_to_layer_data(model: Model, *, values: Optional[str] = None, **_: Any)
         if c.shape[1] == 3:
             c = np.c_[c, np.ones(len(c))]
         kwargs["vertex_colors"] = c
+    elif chosen is None and "color" in (model.metadata.get("display") or {}):  # e.g. an OBJ's material
+        display = model.metadata["display"]
+        kwargs["vertex_colors"] = np.tile(np.r_[np.asarray(display["color"], float)[:3], 1.0], (len(vertices), 1))
+        meta["material_color"] = True
+        if "opacity" in display:
+            kwargs["opacity"] = float(np.clip(display["opacity"], 0.0, 1.0))
     return [(data, kwargs, "surface")]
 
 

@@ -77,7 +77,8 @@ def _decorate(ld: tuple, scene: dict) -> tuple:
         kwargs["visible"] = bool(display["visible"])
     if "opacity" in display:
         kwargs["opacity"] = float(np.clip(display["opacity"], 0.0, 1.0))
-    if layer_type == "surface" and "color" in display and "vertex_colors" not in kwargs and len(data) == 2:
+    own_colors = "vertex_colors" in kwargs and not medio.get("material_color")  # the scene's colour wins a material's
+    if layer_type == "surface" and "color" in display and not own_colors and len(data) == 2:
         n = len(data[0])
         kwargs["vertex_colors"] = np.tile(np.r_[np.asarray(display["color"], float)[:3], 1.0], (n, 1))
     pending = scene.get("pending_matrix")
