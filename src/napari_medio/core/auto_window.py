@@ -5,8 +5,8 @@ the 0.1st .. 99.9th percentile range of the voxel histogram
 (``vtkImageHistogramStatistics``: automatic binning, one bin per integer value,
 percentile = the last bin whose cumulative count is at most that fraction of the
 total, clamped to the first and last non-empty bins, no range expansion).
-:func:`auto_window` computes the same on a sample of whole slices, so that a
-memory-mapped or lazy volume is never read whole.  Hand-written: VTK's filter needs
+:func:`auto_window` computes the same on a sample of whole slices, read one at a time, so that a
+memory-mapped or lazy volume is never read whole nor copied.  Hand-written: VTK's filter needs
 a ``vtkImageData`` of the whole volume.
 """
 from __future__ import annotations
@@ -35,16 +35,60 @@ MAX_BINS = 65536
 SAMPLE_VOXELS = 1 << 22
 
 
-def _bins(a: np.ndarray, max_bins: int) -> tuple[float, float, int]:
+def _bins(dtype: np.dtype, lo: float, hi: float, max_bins: int) -> tuple[float, float, int]:
     """(origin, spacing, count) of the histogram bins, as vtkImageHistogram's automatic binning chooses."""
-    if a.dtype.itemsize == 1 and np.issubdtype(a.dtype, np.integer):
-        return float(np.iinfo(a.dtype).min), 1.0, 256
-    lo, hi = min(float(a.min()), 0.0), max(float(a.max()), 0.0)  # the range always holds 0
-    if np.issubdtype(a.dtype, np.integer):
+    if dtype.itemsize == 1 and np.issubdtype(dtype, np.integer):
+        return float(np.iinfo(dtype).min), 1.0, 256
+    lo, hi = min(lo, 0.0), max(hi, 0.0)  # the range always holds 0
+    if np.issubdtype(dtype, np.integer):
         last = max(int(hi - lo), 255)
         if last <= max_bins - 1:
             return lo, 1.0, last + 1
     return lo, (hi - lo) / (max_bins - 1) if hi > lo else 1.0, max_bins
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a).reshape(-1)
+    if a.dtype == bool:
+        return a.view(np.uint8)
+    return a if np.issubdtype(a.dtype, np.integer) else a[np.isfinite(a)]
+
+
+def _auto_range(chunks: Any, percentiles: tuple[float, float], max_bins: int
+                ) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """((low, high) at the percentiles, (min, max)) of the values in ``chunks`` (a re-iterable of arrays).
+
+    Two passes (range, then histogram), one chunk in memory at a time.
+    """
+    lo = hi = None
+    dtype = None
+    for chunk in chunks:
+        a = _finite(chunk)
+        if a.size:
+            dtype = a.dtype
+            lo = float(a.min()) if lo is None else min(lo, float(a.min()))
+            hi = float(a.max()) if hi is None else max(hi, float(a.max()))
+    if lo is None:
+        return None
+    origin, spacing, nbins = _bins(dtype, lo, hi, max_bins)
+    counts = np.zeros(nbins, np.int64)
+    for chunk in chunks:
+        a = _finite(chunk)
+        if spacing == 1.0 and np.issubdtype(a.dtype, np.integer):
+            index = a.astype(np.int64) - int(origin)
+        else:
+            index = np.floor((a.astype(np.float64) - origin) / spacing + 0.5).astype(np.int64)
+        counts += np.bincount(np.clip(index, 0, nbins - 1), minlength=nbins)
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1])
+
+    def last_bin_at_most(fraction: float) -> int:
+        return max(int(np.searchsorted(cumulative, int(total * fraction), side="right")) - 1, 0)
+
+    nonzero = np.flatnonzero(counts)  # the range is clamped to the first and last non-empty bins
+    low = max(last_bin_at_most(percentiles[0] / 100.0), int(nonzero[0]))
+    high = min(last_bin_at_most(percentiles[1] / 100.0), int(nonzero[-1]))
+    return (origin + low * spacing, origin + max(high, low) * spacing), (lo, hi)
 
 
 def histogram_auto_range(values: Any, percentiles: tuple[float, float] = AUTO_PERCENTILES,
@@ -56,26 +100,24 @@ def histogram_auto_range(values: Any, percentiles: tuple[float, float] = AUTO_PE
     ``vtkImageHistogramStatistics::GetAutoRange`` with no expansion.  None when
     there is no finite value.
     """
-    a = np.asarray(values).reshape(-1)
-    if a.dtype == bool:
-        a = a.astype(np.uint8)
-    if not np.issubdtype(a.dtype, np.integer):
-        a = a[np.isfinite(a)]
-    if a.size == 0:
-        return None
-    origin, spacing, nbins = _bins(a, max_bins)
-    index = np.floor((a.astype(np.float64) - origin) / spacing + 0.5).astype(np.int64)
-    counts = np.bincount(np.clip(index, 0, nbins - 1), minlength=nbins)
-    cumulative = np.cumsum(counts)
-    total = int(cumulative[-1])
+    found = _auto_range([np.asarray(values)], percentiles, max_bins)
+    return None if found is None else found[0]
 
-    def last_bin_at_most(fraction: float) -> int:
-        return max(int(np.searchsorted(cumulative, int(total * fraction), side="right")) - 1, 0)
 
-    nonzero = np.flatnonzero(counts)  # the range is clamped to the first and last non-empty bins
-    low = max(last_bin_at_most(percentiles[0] / 100.0), int(nonzero[0]))
-    high = min(last_bin_at_most(percentiles[1] / 100.0), int(nonzero[-1]))
-    return origin + low * spacing, origin + max(high, low) * spacing
+class _Slices:
+    """Evenly spaced whole slices of an array, read one at a time (iterable more than once)."""
+
+    def __init__(self, array: Any, n_lead: int, max_voxels: int) -> None:
+        self.array, self.lead = array, (0,) * n_lead
+        n = int(array.shape[n_lead])
+        per_slice = max(int(np.prod(array.shape[n_lead + 1:], dtype=np.int64)), 1)
+        count = int(min(n, max(1, max_voxels // per_slice)))
+        self.picks = np.unique(np.linspace(0, n - 1, count).round().astype(int))
+        self.stride = max(1, int(np.ceil(per_slice / max_voxels)))
+
+    def __iter__(self) -> Any:
+        for i in self.picks:
+            yield np.asarray(self.array[self.lead + (int(i), slice(None, None, self.stride))])
 
 
 def array_sample(array: Any, n_lead: int = 0, max_voxels: int = SAMPLE_VOXELS) -> np.ndarray:
@@ -84,13 +126,7 @@ def array_sample(array: Any, n_lead: int = 0, max_voxels: int = SAMPLE_VOXELS) -
     Reads at most about ``max_voxels`` voxels (whole slices, strided rows when one
     slice alone is larger), never the whole of a lazy array bigger than that.
     """
-    lead = (0,) * n_lead
-    n = int(array.shape[n_lead])
-    per_slice = max(int(np.prod(array.shape[n_lead + 1:], dtype=np.int64)), 1)
-    count = int(min(n, max(1, max_voxels // per_slice)))
-    picks = np.unique(np.linspace(0, n - 1, count).round().astype(int))
-    stride = max(1, int(np.ceil(per_slice / max_voxels)))
-    return np.stack([np.asarray(array[lead + (int(i), slice(None, None, stride))]) for i in picks])
+    return np.stack(list(_Slices(array, n_lead, max_voxels)))
 
 
 def window_sample(volume: Volume, max_voxels: int = SAMPLE_VOXELS) -> np.ndarray:
@@ -103,17 +139,17 @@ def auto_window(volume: Volume | Any, n_lead: int | None = None
     """Slicer's automatic window of a scalar volume (or array) and the sampled value range (min, max).
 
     ``volume`` is a :class:`Volume` or an array with ``n_lead`` leading non-spatial
-    axes.  None for an empty or all-NaN sample; a constant sample gets a window of width 1.
+    axes.  The slices of :func:`array_sample` are read one at a time (twice: range,
+    then histogram), so memory stays at one slice.  None for an empty or all-NaN
+    sample; a constant sample gets a window of width 1.
     """
     if isinstance(volume, Volume):
-        sample = window_sample(volume)
+        slices = _Slices(volume.array, len(volume.extra_axes), SAMPLE_VOXELS)
     else:
-        sample = array_sample(volume, n_lead or 0)
-    found = histogram_auto_range(sample)
+        slices = _Slices(volume, n_lead or 0, SAMPLE_VOXELS)
+    found = _auto_range(slices, AUTO_PERCENTILES, MAX_BINS)
     if found is None:
         return None
-    finite = sample[np.isfinite(sample)] if np.issubdtype(sample.dtype, np.floating) else sample
-    value_range = (float(finite.min()), float(finite.max()))
-    low, high = found
+    (low, high), value_range = found
     window = DisplayWindow.from_range(low, high) if high > low else DisplayWindow(center=low, width=1.0)
     return window, value_range
