@@ -34,7 +34,7 @@ from ..core.errors import CancelledError, FormatError, MedioError
 from ..core.kinds import VOLUME_KINDS, DataKind
 from ..core.volume import DisplayWindow
 from .mrml import MrmlDocument, MrmlNode, parse_bool, parse_floats, read_mrml, url_decode
-from .nodes import MARKUP_TAGS, kind_of_tag
+from .nodes import ANNOTATION_TAGS, MARKUP_TAGS, kind_of_tag
 from .sequence import index_axis, index_node, parse_index_values, stack_items
 
 __all__ = [
@@ -581,8 +581,8 @@ def scene_metadata(entry: SceneEntry, scan: ScanResult) -> dict:
     }
     if entry.storage is not None:
         md["storage"] = {k: v for k, v in entry.storage.attrs.items() if k not in ("id", "fileName")}
-    if node.tag in MARKUP_TAGS:
-        md["markup_type"] = MARKUP_TAGS[node.tag]
+    if node.tag in MARKUP_TAGS or node.tag in ANNOTATION_TAGS:
+        md["markup_type"] = {**MARKUP_TAGS, **ANNOTATION_TAGS}[node.tag]
     return md
 
 

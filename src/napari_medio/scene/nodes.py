@@ -15,7 +15,7 @@ from typing import Any
 from ..core.kinds import DataKind
 from .mrml import format_floats
 
-__all__ = ["DATA_TAGS", "MARKUP_TAGS", "TRANSFORM_TAGS", "NodeSpec", "is_data_tag", "kind_of_tag", "safe_file_base",
+__all__ = ["ANNOTATION_TAGS", "DATA_TAGS", "MARKUP_TAGS", "TRANSFORM_TAGS", "NodeSpec", "is_data_tag", "kind_of_tag", "safe_file_base",
            "spec_for", "volume_geometry_attrs"]
 
 #: Markups element tags -> markup type (core.markups.MARKUP_TYPES).
@@ -23,6 +23,9 @@ MARKUP_TAGS = {
     "MarkupsFiducial": "Fiducial", "MarkupsLine": "Line", "MarkupsAngle": "Angle", "MarkupsCurve": "Curve",
     "MarkupsClosedCurve": "ClosedCurve", "MarkupsPlane": "Plane", "MarkupsROI": "ROI",
 }
+
+#: Slicer 4's annotation element tags -> the markup type they load as (their ``.acsv`` storage files).
+ANNOTATION_TAGS = {"AnnotationFiducials": "Fiducial", "AnnotationRuler": "Line", "AnnotationROI": "ROI"}
 
 TRANSFORM_TAGS = ("LinearTransform", "Transform", "GridTransform", "BSplineTransform")
 
@@ -42,6 +45,7 @@ DATA_TAGS: dict[str, DataKind] = {
     "Text": DataKind.TEXT,
     "Sequence": DataKind.SEQUENCE,
     **{t: DataKind.MARKUPS for t in MARKUP_TAGS},
+    **{t: DataKind.MARKUPS for t in ANNOTATION_TAGS},
     **{t: DataKind.TRANSFORM for t in TRANSFORM_TAGS},
 }
 
