@@ -15,23 +15,10 @@ import sys
 from typing import Any, Optional, Sequence
 
 from .core.errors import CancelledError, MedioError
+from .core.jsonvalue import json_default
 
 #: Package whose modules add subcommands: each defines ``add_subcommands(subparsers)``.
 COMMANDS_PACKAGE = "napari_medio.commands"
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return str(value)
 
 
 def object_info(obj: Any) -> dict:
@@ -65,7 +52,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             info["coordinate_system"] = COORDINATE_SYSTEM
             results.append(info)
     if args.json:
-        json.dump(results, sys.stdout, indent=2, default=_json_default)
+        json.dump(results, sys.stdout, indent=2, default=json_default)
         sys.stdout.write("\n")
     else:
         for info in results:

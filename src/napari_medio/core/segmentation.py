@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import Geometry
+from .jsonvalue import jsonable
 from .kinds import VOLUME_KINDS, DataKind
 from .volume import Volume
 
@@ -301,7 +302,7 @@ class Segmentation:
             "segments": [s.to_dict() for s in self.segments],
             "layer": layer,
             "n_layers": self.n_layers,
-            "fields": _jsonable(self.metadata),
+            "fields": jsonable(self.metadata),
             "name": self.name,
         }
 
@@ -523,18 +524,6 @@ def _slices_extent(box: tuple[slice, ...]) -> Extent:
 
 def _extent_is_empty(extent: Optional[Sequence[int]]) -> bool:
     return extent is not None and any(extent[2 * a] > extent[2 * a + 1] for a in range(3))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def bounding_extent(mask_or_labels: np.ndarray, value: Optional[int] = None) -> Optional[Extent]:

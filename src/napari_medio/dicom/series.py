@@ -35,6 +35,7 @@ import numpy as np
 
 from ..core.errors import CancelledError, FormatError
 from ..core.geometry import Geometry
+from ..core.jsonvalue import jsonable
 from ..core.kinds import DataKind
 from ..core.volume import AxisInfo, DisplayWindow, Volume
 from ._parse import NATIVE_SYNTAXES, NotDicomError, parse_header
@@ -469,7 +470,7 @@ def _geometric_plans(recs: list[dict], label: str, warn: list[str]) -> list[_Pla
                 base = _volume_plan(grid[0], np.array([float(r["_ipp"] @ normal) for r in grid[0]]), label, warn)
                 if base.resample is not None:
                     base.resample = dict(base.resample)
-                axis = AxisInfo(name=name, unit=unit, values=[_jsonable(v) for v in values] if values else None,
+                axis = AxisInfo(name=name, unit=unit, values=[jsonable(v) for v in values] if values else None,
                                 kind=kind)
                 base.grid = grid
                 base.axis = axis
@@ -493,7 +494,7 @@ def _geometric_plans(recs: list[dict], label: str, warn: list[str]) -> list[_Pla
             plans = []
             for value, part in sorted(parts.items(), key=lambda kv: str(kv[0])):
                 d = np.array([float(r["_ipp"] @ normal) for r in part])
-                plan = _volume_plan(part, d, f"{label} ({name} {_jsonable(value) if key != '_path' else Path(value).name})", warn)
+                plan = _volume_plan(part, d, f"{label} ({name} {jsonable(value) if key != '_path' else Path(value).name})", warn)
                 plans.append(plan)
             return plans
     # Nothing explains the duplicates: keep one image per position.
@@ -501,14 +502,6 @@ def _geometric_plans(recs: list[dict], label: str, warn: list[str]) -> list[_Pla
     dropped = len(recs) - len(kept)
     warn.append(f"{dropped} images repeat a slice position with nothing to tell them apart: kept the first of each")
     return [_volume_plan(kept, np.array([float(r["_ipp"] @ normal) for r in kept]), label, warn)]
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
-    return v
 
 
 def _volume_plan(recs: list[dict], dist: np.ndarray, label: str, warn: list[str]) -> _Plan:
@@ -989,7 +982,7 @@ def _identity(headers: list[dict], instance_uids: list[str]) -> dict:
             "StudyTime", "StudyDescription", "StudyID", "AccessionNumber", "SeriesInstanceUID", "SeriesNumber",
             "SeriesDescription", "SeriesDate", "Modality", "FrameOfReferenceUID", "Manufacturer",
             "ManufacturerModelName", "SOPClassUID", "BodyPartExamined", "DoseUnits", "DoseType")
-    out = {k: _jsonable(h.get(k)) for k in keys if h.get(k) not in (None, "")}
+    out = {k: jsonable(h.get(k)) for k in keys if h.get(k) not in (None, "")}
     out["SOPInstanceUIDs"] = instance_uids
     out["TransferSyntaxUID"] = h.get("_ts")
     return out

@@ -49,6 +49,7 @@ import numpy as np
 from ..core.errors import FormatError, MedioError
 from ..core.fileio import atomic_output, atomic_outputs
 from ..core.geometry import Geometry
+from ..core.jsonvalue import json_default
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
 from .naming import base_name, numbered_names, numbered_siblings
@@ -293,15 +294,7 @@ def _tiff_description(vol: Volume, **extra: Any) -> dict:
         "components": vol.components.to_dict() if vol.components is not None else None,
     }
     block.update(extra)
-    return json.loads(json.dumps({_JSON_KEY: block}, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    return json.loads(json.dumps({_JSON_KEY: block}, default=json_default))
 
 
 def _tiff_write_one(filename: Path, array: np.ndarray, vol: Volume, description: dict, compress: bool,
