@@ -82,7 +82,7 @@ from ..core.volume import AxisInfo, Volume
 from . import metaimage as _mi
 from . import nrrd as _nrrd
 from .nrrd import format_number
-from ._imageio import LABELMAP_OPTION, file_size, nonempty_file_size, require_bytes, sidecar, volume_kind
+from ._imageio import LABELMAP_OPTION, file_size, nonempty_file_size, require_bytes, volume_kind
 from ..core.kinds import DataKind
 
 __all__ = ["EXTENSIONS", "read", "sniff", "write"]
@@ -218,31 +218,6 @@ def _components(n: int, dtype: np.dtype) -> AxisInfo | None:
 
 
 # -- MetaImage container: reading ------------------------------------------------------------
-def _read_mha_header(path: Path) -> tuple[list[tuple[str, str]], int]:
-    """``(key, value)`` pairs up to ElementDataFile and the byte offset after that line."""
-    pairs: list[tuple[str, str]] = []
-    with open(path, "rb") as fh:
-        lineno = 0
-        while True:
-            raw = fh.readline(1 << 16)
-            if not raw:
-                raise FormatError(path, "MetaImage header has no ElementDataFile line (truncated or not a "
-                                        "sequence metafile)")
-            lineno += 1
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            if b"=" not in line or b"\0" in line:
-                raise FormatError(path, f"malformed header line {lineno}: {line[:60].decode('latin-1')!r}")
-            key, _, value = line.partition(b"=")
-            k, v = key.strip().decode("latin-1"), value.strip().decode("latin-1")
-            if not k:
-                raise FormatError(path, f"malformed header line {lineno}: no field name")
-            pairs.append((k, v))
-            if k.lower() == "elementdatafile":
-                return pairs, fh.tell()
-
-
 def _numbers(path: Path, fields: dict, key: str, cast=float) -> list | None:
     if key not in fields:
         return None
@@ -368,7 +343,9 @@ def _inflate(path: Path, source: Path, start: int, csize: int | None, nbytes: in
 
 
 def _read_mha(path: Path, *, labelmap: bool | None, mmap: bool) -> Volume:
-    pairs, offset = _read_mha_header(path)
+    pairs, offset = _mi.read_header(path)
+    if offset < 0:
+        raise FormatError(path, "MetaImage header has no ElementDataFile line (truncated or not a sequence metafile)")
     fields = {k: v for k, v in pairs if not _FRAME_KEY.match(k)}
     if fields.get("ObjectType", "Image").strip().lower() != "image":
         raise FormatError(path, f"ObjectType {fields['ObjectType']!r} is not Image")
@@ -397,19 +374,11 @@ def _read_mha(path: Path, *, labelmap: bool | None, mmap: bool) -> Volume:
     if count == 0:
         array: Any = np.zeros(shape, dtype=dtype.newbyteorder("="))
     else:
-        if datafile.upper() == "LOCAL":
-            source, start = path, offset
-        else:
-            if datafile.upper().startswith("LIST") or "%" in datafile:
-                raise FormatError(path, f"multi-file data ({datafile!r}) is not supported in sequence metafiles")
-            source, start = sidecar(path, datafile), 0
-            if not source.is_file():
-                raise FormatError(path, f"data file {datafile} is missing")
-            try:
-                header_size = int(fields.get("HeaderSize", "0"))
-            except ValueError:
-                header_size = 0
-            start = file_size(source) - nbytes if header_size == -1 and not compressed else max(header_size, 0)
+        if datafile.upper().startswith("LIST") or "%" in datafile:
+            raise FormatError(path, f"multi-file data ({datafile!r}) is not supported in sequence metafiles")
+        source, start = _mi.data_start(path, fields, offset, nbytes, compressed)
+        if not source.is_file():
+            raise FormatError(path, f"data file {datafile} is missing")
         if compressed:
             csize_text = fields.get("CompressedDataSize", "").strip()
             csize = int(csize_text) if csize_text.isdigit() and int(csize_text) > 0 else None

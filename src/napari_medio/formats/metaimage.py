@@ -92,26 +92,44 @@ def sniff(head: bytes, path: Path) -> bool:
     )
 
 
-def _parse_header(path: Path) -> tuple[dict, int]:
-    """Header fields and the byte offset where local data starts (-1 when the header is incomplete)."""
+_MAX_HEADER = 1 << 26
+
+
+def read_header(path: Path) -> tuple[list[tuple[str, str]], int]:
+    """``(key, value)`` pairs of a MetaImage header, read line by line up to ElementDataFile (headers
+    of sequence files run to megabytes), and the byte offset after it (-1 when there is none)."""
+    pairs: list[tuple[str, str]] = []
     with open(path, "rb") as fh:
-        text = fh.read(1 << 20)
-    fields: dict[str, str] = {}
-    offset = -1
-    pos = 0
-    while pos < len(text):
-        end = text.find(b"\n", pos)
-        if end < 0:
-            break
-        line = text[pos:end].rstrip(b"\r")
-        pos = end + 1
-        m = _KEY_LINE.match(line)
-        if m:
-            fields[m.group(1).decode("ascii")] = m.group(2).decode("latin-1")
-            if m.group(1) == b"ElementDataFile":
-                offset = pos
+        for raw in iter(lambda: fh.readline(1 << 16), b""):
+            m = _KEY_LINE.match(raw.rstrip(b"\r\n"))
+            if m:
+                pairs.append((m.group(1).decode("ascii"), m.group(2).decode("latin-1")))
+                if m.group(1) == b"ElementDataFile":
+                    return pairs, fh.tell()
+            if fh.tell() > _MAX_HEADER:
                 break
-    return fields, offset
+    return pairs, -1
+
+
+def _parse_header(path: Path) -> tuple[dict, int]:
+    pairs, offset = read_header(path)
+    return dict(pairs), offset
+
+
+def data_start(path: Path, fields: dict, offset: int, nbytes: int, compressed: bool) -> tuple[Path, int]:
+    """The file holding the voxels of a single-file or ``.mhd`` + data-file MetaImage, and where they start
+    (``HeaderSize = -1``: the last ``nbytes`` of the data file)."""
+    datafile = fields.get("ElementDataFile", "LOCAL").strip()
+    if datafile.upper() == "LOCAL":
+        return path, offset
+    source = sidecar(path, datafile)
+    try:
+        header_size = int(fields.get("HeaderSize", "0"))
+    except ValueError:
+        header_size = 0
+    if header_size == -1 and not compressed and source.is_file():
+        return source, file_size(source) - nbytes
+    return source, max(header_size, 0)
 
 
 def _check_complete(path: Path) -> None:
@@ -209,15 +227,7 @@ def _read_mapped(path: Path, labelmap: bool | None) -> Volume | None:
     shape = tuple(int(s) for s in reversed(reader.GetSize())) + ((ncomp,) if ncomp > 1 else ())
     dtype = np.dtype(NUMPY_TYPES[etype]).newbyteorder("<")
     count = int(np.prod(shape, dtype=np.int64))
-    if datafile.upper() == "LOCAL":
-        source, start = path, offset
-    else:
-        source = sidecar(path, datafile)
-        try:
-            header_size = int(fields.get("HeaderSize", "0"))
-        except ValueError:
-            header_size = 0
-        start = file_size(source) - count * dtype.itemsize if header_size == -1 else max(header_size, 0)
+    source, start = data_start(path, fields, offset, count * dtype.itemsize, compressed=False)
     if count == 0 or start < 0:
         return None
     array = np.memmap(source, dtype=dtype, mode="c", offset=start, shape=shape)
