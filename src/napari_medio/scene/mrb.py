@@ -266,39 +266,19 @@ def write_bundle(folder: os.PathLike[str] | str, target: os.PathLike[str] | str,
     ``.zip``) are stored without recompression; others are deflated at ``compresslevel``.
     """
     folder = Path(folder)
-    target = Path(target)
-    top = top or bundle_top_name(target)
     paths = sorted(files) if files is not None else sorted(p for p in folder.rglob("*") if p.is_file())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".medio-{target.name}-", suffix=".part", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    writer = BundleWriter(target, top, compresslevel)
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel,
-                             allowZip64=True) as zf:
-            top_info = zipfile.ZipInfo(top + "/")
-            top_info.external_attr = (0o40755 << 16) | 0x10
-            zf.writestr(top_info, b"")
-            for p in paths:
-                if cancel is not None and cancel():
-                    raise CancelledError(target)
-                rel = p.relative_to(folder).as_posix()
-                info = zipfile.ZipInfo.from_file(p, f"{top}/{rel}")
-                info.compress_type = zipfile.ZIP_STORED if _already_compressed(p) else zipfile.ZIP_DEFLATED
-                if info.compress_type == zipfile.ZIP_DEFLATED:
-                    info._compresslevel = compresslevel  # type: ignore[attr-defined]
-                size = p.stat().st_size
-                # Large chunks: zipfile's own write() copies 8 KiB at a time.
-                with open(p, "rb") as src, zf.open(info, "w", force_zip64=size > (1 << 31)) as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK * 4)
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, target)
+        for p in paths:
+            if cancel is not None and cancel():
+                raise CancelledError(Path(target))
+            writer.add(p, p.relative_to(folder).as_posix())
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        writer.abort()
         if isinstance(exc, OSError):
-            raise WriteError(target, f"cannot write bundle: {exc.strerror or exc}") from None
+            raise WriteError(Path(target), f"cannot write bundle: {exc.strerror or exc}") from None
         raise
-    return os.fspath(target)
+    return writer.finish()
 
 
 def _already_compressed(p: Path) -> bool:
@@ -318,17 +298,11 @@ def _already_compressed(p: Path) -> bool:
 
 
 class BundleWriter:
-    """An .mrb being written: files are appended on a background thread as they are ready.
-
-    ``add(path, rel)`` queues a file (zipped as ``<top>/<rel>``, then deleted when
-    ``remove=True``) so that zipping one file overlaps writing the next;
-    ``finish()`` waits, closes and renames the temporary file onto the target;
-    ``abort()`` removes it.  The target is untouched until ``finish``.
-    """
+    """An .mrb being written: ``add(path, rel)`` zips a file as ``<top>/<rel>`` (deleting it when
+    ``remove=True``), ``writestr`` adds bytes, ``finish()`` closes and renames the temporary file onto
+    the target, ``abort()`` removes it.  The target is untouched until ``finish``."""
 
     def __init__(self, target: os.PathLike[str] | str, top: str | None = None, compresslevel: int = 1) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self.target = Path(target)
         self.top = top or bundle_top_name(self.target)
         self.compresslevel = compresslevel
@@ -341,31 +315,20 @@ class BundleWriter:
         top_info = zipfile.ZipInfo(self.top + "/")
         top_info.external_attr = (0o40755 << 16) | 0x10
         self.zf.writestr(top_info, b"")
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.futures: list = []
 
-    def _add(self, path: Path, rel: str, remove: bool) -> None:
-        info = zipfile.ZipInfo.from_file(path, f"{self.top}/{rel}")
-        info.compress_type = zipfile.ZIP_STORED if _already_compressed(path) else zipfile.ZIP_DEFLATED
-        if info.compress_type == zipfile.ZIP_DEFLATED:
-            info._compresslevel = self.compresslevel  # type: ignore[attr-defined]
-        size = path.stat().st_size
-        with open(path, "rb") as src, self.zf.open(info, "w", force_zip64=size > (1 << 31)) as dst:
-            shutil.copyfileobj(src, dst, _CHUNK * 4)
+    def add(self, path: os.PathLike[str] | str, rel: str, remove: bool = False) -> None:
+        path = Path(path)
+        stored = _already_compressed(path)
+        self.zf.write(path, f"{self.top}/{rel}", compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
+                      compresslevel=None if stored else self.compresslevel)
         if remove:
             path.unlink()
 
-    def add(self, path: os.PathLike[str] | str, rel: str, remove: bool = False) -> None:
-        self.futures.append(self.pool.submit(self._add, Path(path), rel, remove))
-
     def writestr(self, rel: str, data: bytes) -> None:
-        self.futures.append(self.pool.submit(self.zf.writestr, f"{self.top}/{rel}", data))
+        self.zf.writestr(f"{self.top}/{rel}", data)
 
     def finish(self) -> str:
         try:
-            for f in self.futures:
-                f.result()
-            self.pool.shutdown()
             self.zf.close()
             os.chmod(self.tmp, new_file_mode())
             os.replace(self.tmp, self.target)
@@ -377,9 +340,6 @@ class BundleWriter:
         return os.fspath(self.target)
 
     def abort(self) -> None:
-        for f in self.futures:
-            f.cancel()
-        self.pool.shutdown(wait=True)
         try:
             self.zf.close()
         except Exception:
