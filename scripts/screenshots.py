@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def data_root() -> Path:
-    """tests/data, else the shared fixtures folder beside the checkout."""
-    for root in (ROOT / "tests" / "data", ROOT.parent / "shared" / "fixtures"):
-        if (root / "images" / "CTChest4.nrrd").exists():
-            return root
-    raise SystemExit("screenshots: test data not found (tests/data or ../shared/fixtures)")
+    """The repository's test data folder, tests/data."""
+    root = ROOT / "tests" / "data"
+    if not (root / "images" / "CTChest4.nrrd").exists():
+        raise SystemExit(f"screenshots: test data not found in {root}")
+    return root
 
 
 def _wait(predicate, seconds: float = 120.0) -> None:
