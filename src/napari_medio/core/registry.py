@@ -14,6 +14,7 @@ file that nothing recognises raises :class:`UnsupportedFormatError`.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -115,13 +116,17 @@ def option_names(fmt: FileFormat, operation: str) -> Optional[frozenset[str]]:
     :data:`COMMON_OPTIONS`.  None when the function passes any keyword on
     (``**options``) and documents none: whatever it delegates to checks them.
     """
-    function = getattr(fmt, operation)
-    params = list(inspect.signature(function).parameters.values())[1 if operation == "read" else 2:]
+    params = list(_parameters(getattr(fmt, operation)))[1 if operation == "read" else 2:]
     named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     documented = fmt.read_options if operation == "read" else fmt.write_options
     if any(p.kind == p.VAR_KEYWORD for p in params) and not documented:
         return None
     return frozenset(named | set(documented) | set(COMMON_OPTIONS))
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(function: Callable) -> tuple[inspect.Parameter, ...]:
+    return tuple(inspect.signature(function).parameters.values())
 
 
 def applicable_options(fmt: FileFormat, operation: str, options: dict) -> dict:
@@ -142,7 +147,7 @@ def _options_for(fmt: FileFormat, operation: str, path: Any, options: dict) -> d
         role = "reader" if operation == "read" else "writer"
         raise OptionError(path, f"unknown option {unknown[0]!r} for the {fmt.name} {role}; "
                                 f"known: {', '.join(sorted(known))}")
-    params = inspect.signature(getattr(fmt, operation)).parameters.values()
+    params = _parameters(getattr(fmt, operation))
     passes_any = any(p.kind == p.VAR_KEYWORD for p in params)
     taken = {p.name for p in params}
     out = dict(options)
