@@ -40,7 +40,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -187,23 +187,23 @@ def _header_sop(h: Optional[dict]) -> Optional[str]:
 
 
 class _StoreWriter:
-    """Places files into the store on a background thread, as soon as their headers are parsed.
+    """Places files into the store: a copy into a temporary name then an atomic rename
+    (``link``: a hard link, a copy only across file systems).
 
-    ``submit(results)`` takes parsed (path, size, mtime, header, error) tuples and starts
-    one transfer per new destination: a copy into a temporary name then an atomic rename
-    (``link``: a hard link, a copy only across file systems).  ``outcome(src, dest)``
-    waits for one (or does it now when it was not submitted): None (the store already had
-    it), True (placed) or (src, dest, reason).  ``committed(dests)`` marks transfers whose
-    rows are committed; ``close()`` waits for the thread and removes files it placed whose
-    rows never committed (cancel, error) unless another process's row references them.
+    ``lookup(results)`` learns where already stored instances of parsed (path, size, mtime,
+    header, error) tuples are; ``outcome(src, dest)`` places one file (once per
+    destination): None (the store already had it), True (placed) or (src, dest, reason).
+    ``committed(dests)`` marks placements whose rows are committed; ``close()`` removes
+    files it placed whose rows never committed (cancel, error) unless another process's
+    row references them.  (Copies on a background thread overlapping the header parse
+    were no faster: docs/performance.md.)
     """
 
-    def __init__(self, db: "DicomDatabase", link: bool = False, threads: int = 2) -> None:
+    def __init__(self, db: "DicomDatabase", link: bool = False) -> None:
         self.db = db
         self.store = os.fspath(db.store)
         self.link = link
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="medio-store")
-        self._futures: dict[str, Future] = {}
+        self._outcomes: dict[str, Any] = {}
         self._dirs: set[str] = set()
         self._known: dict[str, str] = {}
 
@@ -222,26 +222,14 @@ class _StoreWriter:
                     part):
                 self._known[sop] = path
 
-    def submit(self, results: list) -> None:
-        self.lookup(results)
-        for path, _, _, h, _ in results:
-            sop = _header_sop(h)
-            if sop is None:
-                continue
-            dest = self.dest(sop)
-            if dest not in self._futures:
-                self._futures[dest] = self._pool.submit(self._place, path, dest)
-
     def outcome(self, src: str, dest: str):
-        fut = self._futures.get(dest)
-        if fut is None:
-            fut = self._futures[dest] = Future()
-            fut.set_result(self._place(src, dest))
-        return fut.result()
+        if dest not in self._outcomes:
+            self._outcomes[dest] = self._place(src, dest)
+        return self._outcomes[dest]
 
     def committed(self, dests: Iterable[str]) -> None:
         for d in dests:
-            self._futures.pop(d, None)
+            self._outcomes.pop(d, None)
 
     def _place(self, src: str, dest: str):
         if os.path.exists(dest):
@@ -267,10 +255,8 @@ class _StoreWriter:
             return (src, dest, f"cannot copy into the database: {exc.strerror or exc}")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        placed = [d for d, f in self._futures.items() if f.done() and not f.cancelled()
-                  and f.exception() is None and f.result() is True]
-        self._futures.clear()
+        placed = [d for d, outcome in self._outcomes.items() if outcome is True]
+        self._outcomes.clear()
         if not placed:
             return
         # Uncommitted copies: remove those no row references (under the write lock, so a
@@ -563,7 +549,7 @@ class DicomDatabase:
             writer = _StoreWriter(self) if copy and todo else None
             try:
                 for chunk_result in self._parse_all(todo, workers, batch_size,
-                                                    writer.submit if writer is not None else None):
+                                                    writer.lookup if writer is not None else None):
                     step(chunk_result, "copy" if copy else "link", None, writer)
             finally:
                 if writer is not None:
@@ -609,7 +595,7 @@ class DicomDatabase:
                 progress(done, total)
             writer = _StoreWriter(self, link=True)
             try:
-                for chunk_result in self._parse_all(todo, workers, batch_size, writer.submit):
+                for chunk_result in self._parse_all(todo, workers, batch_size, writer.lookup):
                     if cancel is not None and cancel():
                         raise CancelledError(None, "import cancelled")
                     self._commit_batch(chunk_result, "move", report, record=lambda p: None, writer=writer)
@@ -713,7 +699,7 @@ class DicomDatabase:
                             continue
                         keys[os.fspath(target)] = f"{path}/{n}"
                         todo.append((os.fspath(target), size, mtime))
-                    for chunk_result in self._parse_all(todo, workers, batch_size, writer.submit):
+                    for chunk_result in self._parse_all(todo, workers, batch_size, writer.lookup):
                         step(chunk_result, "move", keys.get, writer)
                     # Members not taken into the store (non-DICOM, errors) go too.
                     for p, _, _ in todo:
@@ -778,16 +764,13 @@ class DicomDatabase:
         if stored and writer is None:
             writer = own_writer = _StoreWriter(self, link=(mode == "move"))
         if writer is not None:
-            writer.lookup(results)  # (already known when the writer saw the batch)
+            writer.lookup(results)
         rows = _batch_rows(results, report, record, writer if stored else None, now)
-        # The copies (already under way on the writer's thread, atomic renames) are all in
-        # place before the transaction below makes them visible.
+        # The copies (atomic renames) are all in place before the transaction below makes them visible.
         adopted: list[str] = []
         try:
             if rows.to_copy:
                 assert writer is not None
-                if own_writer is not None:
-                    own_writer.submit(results)
                 failed = _await_copies(writer, rows.to_copy, report, record)
                 if failed:
                     rows.instances = [r for r in rows.instances if r[4] not in failed]
