@@ -16,7 +16,7 @@ handlers:
   MONOCHROME1 is inverted to read like MONOCHROME2, colour (RGB, YBR, palette)
   becomes 8-bit RGB, compressed syntaxes go through pydicom's pixel handlers;
 * uncompressed little-endian voxels are read straight into the output array
-  (``readinto`` on a thread pool), which is what makes loading fast.
+  (``readinto``), which is what makes loading fast.
 
 Errors name the files; files that cannot be read are left out and the rest loads.
 """
@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import warnings
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -65,9 +63,6 @@ _NON_IMAGE_SOP_EXACT = frozenset(("1.2.840.10008.1.3.10",))  # Media Storage Dir
 
 #: Position tolerance (mm) for "the same slice position".
 POSITION_TOL = 0.01
-
-_THREADS = max(1, min(4, os.cpu_count() or 1))
-
 
 class DicomWarning(UserWarning):
     """Something about a DICOM series is unusual; the result is still geometrically correct."""
@@ -723,7 +718,6 @@ class _Loader:
         self.out = np.empty(shape, dtype=self.out_dtype)
         self.raw_frames: set[tuple[int, int]] = set()  # stored values kept (rescale did not fit)
         self.minmax: dict[tuple[int, int], tuple[float, float]] = {}
-        self.lock = threading.Lock()
         self.failed: dict[str, str] = {}
 
     # -- per-file work --------------------------------------------------------------------------
@@ -747,11 +741,9 @@ class _Loader:
                         raise FormatError(path, f"frame shape {src.shape} does not match {self.out.shape[2:]}")
                     self._store(t, k, r, src)
         except FormatError as exc:
-            with self.lock:
-                self.failed[path] = exc.reason
+            self.failed[path] = exc.reason
         except OSError as exc:
-            with self.lock:
-                self.failed[path] = f"cannot read: {exc.strerror or exc}"
+            self.failed[path] = f"cannot read: {exc.strerror or exc}"
 
     def _frame_from(self, arr: np.ndarray, r: dict) -> np.ndarray:
         tile = r.get("_tile")
@@ -844,9 +836,8 @@ class _Loader:
                 a1, a2 = s * lo + b, s * hi + b
                 fits = min(a1, a2) >= info.min and max(a1, a2) <= info.max
             if not fits:
-                with self.lock:
-                    self.raw_frames.add((t, k))
-                    self.minmax[(t, k)] = (float(dest.min()), float(dest.max()))
+                self.raw_frames.add((t, k))
+                self.minmax[(t, k)] = (float(dest.min()), float(dest.max()))
                 return
         if s != 1.0:
             np.multiply(dest, int(s), out=dest, casting="unsafe")
@@ -945,34 +936,12 @@ def _resample_k(arr: np.ndarray, dist: Sequence[float], targets: Sequence[float]
 def _run(loaders: list[_Loader], progress: Optional[Callable[[int, int], None]],
          cancel: Optional[Callable[[], bool]]) -> None:
     jobs = [(ld, path, targets) for ld in loaders for path, targets in ld.tasks()]
-    total = len(jobs)
-    if total == 0:
-        return
-    # Chunk the files so the pool overhead stays small.
-    nchunks = min(total, _THREADS * 8)
-    chunks = [jobs[i::nchunks] for i in range(nchunks)]
-    done = [0]
-    lock = threading.Lock()
-
-    def work(chunk):
-        for ld, path, targets in chunk:
-            if cancel is not None and cancel():
-                return
-            ld.fill_file(path, targets)
-            if progress is not None:
-                with lock:
-                    done[0] += 1
-                    n = done[0]
-                progress(n, total)
-
-    if _THREADS == 1 or total < 4:
-        for c in chunks:
-            work(c)
-    else:
-        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-            list(pool.map(work, chunks))
-    if cancel is not None and cancel():
-        raise CancelledError(None, "cancelled")
+    for n, (ld, path, targets) in enumerate(jobs, 1):
+        if cancel is not None and cancel():
+            raise CancelledError(None, "cancelled")
+        ld.fill_file(path, targets)
+        if progress is not None:
+            progress(n, len(jobs))
 
 
 # -- public entry points --------------------------------------------------------------------------
