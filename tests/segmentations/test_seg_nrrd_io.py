@@ -15,7 +15,6 @@ from napari_medio.core.geometry import Geometry
 from napari_medio.core.progress import Progress
 from napari_medio.core.segmentation import Segment, Segmentation
 from napari_medio.core.volume import Volume
-from napari_medio.formats import segmentation_nrrd as segnrrd
 from tests.volumes import OBLIQUE_FLIPPED
 
 
