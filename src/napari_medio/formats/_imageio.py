@@ -136,6 +136,23 @@ def head_text(head: bytes) -> str:
     return head.decode("latin-1")
 
 
+def header_numbers(path: str | os.PathLike[str], fields: dict, key: str, n: int | None = None, cast: Any = float,
+                   format_name: str = "header") -> list | None:
+    """The numbers of a text header's field ``key`` (separated by spaces or commas; the first ``n`` when
+    given), or None when the field is absent; a FormatError naming the field when they are not numbers
+    or fewer than ``n``."""
+    if fields.get(key) is None:
+        return None
+    text = str(fields[key])
+    try:
+        values = [cast(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise FormatError(path, f"{format_name} field {key!r} is not numeric: {text[:80]!r}") from None
+    if n is not None and len(values) < n:
+        raise FormatError(path, f"{format_name} field {key!r} has {len(values)} values, {n} expected")
+    return values if n is None else values[:n]
+
+
 def sidecar(path: str | os.PathLike[str], name: str) -> Path:
     """A file named in a header, relative to the header's folder unless absolute."""
     p = Path(name)

@@ -82,7 +82,7 @@ from ..core.volume import AxisInfo, Volume
 from . import metaimage as _mi
 from . import nrrd as _nrrd
 from .nrrd import format_number
-from ._imageio import LABELMAP_OPTION, file_size, nonempty_file_size, require_bytes, volume_kind
+from ._imageio import LABELMAP_OPTION, file_size, header_numbers, nonempty_file_size, require_bytes, volume_kind
 from ..core.kinds import DataKind
 
 __all__ = ["EXTENSIONS", "read", "sniff", "write"]
@@ -218,20 +218,11 @@ def _components(n: int, dtype: np.dtype) -> AxisInfo | None:
 
 
 # -- MetaImage container: reading ------------------------------------------------------------
-def _numbers(path: Path, fields: dict, key: str, cast=float) -> list | None:
-    if key not in fields:
-        return None
-    try:
-        return [cast(v) for v in fields[key].split()]
-    except ValueError:
-        raise FormatError(path, f"header field {key} is not numeric: {fields[key][:80]!r}") from None
-
-
 def _mha_layout(path: Path, fields: dict) -> tuple[list[int], int, int, int]:
     """Spatial sizes (x, y[, z]), frame count, channels, number of geometry axes (NDims)."""
     if "DimSize" not in fields:
         raise FormatError(path, "header has no DimSize")
-    dims = _numbers(path, fields, "DimSize", int)
+    dims = header_numbers(path, fields, "DimSize", None, int, "MetaImage")
     try:
         ndims = int(fields.get("NDims", str(len(dims))))
     except ValueError:
@@ -279,16 +270,16 @@ def _mha_layout(path: Path, fields: dict) -> tuple[list[int], int, int, int]:
 
 def _mha_geometry(path: Path, fields: dict, nspatial: int, naxes: int) -> Geometry:
     """3D LPS geometry of one frame from ElementSpacing / Offset / TransformMatrix (ITK's reading)."""
-    spacing = _numbers(path, fields, "ElementSpacing") or _numbers(path, fields, "ElementSize") or []
+    spacing = header_numbers(path, fields, "ElementSpacing") or header_numbers(path, fields, "ElementSize") or []
     origin = None
     for key in ("Offset", "Origin", "Position"):
-        origin = _numbers(path, fields, key)
+        origin = header_numbers(path, fields, key)
         if origin is not None:
             break
     origin = origin or []
     matrix = None
     for key in ("TransformMatrix", "Rotation", "Orientation"):
-        matrix = _numbers(path, fields, key)
+        matrix = header_numbers(path, fields, key)
         if matrix is not None:
             break
     if matrix is None:

@@ -39,6 +39,7 @@ from ._imageio import (
     check_direction,
     check_writable,
     file_size,
+    header_numbers,
     nonempty_file_size,
     require_bytes,
     sidecar,
@@ -79,18 +80,6 @@ def sniff(head: bytes, path: Path) -> bool:
         fields["dataType"].strip().upper() in _TYPES
 
 
-def _numbers(path: Path, fields: dict, key: str, n: int, cast=float) -> list | None:
-    if key not in fields:
-        return None
-    try:
-        values = [cast(v) for v in fields[key].split()]
-    except ValueError:
-        raise FormatError(path, f"Stimulate header field {key!r} is not numeric: {fields[key]!r}") from None
-    if len(values) < n:
-        raise FormatError(path, f"Stimulate header field {key!r} has {len(values)} values, {n} expected")
-    return values[:n]
-
-
 def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[Volume]:
     """Read a ``.spr`` header and its ``.sdt`` data into one Volume."""
     p = Path(path)
@@ -107,15 +96,15 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None) -> list[
         raise FormatError(p, "Stimulate numDim is not a number") from None
     if ndim not in (2, 3, 4):
         raise FormatError(p, f"Stimulate numDim {ndim} is not supported (2 to 4)")
-    dims = _numbers(p, fields, "dim", ndim, int)
+    dims = header_numbers(p, fields, "dim", ndim, int, "Stimulate")
     if any(d < 1 for d in dims):
         raise FormatError(p, f"invalid Stimulate dimensions {dims}")
     dtype_name = fields["dataType"].split()[0].upper() if fields["dataType"].split() else ""
     if dtype_name not in _TYPES:
         raise FormatError(p, f"unknown Stimulate dataType {fields['dataType']!r}")
-    spacing = _numbers(p, fields, "interval", ndim)
-    fov = _numbers(p, fields, "fov", ndim)
-    origin = _numbers(p, fields, "origin", ndim)
+    spacing = header_numbers(p, fields, "interval", ndim, float, "Stimulate")
+    fov = header_numbers(p, fields, "fov", ndim, float, "Stimulate")
+    origin = header_numbers(p, fields, "origin", ndim, float, "Stimulate")
     if spacing is None:
         spacing = [f / d for f, d in zip(fov, dims)] if fov else [1.0] * ndim
     if origin is None:

@@ -31,7 +31,7 @@ from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
 from .naming import base_name
-from ._imageio import LABELMAP_OPTION, nonempty_file_size, require_bytes, volume_kind
+from ._imageio import LABELMAP_OPTION, header_numbers, nonempty_file_size, require_bytes, volume_kind
 from ..core.kinds import DataKind
 
 NAME = "vff"
@@ -65,20 +65,11 @@ def _header(p: Path, data: bytes) -> tuple[dict, int]:
     return params, start
 
 
-def _numbers(p: Path, params: dict, key: str, n: int, cast=float, default=None) -> list:
-    value = params.get(key)
-    if value is None:
-        if default is not None:
-            return default
+def _required(p: Path, params: dict, key: str, n: int, cast: type) -> list:
+    values = header_numbers(p, params, key, n, cast, "VFF")
+    if values is None:
         raise FormatError(p, f"VFF header has no {key}")
-    parts = value.replace(",", " ").split()
-    try:
-        out = [cast(v) for v in parts[:n]]
-    except ValueError:
-        raise FormatError(p, f"VFF header {key} is not numeric: {value!r}") from None
-    if len(out) < n:
-        raise FormatError(p, f"VFF header {key} needs {n} values: {value!r}")
-    return out
+    return values
 
 
 def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, rescale: bool = False) -> list[Volume]:
@@ -95,16 +86,16 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, rescale:
     for key, want in (("type", "raster"), ("format", "slice")):
         if params.get(key, want).lower() != want:
             raise FormatError(p, f"VFF {key} {params[key]!r} is not supported ({want} only)")
-    bits = _numbers(p, params, "bits", 1, int)[0]
-    bands = _numbers(p, params, "bands", 1, int, [1])[0]
+    bits = _required(p, params, "bits", 1, int)[0]
+    bands = (header_numbers(p, params, "bands", 1, int, "VFF") or [1])[0]
     if bits not in _DTYPES or bands != 1:
         raise FormatError(p, f"VFF with {bits} bits and {bands} bands is not supported")
-    dims = _numbers(p, params, "size", 3, int)
+    dims = _required(p, params, "size", 3, int)
     if any(d < 1 for d in dims):
         raise FormatError(p, f"invalid VFF size {dims}")
-    spacing = _numbers(p, params, "spacing", 3, float, [1.0, 1.0, 1.0])
+    spacing = header_numbers(p, params, "spacing", 3, float, "VFF") or [1.0, 1.0, 1.0]
     spacing = [s if s > 0 else 1.0 for s in spacing]
-    origin = _numbers(p, params, "origin", 3, float, [0.0, 0.0, 0.0])
+    origin = header_numbers(p, params, "origin", 3, float, "VFF") or [0.0, 0.0, 0.0]
     dtype = np.dtype(_DTYPES[bits])
     count = dims[0] * dims[1] * dims[2]
     require_bytes(p, start + count * dtype.itemsize, size)
@@ -114,8 +105,8 @@ def read(path: str | os.PathLike[str], *, labelmap: bool | None = None, rescale:
     if rescale:
         if dtype.kind != "f":
             raise MedioError(p, "rescale=True applies to float VFF volumes only")
-        scale = _numbers(p, params, "data_scale", 1, float, [1.0])[0]
-        offset = _numbers(p, params, "data_offset", 1, float, [0.0])[0]
+        scale = (header_numbers(p, params, "data_scale", 1, float, "VFF") or [1.0])[0]
+        offset = (header_numbers(p, params, "data_offset", 1, float, "VFF") or [0.0])[0]
         array = (array * np.float32(scale) + np.float32(offset)).astype(np.float32, copy=False)
     geometry = Geometry(spacing, [-origin[0], -origin[1], origin[2]], np.eye(3))
     vol = Volume(array, geometry, name=base_name(p), metadata={"vff": meta} if meta else {}, source=os.fspath(p))
