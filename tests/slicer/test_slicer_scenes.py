@@ -1,5 +1,6 @@
 """3D Slicer (slicer-core's MRML scene, with its application, markups and remote-IO logic as Slicer sets
-them up) opens the scenes napari-medio saves, as a ``.mrml`` folder and as a ``.mrb`` bundle: the same
+them up) opens the scenes napari-medio saves, as a ``.mrml`` folder, a ``.mrb`` bundle and a DICOM
+secondary capture holding the bundle (found as Slicer's DICOMSlicerDataBundlePlugin finds it): the same
 nodes, their data where napari-medio put it, and their display properties."""
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from napari_medio.core.markups import Markups
 from napari_medio.core.model import triangle_model
 from napari_medio.core.segmentation import Segment, Segmentation
 from napari_medio.core.transform import Transform
+from napari_medio.scene.dicom_bundle import write_scene_capture
 from napari_medio.scene.save import save_scene
 from tests.slicer_harness import assert_same_volume, run_slicer
 from tests.volumes import OBLIQUE_FLIPPED, rotation, scalar_3d
@@ -35,6 +37,13 @@ OPEN_SCENES = """
         io.SetAndObserveDataIOManager(remote.GetDataIOManager())
         remote.AddDataIOToScene()
         messages = slicer.vtkMRMLMessageCollection()
+        if path.endswith(".dcm"):  # DICOMSlicerDataBundlePlugin.load: size from the creator, zip at the end
+            import re
+            raw = open(path, "rb").read()
+            size = int(re.search(rb"3D Slicer (\d+)", raw).group(1))
+            zipped = raw[-size:] if size % 2 == 0 else raw[-size - 1:-1]
+            path = str(workdir / "scene.zip")
+            open(path, "wb").write(zipped)
         if path.endswith(".mrml"):
             scene.SetURL(path)
             ok = scene.Connect(messages)
@@ -107,6 +116,8 @@ def test_slicer_opens_saved_scenes(tmp_path):
         target = tmp_path / ext / f"scene.{ext}"
         save_scene(objects, target)
         scenes[ext] = str(target)
+    scenes["dcm"] = str(tmp_path / "SlicerDataBundle.dcm")  # Slicer's DICOM "Slicer Data Bundle"
+    write_scene_capture(objects, scenes["dcm"])
 
     out = run_slicer(OPEN_SCENES, inputs={"scenes": scenes})
 
