@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
+
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_output
 from ..core.kinds import DataKind
@@ -80,6 +82,60 @@ def _check_legacy(path: Path) -> str:
     return lines[1].decode("latin-1", "replace").strip()
 
 
+_SECTION = re.compile(rb"^(POLYGONS|LINES|VERTICES|TRIANGLE_STRIPS|CELLS)\s+(\d+)\s+(\d+)", re.MULTILINE)
+_ITEM_SIZE = {b"float": 4, b"double": 8, b"int": 4, b"short": 2, b"long": 8, b"char": 1, b"unsigned_char": 1,
+              b"vtktypeint64": 8}
+
+
+def _values(data: bytes, start: int, count: int, binary: bool, dtype: str) -> Optional[np.ndarray]:
+    """``count`` integers from ``start`` (big-endian binary or ASCII tokens); None when the file holds fewer."""
+    if binary:
+        item = np.dtype(dtype).itemsize
+        if len(data) < start + count * item:
+            return None
+        return np.frombuffer(data, dtype=dtype, count=count, offset=start).astype(np.int64)
+    tokens = data[start:].split(None, count)
+    if len(tokens) < count:
+        return None
+    try:
+        return np.array(tokens[:count], dtype=np.int64)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _walk_counts(values: np.ndarray, n: int) -> bool:
+    """True when ``values`` is exactly ``n`` runs of (point count, that many point ids)."""
+    if n and values.size and values[0] >= 1 and values.size == n * (values[0] + 1) \
+            and (values[::values[0] + 1] == values[0]).all():
+        return True  # every cell has the same size: checked without a loop
+    pos = 0
+    for _ in range(n):
+        if pos >= values.size or values[pos] < 0:
+            return False
+        pos += int(values[pos]) + 1
+    return pos == values.size
+
+
+def _check_cell_section(data: bytes, m: "re.Match[bytes]", binary: bool, path: Path) -> None:
+    """One ``POLYGONS n size`` / ``CELLS n size`` section holds what it announces (VTK does not check it)."""
+    n, size = int(m.group(2)), int(m.group(3))
+    start = data.find(b"\n", m.end()) + 1
+    name = m.group(1).decode()
+    if size > len(data) or n > len(data):
+        raise FormatError(path, f"{name} {n} {size} announces more values than the file holds")
+    rest = data[start:start + 200].lstrip()
+    if rest.startswith(b"OFFSETS"):  # VTK 5.1 layout: n offsets, then size connectivity ids
+        om = re.match(rb"\s*OFFSETS\s+(\w+)\s*\n", data[start:start + 200])
+        dtype = ">i8" if om and _ITEM_SIZE.get(om.group(1).lower(), 4) == 8 else ">i4"
+        offsets = _values(data, start + om.end(), n, binary, dtype) if om else None
+        if offsets is None or (n and (offsets[0] != 0 or offsets[-1] != size or (np.diff(offsets) < 0).any())):
+            raise FormatError(path, f"{name} {n} {size}: OFFSETS do not describe {size} connectivity ids")
+        return
+    values = _values(data, start, size, binary, ">i4")
+    if values is None or not _walk_counts(values, n):
+        raise FormatError(path, f"{name} {n} {size}: the point counts of the {n} cells do not add up to {size} values")
+
+
 def _legacy_counts(path: Path) -> None:
     """Refuse truncated ASCII/binary legacy files up front (VTK would return partial meshes)."""
     data = path.read_bytes()
@@ -88,8 +144,7 @@ def _legacy_counts(path: Path) -> None:
         raise FormatError(path, "legacy VTK mesh without POINTS")
     binary = data.split(b"\n", 3)[2].strip().upper() == b"BINARY"
     n = int(m.group(1))
-    size = {b"float": 4, b"double": 8, b"int": 4, b"short": 2, b"long": 8, b"char": 1, b"unsigned_char": 1,
-            b"vtktypeint64": 8}.get(m.group(2).lower(), 4)
+    size = _ITEM_SIZE.get(m.group(2).lower(), 4)
     start = data.index(b"\n", m.end()) + 1
     if binary:
         if len(data) < start + 3 * n * size:
@@ -102,9 +157,10 @@ def _legacy_counts(path: Path) -> None:
             [float(t) for t in tokens[:3 * n][-3:]]
         except ValueError:
             raise FormatError(path, "POINTS section has non-numeric values") from None
+    for section in _SECTION.finditer(data):
+        _check_cell_section(data, section, binary, path)
 
 
-_SECTION = re.compile(rb"^(POLYGONS|LINES|VERTICES|TRIANGLE_STRIPS|CELLS)\s+(\d+)\s+(\d+)", re.MULTILINE)
 _ARRAY = re.compile(rb"^(?:SCALARS|NORMALS|VECTORS|TEXTURE_COORDINATES|COLOR_SCALARS|TENSORS)\s+(\S+)", re.MULTILINE)
 _DATA = re.compile(rb"^(POINT_DATA|CELL_DATA)\s+(\d+)", re.MULTILINE)
 
@@ -130,6 +186,35 @@ def _check_announced(path: Path, model: Model) -> None:
     missing = sorted(n for n in names if n not in have)
     if missing:
         raise FormatError(path, f"data array {missing[0]!r} is announced but could not be read (truncated or corrupt)")
+
+
+_PIECE_COUNT = re.compile(rb'\b(NumberOf(?:Points|Cells|Verts|Lines|Strips|Polys))\s*=\s*"([^"]*)"')
+
+
+def _xml_header(path: Path) -> bytes:
+    """The XML text of a VTK XML file, up to its appended raw data (if any)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    cut = data.find(b"<AppendedData")
+    return data if cut < 0 else data[:cut]
+
+
+def _check_xml_counts(path: Path, head: bytes) -> None:
+    """Piece counts of a VTK XML file are whole numbers the file can hold (VTK allocates them unchecked).
+
+    A compressed file can hold at most a few thousand items per stored byte (zlib about 1000:1,
+    LZMA more); an uncompressed one at most one.
+    """
+    size = path.stat().st_size
+    per_byte = 8192 if b"compressor=" in head else 1
+    for m in _PIECE_COUNT.finditer(head):
+        name, text = m.group(1).decode(), m.group(2).decode("latin-1", "replace")
+        try:
+            count = int(text)
+        except ValueError:
+            raise FormatError(path, f"{name}={text!r} is not a whole number") from None
+        if count < 0 or count > size * per_byte:
+            raise FormatError(path, f"{name}={count} is impossible for a file of {size} bytes")
 
 
 def read_vtk_model(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
@@ -169,6 +254,7 @@ def read_vtk_model(path: "str | os.PathLike[str]", *, coordinate_system: Optiona
             reader = v.vtkXMLUnstructuredGridReader()
         else:
             raise FormatError(p, "VTK XML file is not PolyData or UnstructuredGrid")
+        _check_xml_counts(p, _xml_header(p))
         if not reader.CanReadFile(os.fspath(p)):
             raise FormatError(p, "not a readable VTK XML file")
         reader.SetFileName(os.fspath(p))

@@ -1,0 +1,61 @@
+"""Hostile files built in the test: each read in a child process, refused with a MedioError naming the file.
+
+A crash in a library's C/C++ code takes the whole process down, so these reads never run in pytest's own process.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tests.childread import assert_refused_in_child
+from tests.conftest import fixture_file
+
+
+def _edit(tmp_path: Path, src: Path, name: str, old: bytes, new: bytes) -> Path:
+    data = src.read_bytes()
+    assert old in data, old
+    out = tmp_path / name
+    out.write_bytes(data.replace(old, new, 1))
+    return out
+
+
+def test_legacy_vtk_cell_counts_that_do_not_add_up(tmp_path):
+    src = fixture_file("models/pyvista/hexbeam.vtk")
+    data = src.read_bytes()
+    start = data.index(b"CELLS 40 360\n") + len(b"CELLS 40 360\n")
+    huge_cell = tmp_path / "hugecell.vtk"  # first cell claims 2^31-1 points
+    huge_cell.write_bytes(data[:start] + b"2147483647" + data[data.index(b" ", start):])
+    assert_refused_in_child([
+        _edit(tmp_path, src, "shortcells.vtk", b"CELLS 40 360", b"CELLS 40 3"),
+        _edit(tmp_path, src, "hugesize.vtk", b"CELLS 40 360", b"CELLS 40 2147483647"),
+        _edit(tmp_path, fixture_file("models/slicer/cube.vtk"), "polys.vtk", b"POLYGONS 6 30", b"POLYGONS 60 30"),
+        huge_cell,
+    ])
+
+
+def test_legacy_vtk_binary_cell_counts(tmp_path):
+    import napari_medio
+    from napari_medio.core.model import Model
+
+    model = Model(points=np.random.default_rng(0).random((4, 3)), cell_types=np.array([5, 5]),
+                  offsets=np.array([0, 3, 6]), connectivity=np.array([0, 1, 2, 1, 2, 3]))
+    good = tmp_path / "good.vtk"
+    napari_medio.write(model, good, compress=True)
+    data = good.read_bytes()
+    assert b"BINARY" in data[:200]
+    assert napari_medio.read(good)[0].n_cells == 2
+    i = data.index(b"\nPOLYGONS") + 1
+    line = data[i:data.index(b"\n", i)]
+    bad = tmp_path / "bad.vtk"
+    bad.write_bytes(data.replace(line, line.rsplit(b" ", 1)[0] + b" 2"))
+    assert_refused_in_child([bad])
+
+
+def test_vtk_xml_impossible_piece_counts(tmp_path):
+    cube = fixture_file("models/slicer/cube.vtp")
+    assert_refused_in_child([
+        _edit(tmp_path, cube, f"{name}{i}.vtp", f'{attr}="{old}"'.encode(), f'{attr}="{value}"'.encode())
+        for name, attr, old in (("points", "NumberOfPoints", 24), ("polys", "NumberOfPolys", 6))
+        for i, value in enumerate((2**31 - 1, -5, "x"))
+    ])
