@@ -190,11 +190,13 @@ def convert_batch(
 
     See the module docstring for schedulers, skipping and the summary file.
     """
+    from .core import registry
     from .core.progress import ensure_progress
 
     if to.lstrip(".") not in TARGETS:
         raise MedioError(None, f"unknown target {to!r}; choose one of {', '.join(TARGETS)}")
     ext = TARGETS[to.lstrip(".")]
+    registry.check_write_options(f"*{ext}", dict(write_options or {}))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prog = ensure_progress(progress)

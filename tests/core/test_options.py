@@ -98,3 +98,14 @@ def test_documented_options_are_taken():
             continue
         documented = fmt.read_options if operation == "read" else fmt.write_options
         assert set(documented) <= set(params), (fmt.name, operation, set(documented) - set(params))
+
+
+def test_a_batch_reports_a_misspelled_write_option_once_before_writing(tmp_path):
+    from napari_medio.batch import BatchItem, convert_batch
+
+    napari_medio.write(scalar_3d(), tmp_path / "a.nrrd")
+    with pytest.raises(OptionError, match=r"\*\.nii\.gz: unknown option 'compresion_level' for the nifti writer"):
+        convert_batch([BatchItem(source=str(tmp_path / "a.nrrd"), name="a")], tmp_path / "out", "nii.gz",
+                      write_options={"compresion_level": 1})
+    assert not (tmp_path / "out").exists()
+    registry.check_write_options("x.nrrd", {"crop_to_minimum_extent": True})  # a .seg.nrrd-name writer knows it

@@ -38,6 +38,7 @@ __all__ = [
     "read_head",
     "option_names",
     "applicable_options",
+    "check_write_options",
     "COMMON_OPTIONS",
     "matching_extension",
     "all_read_extensions",
@@ -137,6 +138,25 @@ def applicable_options(fmt: FileFormat, operation: str, options: dict) -> dict:
     """
     known = option_names(fmt, operation)
     return dict(options) if known is None else {k: v for k, v in options.items() if k in known}
+
+
+def check_write_options(path: "str | os.PathLike[str]", options: dict) -> None:
+    """Raise :class:`OptionError` for an option no writer of ``path``'s extension knows.
+
+    For callers that write many objects of kinds not yet known (a batch): a
+    misspelled option is reported once, before anything is written.
+    """
+    writers = _by_extension(Path(path), [f for f in formats() if f.write])
+    known: set[str] = set()
+    for fmt in writers:
+        names = option_names(fmt, "write")
+        known |= names or set()  # None: a writer passing options on to another writer
+    unknown = sorted(set(options) - known)
+    if known and unknown:
+        named = [f.name for f in writers if option_names(f, "write") is not None]
+        raise OptionError(path, f"unknown option {unknown[0]!r} for the {', '.join(named)} "
+                                f"writer{'s' if len(named) > 1 else ''}; "
+                                f"known: {', '.join(sorted(known))}")
 
 
 def _options_for(fmt: FileFormat, operation: str, path: Any, options: dict) -> dict:
