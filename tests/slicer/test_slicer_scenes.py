@@ -54,7 +54,28 @@ OPEN_SCENES = """
         return scene, (app, markups, remote, io)
 
     from vtk.util import numpy_support
-    for name, path in inputs["scenes"].items():
+
+    def world_points(node, points):
+        to_world = vtk.vtkGeneralTransform()
+        slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(node.GetParentTransformNode(), None, to_world)
+        return np.array([to_world.TransformPoint(*p) for p in points]).reshape(-1, 3)
+
+    for name, path in inputs.get("compare", {}).items():
+        scene, keep = open_scene(path)
+        out = {"counts": {c: scene.GetNumberOfNodesByClass(c) for c in CLASSES + [
+            "vtkMRMLMarkupsPlaneNode", "vtkMRMLMarkupsROINode", "vtkMRMLMarkupsCurveNode",
+            "vtkMRMLTransformNode"]}}
+        model = scene.GetFirstNodeByClass("vtkMRMLModelNode")
+        mesh = numpy_support.vtk_to_numpy(model.GetMesh().GetPoints().GetData()).astype(float)
+        out["model_world"] = world_points(model, mesh)
+        fiducials = scene.GetFirstNodeByClass("vtkMRMLMarkupsFiducialNode")
+        out["fiducials_world"] = np.array([fiducials.GetNthControlPointPositionWorld(i)
+                                           for i in range(fiducials.GetNumberOfControlPoints())])
+        volume = scene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        out["volume_ijk_to_ras"] = node_ijk_to_ras(volume)
+        result["compare:" + name] = out
+
+    for name, path in inputs.get("scenes", {}).items():
         scene, keep = open_scene(path)
         out = {"counts": {c: scene.GetNumberOfNodesByClass(c) for c in CLASSES}}
         volume = scene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
@@ -138,3 +159,19 @@ def test_slicer_opens_saved_scenes(tmp_path):
                                    atol=1e-6, err_msg=ext)
         np.testing.assert_allclose(got["to_parent"], transform.matrix_to_parent_ras, atol=1e-4, err_msg=ext)
     assert napari_medio.read(scenes["mrb"])  # and napari-medio reads its own bundle back
+
+
+def test_slicer_opens_its_own_scene_resaved_by_napari_medio(tmp_path, fixture_path):
+    """A scene Slicer wrote (tests/data/slicer/generated/scene), read by napari-medio and saved again as a
+    bundle: Slicer finds the same nodes, the model and the points in the same world places."""
+    original = fixture_path("slicer/generated/scene/scene.mrml")
+    resaved = tmp_path / "resaved.mrb"
+    save_scene(napari_medio.read(original), resaved)
+
+    out = run_slicer(OPEN_SCENES, inputs={"compare": {"original": str(original), "resaved": str(resaved)}})
+
+    before, after = out["compare:original"], out["compare:resaved"]
+    assert after["counts"] == before["counts"]
+    np.testing.assert_allclose(after["model_world"], before["model_world"], atol=1e-4)
+    np.testing.assert_allclose(after["fiducials_world"], before["fiducials_world"], atol=1e-4)
+    np.testing.assert_allclose(after["volume_ijk_to_ras"], before["volume_ijk_to_ras"], atol=1e-4)
