@@ -59,3 +59,21 @@ def test_vtk_xml_impossible_piece_counts(tmp_path):
         for name, attr, old in (("points", "NumberOfPoints", 24), ("polys", "NumberOfPolys", 6))
         for i, value in enumerate((2**31 - 1, -5, "x"))
     ])
+
+
+def test_itk_bspline_impossible_grids(tmp_path):
+    import h5py
+
+    text = fixture_file("transforms/Bspline-f-m.tfm")
+    bad = [_edit(tmp_path, text, f"grid{i}.tfm", b"FixedParameters: 8 8 8", f"FixedParameters: {g}".encode())
+           for i, g in enumerate(("8 800000 800000", "8 -8 8", "8 0 8", "8 8.5 8"))]
+    for i, grid in enumerate(([17, 130000, 150000], [17, -13, 15], [2**31 - 1, 1, 1])):
+        out = tmp_path / f"grid{i}.h5"
+        out.write_bytes(fixture_file("transforms/BSplineLinearCompositeTransform.h5").read_bytes())
+        with h5py.File(out, "r+") as f:
+            fixed = f["TransformGroup/2/TranformFixedParameters"]
+            values = fixed[()]
+            values[:3] = grid
+            fixed[...] = values
+        bad.append(out)
+    assert_refused_in_child(bad)

@@ -169,6 +169,59 @@ def _tps(params: np.ndarray, fixed: np.ndarray, path: Path, where: str) -> ThinP
         raise FormatError(path, f"{where}{exc}") from None
 
 
+def _check_bspline_grid(cls: str, params_size: int, fixed: np.ndarray, path: Path, where: str) -> None:
+    """A B-spline's fixed parameters (grid size, origin, spacing, direction) agree with its parameter count.
+
+    ITK allocates the grid before comparing it with the parameters (a huge or negative grid corrupts its
+    heap), so this runs before ITK sees the file.
+    """
+    tail = cls.rsplit("_", 1)[-1]
+    dim = int(tail) if tail.isdigit() and 2 <= int(tail) <= 3 else 3
+    if fixed.size != dim * (dim + 3):
+        raise FormatError(path, f"{where}{cls} needs {dim * (dim + 3)} fixed parameters, got {fixed.size}")
+    grid = fixed[:dim]
+    if not np.isfinite(fixed).all() or (grid < 1).any() or (grid != np.round(grid)).any():
+        raise FormatError(path, f"{where}{cls} grid size {fixed[:dim].tolist()} is not whole positive numbers")
+    if (fixed[2 * dim:3 * dim] == 0).any():
+        raise FormatError(path, f"{where}{cls} grid spacing {fixed[2 * dim:3 * dim].tolist()} has a zero")
+    nodes = int(np.prod(grid.astype(np.int64)))
+    if grid.max() > params_size or nodes * dim != params_size:
+        raise FormatError(path, f"{where}{cls} grid {grid.astype(np.int64).tolist()} needs {nodes * dim} "
+                                f"parameters, got {params_size}")
+
+
+def _check_text_grids(path: Path) -> None:
+    for b in _parse_text(path):
+        if "BSpline" in b["class"]:
+            _check_bspline_grid(b["class"], b["Parameters"].size, b["FixedParameters"], path, f"line {b['line']}: ")
+
+
+def _check_h5_grids(path: Path) -> None:
+    """B-spline grids of an ITK HDF5 transform file, checked without loading the parameters."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            group = f.get("TransformGroup")
+            for k in (group.keys() if isinstance(group, h5py.Group) else ()):
+                g = group[k]
+                ttype = g["TransformType"][()] if "TransformType" in g else b""
+                ttype = ttype[0] if getattr(ttype, "shape", ()) else ttype
+                ttype = ttype.decode("latin-1") if isinstance(ttype, bytes) else str(ttype)
+                if "BSpline" not in ttype:
+                    continue
+                where = f"TransformGroup/{k}: "
+                fixed = _h5_dataset(g, "TransformFixedParameters")
+                params = next((g[n] for n in ("TransformParameters", "TranformParameters") if n in g), None)
+                if fixed is None or params is None:
+                    raise FormatError(path, f"{where}missing TransformParameters or TransformFixedParameters")
+                _check_bspline_grid(ttype, int(params.size), fixed.reshape(-1), path, where)
+    except FormatError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise FormatError(path, f"cannot read HDF5: {exc}") from None
+
+
 def _h5_dataset(group: Any, name: str) -> Optional[np.ndarray]:
     """A parameter dataset of an ITK HDF5 transform group; older ITK spelled the names ``Tranform...``."""
     for key in (name, name.replace("Transform", "Tranform", 1)):
@@ -221,6 +274,10 @@ def read_itk_transform(path: "str | os.PathLike[str]") -> list[Transform]:
         raise FormatError(p, "not an ITK transform file (no '#Insight Transform File' header, HDF5 or MATLAB "
                              "transform signature)")
     name = base_name(p)
+    if _sniff_text(head, p):
+        _check_text_grids(p)
+    elif _sniff_h5(head, p):
+        _check_h5_grids(p)
     try:
         tx = sitk.ReadTransform(os.fspath(p))
     except RuntimeError as exc:
