@@ -82,3 +82,27 @@ def test_reader_without_viewer_still_returns_layer_data(tmp_path):
     p.write_text("hello\nworld\n")
     assert get_reader(str(p))(str(p)) == [(None,)]
     assert announcement(p, [], 0) == "notes.txt: no data napari-medio can show"
+
+
+def test_open_with_options_on_a_transform_adds_no_layer_and_says_so(make_napari_viewer, messages):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-medio", "Open with options")
+    widget._path.value = fixture_file("transforms/affine.tfm")
+    assert widget.load() == [] and len(viewer.layers) == 0
+    assert any(m.startswith("affine.tfm: linear transform") for m in messages), messages
+
+
+def test_slicer4_annotations_with_files_load_silently(make_napari_viewer, messages):
+    """Slicer's AnnotationFiducialsTest scene: the fiducials load (as markups), so nothing is said about them."""
+    from pathlib import Path
+
+    from tests.conftest import REPO_ROOT
+
+    folder = REPO_ROOT / "tests" / "data" / "scenes" / "AnnotationTest"
+    scenes = sorted(Path(folder).glob("*.mrml")) if folder.is_dir() else []
+    if not scenes:
+        pytest.skip("no Slicer 4 annotation scene in the test data")
+    viewer = make_napari_viewer()
+    layers = viewer.open(scenes[0], plugin="napari-medio")
+    assert layers
+    assert not any("annotations not shown" in m for m in messages), messages

@@ -42,7 +42,10 @@ class OpenWithOptionsWidget(Container):
         from napari.layers import Layer
 
         layers = []
-        for data, kwargs, layer_type in layer_data:
+        for ld in layer_data:
+            if len(ld) < 3 or ld[0] is None:  # no layer: a transform, a table, or the series chooser opened
+                continue
+            data, kwargs, layer_type = ld
             layers.append(self._viewer.add_layer(Layer.create(data, kwargs, layer_type)))
         self._status.value = f"loaded {len(layers)} layer(s) from {path.name}"
         return layers

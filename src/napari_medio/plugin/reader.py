@@ -85,6 +85,7 @@ def read_layers(path: PathLike | list, **options: Any) -> list:
             continue
         stored: list = []
         shown = 0
+        nodes = {((getattr(o, "metadata", None) or {}).get("scene") or {}).get("node_id") for o in objects}
         for obj in objects:
             lds = to_layer_data(obj, **options)
             if any(_is_layer(ld) for ld in lds):
@@ -92,7 +93,7 @@ def read_layers(path: PathLike | list, **options: Any) -> list:
             else:
                 stored.append(obj)
             layers.extend(lds)
-        announce(p, stored, shown)
+        announce(p, stored, shown, nodes - {None})
     # Objects that are not layers (transforms, tables: kept in the session store) give
     # napari's "no layer" marker; keep it only when nothing else was read.
     real = [ld for ld in layers if _is_layer(ld)]
@@ -184,10 +185,9 @@ def describe(obj: Any) -> str:
     return f"{kind}{named}"
 
 
-def scene_annotations(path: PathLike) -> Counter:
-    """Slicer 4 annotation nodes of a scene (.mrml, .mrb) that no data kind claims: tag -> count."""
+def scene_annotations(path: PathLike, loaded: "set[str] | frozenset[str]" = frozenset()) -> Counter:
+    """Slicer 4 annotation nodes of a scene (.mrml, .mrb) not among the ``loaded`` node IDs: tag -> count."""
     from ..scene.mrml import parse_mrml
-    from ..scene.nodes import kind_of_tag
 
     p = Path(os.fspath(path))
     suffix = p.name.lower()
@@ -207,15 +207,18 @@ def scene_annotations(path: PathLike) -> Counter:
         doc = parse_mrml(data, p)
     except (OSError, MedioError, ValueError, KeyError):
         return Counter()
-    return Counter(n.tag for n in doc.nodes if n.tag in ANNOTATION_TAGS and kind_of_tag(n.tag) is None)
+    return Counter(n.tag for n in doc.nodes if n.tag in ANNOTATION_TAGS and n.id not in loaded)
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def announcement(path: PathLike, stored: list, shown: int) -> str:
-    """The one-line message for what ``path`` gave besides layers ("" when there is nothing to say)."""
+def announcement(path: PathLike, stored: list, shown: int, loaded: "set[str] | frozenset[str]" = frozenset()) -> str:
+    """The one-line message for what ``path`` gave besides layers ("" when there is nothing to say).
+
+    ``loaded``: the scene node IDs the objects read came from (annotations among them are shown).
+    """
     parts = []
     if stored:
         kinds = Counter(_kind(o) for o in stored)
@@ -226,11 +229,11 @@ def announcement(path: PathLike, stored: list, shown: int) -> str:
         docks = sorted({DOCK_OF_KIND.get(k, "") for k in kinds} - {""})
         if docks:
             parts[-1] += f" (shown in the {' and '.join(docks)} dock" + ("s)" if len(docks) > 1 else ")")
-    annotations = scene_annotations(path) if not registry.is_url(path) else Counter()
+    annotations = scene_annotations(path, loaded) if not registry.is_url(path) else Counter()
     if annotations:
         what = ", ".join(_plural(n, ANNOTATION_TAGS[t]) for t, n in annotations.items())
-        parts.append(f"Slicer 4 annotations not shown ({what}): open and re-save the scene in Slicer 5 "
-                     "to make them markups")
+        parts.append(f"Slicer 4 annotations not shown ({what}: no data file, or a kind napari-medio does not "
+                     "read); open and re-save the scene in Slicer 5 to make them markups")
     if not parts and not shown:
         parts.append("no data napari-medio can show")
     if not parts:
@@ -238,9 +241,9 @@ def announcement(path: PathLike, stored: list, shown: int) -> str:
     return f"{Path(os.fspath(path)).name}: " + "; ".join(parts)
 
 
-def announce(path: PathLike, stored: list, shown: int) -> str:
+def announce(path: PathLike, stored: list, shown: int, loaded: "set[str] | frozenset[str]" = frozenset()) -> str:
     """Notify (one line) what ``path`` gave besides layers and open the docks that show it."""
-    message = announcement(path, stored, shown)
+    message = announcement(path, stored, shown, loaded)
     if not message:
         return ""
     try:
