@@ -45,7 +45,8 @@ def _sniff(head: bytes, path: Path) -> bool:
     return head[128:132] == b"DICM" and SECONDARY_CAPTURE.encode() in head and is_scene_capture(path)
 
 
-def read_scene_capture(path: "str | os.PathLike[str]", **options: Any) -> list:
+def read_scene_capture(path: "str | os.PathLike[str]", *, strict: bool = False, progress: Any = None,
+                       cancel: Any = None) -> list:
     """The scene a Slicer Data Bundle DICOM file holds: its ``.mrb`` read as napari-medio reads a bundle."""
     import pydicom
 
@@ -70,7 +71,7 @@ def read_scene_capture(path: "str | os.PathLike[str]", **options: Any) -> list:
     with tempfile.TemporaryDirectory(prefix="medio-sdb-") as tmp:
         bundle = Path(tmp) / "scene.mrb"
         bundle.write_bytes(data[:size])
-        objects = read_scene(bundle, **options)
+        objects = read_scene(bundle, strict=strict, progress=progress, cancel=cancel)
     for obj in objects:
         obj.source = os.fspath(p)
     return objects
