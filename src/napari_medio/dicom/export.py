@@ -122,7 +122,7 @@ class ExportTags:
         if not same_patient:
             src = {k: v for k, v in src.items() if k in ("Modality", "FrameOfReferenceUID")}
         out = {
-            "PatientName": _first_set(self.patient_name, src.get("PatientName"), "Anonymous"),
+            "PatientName": _first_set(self.patient_name, src.get("PatientName"), "Anonymous^"),
             "PatientID": _first_set(self.patient_id, src.get("PatientID"), "MEDIO-" + new_uid()[-10:]),
             "PatientBirthDate": _first_set(self.patient_birth_date, src.get("PatientBirthDate"), ""),
             "PatientSex": _first_set(self.patient_sex, src.get("PatientSex"), ""),
@@ -174,9 +174,14 @@ def _source_identity(obj: Any) -> dict:
 
 # -- value helpers ---------------------------------------------------------------------------------
 def _ds(x: float):
+    """A Decimal String value (at most 16 characters) for ``x``, formatted by pydicom.
+
+    ``x`` is first rounded to 14 significant digits: pydicom's auto-format alone writes values just
+    below a power of ten (9.999999999999998) as 17 characters (``10.00000000000000``).
+    """
     from pydicom.valuerep import DSfloat
 
-    x = float(x)
+    x = float(f"{float(x):.14g}")
     if abs(x) < 1e-12:
         x = 0.0
     return DSfloat(x, auto_format=True)
@@ -446,12 +451,28 @@ def _enhanced_from(datasets: list, iod: str, t: dict) -> Any:
                   series_number=int(t["SeriesNumber"]), sop_instance_uid=new_uid(), instance_number=1)
     obj.SpecificCharacterSet = "ISO_IR 192"
     obj.Laterality = ""
+    _fill_unassigned_per_frame(obj)
     obj.SeriesDescription = t["SeriesDescription"]
     # The classic instances it was built from are never written: do not reference them.
     for key in ("ReferencedSeriesSequence", "ReferencedImageSequence"):
         if key in obj:
             delattr(obj, key)
     return obj
+
+
+def _fill_unassigned_per_frame(obj: Any) -> None:
+    """Give every frame the Type 2 Unassigned Per-Frame Converted Attributes Sequence.
+
+    highdicom's legacy converter leaves it out when no attribute differs between frames (a
+    one-slice volume); the Legacy Converted Enhanced IODs require it with one item, an empty item
+    when nothing is unassigned.
+    """
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    for item in obj.PerFrameFunctionalGroupsSequence:
+        if "UnassignedPerFrameConvertedAttributesSequence" not in item:
+            item.UnassignedPerFrameConvertedAttributesSequence = DicomSequence([Dataset()])
 
 
 def _write_dataset(ds: Any, target: Path) -> Path:
