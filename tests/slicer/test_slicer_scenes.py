@@ -40,7 +40,7 @@ OPEN_SCENES = """
         if path.endswith(".dcm"):  # DICOMSlicerDataBundlePlugin.load: size from the creator, zip at the end
             import re
             raw = open(path, "rb").read()
-            size = int(re.search(rb"3D Slicer (\d+)", raw).group(1))
+            size = int(re.search(rb"3D Slicer ([0-9]+)", raw).group(1))
             zipped = raw[-size:] if size % 2 == 0 else raw[-size - 1:-1]
             path = str(workdir / "scene.zip")
             open(path, "wb").write(zipped)
