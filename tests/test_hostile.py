@@ -77,3 +77,47 @@ def test_itk_bspline_impossible_grids(tmp_path):
             fixed[...] = values
         bad.append(out)
     assert_refused_in_child(bad)
+
+
+def _bmp8(width: int, height: int, pixels: bytes, compression: int) -> bytes:
+    """An 8-bit gray-palette BMP with the given pixel bytes and compression field."""
+    import struct
+
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256))
+    offset = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, compression, len(pixels), 2835, 2835, 256, 0)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + palette + pixels
+
+
+def test_bmp_marked_rle8_holding_raw_rows(tmp_path):
+    rows = bytes(range(64)) * 64  # 64x64 raw rows, but the header says RLE8
+    bad = tmp_path / "rle.bmp"
+    bad.write_bytes(_bmp8(64, 64, rows, 1))
+    assert_refused_in_child([bad])
+
+
+def test_bmp_rle8_reads(tmp_path):
+    import napari_medio
+
+    rle = b"".join(bytes((4, 10 * r, 4, 200, 0, 0)) for r in range(3)) + b"\x00\x01"  # 3 rows of 8 pixels
+    good = tmp_path / "rle.bmp"
+    good.write_bytes(_bmp8(8, 3, rle, 1))
+    array = napari_medio.read(good)[0].to_numpy()
+    assert array.shape[-2:] == (3, 8) and array.ndim == 2
+    assert sorted(np.unique(array).tolist()) == [0, 10, 20, 200]
+
+
+def test_png_with_a_huge_declared_size(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    width = height = 40000  # 1.6 G pixels of zeros compress to about 1.5 MB
+    packer = zlib.compressobj(9)
+    rows = b"".join(packer.compress(bytes(width + 1)) for _ in range(height)) + packer.flush()
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    assert_refused_in_child([bomb])

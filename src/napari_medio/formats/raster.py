@@ -379,6 +379,35 @@ def _check_jpeg(path: Path) -> None:
     raise FormatError(path, "file is truncated: JPEG ends before its image data")
 
 
+def _bmp_compression(path: Path) -> int:
+    """The compression field of a BMP's info header (0 for the old 12-byte header)."""
+    with open(path, "rb") as fh:
+        head = fh.read(34)
+    if len(head) < 34 or int.from_bytes(head[14:18], "little") == 12:
+        return 0
+    return int.from_bytes(head[30:34], "little")
+
+
+def _check_picture_pixels(path: Path) -> None:
+    """Refuse a picture whose declared size exceeds Pillow's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``; raise it to read larger pictures), before any pixel is decoded."""
+    import warnings
+
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with napari
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path):
+                pass
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise FormatError(path, f"picture is too large to decode safely: {exc}") from None
+        except Exception:  # noqa: BLE001 - other header problems are left to the reader's own checks
+            return
+
+
 def _check_bmp(path: Path) -> None:
     with open(path, "rb") as fh:
         head = fh.read(64)
@@ -429,7 +458,7 @@ def _pillow_frame(path: Path, reason: str) -> Volume:
     try:
         with Image.open(path) as im:
             im.load()
-            array = np.asarray(im)
+            array = _pillow_array(im)
             dpi = im.info.get("dpi")
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds
         raise FormatError(path, f"cannot decode picture: {exc}") from None
@@ -437,6 +466,14 @@ def _pillow_frame(path: Path, reason: str) -> Volume:
     comps = component_axis(array.shape[-1], array.dtype, True) if array.ndim == 3 else None
     return Volume(array, Geometry(spacing, [0.0, 0.0], np.eye(2)), name=base_name(path), components=comps,
                   source=os.fspath(path))
+
+
+def _pillow_array(im: Any) -> np.ndarray:
+    """Pixels of a Pillow image; a palette image as RGB, or gray when its palette is gray."""
+    if im.mode != "P":
+        return np.asarray(im)
+    rgb = np.asarray(im.convert("RGB"))
+    return np.ascontiguousarray(rgb[..., 0]) if (rgb == rgb[..., :1]).all() else rgb
 
 
 def _png_scal(path: Path) -> list[float] | None:
@@ -458,6 +495,10 @@ def _png_scal(path: Path) -> list[float] | None:
 def _sitk_frame(path: Path, imageio: str, check) -> Volume:
     nonempty_file_size(path)
     check(path)
+    _check_picture_pixels(path)
+    if imageio == "BMPImageIO" and _bmp_compression(path) in (1, 2):
+        # ITK's run-length decoder trusts the data (raw rows marked RLE overrun its buffer): Pillow decodes it.
+        return _pillow_frame(path, "run-length encoded BMP")
     try:
         vol = read_sitk(path, imageio, labelmap=False)
     except FormatError as exc:
