@@ -12,7 +12,9 @@
 An item that fails (corrupt input, unsupported data) is recorded with its
 reason and does not stop the others.  Every output is written atomically, so an
 existing output is complete: a rerun skips it (``overwrite=False``) and only
-does what is left.  The summary -- one entry per item with its status
+does what is left.  An item read as several volumes (a DICOM series with 7 echoes)
+writes every one: the first to ``name.ext``, the others to ``name-2.ext`` ... (see
+:func:`output_paths`), and its result lists them all.  The summary -- one entry per item with its status
 (``done``, ``skipped``, ``failed``), output and reason -- is written to
 ``out_dir / "medio-batch-summary.json"``.  A
 :class:`~napari_medio.core.progress.Progress` counts finished items and can
@@ -31,7 +33,7 @@ from typing import Any, Iterable, Optional, Sequence
 from .core.errors import CancelledError, MedioError
 
 __all__ = ["BatchItem", "BatchReport", "convert_batch", "convert_one", "items_from_paths", "items_from_database",
-           "SUMMARY_NAME", "TARGETS"]
+           "output_paths", "SUMMARY_NAME", "TARGETS"]
 
 SUMMARY_NAME = "medio-batch-summary.json"
 #: Output formats by the name given to ``--to``: the file extension written.
@@ -62,6 +64,11 @@ class BatchReport:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r["status"] == status)
+
+    @property
+    def files_written(self) -> int:
+        """How many files the done items wrote (an item read as several volumes writes each)."""
+        return sum(len(r.get("outputs") or []) for r in self.results if r["status"] == "done")
 
     @property
     def failed(self) -> list[dict]:
@@ -134,7 +141,8 @@ def _unique_names(items: Sequence[BatchItem]) -> list[str]:
 def convert_one(item: dict, output: str, options: Optional[dict] = None) -> dict:
     """Convert one item (a :class:`BatchItem` dict) to ``output``; never raises for bad input.
 
-    Returns ``{"source", "name", "output", "status": "done"|"failed", "reason", "seconds"}``.
+    Returns ``{"source", "name", "output", "outputs", "objects", "status": "done"|"failed", "reason",
+    "seconds"}``: ``outputs`` lists every file written (see :func:`output_paths`).
     """
     from .core import registry
 
@@ -142,7 +150,7 @@ def convert_one(item: dict, output: str, options: Optional[dict] = None) -> dict
     read_options = dict(options.pop("read_options", None) or {})
     start = time.perf_counter()
     result = {"source": item["source"], "name": item["name"], "series_uid": item.get("series_uid"),
-              "output": output, "status": "done", "reason": ""}
+              "output": output, "outputs": [], "objects": 0, "status": "done", "reason": ""}
     try:
         if item.get("kind") == "dicom-series":
             from .dicom.database import DicomDatabase
@@ -153,7 +161,7 @@ def convert_one(item: dict, output: str, options: Optional[dict] = None) -> dict
             objects = registry.read(item["source"], **read_options)
         if not objects:
             raise MedioError(item["source"], "holds no data")
-        registry.write(objects[0], output, **options)
+        result.update(_write_all(objects, output, options))
     except CancelledError:
         raise
     except (MedioError, OSError, ValueError, TypeError, KeyError, IndexError, MemoryError, RuntimeError) as exc:
@@ -163,12 +171,38 @@ def convert_one(item: dict, output: str, options: Optional[dict] = None) -> dict
     return result
 
 
+def output_paths(output: str, count: int) -> list[str]:
+    """The files for ``count`` objects of one item: ``output`` first, then ``name-2.ext`` ... beside it."""
+    ext = next((e for e in sorted(TARGETS.values(), key=len, reverse=True) if output.endswith(e)), "")
+    stem = output[: len(output) - len(ext)] if ext else output
+    return [output] + [f"{stem}-{i}{ext}" for i in range(2, count + 1)]
+
+
+def _write_all(objects: list, output: str, options: dict) -> dict:
+    """Write every object of the first object's kind; the first goes to ``output``, written last.
+
+    Writing ``output`` last keeps a rerun's skip rule sound: when it exists, so do the others.
+    Objects of another kind (a scene's models beside its volumes) are counted, not written.
+    """
+    from .core import registry
+
+    kind = getattr(objects[0], "kind", None)
+    same = [o for o in objects if getattr(o, "kind", None) == kind]
+    paths = output_paths(output, len(same))
+    for obj, path in list(zip(same, paths))[1:] + [(same[0], paths[0])]:
+        registry.write(obj, path, **options)
+    other = len(objects) - len(same)
+    note = f"{other} object(s) of another kind than {kind} not written" if other else ""
+    return {"outputs": paths, "objects": len(same), "reason": note}
+
+
 def _write_summary(out_dir: Path, report: BatchReport, to: str) -> str:
     from .core.fileio import write_text
 
     path = out_dir / SUMMARY_NAME
     doc = {"to": to, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(report.seconds, 3),
            "counts": {s: report.count(s) for s in ("done", "skipped", "failed")},
+           "files_written": report.files_written,
            "failed": [{"source": r["source"], "series_uid": r.get("series_uid"), "reason": r["reason"]}
                       for r in report.failed],
            "items": report.results}
