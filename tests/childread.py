@@ -1,7 +1,8 @@
 """Read files with ``napari_medio.read`` in a child process, so a crash fails a test instead of killing pytest.
 
 The child gets a memory cap (``RLIMIT_AS``) and the caller a time limit; it reports one JSON line per file:
-``{"path": ..., "outcome": "ok" | "MedioError" | "CancelledError" | "<other exception type>", "message": ...}``.
+``{"path": ..., "outcome": "ok" | "MedioError" | "CancelledError" | "<other exception type>", "message": ...}``
+(for "ok", the message holds the warnings the read gave).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 MEMORY_CAP = 3 * 1024**3
 
 _CHILD = r"""
-import json, resource, sys
+import json, resource, sys, warnings
 cap = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 import napari_medio
@@ -24,8 +25,10 @@ from napari_medio.core.errors import MedioError
 for path in sys.stdin.read().splitlines():
     print(json.dumps({"path": path, "outcome": "start"}), flush=True)
     try:
-        napari_medio.read(path)
-        outcome, message = "ok", ""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            napari_medio.read(path)
+        outcome, message = "ok", " | ".join(str(w.message) for w in caught)
     except MedioError as exc:
         outcome, message = "MedioError", str(exc)
     except MemoryError as exc:

@@ -121,3 +121,24 @@ def test_png_with_a_huge_declared_size(tmp_path):
     bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
                      + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
     assert_refused_in_child([bomb])
+
+
+def test_named_pipe_is_refused_not_waited_on(tmp_path):
+    import os
+
+    from tests.childread import read_in_child
+
+    fifo = tmp_path / "pipe.nrrd"
+    os.mkfifo(fifo)
+    plain = tmp_path / "pipe"
+    os.mkfifo(plain)
+    (tmp_path / "scene.mrml").write_text("""<MRML version="Slicer 5.8.1 33241">
+ <ModelStorage id="MS" fileName="pipe.vtk" coordinateSystem="LPS"></ModelStorage>
+ <Model id="M" name="M" references="storage:MS;"></Model>
+</MRML>
+""", encoding="utf-8")
+    os.mkfifo(tmp_path / "pipe.vtk")
+    results = read_in_child([fifo, plain, tmp_path / "scene.mrml"], timeout=90)
+    for path, (outcome, message) in results.items():  # the scene loads, warning about its unreadable node
+        assert outcome == ("ok" if path.endswith(".mrml") else "MedioError"), (path, outcome, message)
+        assert "named pipe" in message, (path, message)

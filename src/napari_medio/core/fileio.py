@@ -104,9 +104,26 @@ def write_text(target: "str | os.PathLike[str]", text: str) -> list[str]:
     return [os.fspath(target)]
 
 
+def check_regular(path: "str | os.PathLike[str]") -> None:
+    """FormatError naming ``path`` when it is a named pipe, device or socket: reading one may block forever
+    or never end. Folders, regular files and paths that do not exist pass (their readers decide)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    raise FormatError(Path(path), f"is {kind}, not a regular file: refusing to read it")
+
+
 def read_content(path: "str | os.PathLike[str]") -> bytes:
     """All bytes of a file; FormatError naming it when it cannot be read or holds only white space."""
     p = Path(path)
+    check_regular(p)
     try:
         raw = p.read_bytes()
     except FileNotFoundError:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from .errors import CancelledError, FormatError, MedioError, OptionError, UnsupportedFormatError
+from .fileio import check_regular
 
 __all__ = [
     "FileFormat",
@@ -251,6 +252,7 @@ def read_head(path: "str | os.PathLike[str]", size: int = HEAD_SIZE) -> bytes:
     p = Path(path)
     if p.is_dir():
         return b""
+    check_regular(p)
     try:
         with open(p, "rb") as fh:
             return fh.read(size)
@@ -344,6 +346,8 @@ def find_writer(path: "str | os.PathLike[str]", kind: Optional[str] = None, form
 def read(path: "str | os.PathLike[str]", format: Optional[str] = None, **options: Any) -> list:
     """Read a file, folder or (for remote-capable formats) URL into a list of data objects."""
     p: Any = path if is_url(path) else Path(path)
+    if not is_url(p):
+        check_regular(p)
     fmt = find_reader(p, format=format)
     options = _options_for(fmt, "read", p, options)
     try:
