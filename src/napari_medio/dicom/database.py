@@ -923,9 +923,13 @@ class DicomDatabase:
 
     def load_series(self, series_uid: str, progress: Optional[Callable[[int, int], None]] = None,
                     cancel: Optional[Callable[[], bool]] = None) -> list:
-        """The volumes of one series (missing link targets are reported, not crashed on)."""
+        """The volumes of one series, or its SEG / RT / SR objects, read as ``napari_medio.read`` reads the files.
+
+        Missing link targets are reported, not crashed on.
+        """
         import warnings
 
+        from .format import read_non_image_objects
         from .series import DicomWarning, load_volumes, read_headers
 
         if self.series_info(series_uid) is None:
@@ -940,10 +944,17 @@ class DicomDatabase:
         headers, problems, _ = read_headers(files, cancel=cancel)
         headers = [h for h in headers if h.get("SeriesInstanceUID") == series_uid]
         volumes, _, failed, others = load_volumes(headers, progress, cancel)
-        if not volumes:
-            reason = "; ".join(f"{p}: {r}" for p, r in list(failed.items())[:3]) or "no image data in this series"
-            raise MedioError(files[0], reason)
-        return volumes
+        objects, object_failed = read_non_image_objects(others) if others else ([], {})
+        if not volumes and not objects:
+            failed = {**failed, **object_failed}
+            reason = "; ".join(r if r.startswith(p) else f"{p}: {r}" for p, r in list(failed.items())[:3])
+            if not reason:
+                kinds = ", ".join(sorted({str(h.get("Modality") or "non-image") for h in headers})) or "no"
+                reason = f"series {series_uid} holds {kinds} objects that napari-medio does not load"
+            raise MedioError(None, reason)
+        for reason in object_failed.values():
+            warnings.warn(reason, DicomWarning, stacklevel=2)
+        return list(volumes) + objects
 
     def header_text(self, sop_uid: str) -> str:
         """Every tag of an instance as text, nested sequences included."""

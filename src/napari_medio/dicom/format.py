@@ -112,15 +112,19 @@ def read(path: "str | os.PathLike[str]", *, progress: Any = None, cancel: Any = 
 _DELEGATED = ("SEG", "RTSTRUCT", "SR")
 
 
-def _delegate(headers: list) -> list:
-    """Objects from non-image files of a folder, read by the registry format that claims each file."""
-    import warnings
+def read_non_image_objects(headers: list) -> tuple[list, dict[str, str]]:
+    """Objects (segmentations, RT structure sets, reports) of the non-image files among ``headers``.
 
+    Each file is read by the format that claims it, as ``napari_medio.read`` of that file would:
+    one code path for folders, archives and the DICOM database.  Returns the objects and
+    ``{path: reason}`` for the files that could not be read.
+    """
     from ..core import registry
     from ..core.errors import MedioError
     from .objects import object_kind, read_object
 
     out: list = []
+    failed: dict[str, str] = {}
     for h in headers:
         if str(h.get("Modality") or "").upper() not in _DELEGATED:
             continue
@@ -136,9 +140,19 @@ def _delegate(headers: list) -> list:
                 continue
             out.extend(fmt.read(Path(path)))
         except MedioError as exc:
-            warnings.warn(str(exc), UserWarning, stacklevel=3)
+            failed[path] = str(exc)
         except Exception as exc:  # another format's failure must not lose the images
-            warnings.warn(f"{path}: {type(exc).__name__}: {exc}", UserWarning, stacklevel=3)
+            failed[path] = f"{path}: {type(exc).__name__}: {exc}"
+    return out, failed
+
+
+def _delegate(headers: list) -> list:
+    """Objects from non-image files of a folder; the files that fail are warned about."""
+    import warnings
+
+    out, failed = read_non_image_objects(headers)
+    for reason in failed.values():
+        warnings.warn(reason, UserWarning, stacklevel=3)
     return out
 
 
