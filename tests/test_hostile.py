@@ -142,3 +142,32 @@ def test_named_pipe_is_refused_not_waited_on(tmp_path):
     for path, (outcome, message) in results.items():  # the scene loads, warning about its unreadable node
         assert outcome == ("ok" if path.endswith(".mrml") else "MedioError"), (path, outcome, message)
         assert "named pipe" in message, (path, message)
+
+
+def _zeros_archive(path: Path, members: int, size: int, extra: dict | None = None) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+        for i in range(members):
+            zf.writestr(f"Scene/Data/zeros{i}.raw", bytes(size))
+    return path
+
+
+def test_archive_of_many_small_members_is_a_bomb_by_its_total_ratio(tmp_path):
+    import pytest
+
+    import napari_medio
+    from napari_medio.core.errors import FormatError
+
+    scene = "<MRML version=\"Slicer 5.8.1 33241\"></MRML>"
+    bundle = _zeros_archive(tmp_path / "bomb.mrb", 40, 4 << 20, {"Scene/Scene.mrml": scene})  # 160 MiB from ~160 KB
+    with pytest.raises(FormatError, match="zip bomb") as info:
+        napari_medio.read(bundle)
+    assert "bomb.mrb" in str(info.value)
+    slice_ = fixture_file("dicom/pydicom/CT_small.dcm").read_bytes()
+    dicom_zip = _zeros_archive(tmp_path / "ct.zip", 40, 4 << 20, {"ct/slice.dcm": slice_})
+    with pytest.raises(FormatError, match="zip bomb"):
+        napari_medio.read(dicom_zip)
+    assert not list(tmp_path.glob("*/zeros*"))

@@ -244,10 +244,13 @@ def test_zip_of_a_series(tmp_path):
     with zipfile.ZipFile(z, "w") as zf:
         for p in paths:
             zf.write(p, f"dicom/{p.name}")
-        zf.writestr("../evil.dcm", paths[0].read_bytes())  # never extracted outside
     assert registry.find_reader(z).name == "dicom"
     (vol,) = read(z)
     np.testing.assert_array_equal(vol.to_numpy(), data)
+    with zipfile.ZipFile(z, "a") as zf:
+        zf.writestr("../evil.dcm", paths[0].read_bytes())
+    with pytest.raises(FormatError, match="outside the extraction folder"):  # the archive checks of scene bundles
+        read(z)
     assert not (tmp_path.parent / "evil.dcm").exists()
 
 

@@ -1182,28 +1182,14 @@ def read_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[
 
 
 def _read_zip(p: Path, progress, cancel, delegate=None) -> list:
+    """A zip of DICOM files, extracted with the archive checks (names, sizes, zip-bomb ratios) to a temporary folder."""
     import tempfile
-    import zipfile
 
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise FormatError(p, f"not a readable zip archive: {exc}") from None
-    with zf, tempfile.TemporaryDirectory(prefix="medio-dicom-zip-") as tmp:
+    from ..core.archive import safe_extract
+
+    with tempfile.TemporaryDirectory(prefix="medio-dicom-zip-") as tmp:
         root = Path(tmp).resolve()
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            target = (root / info.filename).resolve()
-            if root not in target.parents:
-                continue  # never write outside the target folder
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as dst:
-                while True:
-                    chunk = src.read(1 << 20)
-                    if not chunk:
-                        break
-                    dst.write(chunk)
+        safe_extract(p, root, cancel=cancel)
         volumes = read_dicom_path(root, progress, cancel, delegate)
         for v in volumes:
             if isinstance(v, Volume):

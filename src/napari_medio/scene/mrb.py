@@ -1,18 +1,8 @@
 """Medical Reality Bundles (.mrb, and .zip holding a scene): safe extraction and bundling.
 
-Extraction refuses, before writing anything, archives whose members
-
-* have absolute paths, drive letters, ``..`` components or backslash tricks,
-* are symbolic links (or any entry that is not a plain file or folder),
-* are encrypted,
-* would add up to more than :data:`MAX_TOTAL_BYTES`, or more than
-  :data:`MAX_MEMBERS` entries, or have a compression ratio above
-  :data:`MAX_RATIO` (zip bombs),
-
-and checks while copying that no member inflates beyond its declared size.  Every
-refusal is a :class:`~napari_medio.core.errors.FormatError` naming the archive and
-the member.  The main scene is found as Slicer finds it: the ``.mrml`` with the
-fewest path components.
+Extraction goes through :func:`napari_medio.core.archive.safe_extract` (member names,
+links, sizes, per-member and whole-archive ratios checked before anything is written).
+The main scene is found as Slicer finds it: the ``.mrml`` with the fewest path components.
 
 Bundling writes Slicer's layout (``<Top>/<Top>.mrml``, ``<Top>/Data/...``) to a
 temporary file next to the target and renames it into place.
@@ -21,12 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from ..core.archive import MAX_MEMBERS, MAX_RATIO, MAX_TOTAL_BYTES, check_archive, safe_extract
 from ..core.errors import CancelledError, FormatError, WriteError
 from ..core.fileio import new_file_mode
 
@@ -44,82 +34,6 @@ __all__ = [
     "zip_has_mrml",
 ]
 
-#: Most entries an archive may have.
-MAX_MEMBERS = 20_000
-#: Most bytes all members may inflate to (64 GiB; also bounded by the free disk space).
-MAX_TOTAL_BYTES = 64 * (1 << 30)
-#: Highest compression ratio accepted for a member larger than :data:`RATIO_MIN_BYTES`.
-MAX_RATIO = 200.0
-#: Members smaller than this are not ratio-checked (tiny text files compress well).
-RATIO_MIN_BYTES = 4 * (1 << 20)
-_CHUNK = 1 << 20
-
-
-def _member_path(name: str, archive: Path) -> PurePosixPath:
-    """The safe relative path of a member name, or FormatError."""
-    if "\x00" in name:
-        raise FormatError(archive, f"archive member {name!r} has a NUL character in its name")
-    norm = name.replace("\\", "/")
-    if norm.startswith("/") or (len(norm) >= 2 and norm[1] == ":") or norm.startswith("//"):
-        raise FormatError(archive, f"archive member {name!r} has an absolute path; refused")
-    parts = [p for p in norm.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise FormatError(archive, f"archive member {name!r} points outside the extraction folder ('..'); refused")
-    if not parts:
-        raise FormatError(archive, f"archive member {name!r} has an empty name")
-    return PurePosixPath(*parts)
-
-
-def _is_symlink(info: zipfile.ZipInfo) -> bool:
-    mode = (info.external_attr >> 16) & 0xFFFF
-    fmt = stat.S_IFMT(mode)
-    return stat.S_ISLNK(mode) or (fmt != 0 and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)))
-
-
-def check_archive(zf: zipfile.ZipFile, archive: Path, *, max_members: int = MAX_MEMBERS,
-                  max_total: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO) -> list[tuple[zipfile.ZipInfo,
-                                                                                                PurePosixPath]]:
-    """Validate every member (names, links, sizes, ratios); returns (info, safe path) pairs."""
-    infos = zf.infolist()
-    if len(infos) > max_members:
-        raise FormatError(archive, f"archive has {len(infos)} entries (more than {max_members}); refused as a "
-                                   f"possible zip bomb")
-    total = 0
-    out = []
-    seen: set[str] = set()
-    for info in infos:
-        rel = _member_path(info.filename, archive)
-        if _is_symlink(info):
-            raise FormatError(archive, f"archive member {info.filename!r} is a symbolic link or special file; refused")
-        if info.flag_bits & 0x1:
-            raise FormatError(archive, f"archive member {info.filename!r} is encrypted")
-        key = str(rel).lower()
-        if key in seen and not info.is_dir():
-            raise FormatError(archive, f"archive has two members named {info.filename!r}")
-        seen.add(key)
-        total += info.file_size
-        if total > max_total:
-            raise FormatError(archive, f"archive inflates to more than {max_total / (1 << 30):.0f} GiB; refused as a "
-                                       f"possible zip bomb")
-        if info.file_size > RATIO_MIN_BYTES:
-            ratio = info.file_size / max(info.compress_size, 1)
-            if ratio > max_ratio:
-                raise FormatError(archive, f"archive member {info.filename!r} has a compression ratio of {ratio:.0f}:1 "
-                                           f"(limit {max_ratio:.0f}:1); refused as a possible zip bomb")
-        out.append((info, rel))
-    return out
-
-
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise FormatError(path, "file not found") from None
-    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
-        raise FormatError(path, f"not a valid scene bundle (zip archive): {exc}") from None
-    except OSError as exc:
-        raise FormatError(path, f"cannot open file: {exc.strerror or exc}") from None
-
 
 def zip_has_mrml(path: Path) -> bool:
     """True when ``path`` is a zip archive with a ``.mrml`` member (cheap: reads the directory only)."""
@@ -128,80 +42,6 @@ def zip_has_mrml(path: Path) -> bool:
             return any(n.lower().endswith(".mrml") for n in zf.namelist())
     except Exception:
         return False
-
-
-def safe_extract(archive: os.PathLike[str] | str, target: os.PathLike[str] | str, *,
-                 max_members: int = MAX_MEMBERS, max_total: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO,
-                 progress: Callable[[int, int], None] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> list[Path]:
-    """Extract ``archive`` into ``target`` (created) after checking every member; returns the files written.
-
-    Nothing is written when a check fails; a member inflating past its declared size
-    stops the extraction, and the files extracted so far are removed.
-    """
-    archive = Path(archive)
-    target = Path(target)
-    with _open_zip(archive) as zf:
-        members = check_archive(zf, archive, max_members=max_members, max_total=max_total, max_ratio=max_ratio)
-        needed = sum(i.file_size for i, _ in members)
-        target.mkdir(parents=True, exist_ok=True)
-        try:
-            free = shutil.disk_usage(target).free
-        except OSError:
-            free = None
-        if free is not None and needed > free:
-            raise FormatError(archive, f"archive needs {needed / (1 << 20):.0f} MiB but only "
-                                       f"{free / (1 << 20):.0f} MiB are free in {target}")
-        root = target.resolve()
-        written: list[Path] = []
-        done = 0
-        try:
-            for info, rel in members:
-                if cancel is not None and cancel():
-                    raise CancelledError(archive)
-                dest = root.joinpath(*rel.parts)
-                resolved = dest.resolve()
-                if resolved != root and root not in resolved.parents:
-                    raise FormatError(archive, f"archive member {info.filename!r} resolves outside the target")
-                if info.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                if dest.is_symlink():
-                    raise FormatError(archive, f"archive member {info.filename!r} would write through a link")
-                limit = info.file_size
-                count = 0
-                try:
-                    with zf.open(info) as src, open(dest, "xb") as out:  # zipfile checks the CRC-32 at the end
-                        written.append(dest)
-                        while True:
-                            chunk = src.read(_CHUNK)
-                            if not chunk:
-                                break
-                            count += len(chunk)
-                            if count > limit:
-                                raise FormatError(archive, f"archive member {info.filename!r} inflates beyond its "
-                                                           f"declared size; refused as a possible zip bomb")
-                            out.write(chunk)
-                except FormatError:
-                    raise
-                except FileExistsError:
-                    raise FormatError(archive, f"archive member {info.filename!r} is listed twice") from None
-                except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
-                    raise FormatError(archive, f"archive member {info.filename!r} is corrupt: {exc}") from None
-                except OSError as exc:
-                    raise FormatError(archive, f"cannot extract {info.filename!r}: {exc.strerror or exc}") from None
-                done += info.file_size
-                if progress is not None:
-                    progress(done, needed)
-        except BaseException:
-            for w in written:
-                try:
-                    w.unlink()
-                except OSError:
-                    pass
-            raise
-    return written
 
 
 def find_main_mrml(folder: os.PathLike[str] | str) -> Path | None:
