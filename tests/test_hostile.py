@@ -171,3 +171,18 @@ def test_archive_of_many_small_members_is_a_bomb_by_its_total_ratio(tmp_path):
     with pytest.raises(FormatError, match="zip bomb"):
         napari_medio.read(dicom_zip)
     assert not list(tmp_path.glob("*/zeros*"))
+
+
+def test_dicom_sizes_beyond_what_the_pixel_data_holds(tmp_path):
+    import pydicom
+
+    bad = []
+    for source in ("CT_small.dcm", "MR_small_RLE.dcm"):  # native and run-length compressed pixel data
+        for name, changes in (("rows", {"Rows": 65535, "Columns": 65535}), ("frames", {"NumberOfFrames": 2**31 - 1})):
+            ds = pydicom.dcmread(fixture_file(f"dicom/pydicom/{source}"))
+            for key, value in changes.items():
+                setattr(ds, key, value)
+            out = tmp_path / f"{name}_{source}"
+            ds.save_as(out)
+            bad.append(out)
+    assert_refused_in_child(bad)

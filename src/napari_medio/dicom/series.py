@@ -1025,6 +1025,33 @@ def _precheck(h: dict) -> Optional[str]:
     elif h.get("_ts") in NATIVE_SYNTAXES and h.get("_pixel_offset", -1) >= 0 and h.get("_pixel_length", -1) >= 0:
         if h["_pixel_offset"] + h["_pixel_length"] > h.get("_size", 0):
             return "pixel data is truncated"
+    else:
+        return _compressed_size_check(h)
+    return None
+
+
+#: Most bytes one byte of compressed pixel data may decode to (run-length and JPEG-LS reach a few hundred
+#: on flat images), on top of :data:`DECODE_ALLOWANCE`.
+MAX_DECODE_RATIO = 1000
+#: Decoded bytes any compressed file may declare whatever its size.
+DECODE_ALLOWANCE = 256 << 20
+
+
+def _compressed_size_check(h: dict) -> Optional[str]:
+    """Rows x Columns x NumberOfFrames of compressed pixel data bounded by what the file can hold,
+    before anything is allocated: each frame needs at least one 8-byte item, each byte decodes to at
+    most :data:`MAX_DECODE_RATIO` bytes."""
+    have = max(0, h.get("_size", 0) - max(h.get("_pixel_offset", 0), 0))
+    rows, cols = int(_first_number(h.get("Rows"), 0) or 0), int(_first_number(h.get("Columns"), 0) or 0)
+    nframes = int(_first_number(h.get("NumberOfFrames"), 1) or 1)
+    spp = int(_first_number(h.get("SamplesPerPixel"), 1) or 1)
+    bits = int(_first_number(h.get("BitsAllocated"), 16) or 16)
+    if nframes < 1 or nframes > max(have // 8, 1):
+        return f"NumberOfFrames {nframes} is more than the {have} bytes of pixel data can hold"
+    need = rows * cols * nframes * max(spp, 1) * max(bits // 8, 1)
+    if need > have * MAX_DECODE_RATIO + DECODE_ALLOWANCE:
+        return (f"Rows x Columns x NumberOfFrames ({rows} x {cols} x {nframes}, {need / (1 << 30):.1f} GiB decoded) "
+                f"is more than the {have} bytes of compressed pixel data can hold")
     return None
 
 
