@@ -81,8 +81,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             update, close = _progress(f"export {Path(path).name}")
             try:
                 if args.db is not None:
-                    written = export_to_database(target, args.db, tags, reference=args.reference,
-                                                 enhanced=args.enhanced, progress=update)
+                    from ..dicom.database import DicomDatabase
+
+                    with DicomDatabase(args.db) as db:
+                        written = export_to_database(target, db, tags, reference=args.reference,
+                                                     enhanced=args.enhanced, progress=update)
                     print(f"{path}: {len(written)} instance(s) into the database {args.db}")
                 if args.out is not None:
                     files = export_object(target, args.out, tags, reference=args.reference, enhanced=args.enhanced,

@@ -870,8 +870,8 @@ def export_to_database(obj: Any, database: Any, tags: Optional[ExportTags] = Non
                        cancel: Optional[Callable[[], bool]] = None) -> list[str]:
     """Export ``obj`` as new DICOM instances and import them (copied) into a DICOM database.
 
-    ``database`` is a :class:`~napari_medio.dicom.database.DicomDatabase`, a database
-    folder, or anything with ``import_paths(paths, copy=True)``.  A segmentation
+    ``database`` is an open :class:`~napari_medio.dicom.database.DicomDatabase` (or anything
+    with ``import_paths(paths, copy=True)``; this module does not import the database).  A segmentation
     without ``reference`` uses the series its ``metadata["dicom"]`` names, when the
     database holds it.  Returns the SOP Instance UIDs written.
     """
@@ -880,9 +880,7 @@ def export_to_database(obj: Any, database: Any, tags: Optional[ExportTags] = Non
     import pydicom
 
     if isinstance(database, (str, os.PathLike)):
-        from .database import DicomDatabase
-
-        database = DicomDatabase(database)
+        raise MedioError(database, "export_to_database needs an open DicomDatabase, not a folder")
     importer = getattr(database, "import_paths", None)
     if importer is None:
         raise MedioError(None, "the database has no import function")
@@ -919,11 +917,9 @@ def export_from_database(database: Any, out_dir: "str | os.PathLike[str]", *, se
                          studies: Sequence[str] = (), dicomdir: bool = True,
                          progress: Optional[ProgressCallback] = None,
                          cancel: Optional[Callable[[], bool]] = None) -> list[Path]:
-    """Copy chosen series and studies out of a DICOM database into ``out_dir`` (DICOMDIR or flat)."""
+    """Copy chosen series and studies out of an open DICOM database into ``out_dir`` (DICOMDIR or flat)."""
     if isinstance(database, (str, os.PathLike)):
-        from .database import DicomDatabase
-
-        database = DicomDatabase(database)
+        raise MedioError(database, "export_from_database needs an open DicomDatabase, not a folder")
     uids = list(series)
     for st in studies:
         uids += [s["uid"] for s in database.series(study_uid=st)]
