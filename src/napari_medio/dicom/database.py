@@ -135,12 +135,13 @@ class ImportReport:
 
 def _parse_chunk(paths: Sequence[str]) -> list:
     """Worker: (path, header or None, error) for each path (module-level for process pools)."""
-    from ._parse import NotDicomError, parse_header
+    from ._parse import NotDicomError
+    from .gzipped import parse_any_header
 
     out = []
     for p in paths:
         try:
-            h = parse_header(p)
+            h = parse_any_header(p)
             h.pop("_frames", None)
             out.append((p, h, None))
         except NotDicomError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ._parse import sniff_dicom_bytes
+from .gzipped import gunzipped_head, is_gzip_head
 
 __all__ = ["sniff", "read", "DICOM_FORMAT"]
 
@@ -22,7 +23,8 @@ _SNIFF_DEPTH = 4
 def _sniff_file(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
-            return sniff_dicom_bytes(fh.read(256))
+            head = fh.read(256)
+        return sniff_dicom_bytes(gunzipped_head(path, 256) if is_gzip_head(head) else head)
     except OSError:
         return False
 
@@ -82,6 +84,8 @@ def sniff(head: bytes, path: Path) -> bool:
     if head:
         if head[:4] == b"PK\x03\x04":
             return _sniff_zip(p)
+        if is_gzip_head(head):  # *.dcm.gz: sniff the decompressed start
+            return sniff_dicom_bytes(gunzipped_head(p))
         return sniff_dicom_bytes(head)
     if p.is_dir():
         return _sniff_folder(p)

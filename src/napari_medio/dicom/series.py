@@ -36,7 +36,8 @@ from ..core.geometry import Geometry
 from ..core.jsonvalue import jsonable
 from ..core.kinds import DataKind
 from ..core.volume import AxisInfo, DisplayWindow, Volume
-from ._parse import NATIVE_SYNTAXES, NotDicomError, parse_header
+from ._parse import NATIVE_SYNTAXES, NotDicomError
+from .gzipped import parse_any_header
 
 __all__ = [
     "DicomWarning",
@@ -145,7 +146,9 @@ def read_headers(files: Sequence[str], progress: Optional[Callable[[int, int], N
         if cancel is not None and n % 32 == 0 and cancel():
             raise CancelledError(None, "cancelled")
         try:
-            headers.append(parse_header(f))
+            headers.append(parse_any_header(f))
+        except FormatError as exc:  # a gzip file that cannot be decompressed
+            problems.append((f, exc.reason))
         except NotDicomError as exc:
             reason = str(exc)
             if reason == "file is empty":
