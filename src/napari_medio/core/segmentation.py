@@ -480,7 +480,8 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
     """``{value: (i0, i1, j0, j1, k0, k1)}`` for every value present in a 2D or 3D label array.
 
     0 is left out unless ``include_zero``; with ``extents=False`` the values map to
-    None.  A 0/1 mask costs two NumPy reductions; other data one more,
+    None.  A 0/1 mask costs one NumPy reduction over k (its (j, i) box) and the
+    slices at the two ends of that box; other data one more pass,
     ``scipy.ndimage.find_objects`` (``np.unique`` first when values are
     negative or above 65536).
     """
@@ -496,15 +497,15 @@ def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = Fal
     if not np.issubdtype(a.dtype, np.integer):
         values = [int(v) for v in np.unique(a)]
         return {v: (bounding_extent(a, v) if extents else None) for v in values if include_zero or v != 0}
-    slice_max = a.max(axis=(1, 2))  # one pass: the largest value of each k slice
-    high = int(slice_max.max())
+    plane = a.max(axis=0)  # one pass: the largest value over k of each (j, i)
+    high = int(plane.max())
     low = int(a.min()) if a.dtype.kind != "u" or include_zero else 0
-    if low >= 0 and high <= 1:  # a binary mask: its box from the slice maxima and one projection
+    if low >= 0 and high <= 1:  # a binary mask: its box from that plane and the slices at its ends
         boxes = {v: None for v in sorted({low, high}) if include_zero or v}
         if extents and 0 in boxes:
             boxes[0] = bounding_extent(a, 0)
         if extents and 1 in boxes:
-            boxes[1] = _box(a, slice_max)
+            boxes[1] = _plane_box(a, plane)
     elif low >= 0 and high <= 1 << 16:
         boxes = {n: (_slices_extent(b) if extents else None)
                  for n, b in enumerate(ndimage.find_objects(a), start=1) if b is not None}
@@ -547,6 +548,26 @@ def _box(m: np.ndarray, slice_max: np.ndarray) -> Optional[Extent]:
     js = np.flatnonzero(plane.any(axis=1))
     is_ = np.flatnonzero(plane.any(axis=0))
     return (int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), int(ks[0]), int(ks[-1]))
+
+
+def _plane_box(a: np.ndarray, plane: np.ndarray, block: int = 8) -> Optional[Extent]:
+    """The extent of the non-zero voxels of a non-negative 3D array, given its maximum over k (``plane``).
+
+    (j, i) come from the plane; k from the first and last occupied slices of that
+    (j, i) box, sought ``block`` slices at a time from each end, so a mask that
+    fills most slices is read only near its ends.
+    """
+    js = np.flatnonzero(plane.any(axis=1))
+    if not len(js):
+        return None
+    is_ = np.flatnonzero(plane.any(axis=0))
+    box = a[:, js[0]:js[-1] + 1, is_[0]:is_[-1] + 1]
+    n = box.shape[0]
+    k0 = next(s + int(hit[0]) for s in range(0, n, block)
+              if len(hit := np.flatnonzero(box[s:s + block].max(axis=(1, 2)))))
+    k1 = next(s + int(hit[-1]) for s in range(((n - 1) // block) * block, -1, -block)
+              if len(hit := np.flatnonzero(box[s:s + block].max(axis=(1, 2)))))
+    return (int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), k0, k1)
 
 
 def label_extents(labels: np.ndarray, values: Iterable[int]) -> dict[int, Optional[Extent]]:
