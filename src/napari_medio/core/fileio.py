@@ -159,8 +159,8 @@ def _zlib() -> ModuleType:
         return _stdlib_zlib
 
 
-def _gzip_writer(fh: BinaryIO, level: int) -> BinaryIO:
-    """A gzip stream over ``fh`` deflated on :data:`GZIP_THREADS` threads (zlib ``level`` 0-9).
+def _gzip_writer(fh: BinaryIO, level: int, threads: int = GZIP_THREADS) -> BinaryIO:
+    """A gzip stream over ``fh`` deflated on ``threads`` worker threads of the library (zlib ``level`` 0-9).
 
     isal has levels 0-3: zlib levels 1-3 map onto isal 1, 4-6 onto isal 2 (about
     zlib 6's size at several times zlib 1's speed), 7-9 onto isal 3.
@@ -170,28 +170,31 @@ def _gzip_writer(fh: BinaryIO, level: int) -> BinaryIO:
         from isal import igzip_threaded
 
         isal_level = 0 if level == 0 else 1 if level <= 3 else 2 if level <= 6 else 3
-        return igzip_threaded.open(fh, "wb", compresslevel=isal_level, threads=GZIP_THREADS)
+        return igzip_threaded.open(fh, "wb", compresslevel=isal_level, threads=threads)
     except ImportError:
         pass
     try:
         from zlib_ng import gzip_ng_threaded
 
-        return gzip_ng_threaded.open(fh, "wb", compresslevel=level, threads=GZIP_THREADS)
+        return gzip_ng_threaded.open(fh, "wb", compresslevel=level, threads=threads)
     except ImportError:
         return _stdlib_gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=level, mtime=0)
 
 
 def gzip_write(fh: BinaryIO, chunks: Iterable[Any], *, level: int = 6, progress: Optional[Progress] = None,
-               total: Optional[int] = None) -> int:
+               total: Optional[int] = None, threads: int = GZIP_THREADS) -> int:
     """Write ``chunks`` (bytes-like pieces, in order) to the open file ``fh`` as one gzip member.
 
-    ``level`` is zlib's 0-9; ``progress`` counts input bytes toward ``total`` and
-    can cancel between chunks.  Returns the number of uncompressed bytes.
+    ``level`` is zlib's 0-9; ``threads`` the library's deflate workers (one suits
+    data that deflates at several GB/s, such as label maps: the hand-off of blocks
+    between two workers then costs more than the second core gives); ``progress``
+    counts input bytes toward ``total`` and can cancel between chunks.  Returns
+    the number of uncompressed bytes.
     """
     prog = ensure_progress(progress)
     prog.start(total)
     written = 0
-    with _gzip_writer(fh, level) as gz:
+    with _gzip_writer(fh, level, threads) as gz:
         for chunk in chunks:
             n = gz.write(chunk)
             written += n

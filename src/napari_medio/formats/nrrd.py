@@ -33,7 +33,7 @@ import numpy as np
 
 from ..core import registry
 from ..core.errors import FormatError, MedioError, WriteError
-from ..core.fileio import atomic_outputs, gzip_decompress, gzip_read, gzip_write
+from ..core.fileio import GZIP_THREADS, atomic_outputs, gzip_decompress, gzip_read, gzip_write
 from ..core.geometry import Geometry
 from ..core.kinds import DataKind
 from ..core.volume import AxisInfo, Volume
@@ -570,14 +570,15 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
     return lines
 
 
-def write_voxels(fh: io.BufferedWriter, array: Any, encoding: str, level: int, progress: Any = None) -> None:
-    """Write voxels in C order (= NRRD order), slab by slab, gzip-compressed when asked."""
+def write_voxels(fh: io.BufferedWriter, array: Any, encoding: str, level: int, progress: Any = None,
+                 threads: int = GZIP_THREADS) -> None:
+    """Write voxels in C order (= NRRD order), slab by slab, gzip-compressed (on ``threads`` workers) when asked."""
     from ..core.progress import ensure_progress
 
     dtype = disk_dtype(array.dtype)
     total = int(np.prod(array.shape, dtype=np.int64)) * dtype.itemsize
     if encoding == "gzip":
-        gzip_write(fh, byte_slabs(array, dtype), level=level, progress=progress, total=total)
+        gzip_write(fh, byte_slabs(array, dtype), level=level, progress=progress, total=total, threads=threads)
         return
     prog = ensure_progress(progress)
     prog.start(total)

@@ -49,6 +49,9 @@ __all__ = ["read_segmentation_nrrd", "write_segmentation_nrrd", "sniff_segmentat
 _TEEM_TYPES = {"i1": "signed char", "u1": "unsigned char", "i2": "short", "u2": "unsigned short", "i4": "int",
                "u4": "unsigned int", "i8": "long long", "u8": "unsigned long long"}
 _SEG_KEY = re.compile(r"^Segment(\d+)_(.+)$")
+#: Deflate workers for the voxels: label maps deflate at several GB/s, where isal's second worker costs more
+#: in block hand-offs than it gives.
+LABEL_GZIP_THREADS = 1
 _SEGMENTATION_FIELDS = {
     "Segmentation_MasterRepresentation", "Segmentation_SourceRepresentation",
     "Segmentation_ContainedRepresentationNames", "Segmentation_ConversionParameters",
@@ -452,10 +455,10 @@ def write_segmentation_nrrd(
         with open(temps[0], "wb") as fh:
             fh.write(header[:-1] if detached else header)  # a detached header ends after its last field line
             if not detached:
-                _nrrd.write_voxels(fh, _disk_order(arr), encoding, compression_level, progress)
+                _nrrd.write_voxels(fh, _disk_order(arr), encoding, compression_level, progress, LABEL_GZIP_THREADS)
         if detached:
             with open(temps[1], "wb") as fh:
-                _nrrd.write_voxels(fh, _disk_order(arr), encoding, compression_level, progress)
+                _nrrd.write_voxels(fh, _disk_order(arr), encoding, compression_level, progress, LABEL_GZIP_THREADS)
     return [os.fspath(p)] + ([os.fspath(data_path)] if data_path else [])
 
 
