@@ -108,6 +108,7 @@ _WANTED_TAGS: dict[str, tuple[int, str]] = {
     "ImagerPixelSpacing": (0x00181164, "DS"),
     "DiffusionBValue": (0x00189087, "FD"),
     "NumberOfImagesInMosaic": (0x0019100A, "US"),  # Siemens private (SIEMENS MR HEADER)
+    "GEImageType": (0x0043102F, "SS"),  # GE private (GEMS_PARM_01): 0/1/2/3 magnitude/phase/real/imaginary
     "StudyInstanceUID": (0x0020000D, "UI"),
     "SeriesInstanceUID": (0x0020000E, "UI"),
     "StudyID": (0x00200010, "SH"),
@@ -390,6 +391,8 @@ def _scan(buf: bytes, file_size: int, out: dict) -> None:
         pos = start + length
         if keyword == "NumberOfImagesInMosaic" and vr not in _BIN:
             vr = "US" if length == 2 else ("UL" if length == 4 else vr)
+        if keyword == "GEImageType" and vr not in _BIN:
+            vr = "SS" if length == 2 else vr
         value = _decode_value(raw, vr, encoding)
         if keyword == "SpecificCharacterSet":
             encoding = _python_encoding(value)
@@ -520,13 +523,14 @@ def header_from_dataset(ds: Any) -> dict:
     """The same dict :func:`parse_header` gives, from a pydicom Dataset."""
     out: dict = {}
     for keyword in WANTED:
-        if keyword == "NumberOfImagesInMosaic":
-            elem = ds.get((0x0019, 0x100A))
+        if keyword in ("NumberOfImagesInMosaic", "GEImageType"):
+            elem = ds.get((0x0019, 0x100A) if keyword == "NumberOfImagesInMosaic" else (0x0043, 0x102F))
             if elem is not None:
                 try:
                     v = elem.value
                     if isinstance(v, bytes):
-                        v = struct.unpack("<H", v[:2])[0] if len(v) >= 2 else None
+                        code = "<H" if keyword == "NumberOfImagesInMosaic" else "<h"
+                        v = struct.unpack(code, v[:2])[0] if len(v) >= 2 else None
                     out[keyword] = int(v) if v is not None else None
                 except Exception:
                     pass

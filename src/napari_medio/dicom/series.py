@@ -10,6 +10,12 @@ handlers:
 * a series holding several volumes (time points, echoes, b-values,
   acquisitions) is loaded as 4D when they share one grid, else split into
   volumes; different orientations or image sizes are always separate volumes;
+  images sharing a slice position are told apart by the first key of
+  ``_SPLIT_KEYS`` that separates them (temporal position, trigger time, echo,
+  b-value, stack, acquisition, then the rule "GE image type": GE's private
+  (0043,102F) 0/1/2/3 = magnitude/phase/real/imaginary, as dcm2niix reads it, so a
+  GE B0 field map's magnitude and field-map images become two volumes; file name
+  and instance number come last);
 * Siemens MOSAIC files are un-tiled, RT Dose uses GridFrameOffsetVector and
   DoseGridScaling, Enhanced multi-frame objects use their functional groups;
 * rescale slope/intercept is applied keeping an integer type when exact,
@@ -348,6 +354,7 @@ _SPLIT_KEYS = (
     ("DiffusionBValue", "b-value", "list", "s/mm^2"),
     ("StackID", "stack", "list", ""),
     ("AcquisitionNumber", "acquisition", "list", ""),
+    ("GEImageType", "GE image type", "list", ""),
     ("_path", "file", "list", ""),
     ("AcquisitionTime", "acquisition time", "time", ""),
     ("ContentTime", "content time", "time", ""),
