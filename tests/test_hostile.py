@@ -186,3 +186,19 @@ def test_dicom_sizes_beyond_what_the_pixel_data_holds(tmp_path):
             ds.save_as(out)
             bad.append(out)
     assert_refused_in_child(bad)
+
+
+def test_gzip_nrrd_declaring_more_than_its_data_can_hold(tmp_path):
+    import gzip
+
+    header = (b"NRRD0004\ntype: uint8\ndimension: 3\nsizes: 2048 1024 1024\nencoding: gzip\n"
+              b"space: left-posterior-superior\nspace directions: (1,0,0) (0,1,0) (0,0,1)\n\n")
+    bomb = tmp_path / "bomb.nrrd"  # 2 GiB declared, 1 KiB of zeros present
+    bomb.write_bytes(header + gzip.compress(bytes(1024)))
+    assert_refused_in_child([bomb], memory=1 << 30)
+
+
+def test_vtk_xml_impossible_array_components(tmp_path):
+    cube = fixture_file("models/slicer/cube.vtp")
+    assert_refused_in_child([_edit(tmp_path, cube, "components.vtp", b'NumberOfComponents="3"',
+                                   b'NumberOfComponents="4294967296"')], timeout=60)

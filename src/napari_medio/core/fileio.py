@@ -212,6 +212,21 @@ def gzip_decompress(data: bytes) -> bytes:
         return _stdlib_gzip.decompress(data)
 
 
+#: Most bytes one byte of deflate data can inflate to (the format's own limit, about 1032:1).
+DEFLATE_MAX_RATIO = 1032
+
+
+def _check_inflatable(path: "str | os.PathLike[str]", offset: int, size: int) -> None:
+    """FormatError before allocating when the compressed bytes cannot hold ``size`` inflated bytes."""
+    try:
+        packed = max(os.stat(path).st_size - offset, 0)
+    except OSError:
+        return
+    if size > packed * DEFLATE_MAX_RATIO + (1 << 16):
+        raise FormatError(Path(path), f"data is truncated or its size is wrong: {packed} bytes of gzip data cannot "
+                                      f"hold the {size} bytes the header declares")
+
+
 def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: Optional[int] = None, *,
               progress: Optional[Progress] = None) -> np.ndarray:
     """Inflate the gzip data at byte ``offset`` of ``path`` into a writable uint8 array.
@@ -222,6 +237,8 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: Optional[in
     file.  Without ``size`` every gzip member is read.  Corrupt data (a bad
     CRC-32 included) raises :class:`FormatError`.
     """
+    if size is not None:
+        _check_inflatable(path, offset, size)
     prog = ensure_progress(progress)
     prog.start(size)
     zlib = _zlib()

@@ -188,7 +188,7 @@ def _check_announced(path: Path, model: Model) -> None:
         raise FormatError(path, f"data array {missing[0]!r} is announced but could not be read (truncated or corrupt)")
 
 
-_PIECE_COUNT = re.compile(rb'\b(NumberOf(?:Points|Cells|Verts|Lines|Strips|Polys))\s*=\s*"([^"]*)"')
+_PIECE_COUNT = re.compile(rb'\b(NumberOf\w+)\s*=\s*"([^"]*)"')
 
 
 def _xml_header(path: Path) -> bytes:
@@ -200,7 +200,8 @@ def _xml_header(path: Path) -> bytes:
 
 
 def _check_xml_counts(path: Path, head: bytes) -> None:
-    """Piece counts of a VTK XML file are whole numbers the file can hold (VTK allocates them unchecked).
+    """Counts of a VTK XML file (pieces' points and cells, arrays' tuples and components) are whole numbers
+    the file can hold (VTK allocates them unchecked, and loops over a huge component count).
 
     A compressed file can hold at most a few thousand items per stored byte (zlib about 1000:1,
     LZMA more); an uncompressed one at most one.
