@@ -125,13 +125,28 @@ class SeriesChooser(QWidget):
         bar = napari_progress(total=0, desc="DICOM load")
         path, scan = self.scan.path, self.scan
 
+        state: dict = {}
+
         @thread_worker
         def run():
             def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.n = done
+                state["progress"] = (done, total)  # shown by the GUI thread's timer, never from here
 
             return registry.read(path, scan=scan, series=keys, progress=progress, cancel=lambda: self._cancelled)
+
+        def tick() -> None:
+            done_total = state.pop("progress", None)
+            if done_total:
+                if bar.total != done_total[1]:
+                    bar.total = done_total[1]
+                bar.n = done_total[0]
+                bar.refresh()
+
+        from qtpy.QtCore import QTimer
+
+        timer = QTimer(self)
+        timer.timeout.connect(tick)
+        timer.start(200)
 
         def done(objects: list) -> None:
             from .layers import to_layer_data
@@ -160,6 +175,7 @@ class SeriesChooser(QWidget):
                 raise exc
 
         worker = run()
+        worker.finished.connect(timer.stop)
         worker.returned.connect(done)
         worker.errored.connect(failed)
         self._busy(True)
