@@ -32,6 +32,8 @@ def _cases():
     ends = empty.copy()
     ends[0, 0, 0] = ends[-1, -1, -1] = 1  # first and last slices
     full = np.ones(shape, np.uint8)
+    late = empty.copy()
+    late[17, 30, 2] = late[21, 0, 36] = 1  # first and last occupied slices inside the last blocks of slices
     multi = empty.copy()
     multi[2:10, 5:20, 3:30] = 1
     multi[8:20, 10:30, 20:36] = 3  # overlaps label 1: lines with 0, 1 and 3
@@ -39,7 +41,7 @@ def _cases():
     signed = multi.astype(np.int16) - 1  # -1 background, values 0, 2, 6
     gap = (mask * 5).astype(np.uint16)  # two values, not 0/1
     wide = rng.integers(0, 40, shape).astype(np.int32)
-    return {"empty": empty, "one voxel": one, "mask": mask, "ends": ends, "full": full, "multi": multi,
+    return {"empty": empty, "one voxel": one, "mask": mask, "ends": ends, "late": late, "full": full, "multi": multi,
             "signed": signed, "gap": gap, "wide": wide, "bool": mask.astype(bool)}
 
 
