@@ -56,8 +56,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import pydicom
-    from conftest import pynetdicom_get, start_orthanc
 
+    from conftest import pynetdicom_get, start_orthanc
     from napari_medio.dicom.network import DicomWebClient, DicomWebServer, DimseClient
 
     tmp = Path(tempfile.mkdtemp(prefix="medio-bench-net-"))

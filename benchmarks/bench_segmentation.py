@@ -82,8 +82,8 @@ def main() -> None:
         import slicerio
     except ImportError:
         slicerio = None
-    from napari_medio.formats.surfaces import _image, segment_surfaces
     from napari_medio.formats._vtkmesh import vtk
+    from napari_medio.formats.surfaces import _image, segment_surfaces
 
     seg = make_segmentation(args.size)
     rows = []

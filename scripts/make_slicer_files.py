@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import slicer
 import vtk
 from vtk.util import numpy_support
+
+import slicer
 
 ROOT = Path(__file__).resolve().parent.parent
 RNG = np.random.default_rng(2026)
@@ -229,7 +230,8 @@ def scene_folder(folder: Path, expected: dict) -> None:
     scene.SetURL(str(target / "scene.mrml"))
     if not scene.Commit():
         raise RuntimeError("Slicer could not write the scene")
-    expected["scene"] = {"values": sub, "volume": node.GetName(), "model": model.GetName(), "points": points[0].GetName(),
+    expected["scene"] = {"values": sub, "volume": node.GetName(), "model": model.GetName(),
+                         "points": points[0].GetName(),
                          "transform": linear.GetName(),
                          "n_nodes": {cls: scene.GetNumberOfNodesByClass(cls) for cls in (
                              "vtkMRMLScalarVolumeNode", "vtkMRMLModelNode", "vtkMRMLMarkupsFiducialNode",

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-def read(path: "str | os.PathLike[str]", **options: Any) -> list:
+def read(path: str | os.PathLike[str], **options: Any) -> list:
     """Read a file or folder into a list of data objects (volumes, segmentations, ...).
 
     The format is found by content and extension through the registry;
@@ -52,7 +52,7 @@ def read(path: "str | os.PathLike[str]", **options: Any) -> list:
     return registry.read(path, **options)
 
 
-def write(obj: Any, path: "str | os.PathLike[str]", **options: Any) -> list[str]:
+def write(obj: Any, path: str | os.PathLike[str], **options: Any) -> list[str]:
     """Write one data object in the format named by ``path``'s extension; returns the files written."""
     from .core import registry
 

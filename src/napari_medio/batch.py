@@ -26,9 +26,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 from .core.errors import CancelledError, MedioError
 
@@ -48,7 +49,7 @@ class BatchItem:
     source: str
     name: str
     kind: str = "file"
-    series_uid: Optional[str] = None
+    series_uid: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +60,7 @@ class BatchReport:
     """What a batch run did: one result dict per item, the summary file and the counts."""
 
     results: list[dict] = field(default_factory=list)
-    summary_path: Optional[str] = None
+    summary_path: str | None = None
     seconds: float = 0.0
 
     def count(self, status: str) -> int:
@@ -95,7 +96,7 @@ def _strip_extension(name: str) -> str:
         return Path(name).stem
 
 
-def items_from_paths(paths: Iterable["str | os.PathLike[str]"]) -> list[BatchItem]:
+def items_from_paths(paths: Iterable[str | os.PathLike[str]]) -> list[BatchItem]:
     """Items for files/folders; a ``.txt``/``.lst`` file lists one path per line (``#`` comments)."""
     items: list[BatchItem] = []
     for raw in paths:
@@ -112,7 +113,7 @@ def items_from_paths(paths: Iterable["str | os.PathLike[str]"]) -> list[BatchIte
     return items
 
 
-def items_from_database(folder: "str | os.PathLike[str]", search: str = "") -> list[BatchItem]:
+def items_from_database(folder: str | os.PathLike[str], search: str = "") -> list[BatchItem]:
     """One item per series of the napari-medio DICOM database in ``folder``."""
     try:
         from .dicom.database import DicomDatabase
@@ -138,7 +139,7 @@ def _unique_names(items: Sequence[BatchItem]) -> list[str]:
     return out
 
 
-def convert_one(item: dict, output: str, options: Optional[dict] = None) -> dict:
+def convert_one(item: dict, output: str, options: dict | None = None) -> dict:
     """Convert one item (a :class:`BatchItem` dict) to ``output``; never raises for bad input.
 
     Returns ``{"source", "name", "output", "outputs", "objects", "status": "done"|"failed", "reason",
@@ -211,13 +212,13 @@ def _write_summary(out_dir: Path, report: BatchReport, to: str) -> str:
 
 def convert_batch(
     items: Sequence[BatchItem],
-    out_dir: "str | os.PathLike[str]",
+    out_dir: str | os.PathLike[str],
     to: str = "nii.gz",
     *,
     scheduler: Any = None,
-    workers: Optional[int] = None,
+    workers: int | None = None,
     overwrite: bool = False,
-    write_options: Optional[dict] = None,
+    write_options: dict | None = None,
     progress: Any = None,
 ) -> BatchReport:
     """Convert ``items`` into ``out_dir`` as ``to`` (``nii.gz``, ``nrrd``, ``ome.zarr``, ...) on dask.
@@ -259,13 +260,13 @@ def convert_batch(
     return report
 
 
-def _run(todo: list[tuple[dict, str]], options: dict, scheduler: Any, workers: Optional[int], prog) -> list[dict]:
+def _run(todo: list[tuple[dict, str]], options: dict, scheduler: Any, workers: int | None, prog) -> list[dict]:
     if scheduler is None or scheduler in ("processes", "threads", "sync", "synchronous", "single-threaded"):
         return _run_local(todo, options, scheduler or "processes", workers, prog)
     return _run_distributed(todo, options, scheduler, prog)
 
 
-def _run_local(todo, options, scheduler: str, workers: Optional[int], prog) -> list[dict]:
+def _run_local(todo, options, scheduler: str, workers: int | None, prog) -> list[dict]:
     import dask
     from dask.callbacks import Callback
 
@@ -293,7 +294,7 @@ def _run_distributed(todo, options, scheduler: Any, prog) -> list[dict]:
     try:
         futures = [client.submit(convert_one, item, target, options, pure=False) for item, target in todo]
         index = {f.key: i for i, f in enumerate(futures)}
-        results: list[Optional[dict]] = [None] * len(futures)
+        results: list[dict | None] = [None] * len(futures)
         try:
             for fut in as_completed(futures):
                 i = index[fut.key]

@@ -12,7 +12,8 @@ import importlib
 import json
 import os
 import sys
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .core.errors import CancelledError, MedioError
 from .core.jsonvalue import json_default
@@ -165,7 +166,7 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def start_virtual_display() -> Optional[Any]:
+def start_virtual_display() -> Any | None:
     """Start Xvfb on a free display and point ``DISPLAY`` at it; the process (None: Xvfb is not installed)."""
     import shutil
     import subprocess
@@ -325,7 +326,7 @@ def database_note() -> str:
 
 
 def _one_line_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None,
-                      line: Optional[str] = None) -> None:
+                      line: str | None = None) -> None:
     """``warnings.showwarning`` for the command line: one line, no source file or code."""
     text = " ".join(str(message).split())
     kind = getattr(category, "__name__", "Warning")
@@ -333,7 +334,7 @@ def _one_line_warning(message: Any, category: type, filename: str, lineno: int, 
     print(f"medio: {label}: {text}", file=file or sys.stderr)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medio`` program; returns the exit status."""
     import warnings
 
@@ -350,7 +351,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except BrokenPipeError:  # output piped into `head` and closed
         try:
-            sys.stdout = open(os.devnull, "w")
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open as stdout until exit
         except OSError:
             pass
         return 0

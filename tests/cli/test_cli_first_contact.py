@@ -88,9 +88,9 @@ def test_demo_frames_the_users_file_without_a_display(tmp_path):
     """No DISPLAY: ``medio demo FILE --screenshot`` starts its own Xvfb and shows FILE, not the phantom."""
     from PIL import Image
 
-    from napari_medio.core.volume import Volume
-    from napari_medio.core.geometry import Geometry
     import napari_medio
+    from napari_medio.core.geometry import Geometry
+    from napari_medio.core.volume import Volume
 
     data = np.zeros((5, 40, 60), np.int16)
     data[:, 10:30, 5:55] = 1000  # a bright 50 x 20 mm slab

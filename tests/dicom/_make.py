@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -19,8 +18,8 @@ from pydicom.uid import (
 def make_slice(path, *, pixels: np.ndarray, position, orientation=(1, 0, 0, 0, 1, 0), spacing=(0.5, 0.5),
                series_uid: str, study_uid: str, instance: int = 1, series_number: int = 1,
                description: str = "Test series", modality: str = "CT", patient=("Test^Patient", "P001"),
-               slope: Optional[float] = None, intercept: Optional[float] = None, photometric="MONOCHROME2",
-               implicit: bool = False, extra: Optional[dict] = None, bits_stored: Optional[int] = None,
+               slope: float | None = None, intercept: float | None = None, photometric="MONOCHROME2",
+               implicit: bool = False, extra: dict | None = None, bits_stored: int | None = None,
                window=None, frame_uid: str = "1.2.3.4") -> Path:
     meta = FileMetaDataset()
     sop_class = CTImageStorage if modality == "CT" else MRImageStorage

@@ -198,7 +198,8 @@ def test_dicomdir_finds_the_same_instances_as_a_folder_scan():
     root = fixture_file("dicom/pydicom/dicomdirtests")
     via_dir = registry.read(root / "DICOMDIR")
     via_scan = registry.read(root)
-    uids = lambda vols: sorted(u for v in vols for u in v.metadata["dicom"]["SOPInstanceUIDs"])
+    def uids(vols):
+        return sorted(u for v in vols for u in v.metadata["dicom"]["SOPInstanceUIDs"])
     assert uids(via_dir) == uids(via_scan) and len(uids(via_dir)) > 10
 
 

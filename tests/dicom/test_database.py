@@ -120,7 +120,8 @@ def test_dicomdir_import_matches_folder_scan(tmp_path):
     a.import_paths([root / "DICOMDIR"])
     b = DicomDatabase(tmp_path / "b")
     b.import_paths([root / "77654033", root / "98892001", root / "98892003"])
-    uids = lambda db: sorted(r[0] for r in db.conn.execute("SELECT sop_uid FROM instances"))
+    def uids(db):
+        return sorted(r[0] for r in db.conn.execute("SELECT sop_uid FROM instances"))
     assert uids(a) == uids(b) and len(uids(a)) > 10
 
 

@@ -205,7 +205,7 @@ def _write_encoded(folder: Path):
 def pynetdicom_get(node, study: str, folder: Path, series: str = "", sop_classes=(), max_pdu: int = 0) -> int:
     """C-GET with plain pynetdicom (``AE.associate`` + ``send_c_get``); returns the instances written."""
     from pydicom.dataset import Dataset
-    from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, StoragePresentationContexts, build_role, evt
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, build_role, evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
 
     ae = AE(ae_title="MEDIO")
@@ -231,7 +231,7 @@ def pynetdicom_get(node, study: str, folder: Path, series: str = "", sop_classes
 
 def pynetdicom_listener(folder: Path, ae_title: str = "MEDIO"):
     """A plain pynetdicom C-STORE SCP on a free loopback port (``AE.start_server``); ``.shutdown()`` it."""
-    from pynetdicom import ALL_TRANSFER_SYNTAXES, AE, AllStoragePresentationContexts, evt
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
     from pynetdicom.sop_class import Verification
 
     ae = AE(ae_title=ae_title)

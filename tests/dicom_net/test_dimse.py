@@ -456,7 +456,7 @@ def test_get_and_move_write_what_pynetdicom_writes(orthanc, loaded, tmp_path):
         progress = []
         result = DimseClient(orthanc.node()).retrieve(loaded["study"], loaded["series"], dest=tmp_path / method,
                                                       method=method, move_port=orthanc.move_port,
-                                                      progress=lambda d, t: progress.append((d, t)))
+                                                      progress=lambda d, t, seen=progress: seen.append((d, t)))
         assert result.completed == 93 and result.failed == 0 and len(result.files) == 93
         assert progress[-1][0] == 93
         tree = _tree(tmp_path / method)
@@ -592,7 +592,11 @@ class _FakePacs:
         return DicomNode("FAKE", "127.0.0.1", self.port)
 
 
-def _store(assoc, ctx, uid, data=b"\x08\x00\x16\x00\x1a\x00\x00\x00" + CT.encode() + b"\0" * 2):
+#: The data set the fake PACS sends with each C-STORE (a CT SOP Class UID element).
+_CT_DATA = b"\x08\x00\x16\x00\x1a\x00\x00\x00" + CT.encode() + b"\0" * 2
+
+
+def _store(assoc, ctx, uid, data=_CT_DATA):
     assoc.send(ctx, _store_rq(uid), data)
 
 

@@ -10,8 +10,8 @@ from napari_medio.core.errors import MedioError
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.registry import find_reader
 from napari_medio.core.volume import AxisInfo, Volume
-from tests.conftest import fixture_file
 from tests.badfiles import assert_rejected, no_temp_files, variants
+from tests.conftest import fixture_file
 from tests.volumes import OBLIQUE_FLIPPED, assert_same_volume, four_d, rgb_2d, scalar_3d, vector_3d
 
 DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]

@@ -11,8 +11,8 @@ from napari_medio.core.errors import FormatError, MedioError
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.volume import AxisInfo, Volume
 from napari_medio.formats.raster import read_series
-from tests.conftest import fixture_file
 from tests.badfiles import assert_rejected, no_temp_files, variants
+from tests.conftest import fixture_file
 from tests.volumes import assert_same_volume, four_d, rgb_2d, scalar_3d, vector_3d
 
 PICTURE = Geometry([0.5, 0.25], [0.0, 0.0], np.eye(2))

@@ -10,8 +10,8 @@ from napari_medio.core.geometry import Geometry
 from napari_medio.core.registry import find_reader
 from napari_medio.core.volume import AxisInfo, Volume
 from napari_medio.formats.vtk_image import sniff
-from tests.conftest import fixture_file
 from tests.badfiles import assert_rejected, no_temp_files, variants
+from tests.conftest import fixture_file
 from tests.volumes import OBLIQUE_FLIPPED, assert_same_volume, rgb_2d, scalar_3d
 
 AXIAL = Geometry([0.75, 0.8, 2.5], [12.5, -30.25, 101.0], np.eye(3))

@@ -13,8 +13,8 @@ import napari_medio
 from napari_medio.core.errors import FormatError
 from napari_medio.core.markups import ControlPoint, Markups
 from napari_medio.formats.markups_json import SCHEMA_URL, markups_to_json, schema, validate
-from tests.conftest import fixture_file
 from tests.badfiles import assert_rejected, variants
+from tests.conftest import fixture_file
 
 
 def _validate_file(path):
@@ -203,10 +203,10 @@ def test_cli_info_and_convert(tmp_path):
 
 BAD_JSON = {
     "no_schema.mrk.json": '{"markups": [{"type": "Fiducial"}]}',
-    "wrong_type.mrk.json": '{"@schema": "%s", "markups": [{"type": "Banana"}]}' % SCHEMA_URL,
-    "bad_position.mrk.json": '{"@schema": "%s", "markups": [{"type": "Fiducial", "controlPoints": '
-                             '[{"position": [1, 2]}]}]}' % SCHEMA_URL,
-    "syntax.mrk.json": '{"@schema": "%s",\n "markups": [\n {"type": "Fiducial",, }]}' % SCHEMA_URL,
+    "wrong_type.mrk.json": f'{{"@schema": "{SCHEMA_URL}", "markups": [{{"type": "Banana"}}]}}',
+    "bad_position.mrk.json": f'{{"@schema": "{SCHEMA_URL}", "markups": [{{"type": "Fiducial", "controlPoints": '
+                             '[{"position": [1, 2]}]}]}',
+    "syntax.mrk.json": f'{{"@schema": "{SCHEMA_URL}",\n "markups": [\n {{"type": "Fiducial",, }}]}}',
     "markups_no_schema.json": '{"markups": [{"type": "Fiducial"}]}',
 }
 

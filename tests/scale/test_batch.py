@@ -44,7 +44,7 @@ def test_local_cluster_matches_one_process_and_reports_the_corrupt_input(tmp_pat
     listing, paths = inputs
     items = items_from_paths([listing])
     assert len(items) == 20
-    one = convert_batch(items, tmp_path / "one", "nii.gz", scheduler="sync")
+    convert_batch(items, tmp_path / "one", "nii.gz", scheduler="sync")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
         seen = []

@@ -149,7 +149,7 @@ def test_voxels_of_no_segment_stop_the_write(tmp_path, small_blocks):
     assert list(tmp_path.iterdir()) == []
 
 
-def _foreign(tmp_path, obj, name="f.seg.nrrd") -> "tuple":
+def _foreign(tmp_path, obj, name="f.seg.nrrd") -> tuple:
     """``obj`` written by us, then re-encoded as one plain gzip member (as ITK/Slicer write it)."""
     ours = tmp_path / ("ours-" + name)
     napari_medio.write(obj, ours)

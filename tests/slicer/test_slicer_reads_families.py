@@ -122,7 +122,7 @@ def test_slicer_reads_volumes_segmentations_and_models(tmp_path):
         their_key = np.lexsort(np.round(got["voxels_ras"], 3).T)
         np.testing.assert_allclose(got["voxels_ras"][their_key], want[key], atol=1e-4, err_msg=segment.name)
     assert theirs["liver"]["terminology"] == TERMINOLOGY
-    for name, path in models.items():
+    for name in models:
         got = out["model:" + name]
         want = points * FLIP  # Slicer holds RAS, whatever the file's SPACE
         assert np.abs(got[:, None, :] - want[None, :, :]).sum(axis=2).min(axis=1).max() < 1e-4, name

@@ -14,8 +14,8 @@ from napari_medio.core.errors import FormatError
 from napari_medio.core.geometry import Geometry
 from napari_medio.core.table import Table
 from napari_medio.core.volume import Volume
-from tests.conftest import fixture_file
 from tests.badfiles import assert_rejected, variants
+from tests.conftest import fixture_file
 
 
 def test_table_fixture_with_schema():

@@ -14,8 +14,8 @@ from napari_medio.core.errors import FormatError, MedioError, WriteError
 from napari_medio.core.geometry import Geometry, flip_lps_ras_matrix
 from napari_medio.core.transform import Transform, matrix_from_sitk_linear, resample_volume
 from napari_medio.core.volume import AxisInfo, Volume
-from tests.conftest import fixture_file
 from tests.badfiles import assert_rejected, variants
+from tests.conftest import fixture_file
 
 
 def _affine(params, fixed):

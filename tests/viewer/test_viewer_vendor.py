@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import napari_medio
-from tests.dicom.test_ultrasound import philips_4d, phantom_4d
+from tests.dicom.test_ultrasound import phantom_4d, philips_4d
 from tests.formats.test_kretz import kretz_bytes, sweep
 from tests.formats.test_pinnacle_dvf import build as build_dvf
 from tests.formats.test_topcon_oct import (

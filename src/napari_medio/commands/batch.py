@@ -37,7 +37,8 @@ def cmd_convert_batch(args: argparse.Namespace) -> int:
         return 130
     finally:
         bar.close()
-    print(f"{report.count('done')} converted ({report.files_written} files written), {report.count('skipped')} skipped (already done), "
+    print(f"{report.count('done')} converted ({report.files_written} files written), "
+          f"{report.count('skipped')} skipped (already done), "
           f"{report.count('failed')} failed in {report.seconds:.1f} s; summary: {report.summary_path}")
     for r in report.failed:
         print(f"  failed: {r['source']}{' ' + r['series_uid'] if r.get('series_uid') else ''}: {r['reason']}",

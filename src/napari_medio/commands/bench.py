@@ -20,8 +20,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ def _kind(path: Path) -> str:
     return "other"
 
 
-def _gzip_offset(path: Path) -> Optional[int]:
+def _gzip_offset(path: Path) -> int | None:
     """Where gzip data starts in the file (0 for .nii.gz, after the header for gzip NRRD), or None."""
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
@@ -97,7 +98,7 @@ def _readers(path: Path) -> dict[str, Callable[[], Any]]:
     return out
 
 
-def read_timings(path: "str | os.PathLike[str]", repeat: int = 3) -> dict[str, float]:
+def read_timings(path: str | os.PathLike[str], repeat: int = 3) -> dict[str, float]:
     """Best read time of every applicable reader, interleaved so caches treat them alike."""
     p = Path(path)
     readers = _readers(p)
@@ -112,7 +113,7 @@ def read_timings(path: "str | os.PathLike[str]", repeat: int = 3) -> dict[str, f
     return best
 
 
-def write_timings(path: "str | os.PathLike[str]", repeat: int = 3, skip: tuple[str, ...] = ()) -> dict[str, dict]:
+def write_timings(path: str | os.PathLike[str], repeat: int = 3, skip: tuple[str, ...] = ()) -> dict[str, dict]:
     """Write time and size of napari-medio and the peers for ``path``'s content and format, and readback checks."""
     import napari_medio
 
@@ -157,7 +158,7 @@ def write_timings(path: "str | os.PathLike[str]", repeat: int = 3, skip: tuple[s
                 if name == "pynrrd" and r:  # pynrrd's default level 9 is slow: once is enough
                     continue
                 target = os.path.join(tmp, f"{name}{ext}")
-                out[name]["seconds"] = min(out[name]["seconds"], best_time(lambda: fn(target), 1))
+                out[name]["seconds"] = min(out[name]["seconds"], best_time(lambda fn=fn, target=target: fn(target), 1))
                 out[name]["bytes"] = os.path.getsize(target)
         ours = os.path.join(tmp, f"napari-medio{ext}")
         checks = {}

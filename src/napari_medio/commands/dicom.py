@@ -106,7 +106,8 @@ def add_subcommands(subparsers: Any) -> None:
     q = sub.add_parser("import", help="import files and folders (recursive) into the database")
     q.add_argument("paths", nargs="+")
     db_arg(q)
-    q.add_argument("--copy", action="store_true", help="copy the files into the database (default: link them; members of .zip archives are "
+    q.add_argument("--copy", action="store_true",
+                   help="copy the files into the database (default: link them; members of .zip archives are "
                         "always stored in the database)")
     q.add_argument("--json", action="store_true", help="print the import report as JSON")
     q.add_argument("--workers", type=int, default=None, help="header-parsing processes (default: all cores)")

@@ -7,7 +7,7 @@ modifier, region, region modifier as ``(scheme, value, meaning)`` triplets).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from .kinds import DataKind
 
@@ -41,7 +41,7 @@ class ColorTable:
     entries: dict[int, ColorEntry] = field(default_factory=dict)
     name: str = ""
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
     kind: DataKind = DataKind.COLORTABLE
 
     @property
@@ -59,7 +59,7 @@ class ColorTable:
         return {int(k): {"name": e.name, "color": list(e.color)} for k, e in sorted(self.entries.items())}
 
     @classmethod
-    def from_label_table(cls, table: dict, name: str = "") -> "ColorTable":
+    def from_label_table(cls, table: dict, name: str = "") -> ColorTable:
         """Inverse of :meth:`as_label_table`."""
         entries = {}
         for k, v in (table or {}).items():

@@ -8,14 +8,13 @@ user is not bad input: :class:`CancelledError` stands apart from that family.
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 
 class MedioError(ValueError):
     """Bad input or an impossible request, naming the file and the reason."""
 
-    def __init__(self, path: "os.PathLike[str] | str | None", reason: str) -> None:
-        self.path: Optional[str] = os.fspath(path) if path is not None else None
+    def __init__(self, path: os.PathLike[str] | str | None, reason: str) -> None:
+        self.path: str | None = os.fspath(path) if path is not None else None
         self.reason = reason
         text = f"{self.path}: {reason}" if self.path else reason
         super().__init__(text)
@@ -44,7 +43,7 @@ class CancelledError(Exception):
     any failure into a :class:`MedioError` lets it through unchanged.
     """
 
-    def __init__(self, path: "os.PathLike[str] | str | None" = None, reason: str = "cancelled") -> None:
-        self.path: Optional[str] = os.fspath(path) if path is not None else None
+    def __init__(self, path: os.PathLike[str] | str | None = None, reason: str = "cancelled") -> None:
+        self.path: str | None = os.fspath(path) if path is not None else None
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)

@@ -17,8 +17,8 @@ Everything is plain NumPy; no napari or Qt here.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -105,12 +105,12 @@ class Geometry:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def identity(cls, ndim: int = 3) -> "Geometry":
+    def identity(cls, ndim: int = 3) -> Geometry:
         """Unit spacing, zero origin, identity direction."""
         return cls(np.ones(ndim), np.zeros(ndim), np.eye(ndim))
 
     @classmethod
-    def from_index_to_lps(cls, matrix: np.ndarray) -> "Geometry":
+    def from_index_to_lps(cls, matrix: np.ndarray) -> Geometry:
         """Geometry from an (n+1)x(n+1) matrix mapping (i, j, k, 1) to LPS."""
         m = np.asarray(matrix, dtype=float)
         n = m.shape[0] - 1
@@ -121,7 +121,7 @@ class Geometry:
         return cls(spacing, m[:n, n], linear / spacing)
 
     @classmethod
-    def from_index_to_ras(cls, matrix: np.ndarray) -> "Geometry":
+    def from_index_to_ras(cls, matrix: np.ndarray) -> Geometry:
         """Geometry from a 4x4 matrix mapping (i, j, k, 1) to RAS (NIfTI, MRML)."""
         m = np.array(matrix, dtype=float)
         m[:2, :] *= -1.0
@@ -169,7 +169,7 @@ class Geometry:
         d = np.abs(self.direction)
         return bool(np.all((d < tol) | (np.abs(d - 1.0) < tol)))
 
-    def as_3d(self) -> "Geometry":
+    def as_3d(self) -> Geometry:
         """A 3D geometry (a 2D one becomes a single slice at z = 0, k spacing 1)."""
         if self.ndim == 3:
             return self
@@ -177,7 +177,7 @@ class Geometry:
         d[:2, :2] = self.direction
         return Geometry(np.r_[self.spacing, 1.0], np.r_[self.origin, 0.0], d)
 
-    def almost_equal(self, other: "Geometry", tol: float = 1e-6) -> bool:
+    def almost_equal(self, other: Geometry, tol: float = 1e-6) -> bool:
         """Same spacing, origin and direction within ``tol``."""
         return (
             self.ndim == other.ndim
@@ -195,7 +195,7 @@ class Geometry:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Geometry":
+    def from_dict(cls, d: dict) -> Geometry:
         """Inverse of :meth:`to_dict`."""
         return cls(d["spacing"], d["origin"], d["direction"])
 

@@ -7,7 +7,7 @@ axis whose values are the 4th axis' physical coordinates.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +31,9 @@ def volume_from_sitk(
     *,
     kind: DataKind = DataKind.VOLUME,
     name: str = "",
-    rgb: Optional[bool] = None,
-    metadata: Optional[dict] = None,
-    source: Optional[str] = None,
+    rgb: bool | None = None,
+    metadata: dict | None = None,
+    source: str | None = None,
 ) -> Volume:
     """Volume from a SimpleITK image (LPS), keeping the voxel type.
 
@@ -61,9 +61,9 @@ def volume_from_parts(
     is_color: bool = False,
     kind: DataKind = DataKind.VOLUME,
     name: str = "",
-    rgb: Optional[bool] = None,
-    metadata: Optional[dict] = None,
-    source: Optional[str] = None,
+    rgb: bool | None = None,
+    metadata: dict | None = None,
+    source: str | None = None,
 ) -> Volume:
     """Volume from an ITK-layout array (``[t,] k, j, i[, c]``) and ITK geometry values.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class ControlPoint:
     label: str = ""
     description: str = ""
     associated_node_id: str = ""
-    position: Optional[np.ndarray] = None
+    position: np.ndarray | None = None
     orientation: np.ndarray = field(default_factory=lambda: flip_orientation(np.eye(3)))
     selected: bool = True
     locked: bool = False
@@ -123,27 +123,27 @@ class Markups:
     locked: bool = False
     fixed_number_of_control_points: bool = False
     label_format: str = "%N-%d"
-    last_used_control_point_number: Optional[int] = None
+    last_used_control_point_number: int | None = None
     measurements: list[dict] = field(default_factory=list)
     display: dict = field(default_factory=dict)
     # plane / ROI
-    plane_type: Optional[str] = None
-    size_mode: Optional[str] = None
-    auto_scaling_factor: Optional[float] = None
-    center: Optional[np.ndarray] = None
-    normal: Optional[np.ndarray] = None
-    object_to_base: Optional[np.ndarray] = None
-    base_to_node: Optional[np.ndarray] = None
-    orientation: Optional[np.ndarray] = None
-    size: Optional[np.ndarray] = None
-    plane_bounds: Optional[np.ndarray] = None
-    roi_type: Optional[str] = None
-    inside_out: Optional[bool] = None
+    plane_type: str | None = None
+    size_mode: str | None = None
+    auto_scaling_factor: float | None = None
+    center: np.ndarray | None = None
+    normal: np.ndarray | None = None
+    object_to_base: np.ndarray | None = None
+    base_to_node: np.ndarray | None = None
+    orientation: np.ndarray | None = None
+    size: np.ndarray | None = None
+    plane_bounds: np.ndarray | None = None
+    roi_type: str | None = None
+    inside_out: bool | None = None
     #: Curve interpolation (scene-only in Slicer; default cardinal spline).
     curve_type: str = "spline"
     extra: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
     kind: DataKind = DataKind.MARKUPS
 
     def __post_init__(self) -> None:
@@ -186,7 +186,7 @@ class Markups:
         label = self.label_format.replace("%N", self.name or "P").replace("%d", str(number))
         return str(number), label
 
-    def add_point(self, position_lps: Any, label: Optional[str] = None, **fields: Any) -> ControlPoint:
+    def add_point(self, position_lps: Any, label: str | None = None, **fields: Any) -> ControlPoint:
         """Append a defined control point (LPS), numbered like Slicer when no label is given."""
         pid, auto_label = self.next_label()
         cp = ControlPoint(id=fields.pop("id", pid), label=auto_label if label is None else label,
@@ -194,7 +194,7 @@ class Markups:
         self.control_points.append(cp)
         return cp
 
-    def copy(self) -> "Markups":
+    def copy(self) -> Markups:
         """A deep copy."""
         return copy.deepcopy(self)
 
@@ -207,7 +207,7 @@ class Markups:
                                      points_per_segment=points_per_segment)
         return pts
 
-    def plane_frame(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    def plane_frame(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(center, 3x3 axes as columns) of a plane in LPS, from its stored fields or its points."""
         if self.center is not None and self.orientation is not None:
             return self.center, self.orientation
@@ -274,7 +274,7 @@ class Markups:
             return lines
         return []
 
-    def translated(self, offset_lps: Any) -> "Markups":
+    def translated(self, offset_lps: Any) -> Markups:
         """A copy moved by ``offset_lps`` (control points, plane/ROI centre)."""
         out = self.copy()
         d = np.asarray(offset_lps, dtype=float).reshape(3)

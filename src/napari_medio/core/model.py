@@ -20,8 +20,9 @@ writing.  No napari, Qt or VTK here.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -71,13 +72,13 @@ class Model:
     point_data: dict = field(default_factory=dict)
     cell_data: dict = field(default_factory=dict)
     field_data: dict = field(default_factory=dict)
-    normals_name: Optional[str] = None
-    colors_name: Optional[str] = None
-    scalars_name: Optional[str] = None
-    coordinate_system: Optional[str] = None
+    normals_name: str | None = None
+    colors_name: str | None = None
+    scalars_name: str | None = None
+    coordinate_system: str | None = None
     name: str = ""
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
 
     kind = DataKind.MODEL
 
@@ -96,7 +97,7 @@ class Model:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def from_faces(cls, points: Any, faces: Any, **kwargs: Any) -> "Model":
+    def from_faces(cls, points: Any, faces: Any, **kwargs: Any) -> Model:
         """A polydata model from points and a (m, k) face array (k = 3 triangles, 4 quads, 2 lines...)."""
         faces = np.asarray(faces, dtype=np.int64)
         if faces.ndim != 2:
@@ -107,7 +108,7 @@ class Model:
                    **kwargs)
 
     @classmethod
-    def from_polygons(cls, points: Any, polygons: Sequence[Sequence[int]], **kwargs: Any) -> "Model":
+    def from_polygons(cls, points: Any, polygons: Sequence[Sequence[int]], **kwargs: Any) -> Model:
         """A polydata model from a list of polygons of any size."""
         sizes = np.array([len(p) for p in polygons], dtype=np.int64)
         offsets = np.r_[0, np.cumsum(sizes)]
@@ -127,7 +128,7 @@ class Model:
     def cell_sizes(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def cells_of(self, types: "set[int] | Sequence[int]") -> list[np.ndarray]:
+    def cells_of(self, types: set[int] | Sequence[int]) -> list[np.ndarray]:
         """Connectivity of the cells whose type is in ``types`` (list of index arrays)."""
         types = set(types)
         out = []
@@ -140,11 +141,11 @@ class Model:
         return self.n_cells > 0 and bool(np.all(self.cell_types == 5))
 
     @property
-    def normals(self) -> Optional[np.ndarray]:
+    def normals(self) -> np.ndarray | None:
         return self.point_data.get(self.normals_name) if self.normals_name else None
 
     @property
-    def colors(self) -> Optional[np.ndarray]:
+    def colors(self) -> np.ndarray | None:
         return self.point_data.get(self.colors_name) if self.colors_name else None
 
     def scalar_arrays(self) -> list[str]:
@@ -227,7 +228,7 @@ class Model:
         for f in faces:
             by_size.setdefault(f.shape[1], []).append(f)
         out = []
-        for size, group in by_size.items():
+        for _size, group in by_size.items():
             allf = np.concatenate(group)
             key = np.sort(allf, axis=1)
             _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
@@ -242,7 +243,7 @@ class Model:
         lo, hi = self.points.min(axis=0), self.points.max(axis=0)
         return [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]), float(lo[2]), float(hi[2])]
 
-    def transformed(self, matrix: np.ndarray) -> "Model":
+    def transformed(self, matrix: np.ndarray) -> Model:
         """A copy with points (and normals) mapped by a 4x4 LPS matrix."""
         from dataclasses import replace
 

@@ -21,13 +21,14 @@ or any callback ``callback(done, total, description)``.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from .errors import CancelledError
 
 __all__ = ["Progress", "ensure_progress", "tqdm_progress"]
 
-Callback = Callable[[float, Optional[float], str], Any]
+Callback = Callable[[float, float | None, str], Any]
 
 
 class Progress:
@@ -38,32 +39,31 @@ class Progress:
     Cancel button that way, or call :meth:`cancel`).
     """
 
-    def __init__(self, total: Optional[float] = None, description: str = "",
-                 callback: Optional[Callback] = None) -> None:
+    def __init__(self, total: float | None = None, description: str = "",
+                 callback: Callback | None = None) -> None:
         self.total = total
         self.done = 0.0
         self.description = description
         self._callbacks: list[Callback] = [callback] if callback is not None else []
         self._cancel = threading.Event()
         self._lock = threading.Lock()
-        self.path: Optional[str] = None
+        self.path: str | None = None
 
     # -- wiring --------------------------------------------------------------------------
     @classmethod
-    def for_bar(cls, bar: Any, description: str = "") -> "Progress":
+    def for_bar(cls, bar: Any, description: str = "") -> Progress:
         """A Progress that drives a tqdm-like bar (``tqdm.tqdm``, ``napari.utils.progress``)."""
         p = cls(description=description)
         state = {"shown": 0.0}
 
-        def update(done: float, total: Optional[float], desc: str) -> None:
+        def update(done: float, total: float | None, desc: str) -> None:
             if total is not None and getattr(bar, "total", None) != total:
                 bar.total = total
                 if hasattr(bar, "refresh"):
                     bar.refresh()
-            if desc and hasattr(bar, "set_description"):
-                if getattr(bar, "_medio_desc", None) != desc:
-                    bar.set_description(desc)
-                    bar._medio_desc = desc
+            if desc and hasattr(bar, "set_description") and getattr(bar, "_medio_desc", None) != desc:
+                bar.set_description(desc)
+                bar._medio_desc = desc
             step = done - state["shown"]
             if step:
                 bar.update(step)
@@ -77,7 +77,7 @@ class Progress:
         self._callbacks.append(callback)
 
     # -- reporting -----------------------------------------------------------------------
-    def start(self, total: Optional[float], description: Optional[str] = None) -> None:
+    def start(self, total: float | None, description: str | None = None) -> None:
         """Begin (or restart) counting toward ``total`` units."""
         with self._lock:
             self.total = total
@@ -94,7 +94,7 @@ class Progress:
         self._notify()
         self.check()
 
-    def __call__(self, done: float, total: Optional[float] = None, description: Optional[str] = None) -> None:
+    def __call__(self, done: float, total: float | None = None, description: str | None = None) -> None:
         """Report as a ``progress(done, total[, description])`` callback does, then raise if cancelled.
 
         So a Progress also serves the readers and writers that take such a callback
@@ -145,7 +145,7 @@ class _NullProgress(Progress):
         pass
 
 
-def ensure_progress(progress: Optional[Progress]) -> Progress:
+def ensure_progress(progress: Progress | None) -> Progress:
     """``progress`` itself, or a silent Progress when None."""
     return progress if progress is not None else _NullProgress()
 

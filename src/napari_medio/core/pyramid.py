@@ -22,7 +22,8 @@ non-spatial axes, then the spatial axes, then any trailing axes (components).
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class LazyLevel:
             shape[ax] = -(-int(shape[ax]) // f)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(parent.dtype)
-        self._cache: Optional[np.ndarray] = None
+        self._cache: np.ndarray | None = None
         self._lock = threading.Lock()
         self.computed_regions = 0  # how often a region was computed (for tests and benchmarks)
 
@@ -187,7 +188,7 @@ def build_pyramid(array: Any, spatial_axes: Sequence[int], labels: bool = False,
 
 
 #: ``fn(volume) -> levels or None``: a volume's levels as stored in its file (level 0 = ``volume.array``).
-StoredLevels = Callable[[Any], Optional[list]]
+StoredLevels = Callable[[Any], list | None]
 _STORED_LEVELS: list[StoredLevels] = []
 
 
@@ -198,7 +199,7 @@ def register_stored_levels(fn: StoredLevels) -> StoredLevels:
     return fn
 
 
-def stored_levels(volume: Any) -> Optional[list]:
+def stored_levels(volume: Any) -> list | None:
     """The levels stored with ``volume`` in its file (more than one), from the first registered source, or None.
 
     A source that fails (the file moved or changed) counts as none: the viewer then builds a pyramid.
@@ -231,7 +232,7 @@ def _cached_pyramid(array: Any, spatial_axes: Sequence[int], labels: bool) -> li
 
 
 def multiscale_levels(volume: Any, data: Any, spatial_axes: Sequence[int], to_view: Any,
-                      limit: Optional[int] = None) -> Optional[list]:
+                      limit: int | None = None) -> list | None:
     """The levels a viewer should show for ``data`` (the displayed view of ``volume``), or None.
 
     A volume with stored levels (:func:`stored_levels`) brings them (each mapped through
@@ -250,7 +251,7 @@ def multiscale_levels(volume: Any, data: Any, spatial_axes: Sequence[int], to_vi
     return levels if len(levels) > 1 else None
 
 
-def levels_for(volume: Any, limit: Optional[int] = None) -> Optional[list]:
+def levels_for(volume: Any, limit: int | None = None) -> list | None:
     """The multiscale levels to show ``volume`` with (level 0 = ``volume.array``), or None.
 
     A volume with stored levels (:func:`stored_levels`) brings them; any other volume gets a lazy

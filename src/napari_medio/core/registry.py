@@ -20,9 +20,10 @@ import inspect
 import os
 import pkgutil
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 
 from .errors import CancelledError, FormatError, MedioError, OptionError, UnsupportedFormatError
 from .fileio import check_regular
@@ -83,9 +84,9 @@ class FileFormat:
     name: str
     description: str
     extensions: tuple[str, ...]
-    read: Optional[Reader] = None
-    write: Optional[Writer] = None
-    sniff: Optional[Sniff] = None
+    read: Reader | None = None
+    write: Writer | None = None
+    sniff: Sniff | None = None
     kinds: tuple[str, ...] = ()
     directories: bool = False
     priority: int = 0
@@ -100,7 +101,7 @@ class FileFormat:
     read_options: dict = field(default_factory=dict)
     write_options: dict = field(default_factory=dict)
 
-    def matches_extension(self, path: "str | os.PathLike[str]") -> Optional[str]:
+    def matches_extension(self, path: str | os.PathLike[str]) -> str | None:
         """The longest of this format's extensions that ``path`` ends with, or None."""
         lower = os.fspath(path).lower()
         hits = [e for e in self.extensions if lower.endswith(e)]
@@ -110,7 +111,7 @@ class FileFormat:
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
-def option_names(fmt: FileFormat, operation: str) -> Optional[frozenset[str]]:
+def option_names(fmt: FileFormat, operation: str) -> frozenset[str] | None:
     """The keyword options ``fmt``'s reader (``operation="read"``) or writer (``"write"``) knows.
 
     These are the keyword parameters of its function after the data arguments
@@ -126,7 +127,7 @@ def option_names(fmt: FileFormat, operation: str) -> Optional[frozenset[str]]:
     return frozenset(named | set(documented) | set(COMMON_OPTIONS))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parameters(function: Callable) -> tuple[inspect.Parameter, ...]:
     return tuple(inspect.signature(function).parameters.values())
 
@@ -141,7 +142,7 @@ def applicable_options(fmt: FileFormat, operation: str, options: dict) -> dict:
     return dict(options) if known is None else {k: v for k, v in options.items() if k in known}
 
 
-def check_write_options(path: "str | os.PathLike[str]", options: dict) -> None:
+def check_write_options(path: str | os.PathLike[str], options: dict) -> None:
     """Raise :class:`OptionError` for an option no writer of ``path``'s extension knows.
 
     For callers that write many objects of kinds not yet known (a batch): a
@@ -180,7 +181,7 @@ def _options_for(fmt: FileFormat, operation: str, path: Any, options: dict) -> d
     return out
 
 
-def is_url(path: "str | os.PathLike[str]") -> bool:
+def is_url(path: str | os.PathLike[str]) -> bool:
     """True for a URL such as ``https://host/data.ome.zarr`` or ``s3://bucket/key`` (not ``file`` paths)."""
     return isinstance(path, str) and bool(_URL.match(path)) and not path.startswith("file://")
 
@@ -240,14 +241,14 @@ def all_write_extensions() -> list[str]:
     return sorted({e for f in formats() if f.write for e in f.extensions})
 
 
-def matching_extension(path: "str | os.PathLike[str]") -> Optional[str]:
+def matching_extension(path: str | os.PathLike[str]) -> str | None:
     """The longest registered extension that ``path`` ends with."""
     hits = [f.matches_extension(path) for f in formats()]
     hits = [h for h in hits if h]
     return max(hits, key=len) if hits else None
 
 
-def read_head(path: "str | os.PathLike[str]", size: int = HEAD_SIZE) -> bytes:
+def read_head(path: str | os.PathLike[str], size: int = HEAD_SIZE) -> bytes:
     """The first ``size`` bytes of a file ('' for a folder); raises FormatError when unreadable."""
     p = Path(path)
     if p.is_dir():
@@ -262,7 +263,7 @@ def read_head(path: "str | os.PathLike[str]", size: int = HEAD_SIZE) -> bytes:
         raise FormatError(p, f"cannot open file: {exc.strerror or exc}") from None
 
 
-def _sniff(fmt: FileFormat, head: bytes, path: Path) -> Optional[bool]:
+def _sniff(fmt: FileFormat, head: bytes, path: Path) -> bool | None:
     if fmt.sniff is None:
         return None
     try:
@@ -281,7 +282,7 @@ def _by_extension(path: Path, candidates: Iterable[FileFormat]) -> list[FileForm
     return [t[2] for t in scored]
 
 
-def find_reader(path: "str | os.PathLike[str]", format: Optional[str] = None) -> FileFormat:
+def find_reader(path: str | os.PathLike[str], format: str | None = None) -> FileFormat:
     """The format that reads ``path``: by content where it can be sniffed, else by extension."""
     if format is not None:
         return get_format(format)
@@ -325,7 +326,7 @@ def find_reader(path: "str | os.PathLike[str]", format: Optional[str] = None) ->
     raise UnsupportedFormatError(p, "unknown file type: no registered reader for this extension or content")
 
 
-def find_writer(path: "str | os.PathLike[str]", kind: Optional[str] = None, format: Optional[str] = None) -> FileFormat:
+def find_writer(path: str | os.PathLike[str], kind: str | None = None, format: str | None = None) -> FileFormat:
     """The format that writes ``path`` (chosen by its extension) for data of ``kind``."""
     if format is not None:
         return get_format(format)
@@ -343,7 +344,7 @@ def find_writer(path: "str | os.PathLike[str]", kind: Optional[str] = None, form
     return candidates[0]
 
 
-def read(path: "str | os.PathLike[str]", format: Optional[str] = None, **options: Any) -> list:
+def read(path: str | os.PathLike[str], format: str | None = None, **options: Any) -> list:
     """Read a file, folder or (for remote-capable formats) URL into a list of data objects."""
     p: Any = path if is_url(path) else Path(path)
     if not is_url(p):
@@ -367,7 +368,7 @@ def read(path: "str | os.PathLike[str]", format: Optional[str] = None, **options
     return objects
 
 
-def _convert_for_writer(obj: Any, path: Path, format: Optional[str]) -> tuple[FileFormat, Any]:
+def _convert_for_writer(obj: Any, path: Path, format: str | None) -> tuple[FileFormat, Any]:
     """A writer for ``path`` after converting ``obj`` with its ``convert_to(kind)`` (e.g. segmentation -> labelmap)."""
     convert = getattr(obj, "convert_to", None)
     candidates = [get_format(format)] if format else _by_extension(path, [f for f in formats() if f.write])
@@ -382,7 +383,7 @@ def _convert_for_writer(obj: Any, path: Path, format: Optional[str]) -> tuple[Fi
     raise UnsupportedFormatError(path, "no writer for this data")  # pragma: no cover
 
 
-def write(obj: Any, path: "str | os.PathLike[str]", format: Optional[str] = None, **options: Any) -> list[str]:
+def write(obj: Any, path: str | os.PathLike[str], format: str | None = None, **options: Any) -> list[str]:
     """Write one data object to ``path`` in the format its extension names; returns written paths."""
     p = Path(path)
     try:

@@ -7,7 +7,7 @@ accessors below only read from :attr:`ShaderProperty.document`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from .kinds import DataKind
 
@@ -24,7 +24,7 @@ class ShaderProperty:
     document: dict = field(default_factory=dict)
     name: str = ""
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
     kind: DataKind = DataKind.SHADER_PROPERTY
 
     def code(self, stage: str) -> str:

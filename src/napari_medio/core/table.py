@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from .kinds import DataKind
 
@@ -31,7 +31,7 @@ class Table:
     schema: list[dict] = field(default_factory=list)
     name: str = ""
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
     kind: DataKind = DataKind.TABLE
 
     def __post_init__(self) -> None:

@@ -12,8 +12,9 @@ as Slicer's ``TerminologyEntry`` tag::
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from .kinds import DataKind
 
@@ -32,10 +33,10 @@ class Code:
     scheme: str
     value: str
     meaning: str
-    color: Optional[tuple[int, int, int]] = None  #: recommendedDisplayRGBValue (0-255)
-    slicer_label: Optional[str] = None  #: 3dSlicerLabel
-    slicer_integer_label: Optional[int] = None  #: 3dSlicerIntegerLabel
-    modifiers: list["Code"] = field(default_factory=list)
+    color: tuple[int, int, int] | None = None  #: recommendedDisplayRGBValue (0-255)
+    slicer_label: str | None = None  #: 3dSlicerLabel
+    slicer_integer_label: int | None = None  #: 3dSlicerIntegerLabel
+    modifiers: list[Code] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     def triplet(self) -> dict:
@@ -65,7 +66,7 @@ class Category(Code):
     """A segmentation category (e.g. Tissue, Anatomical Structure) and its types."""
 
     types: list[TerminologyType] = field(default_factory=list)
-    show_anatomy: Optional[bool] = None
+    show_anatomy: bool | None = None
 
 
 @dataclass
@@ -75,10 +76,10 @@ class TerminologyChoice:
     context: str
     category: Code
     type: Code
-    type_modifier: Optional[Code] = None
+    type_modifier: Code | None = None
     region_context: str = DEFAULT_ANATOMIC_CONTEXT
-    region: Optional[Code] = None
-    region_modifier: Optional[Code] = None
+    region: Code | None = None
+    region_modifier: Code | None = None
 
     @property
     def name(self) -> str:
@@ -135,7 +136,7 @@ class Terminology:
     document: dict = field(default_factory=dict)  #: the file as read (written back unchanged)
     name: str = ""
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
     kind: DataKind = DataKind.TERMINOLOGY
 
     def choices(self, region_context: str = DEFAULT_ANATOMIC_CONTEXT) -> Iterator[TerminologyChoice]:
@@ -157,8 +158,8 @@ class Terminology:
                 out.append(c)
         return out
 
-    def choice(self, type_meaning: str, modifier: Optional[str] = None,
-               category: Optional[str] = None) -> TerminologyChoice:
+    def choice(self, type_meaning: str, modifier: str | None = None,
+               category: str | None = None) -> TerminologyChoice:
         """The choice for a type (by meaning, 3dSlicerLabel or code value), optional modifier and category."""
         def hit(code: Code, key: str) -> bool:
             k = key.lower()

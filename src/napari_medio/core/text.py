@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from .kinds import DataKind
 
@@ -19,7 +19,7 @@ class Text:
     parsed: Any = None
     name: str = ""
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
     kind: DataKind = DataKind.TEXT
 
     @property

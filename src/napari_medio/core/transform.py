@@ -22,7 +22,7 @@ SimpleITK is imported lazily; no napari here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -175,13 +175,13 @@ class Transform:
 
     type: str
     name: str = ""
-    matrix: Optional[np.ndarray] = None
+    matrix: np.ndarray | None = None
     stored_direction: str = "from_parent"
     itk: Any = None
-    displacement: Optional[Volume] = None
-    components: list["Transform"] = field(default_factory=list)
+    displacement: Volume | None = None
+    components: list[Transform] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
     kind: DataKind = DataKind.TRANSFORM
     interpolation: str = "cubic"
 
@@ -202,7 +202,7 @@ class Transform:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_matrix_to_parent(cls, matrix_lps: Any, name: str = "", ras: bool = False) -> "Transform":
+    def from_matrix_to_parent(cls, matrix_lps: Any, name: str = "", ras: bool = False) -> Transform:
         """A linear transform from its to-parent (modeling) matrix; ``ras=True`` for Slicer's RAS matrix."""
         m = _check_matrix(matrix_lps)
         if ras:
@@ -210,12 +210,12 @@ class Transform:
         return cls("linear", name=name, matrix=m, stored_direction="to_parent")
 
     @classmethod
-    def from_matrix_from_parent(cls, matrix_lps: Any, name: str = "") -> "Transform":
+    def from_matrix_from_parent(cls, matrix_lps: Any, name: str = "") -> Transform:
         """A linear transform from its from-parent (resampling, ITK file) matrix."""
         return cls("linear", name=name, matrix=_check_matrix(matrix_lps), stored_direction="from_parent")
 
     @classmethod
-    def from_sitk(cls, tx: Any, name: str = "") -> "Transform":
+    def from_sitk(cls, tx: Any, name: str = "") -> Transform:
         """Wrap a SimpleITK transform read from an ITK file (from-parent, LPS)."""
         import SimpleITK as sitk
 
@@ -275,14 +275,14 @@ class Transform:
         """The matrix Slicer shows and writes in a scene (``matrixTransformToParent``, RAS)."""
         return flip_lps_ras_matrix(self.matrix_to_parent_lps)
 
-    def inverse(self) -> "Transform":
+    def inverse(self) -> Transform:
         """The inverse transform (linear, or grids/others by swapping the stored direction)."""
         if self.type == "linear":
             return Transform.from_matrix_from_parent(self.matrix_to_parent_lps, name=f"{self.name} inverse")
         flipped = "to_parent" if self.stored_direction == "from_parent" else "from_parent"
         return replace(self, stored_direction=flipped, name=f"{self.name} inverse")
 
-    def as_linear(self) -> "Transform":
+    def as_linear(self) -> Transform:
         """A single linear transform equal to this one (composites of linear parts collapse)."""
         if self.type == "linear":
             return self
@@ -450,8 +450,8 @@ def invert_points(forward: Any, targets: Any, tol: float = 1e-6, max_iter: int =
     return q
 
 
-def resample_volume(volume: Volume, transform: Transform, reference: Optional[Geometry] = None,
-                    shape: Optional[tuple] = None) -> Volume:
+def resample_volume(volume: Volume, transform: Transform, reference: Geometry | None = None,
+                    shape: tuple | None = None) -> Volume:
     """``volume`` resampled through ``transform`` (SimpleITK) onto ``reference`` (default: its own grid).
 
     The output voxel at parent position p takes the input value at

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class AxisInfo:
 
     name: str = "axis"
     unit: str = ""
-    values: Optional[list] = None
+    values: list | None = None
     kind: str = "list"
 
     def to_dict(self) -> dict:
@@ -69,13 +69,13 @@ class DisplayWindow:
         object.__setattr__(self, "width", width)
 
     @classmethod
-    def from_range(cls, lower: float, upper: float) -> "DisplayWindow":
+    def from_range(cls, lower: float, upper: float) -> DisplayWindow:
         """The window spanning ``lower`` .. ``upper`` (``upper > lower``)."""
         lower, upper = float(lower), float(upper)
         return cls(center=(lower + upper) / 2.0, width=upper - lower)
 
     @classmethod
-    def from_dict(cls, value: Any) -> Optional["DisplayWindow"]:
+    def from_dict(cls, value: Any) -> DisplayWindow | None:
         """The window a ``{"center", "width"}`` mapping (as :meth:`to_dict` gives) holds, or None."""
         try:
             return cls(float(value["center"]), float(value["width"]))
@@ -117,10 +117,10 @@ class Volume:
     kind: DataKind = DataKind.VOLUME
     name: str = ""
     extra_axes: list[AxisInfo] = field(default_factory=list)
-    components: Optional[AxisInfo] = None
+    components: AxisInfo | None = None
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
-    window: Optional[DisplayWindow] = None
+    source: str | None = None
+    window: DisplayWindow | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in VOLUME_KINDS:
@@ -178,7 +178,7 @@ class Volume:
         """The voxels as a NumPy array (loads a lazy array)."""
         return np.asarray(self.array)
 
-    def with_array(self, array: Any, **changes: Any) -> "Volume":
+    def with_array(self, array: Any, **changes: Any) -> Volume:
         """A copy with other voxels (same shape rules) and optional field changes."""
         return replace(self, array=array, **changes)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..core.errors import FormatError
 
@@ -223,7 +223,8 @@ def _decode_value(raw: bytes, vr: str, encoding: str) -> Any:
             return None
         vals = struct.unpack("<" + code * n, raw[: n * struct.calcsize(code)])
         return vals[0] if n == 1 else list(vals)
-    text = raw.decode(encoding, "replace") if vr in ("PN", "LO", "SH", "LT", "ST", "UT", "UC") else raw.decode("latin-1")
+    text_vr = vr in ("PN", "LO", "SH", "LT", "ST", "UT", "UC")
+    text = raw.decode(encoding, "replace") if text_vr else raw.decode("latin-1")
     text = text.rstrip("\x00 ").lstrip(" ") if vr != "UI" else text.rstrip("\x00 ")
     if vr in _MULTI_NUMBER:
         parts = [p.strip() for p in text.split("\\")]
@@ -306,7 +307,7 @@ def _scan(buf: bytes, file_size: int, out: dict) -> None:
     """Fill ``out`` from the header in ``buf`` (raises _NeedMore, _Fallback, NotDicomError)."""
     n = len(buf)
     pos = 0
-    ts: Optional[str] = None
+    ts: str | None = None
     if n >= 132 and buf[128:132] == b"DICM":
         pos = 132
     elif n >= 8:
@@ -414,7 +415,7 @@ def _python_encoding(value: Any) -> str:
         return "latin-1"
 
 
-def read_dataset(path: "str | os.PathLike[str]", *, modality: Optional[str] = None, sop_classes: tuple = (),
+def read_dataset(path: str | os.PathLike[str], *, modality: str | None = None, sop_classes: tuple = (),
                  pixels: bool = True) -> Any:
     """pydicom Dataset of ``path`` (preamble optional); FormatError naming the file when not what is expected."""
     import pydicom
@@ -432,14 +433,13 @@ def read_dataset(path: "str | os.PathLike[str]", *, modality: Optional[str] = No
         raise FormatError(p, f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
     if not sop and not mod:
         raise FormatError(p, "not a DICOM file (no SOP class or modality)")
-    if modality is not None or sop_classes:
-        if not (mod == modality or sop in sop_classes):
-            want = modality or ", ".join(sop_classes)
-            raise FormatError(p, f"not a DICOM {want} object (modality {mod or 'missing'}, SOP class {sop or 'missing'})")
+    if (modality is not None or sop_classes) and not (mod == modality or sop in sop_classes):
+        want = modality or ", ".join(sop_classes)
+        raise FormatError(p, f"not a DICOM {want} object (modality {mod or 'missing'}, SOP class {sop or 'missing'})")
     return ds
 
 
-def parse_header(path: "str | os.PathLike[str]", *, allow_fallback: bool = True) -> dict:
+def parse_header(path: str | os.PathLike[str], *, allow_fallback: bool = True) -> dict:
     """The wanted tags of one file and where its pixel data lies.
 
     Raises :class:`NotDicomError` for files that are not DICOM, ``OSError`` for
@@ -474,10 +474,9 @@ def parse_header(path: "str | os.PathLike[str]", *, allow_fallback: bool = True)
                 if not allow_fallback:
                     raise NotDicomError(str(exc)) from None
                 return _pydicom_header(path, size)
-    if out.get("_enhanced") or out.get("_truncated_header"):
+    if out.get("_enhanced"):
         # Functional groups (Enhanced multi-frame) live in nested sequences: let pydicom do them.
-        if out.get("_enhanced"):
-            return _pydicom_header(path, size)
+        return _pydicom_header(path, size)
     return out
 
 
@@ -503,12 +502,12 @@ def _plain(value: Any) -> Any:
     from pydicom.multival import MultiValue
     from pydicom.valuerep import PersonName
 
-    if isinstance(value, MultiValue) or isinstance(value, (list, tuple)):
+    if isinstance(value, (MultiValue, list, tuple)):
         vals = [_plain(v) for v in value]
         return vals if len(vals) != 1 else vals[0]
     if isinstance(value, PersonName):
         return str(value)
-    if isinstance(value, float) or isinstance(value, int):
+    if isinstance(value, (float, int)):
         if type(value).__name__ in ("DSfloat", "DSdecimal"):
             return float(value)
         if type(value).__name__ == "IS":
@@ -619,7 +618,8 @@ def _frame_values(group: Any, out: dict) -> None:
             out["InStackPositionNumber"] = int(item.InStackPositionNumber)
         if item.get("DimensionIndexValues") not in (None, ""):
             v = item.DimensionIndexValues
-            out["DimensionIndexValues"] = [int(x) for x in (v if isinstance(v, (list, tuple)) or hasattr(v, "__iter__") else [v])]
+            values = v if isinstance(v, (list, tuple)) or hasattr(v, "__iter__") else [v]
+            out["DimensionIndexValues"] = [int(x) for x in values]
         if item.get("FrameAcquisitionNumber") not in (None, ""):
             out["AcquisitionNumber"] = int(item.FrameAcquisitionNumber)
     item = _first(group, "MRDiffusionSequence")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import struct
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 __all__ = ["MultipartFiles", "NotDicom", "boundary_of", "meta_sop_uid"]
 
@@ -40,7 +40,7 @@ def boundary_of(content_type: str) -> bytes:
     raise NotDicom(f"no multipart boundary in the Content-Type {content_type!r}")
 
 
-def meta_sop_uid(head: bytes) -> Optional[str]:
+def meta_sop_uid(head: bytes) -> str | None:
     """Media Storage SOP Instance UID (0002,0003) from the start of a Part-10 file, or None."""
     if len(head) < 144 or head[128:132] != b"DICM":
         return None
@@ -85,9 +85,9 @@ class MultipartFiles:
 
     PREAMBLE, AFTER, HEADERS, BODY, END = range(5)
 
-    def __init__(self, boundary: bytes, folder: "str | os.PathLike[str]",
+    def __init__(self, boundary: bytes, folder: str | os.PathLike[str],
                  on_part: Callable[[Path, int], None],
-                 before_part: Optional[Callable[[], None]] = None) -> None:
+                 before_part: Callable[[], None] | None = None) -> None:
         self.delim = b"\r\n--" + boundary
         self.folder = os.fspath(folder)
         self.on_part = on_part

@@ -40,10 +40,11 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any
 
 from ..core.errors import CancelledError, MedioError
 
@@ -153,7 +154,7 @@ def _parse_chunk(paths: Sequence[str]) -> list:
     return out
 
 
-def _s(v: Any) -> Optional[str]:
+def _s(v: Any) -> str | None:
     if v is None:
         return None
     if isinstance(v, list):
@@ -161,7 +162,7 @@ def _s(v: Any) -> Optional[str]:
     return str(v)
 
 
-def _int(v: Any) -> Optional[int]:
+def _int(v: Any) -> int | None:
     if isinstance(v, list):
         v = v[0] if v else None
     try:
@@ -180,7 +181,7 @@ def _store_name(sop_uid: str) -> str:
     return f"{h}.dcm"
 
 
-def _header_sop(h: Optional[dict]) -> Optional[str]:
+def _header_sop(h: dict | None) -> str | None:
     """The SOP Instance UID of a header that makes an instance row (else None)."""
     if not h or not h.get("SeriesInstanceUID") or not h.get("StudyInstanceUID"):
         return None
@@ -200,7 +201,7 @@ class _StoreWriter:
     were no faster: docs/performance.md.)
     """
 
-    def __init__(self, db: "DicomDatabase", link: bool = False) -> None:
+    def __init__(self, db: DicomDatabase, link: bool = False) -> None:
         self.db = db
         self.store = os.fspath(db.store)
         self.link = link
@@ -293,8 +294,8 @@ class _BatchRows:
     to_copy: dict[str, str] = field(default_factory=dict)
 
 
-def _batch_rows(results: list, report: ImportReport, record: Optional[Callable[[str], Optional[str]]],
-                writer: Optional[_StoreWriter], now: float) -> _BatchRows:
+def _batch_rows(results: list, report: ImportReport, record: Callable[[str], str | None] | None,
+                writer: _StoreWriter | None, now: float) -> _BatchRows:
     """The rows of a parsed batch (files without a SOP Instance UID counted in ``report``).
 
     With a ``writer`` the instances point at their store copies (one transfer per destination).
@@ -338,7 +339,7 @@ def _batch_rows(results: list, report: ImportReport, record: Optional[Callable[[
 
 
 def _await_copies(writer: _StoreWriter, to_copy: dict[str, str], report: ImportReport,
-                  record: Optional[Callable[[str], Optional[str]]]) -> set[str]:
+                  record: Callable[[str], str | None] | None) -> set[str]:
     """Wait for each store copy; count them in ``report`` and return the destinations that failed."""
     failed: set[str] = set()
     for dest, src in to_copy.items():
@@ -383,7 +384,7 @@ def _insert_rows(c: sqlite3.Connection, rows: _BatchRows, now: float) -> int:
 class DicomDatabase:
     """A DICOM database in ``folder`` (created when missing)."""
 
-    def __init__(self, folder: "str | os.PathLike[str] | None" = None) -> None:
+    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self.folder = Path(folder) if folder is not None else default_database_folder()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -391,7 +392,7 @@ class DicomDatabase:
             raise MedioError(self.folder, f"cannot create the DICOM database folder: {exc.strerror or exc}") from None
         self.path = self.folder / DB_NAME
         self.store = self.folder / STORE
-        self._conn: Optional[sqlite3.Connection] = None
+        self._conn: sqlite3.Connection | None = None
         self._open()
 
     # -- connection ----------------------------------------------------------------------------
@@ -434,7 +435,8 @@ class DicomDatabase:
             else:
                 version = int(row[0])
                 if version > SCHEMA_VERSION:
-                    raise MedioError(self.path, f"database schema {version} is newer than this napari-medio ({SCHEMA_VERSION})")
+                    raise MedioError(self.path, f"database schema {version} is newer than this napari-medio "
+                                                f"({SCHEMA_VERSION})")
                 while version < SCHEMA_VERSION:
                     version += 1
                     for stmt in MIGRATIONS.get(version, "").split(";"):
@@ -454,7 +456,7 @@ class DicomDatabase:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> "DicomDatabase":
+    def __enter__(self) -> DicomDatabase:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -477,7 +479,7 @@ class DicomDatabase:
         return int(self.conn.execute("SELECT version FROM schema_version").fetchone()[0])
 
     # -- import --------------------------------------------------------------------------------
-    def _expand(self, paths: Iterable["str | os.PathLike[str]"], report: ImportReport) -> tuple[list[str], list[str]]:
+    def _expand(self, paths: Iterable[str | os.PathLike[str]], report: ImportReport) -> tuple[list[str], list[str]]:
         """(files, zip archives) under ``paths``; DICOMDIRs are replaced by the files they reference."""
         import zipfile
 
@@ -512,10 +514,10 @@ class DicomDatabase:
             out.append(full)
         return out, zips
 
-    def import_paths(self, paths: Iterable["str | os.PathLike[str]"], copy: bool = False,
-                     progress: Optional[Callable[[int, int], None]] = None,
-                     cancel: Optional[Callable[[], bool]] = None, workers: Optional[int] = None,
-                     batch_size: int = 500, on_batch: Optional[Callable[[ImportReport], None]] = None) -> ImportReport:
+    def import_paths(self, paths: Iterable[str | os.PathLike[str]], copy: bool = False,
+                     progress: Callable[[int, int], None] | None = None,
+                     cancel: Callable[[], bool] | None = None, workers: int | None = None,
+                     batch_size: int = 500, on_batch: Callable[[ImportReport], None] | None = None) -> ImportReport:
         """Import files and folders (recursive) and .zip archives; ``copy`` stores copies in the database folder.
 
         ``progress(done, total)`` follows the files; ``cancel()`` returning True stops
@@ -527,8 +529,8 @@ class DicomDatabase:
         marker = self._begin_session()
         state = {"done": 0, "total": 0}
 
-        def step(results: list, mode: str, record: Optional[Callable[[str], Optional[str]]] = None,
-                 writer: Optional[_StoreWriter] = None) -> None:
+        def step(results: list, mode: str, record: Callable[[str], str | None] | None = None,
+                 writer: _StoreWriter | None = None) -> None:
             if cancel is not None and cancel():
                 raise CancelledError(None, "import cancelled")
             self._commit_batch(results, mode, report, record, writer)
@@ -562,10 +564,10 @@ class DicomDatabase:
             report.seconds = time.perf_counter() - t0
         return report
 
-    def adopt_files(self, paths: Iterable["str | os.PathLike[str]"],
-                    progress: Optional[Callable[[int, int], None]] = None,
-                    cancel: Optional[Callable[[], bool]] = None, workers: Optional[int] = None,
-                    batch_size: int = 500, on_batch: Optional[Callable[[ImportReport], None]] = None) -> ImportReport:
+    def adopt_files(self, paths: Iterable[str | os.PathLike[str]],
+                    progress: Callable[[int, int], None] | None = None,
+                    cancel: Callable[[], bool] | None = None, workers: int | None = None,
+                    batch_size: int = 500, on_batch: Callable[[ImportReport], None] | None = None) -> ImportReport:
         """Take files already on disk (e.g. received from a PACS) into the store without copying them again.
 
         Each DICOM instance is hard-linked into ``store/`` (copied when the store is on
@@ -638,7 +640,7 @@ class DicomDatabase:
         return todo
 
     # -- zip archives --------------------------------------------------------------------------
-    def _zip_members(self, path: str, report: ImportReport) -> Optional[tuple]:
+    def _zip_members(self, path: str, report: ImportReport) -> tuple | None:
         """(archive, size, mtime, changed member names) of one .zip; unchanged members are counted."""
         import zipfile
 
@@ -673,7 +675,7 @@ class DicomDatabase:
                 changed.append(n)
         return path, st.st_size, st.st_mtime, changed
 
-    def _import_zip(self, archive: tuple, marker: Path, workers: Optional[int], batch_size: int,
+    def _import_zip(self, archive: tuple, marker: Path, workers: int | None, batch_size: int,
                     step: Callable, report: ImportReport) -> None:
         """Extract the changed members into ``incoming/`` (same file system as the store) and adopt them."""
         import zipfile
@@ -712,8 +714,8 @@ class DicomDatabase:
             writer.close()
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _parse_all(self, todo: list[tuple[str, int, float]], workers: Optional[int], batch_size: int,
-                   on_parsed: Optional[Callable[[list], None]] = None):
+    def _parse_all(self, todo: list[tuple[str, int, float]], workers: int | None, batch_size: int,
+                   on_parsed: Callable[[list], None] | None = None):
         """Yield lists of (path, size, mtime, header|None, error) per batch; a process pool for big imports.
 
         ``on_parsed(results)`` sees the results in small groups as soon as they are parsed
@@ -753,8 +755,8 @@ class DicomDatabase:
                 yield results
 
     def _commit_batch(self, results: list, mode: str, report: ImportReport,
-                      record: Optional[Callable[[str], Optional[str]]] = None,
-                      writer: Optional[_StoreWriter] = None) -> None:
+                      record: Callable[[str], str | None] | None = None,
+                      writer: _StoreWriter | None = None) -> None:
         """Store one parsed batch.  ``mode``: "link" (rows point at the files), "copy" (copies in the
         store) or "move" (hard link or copy into the store, then the originals are removed).
         ``record(path)`` gives the ``files`` table key of a path (None: not remembered);
@@ -860,7 +862,7 @@ class DicomDatabase:
              f"{where} GROUP BY p.id ORDER BY p.name, p.patient_id")
         return [dict(r) for r in self.conn.execute(q, args)]
 
-    def studies(self, patient: Optional[int] = None, search: str = "") -> list[dict]:
+    def studies(self, patient: int | None = None, search: str = "") -> list[dict]:
         where, args = self._search_clause(search)
         if patient is not None:
             where = (where + " AND " if where else "WHERE ") + "p.id = ?"
@@ -871,7 +873,7 @@ class DicomDatabase:
              f"{where} GROUP BY st.uid ORDER BY st.date, st.time")
         return [dict(r) for r in self.conn.execute(q, args)]
 
-    def series(self, study_uid: Optional[str] = None, search: str = "") -> list[dict]:
+    def series(self, study_uid: str | None = None, search: str = "") -> list[dict]:
         where, args = self._search_clause(search)
         if study_uid is not None:
             where = (where + " AND " if where else "WHERE ") + "st.uid = ?"
@@ -918,12 +920,12 @@ class DicomDatabase:
         return [dict(r) for r in self.conn.execute(
             "SELECT * FROM instances WHERE series_uid=? ORDER BY instance_number", (series_uid,))]
 
-    def series_info(self, series_uid: str) -> Optional[dict]:
+    def series_info(self, series_uid: str) -> dict | None:
         r = self.conn.execute("SELECT * FROM series WHERE uid=?", (series_uid,)).fetchone()
         return dict(r) if r else None
 
-    def load_series(self, series_uid: str, progress: Optional[Callable[[int, int], None]] = None,
-                    cancel: Optional[Callable[[], bool]] = None) -> list:
+    def load_series(self, series_uid: str, progress: Callable[[int, int], None] | None = None,
+                    cancel: Callable[[], bool] | None = None) -> list:
         """The volumes of one series, or its SEG / RT / SR objects, read as ``napari_medio.read`` reads the files.
 
         Missing link targets are reported, not crashed on.
@@ -983,8 +985,8 @@ class DicomDatabase:
                 stored = [r[0] for r in c.execute(
                     f"SELECT path FROM instances WHERE stored=1 AND series_uid IN ({q})", uids)]
                 n = c.execute(f"SELECT COUNT(*) FROM instances WHERE series_uid IN ({q})", uids).fetchone()[0]
-                c.execute(f"DELETE FROM files WHERE sop_uid IN (SELECT sop_uid FROM instances WHERE series_uid IN ({q}))",
-                          uids)
+                c.execute("DELETE FROM files WHERE sop_uid IN "
+                          f"(SELECT sop_uid FROM instances WHERE series_uid IN ({q}))", uids)
                 c.execute(f"DELETE FROM instances WHERE series_uid IN ({q})", uids)
                 c.execute(f"DELETE FROM series WHERE uid IN ({q})", uids)
                 c.execute("DELETE FROM studies WHERE uid NOT IN (SELECT study_uid FROM series)")

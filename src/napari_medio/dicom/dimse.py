@@ -47,9 +47,10 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 __all__ = [
     "DimseError", "Refused", "NotAssociated", "ConnectionLost", "Aborted", "Malformed", "Timeout", "Stopped",
@@ -257,7 +258,7 @@ def _pdu(kind: int, body: bytes) -> bytes:
     return struct.pack(">BBI", kind, 0, len(body)) + body
 
 
-def _user_info(max_pdu: int, roles: Sequence[tuple] = (), version: Optional[str] = None) -> bytes:
+def _user_info(max_pdu: int, roles: Sequence[tuple] = (), version: str | None = None) -> bytes:
     subs = [_item(0x51, struct.pack(">I", max_pdu)), _item(0x52, IMPLEMENTATION_UID.encode())]
     for uid, scu, scp in roles:
         raw = uid.encode()
@@ -388,7 +389,7 @@ def _meta_element(tag: int, vr: bytes, value: bytes, pad: bytes = b"\0") -> byte
     return head + struct.pack("<H", len(value)) + value
 
 
-_META_TAIL: Optional[bytes] = None
+_META_TAIL: bytes | None = None
 
 
 def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
@@ -419,12 +420,12 @@ class FileSink:
 
     __slots__ = ("fd", "tmp", "target", "size", "error")
 
-    def __init__(self, folder: "str | os.PathLike[str]", sop_class: str, sop_uid: str,
+    def __init__(self, folder: str | os.PathLike[str], sop_class: str, sop_uid: str,
                  transfer_syntax: str) -> None:
         folder = os.fspath(folder)
         self.target = os.path.join(folder, sop_uid + ".dcm")
         self.tmp = os.path.join(folder, f".medio-{uuid.uuid4().hex[:12]}-{sop_uid}.dcm.part")
-        self.error: Optional[OSError] = None
+        self.error: OSError | None = None
         self.size = 0
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
         self.write(part10_header(sop_class, sop_uid, transfer_syntax))
@@ -478,7 +479,7 @@ def valid_uid(uid: str) -> bool:
     return 0 < len(uid) <= 64 and _UID.match(uid) is not None
 
 
-def part10_meta(path: "str | os.PathLike[str]") -> tuple[str, str, str, int]:
+def part10_meta(path: str | os.PathLike[str]) -> tuple[str, str, str, int]:
     """(SOP Class UID, SOP Instance UID, transfer syntax UID, offset of the data set) of a Part-10 file, from
     its File Meta (read with pydicom); ValueError when it is not a Part-10 file."""
     from pydicom.errors import InvalidDicomError
@@ -516,11 +517,11 @@ class _Channel:
         self.view = memoryview(self.buf)
         self.start = self.end = 0
         self.timeout = float(timeout)
-        self.tick: Optional[Callable[[], None]] = None
+        self.tick: Callable[[], None] | None = None
         self.tick_interval = 0.1
-        self.activity: Optional[Callable[[], float]] = None
+        self.activity: Callable[[], float] | None = None
         self.closed = False
-        self._wait: Optional[float] = None
+        self._wait: float | None = None
 
     # receiving
     def _fill(self) -> None:
@@ -540,7 +541,7 @@ class _Channel:
         while True:
             try:
                 n = sock.recv_into(self.view[self.end:])
-            except socket.timeout:
+            except TimeoutError:
                 if self.tick is None:
                     raise Timeout(f"no data for {self.timeout:g} s") from None
                 self.tick()
@@ -602,7 +603,7 @@ class _Channel:
                 self.sock.settimeout(self.timeout)
                 self._wait = self.timeout
             self.sock.sendall(data)
-        except socket.timeout:
+        except TimeoutError:
             raise Timeout(f"could not send for {self.timeout:g} s") from None
         except OSError as exc:
             raise ConnectionLost(f"connection broken: {exc.strerror or exc}") from None
@@ -639,9 +640,9 @@ class Message:
 
     kind: str = "dimse"
     context: int = 0
-    command: Optional[Command] = None
-    data: Optional[bytes] = None
-    sink: Optional[FileSink] = None
+    command: Command | None = None
+    data: bytes | None = None
+    sink: FileSink | None = None
     refused: int = 0  # status to answer when the C-STORE data set was drained instead of stored
 
 
@@ -662,7 +663,7 @@ class Association:
         self._remaining = 0  # bytes of the current P-DATA-TF PDU not read yet
         self._message_id = 0
 
-    def context_for(self, abstract: str) -> Optional[int]:
+    def context_for(self, abstract: str) -> int | None:
         for cid, (a, _) in self.contexts.items():
             if a == abstract:
                 return cid
@@ -673,7 +674,7 @@ class Association:
         return self._message_id
 
     # sending
-    def send(self, context: int, command: "dict | bytes", dataset: Optional[bytes] = None) -> None:
+    def send(self, context: int, command: dict | bytes, dataset: bytes | None = None) -> None:
         """Send one DIMSE message (command set, then the data set), fragmented to the peer's maximum PDU."""
         raw = command if isinstance(command, (bytes, bytearray)) else encode_command(command)
         size = self.peer_max_pdu - 6 if self.peer_max_pdu > 6 else SEND_FRAGMENT
@@ -720,17 +721,17 @@ class Association:
         self.chan.abort(2, reason)
         return Malformed(why)
 
-    def receive(self, store: Optional[StoreFactory] = None) -> Message:
+    def receive(self, store: StoreFactory | None = None) -> Message:
         """The next DIMSE message.  A C-STORE-RQ's data set goes to ``store(command, context)``'s FileSink
         as it arrives (the caller commits it); other data sets (identifiers) are collected in memory."""
         chan = self.chan
-        cmd: Optional[Command] = None
+        cmd: Command | None = None
         cmd_parts: list = []
         cmd_size = 0
         cmd_ctx = 0
-        data_parts: Optional[list] = None
+        data_parts: list | None = None
         data_size = 0
-        sink: Optional[FileSink] = None
+        sink: FileSink | None = None
         refused = 0
         try:
             while True:
@@ -812,7 +813,7 @@ class Association:
         raise self._malformed(f"an unrecognised PDU type 0x{kind:02X}", 1)
 
     # -- services --------------------------------------------------------------------------------------------
-    def context_for_syntax(self, abstract: str, transfer_syntax: str) -> Optional[int]:
+    def context_for_syntax(self, abstract: str, transfer_syntax: str) -> int | None:
         """The accepted presentation context for an abstract syntax in one transfer syntax, or None."""
         for cid, pair in self.contexts.items():
             if pair == (abstract, transfer_syntax):
@@ -854,11 +855,11 @@ class Association:
             raise ValueError("the identifier could not be encoded")
         return raw
 
-    def retrieve(self, kind: str, ds: Any, folder: "str | os.PathLike[str]", *, destination: str = "",
-                 model: Optional[str] = None, on_stored: Optional[Callable[[Path, int], None]] = None,
-                 on_pending: Optional[Callable[[Command], None]] = None,
-                 should_stop: Optional[Callable[[], bool]] = None,
-                 on_store_error: Optional[Callable[[str], None]] = None) -> Command:
+    def retrieve(self, kind: str, ds: Any, folder: str | os.PathLike[str], *, destination: str = "",
+                 model: str | None = None, on_stored: Callable[[Path, int], None] | None = None,
+                 on_pending: Callable[[Command], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None,
+                 on_store_error: Callable[[str], None] | None = None) -> Command:
         """C-GET (``kind="get"``, the C-STORE sub-operations come on this association and are written into
         ``folder``) or C-MOVE (``"move"`` to ``destination``; they come to another AE); returns the final
         response.  ``should_stop()`` is asked before each instance and while waiting: True aborts
@@ -883,7 +884,7 @@ class Association:
                 self.abort()
                 raise Stopped("stopped on request")
 
-        def store(cmd: Command, cid: int) -> "FileSink | int":
+        def store(cmd: Command, cid: int) -> FileSink | int:
             stop_check()
             return _open_sink(folder, cmd, self.contexts[cid], on_store_error)
 
@@ -916,7 +917,7 @@ class Association:
 
 
 def _open_sink(folder: str, cmd: Command, context: tuple,
-               on_error: Optional[Callable[[str], None]]) -> "FileSink | int":
+               on_error: Callable[[str], None] | None) -> FileSink | int:
     """A FileSink for a C-STORE-RQ, or the failure status to answer (its data set is then drained)."""
     sop_class = cmd.text(AFFECTED_SOP_CLASS)
     sop_uid = cmd.text(AFFECTED_SOP_INSTANCE)
@@ -932,7 +933,7 @@ def _open_sink(folder: str, cmd: Command, context: tuple,
         return 0xA700  # out of resources
 
 
-def _finish_store(msg: Message, on_error: Optional[Callable[[str], None]]) -> tuple:
+def _finish_store(msg: Message, on_error: Callable[[str], None] | None) -> tuple:
     """(path or None, bytes, status) for a received C-STORE-RQ."""
     if msg.sink is None:
         return None, 0, msg.refused or 0xA700
@@ -1012,12 +1013,12 @@ class StoreSCP:
     offers.  ``should_stop()`` (optional) is asked before each instance: True aborts that association.
     """
 
-    def __init__(self, ae_title: str, port: int = 0, folder: "str | os.PathLike[str]" = ".", *,
+    def __init__(self, ae_title: str, port: int = 0, folder: str | os.PathLike[str] = ".", *,
                  host: str = "0.0.0.0", require_called_aet: bool = True, sop_classes: Sequence[str] = (),
                  storage_classes: Sequence[str] = (), transfer_syntaxes: Sequence[str] = (),
-                 on_stored: Optional[Callable[[Path, int], None]] = None,
-                 should_stop: Optional[Callable[[], bool]] = None,
-                 on_error: Optional[Callable[[str], None]] = None,
+                 on_stored: Callable[[Path, int], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None,
+                 on_error: Callable[[str], None] | None = None,
                  timeout: float = 60.0, artim: float = 30.0, max_pdu: int = 0) -> None:
         self.ae_title = ae_title
         self.host = host
@@ -1036,10 +1037,10 @@ class StoreSCP:
         self.max_pdu = int(max_pdu)
         #: time.monotonic() of the last data received on any association (for a C-MOVE's idle timeout)
         self.last_activity = time.monotonic()
-        self._sock: Optional[socket.socket] = None
-        self._wake_r: Optional[socket.socket] = None
-        self._wake_w: Optional[socket.socket] = None
-        self._thread: Optional[threading.Thread] = None
+        self._sock: socket.socket | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._active: dict = {}  # thread -> channel
 
@@ -1047,7 +1048,7 @@ class StoreSCP:
     def running(self) -> bool:
         return self._sock is not None
 
-    def start(self) -> "StoreSCP":
+    def start(self) -> StoreSCP:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             if os.name == "posix":
@@ -1129,7 +1130,7 @@ class StoreSCP:
             return abstract in self.sop_classes
         return abstract in self.storage_classes or abstract.startswith("1.2.840.10008.5.1.4.1.1.")
 
-    def _negotiate(self, info: AssociateInfo) -> "tuple[bytes, dict]":
+    def _negotiate(self, info: AssociateInfo) -> tuple[bytes, dict]:
         """(A-ASSOCIATE-AC or -RJ PDU, accepted contexts)."""
         if info.protocol & 1 == 0:
             return encode_associate_rj(1, 2, 2), {}
@@ -1193,7 +1194,7 @@ class StoreSCP:
         assoc = Association(chan, accepted, info.max_pdu, requestor=False)
         folder = self.folder
 
-        def store(cmd: Command, cid: int) -> "FileSink | int":
+        def store(cmd: Command, cid: int) -> FileSink | int:
             if self.should_stop is not None and self.should_stop():
                 assoc.abort()
                 raise Stopped("stopped on request")
@@ -1229,7 +1230,7 @@ class StoreSCP:
             else:  # a service we do not provide on a storage association
                 raise assoc._malformed(f"an unsupported DIMSE command 0x{f:04X} on a storage association")
 
-    def __enter__(self) -> "StoreSCP":
+    def __enter__(self) -> StoreSCP:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

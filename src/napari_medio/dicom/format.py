@@ -92,7 +92,7 @@ def sniff(head: bytes, path: Path) -> bool:
     return False
 
 
-def read(path: "str | os.PathLike[str]", *, progress: Any = None, cancel: Any = None, scan: Any = None,
+def read(path: str | os.PathLike[str], *, progress: Any = None, cancel: Any = None, scan: Any = None,
          series: Any = None) -> list:
     """Every image series in the file/folder/zip as a Volume (one per series or sub-volume).
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -48,7 +47,7 @@ def _image_type(h: dict) -> list[str]:
     return [str(x).strip().upper() for x in values]
 
 
-def _normal(h: dict) -> Optional[np.ndarray]:
+def _normal(h: dict) -> np.ndarray | None:
     iop = h.get("ImageOrientationPatient")
     if iop is None:
         return None
@@ -83,7 +82,7 @@ def _planes(headers: Sequence[dict]) -> list[list[dict]]:
     return [members for _, members in groups]
 
 
-def localizer_reason(series: Sequence[dict], reference: Optional[Sequence[dict]] = None) -> Optional[str]:
+def localizer_reason(series: Sequence[dict], reference: Sequence[dict] | None = None) -> str | None:
     """Why ``series`` (headers of one series) is a localizer, or None when it is not.
 
     ``reference`` is the folder's largest series (its headers), for the geometric rule.
@@ -113,7 +112,7 @@ def localizer_reason(series: Sequence[dict], reference: Optional[Sequence[dict]]
     return None
 
 
-def localizer_reasons(series_list: Sequence[Sequence[dict]]) -> list[Optional[str]]:
+def localizer_reasons(series_list: Sequence[Sequence[dict]]) -> list[str | None]:
     """:func:`localizer_reason` of each series of a folder, the largest series as the reference."""
     if not series_list:
         return []
@@ -126,17 +125,17 @@ class SeriesRow:
     """One series of a folder, as a chooser lists it."""
 
     key: str  # series_key: SeriesInstanceUID, or no-series:<path>
-    number: Optional[int]
+    number: int | None
     modality: str
     description: str
     images: int
     size: int  # bytes
     is_image: bool
-    localizer: Optional[str]  # why it is a localizer, None when it is not
+    localizer: str | None  # why it is a localizer, None when it is not
     headers: Sequence[dict]
 
 
-def _number(value: object) -> Optional[int]:
+def _number(value: object) -> int | None:
     if isinstance(value, (list, tuple)):
         value = value[0] if value else None
     try:

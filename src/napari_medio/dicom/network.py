@@ -40,9 +40,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 
 from ..core.errors import CancelledError, MedioError
 
@@ -53,8 +54,8 @@ __all__ = [
 
 DEFAULT_AE_TITLE = "MEDIO"
 QUERY_LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
-Progress = Optional[Callable[[int, int], None]]
-Cancel = Optional[Callable[[], bool]]
+Progress = Callable[[int, int], None] | None
+Cancel = Callable[[], bool] | None
 
 #: Attributes returned by queries at each level (empty = "return this").
 _RETURN_KEYS = {
@@ -87,7 +88,8 @@ class DicomNode:
         return f"{self.ae_title}@{self.host}:{self.port}"
 
     def to_dict(self) -> dict:
-        return {"type": "dimse", "ae_title": self.ae_title, "host": self.host, "port": int(self.port), "name": self.name}
+        return {"type": "dimse", "ae_title": self.ae_title, "host": self.host, "port": int(self.port),
+                "name": self.name}
 
 
 @dataclass
@@ -116,7 +118,7 @@ class RetrieveResult:
     warning: int = 0
     seconds: float = 0.0
     bytes: int = 0
-    imported: Optional[dict] = None
+    imported: dict | None = None
 
     def to_dict(self) -> dict:
         return {"files": [os.fspath(f) for f in self.files], "completed": self.completed, "failed": self.failed,
@@ -124,8 +126,8 @@ class RetrieveResult:
                 "imported": self.imported}
 
 
-def connect(server: "DicomNode | DicomWebServer | dict | str", calling_ae: str = DEFAULT_AE_TITLE,
-            **options: Any) -> "DimseClient | DicomWebClient":
+def connect(server: DicomNode | DicomWebServer | dict | str, calling_ae: str = DEFAULT_AE_TITLE,
+            **options: Any) -> DimseClient | DicomWebClient:
     """A client for a server description (a node, a DICOMweb URL, or their dicts)."""
     if isinstance(server, str):
         if server.startswith(("http://", "https://")):
@@ -163,7 +165,7 @@ def _query_keys(level: str, filters: dict) -> dict:
         keys[k] = v
     return keys
 
-def _import_into(database: Any, files: Sequence[Path], copy: bool = False) -> Optional[dict]:
+def _import_into(database: Any, files: Sequence[Path], copy: bool = False) -> dict | None:
     """Import files into a database (``copy``: the files are temporary, the database takes them over)."""
     if database is None or not files:
         return None
@@ -182,7 +184,7 @@ def _import_into(database: Any, files: Sequence[Path], copy: bool = False) -> Op
     return report.to_dict() if hasattr(report, "to_dict") else None
 
 
-def _destination(dest: "str | os.PathLike[str] | None", database: Any) -> tuple[Path, bool]:
+def _destination(dest: str | os.PathLike[str] | None, database: Any) -> tuple[Path, bool]:
     """(folder to write into, whether it is a temporary folder whose files the database copies)."""
     if dest is not None:
         folder = Path(dest)
@@ -222,12 +224,12 @@ class _Final:
     """The final C-GET/C-MOVE response (None counts: not sent)."""
 
     code: int
-    completed: Optional[int] = None
+    completed: int | None = None
     failed: int = 0
     warning: int = 0
 
     @classmethod
-    def of(cls, command: Any) -> "Optional[_Final]":
+    def of(cls, command: Any) -> _Final | None:
         from . import dimse
 
         if command is None:
@@ -362,7 +364,7 @@ class DimseClient:
         return list(dict.fromkeys(found))
 
     # -- C-GET / C-MOVE (received by dimse.py) -------------------------------------------------------------
-    def retrieve(self, study_uid: str, series_uid: Optional[str] = None, *, dest: Any = None, database: Any = None,
+    def retrieve(self, study_uid: str, series_uid: str | None = None, *, dest: Any = None, database: Any = None,
                  method: str = "get", move_port: int = 0, sop_uids: Sequence[str] = (), progress: Progress = None,
                  cancel: Cancel = None) -> RetrieveResult:
         """C-GET (default) or C-MOVE a study, series or instances into ``dest`` and/or ``database``."""
@@ -376,7 +378,7 @@ class DimseClient:
 
         return _retrieving(database, dest, run)
 
-    def _identifier(self, study_uid: str, series_uid: Optional[str], sop_uids: Sequence[str]) -> Any:
+    def _identifier(self, study_uid: str, series_uid: str | None, sop_uids: Sequence[str]) -> Any:
         from pydicom.dataset import Dataset
 
         ds = Dataset()
@@ -543,7 +545,7 @@ class DimseClient:
         return result
 
     # -- C-STORE (sent by dimse.py) -------------------------------------------------------------------------
-    def send(self, files: Iterable["str | os.PathLike[str]"], progress: Progress = None,
+    def send(self, files: Iterable[str | os.PathLike[str]], progress: Progress = None,
              cancel: Cancel = None) -> dict:
         """C-STORE Part-10 files to the node as stored (one association); returns ``{"sent", "failed": {path:
         reason}}``."""
@@ -603,7 +605,7 @@ def _reachable(host: str, port: int, timeout: float = 3.0) -> bool:
         return False
 
 
-_STORAGE_CLASSES: Optional[frozenset] = None
+_STORAGE_CLASSES: frozenset | None = None
 
 
 def _storage_classes() -> frozenset:
@@ -658,7 +660,7 @@ class StorageListener:
 
     def __init__(self, ae_title: str = DEFAULT_AE_TITLE, port: int = 11112, folder: Any = None, database: Any = None,
                  host: str = "0.0.0.0", require_called_aet: bool = True,
-                 on_received: Optional[Callable[[Path], None]] = None) -> None:
+                 on_received: Callable[[Path], None] | None = None) -> None:
         self.ae_title = ae_title
         self.host = host
         self.requested_port = int(port)
@@ -672,7 +674,7 @@ class StorageListener:
         self._server: Any = None
         self._lock = threading.Lock()
         self._pending: list[Path] = []
-        self._importer: Optional[threading.Thread] = None
+        self._importer: threading.Thread | None = None
         self._stop = threading.Event()
 
     @property
@@ -694,7 +696,7 @@ class StorageListener:
             self.flush()
         self.flush()
 
-    def flush(self) -> Optional[dict]:
+    def flush(self) -> dict | None:
         """Import received files into the database now (normally done every half second)."""
         if self.database is None:
             return None
@@ -714,7 +716,7 @@ class StorageListener:
                 self._pending = batch + self._pending
             return None
 
-    def start(self) -> "StorageListener":
+    def start(self) -> StorageListener:
         """Listen; returns self."""
         from .dimse import StoreSCP
 
@@ -749,7 +751,7 @@ class StorageListener:
             self.flush()
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> "StorageListener":
+    def __enter__(self) -> StorageListener:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -838,13 +840,13 @@ class DicomWebClient:
     def _series_uids(self, study_uid: str) -> list[str]:
         return [r["SeriesInstanceUID"] for r in self.query("SERIES", StudyInstanceUID=study_uid)]
 
-    def retrieve(self, study_uid: str, series_uid: Optional[str] = None, *, dest: Any = None, database: Any = None,
+    def retrieve(self, study_uid: str, series_uid: str | None = None, *, dest: Any = None, database: Any = None,
                  progress: Progress = None, cancel: Cancel = None) -> RetrieveResult:
         """WADO-RS retrieve of a study or series, streamed part by part, written as received."""
         return _retrieving(database, dest, lambda folder: self._retrieve(study_uid, series_uid, folder, progress,
                                                                          cancel))
 
-    def _retrieve(self, study_uid: str, series_uid: Optional[str], folder: Path, progress: Progress,
+    def _retrieve(self, study_uid: str, series_uid: str | None, folder: Path, progress: Progress,
                   cancel: Cancel) -> RetrieveResult:
         t0 = time.perf_counter()
         series_list = [series_uid] if series_uid else self._series_uids(study_uid)
@@ -935,7 +937,7 @@ class DicomWebClient:
             if response is not None:
                 response.close()
 
-    def send(self, files: Iterable["str | os.PathLike[str]"], progress: Progress = None, cancel: Cancel = None,
+    def send(self, files: Iterable[str | os.PathLike[str]], progress: Progress = None, cancel: Cancel = None,
              batch: int = 32) -> dict:
         """STOW-RS the files (in batches); returns ``{"sent", "failed": {path: reason}}``."""
         import pydicom

@@ -75,7 +75,7 @@ def _sniff(head: bytes, path: Path) -> bool:
     return sniff_dicom_bytes(head) and bool(object_kind(head))
 
 
-def read_object(path: "str | os.PathLike[str]", reference: Any = None) -> list:
+def read_object(path: str | os.PathLike[str], reference: Any = None) -> list:
     """The data objects of one SEG / RTSTRUCT / RT Image / SR file (``reference``: the image series grid)."""
     p = Path(path)
     head = read_head(p, 8192)

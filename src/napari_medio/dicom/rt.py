@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class RTStructureSet:
     referenced_series_uid: str = ""
     referenced_instance_uids: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
     kind: DataKind = DataKind.RTSTRUCT
 
     def info(self) -> dict:
@@ -91,7 +91,7 @@ class RTStructureSet:
         return out
 
 
-def read_rtstruct(path: "str | os.PathLike[str]") -> RTStructureSet:
+def read_rtstruct(path: str | os.PathLike[str]) -> RTStructureSet:
     """ROIs, colours and contours of an RT Structure Set file."""
     p = Path(path)
     ds = read_dataset(p, modality="RTSTRUCT", sop_classes=(RTSTRUCT_SOP_CLASS,))
@@ -198,7 +198,7 @@ def rasterize_rtstruct(rs: RTStructureSet, reference: Any = None, *, spacing: fl
                         name=rs.name, metadata=meta, source=rs.source)
 
 
-def read_rtstruct_objects(path: "str | os.PathLike[str]", reference: Any = None) -> list:
+def read_rtstruct_objects(path: str | os.PathLike[str], reference: Any = None) -> list:
     """What an RT Structure Set file loads as: [Segmentation (one Labels layer), RTStructureSet (Shapes paths)]."""
     rs = read_rtstruct(path)
     out: list = []
@@ -209,7 +209,7 @@ def read_rtstruct_objects(path: "str | os.PathLike[str]", reference: Any = None)
 
 
 # -- RT Dose -------------------------------------------------------------------------------------------
-def _plane_geometry(ds: Any, p: Path, offsets: Optional[np.ndarray], nframes: int) -> Geometry:
+def _plane_geometry(ds: Any, p: Path, offsets: np.ndarray | None, nframes: int) -> Geometry:
     iop = np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=float)
     ipp = np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=float)
     ps = [float(v) for v in ds.PixelSpacing]
@@ -228,7 +228,7 @@ def _plane_geometry(ds: Any, p: Path, offsets: Optional[np.ndarray], nframes: in
     return Geometry([ps[1], ps[0], abs(dz) if dz else 1.0], ipp, direction)
 
 
-def read_rtdose(path: "str | os.PathLike[str]") -> Volume:
+def read_rtdose(path: str | os.PathLike[str]) -> Volume:
     """An RT Dose grid as a float Volume in its DoseUnits (stored value x DoseGridScaling)."""
     p = Path(path)
     ds = read_dataset(p, modality="RTDOSE", sop_classes=(RTDOSE_SOP_CLASS,))
@@ -270,7 +270,7 @@ def read_rtdose(path: "str | os.PathLike[str]") -> Volume:
 
 
 # -- RT Image --------------------------------------------------------------------------------------------
-def read_rtimage(path: "str | os.PathLike[str]") -> Volume:
+def read_rtimage(path: str | os.PathLike[str]) -> Volume:
     """An RT Image (portal / DRR) as a 2D Volume in its image plane (ImagePlanePixelSpacing, RTImagePosition)."""
     p = Path(path)
     ds = read_dataset(p, modality="RTIMAGE", sop_classes=(RTIMAGE_SOP_CLASS,))
@@ -295,7 +295,7 @@ def read_rtimage(path: "str | os.PathLike[str]") -> Volume:
 
 
 # -- RT Plan ---------------------------------------------------------------------------------------------
-def describe_rtplan(path: "str | os.PathLike[str]") -> dict:
+def describe_rtplan(path: str | os.PathLike[str]) -> dict:
     """A summary of an RT Plan (label, beams, fractions); plans are listed, never loaded as layers."""
     p = Path(path)
     ds = read_dataset(p, modality="RTPLAN", sop_classes=RTPLAN_SOP_CLASSES, pixels=False)
@@ -307,7 +307,8 @@ def describe_rtplan(path: "str | os.PathLike[str]") -> dict:
     for fg in ds.get("FractionGroupSequence", []) or []:
         fractions = int(fg.get("NumberOfFractionsPlanned", 0) or 0)
         break
-    return {"kind": "rtplan", "label": str(ds.get("RTPlanLabel", "") or ""), "name": str(ds.get("RTPlanName", "") or ""),
+    return {"kind": "rtplan", "label": str(ds.get("RTPlanLabel", "") or ""),
+            "name": str(ds.get("RTPlanName", "") or ""),
             "geometry": str(ds.get("RTPlanGeometry", "") or ""), "beams": beams, "fractions_planned": fractions,
             "SOPInstanceUID": str(ds.get("SOPInstanceUID", "")), "source": os.fspath(p)}
 
@@ -318,7 +319,7 @@ def _meaning(item: Any, keyword: str = "ConceptNameCodeSequence") -> str:
     return str(seq[0].get("CodeMeaning", "") or seq[0].get("CodeValue", "")) if seq else ""
 
 
-def read_sr_measurements(path: "str | os.PathLike[str]") -> Any:
+def read_sr_measurements(path: str | os.PathLike[str]) -> Any:
     """Numeric measurements of a structured report (TID 1500 measurement groups) as a Table.
 
     Columns: group (tracking identifier), tracking_uid, finding, finding_site, measurement,
@@ -369,7 +370,6 @@ def read_sr_measurements(path: "str | os.PathLike[str]") -> Any:
     columns = ["group", "tracking_uid", "finding", "finding_site", "measurement", "value", "unit", "derivation"]
     schema = [{"columnName": "value", "type": "double"}]
     title = _meaning(ds) or "Structured report"
+    keys = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "Modality")
     return Table(columns=columns, rows=rows, schema=schema, name=title,
-                 metadata={"dicom": {k: str(ds.get(k, "")) for k in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID",
-                                                                      "SOPInstanceUID", "SOPClassUID", "Modality")}},
-                 source=os.fspath(p))
+                 metadata={"dicom": {k: str(ds.get(k, "")) for k in keys}}, source=os.fspath(p))

@@ -15,8 +15,9 @@ labels are placed on the reference image grid, as the source series shows them.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 _LABELMAP_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.7"
 
 
-def seg_dataset(path: "str | os.PathLike[str]") -> Any:
+def seg_dataset(path: str | os.PathLike[str]) -> Any:
     """The highdicom Segmentation of a file (FormatError naming the file when it is not a valid SEG)."""
     import highdicom as hd
 
@@ -47,7 +48,7 @@ def seg_dataset(path: "str | os.PathLike[str]") -> Any:
     return seg
 
 
-def _triplet(item: Any) -> Optional[dict]:
+def _triplet(item: Any) -> dict | None:
     if item is None:
         return None
     return {"scheme": str(item.CodingSchemeDesignator), "value": str(item.CodeValue),
@@ -211,7 +212,7 @@ def _seg_metadata(seg: Any, fractional: bool, overlapping: bool, n_segments: int
     }
 
 
-def read_seg_segmentation(path: "str | os.PathLike[str]", reference_series: Any = None,
+def read_seg_segmentation(path: str | os.PathLike[str], reference_series: Any = None,
                           threshold: float = 0.5) -> Any:
     """A DICOM SEG file as a core Segmentation (layers for overlapping segments).
 
@@ -248,7 +249,7 @@ def read_seg_segmentation(path: "str | os.PathLike[str]", reference_series: Any 
                         source=os.fspath(p))
 
 
-def read_seg(path: "str | os.PathLike[str]", reference_series: Any = None) -> list[Volume]:
+def read_seg(path: str | os.PathLike[str], reference_series: Any = None) -> list[Volume]:
     """A DICOM SEG file as label-map Volumes, one per layer of non-overlapping segments.
 
     Each has ``metadata["color_table"]``, ``metadata["segmentation"]`` (segment table

@@ -16,7 +16,7 @@ _TM = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d+)?$")
 def format_da(value: Any) -> str:
     """DA ``20240131`` -> ``2024-01-31``; a range ``20240101-20240131`` keeps its dash; other text as is."""
     text = "" if value is None else str(value).strip()
-    if "-" in text and not text.count("-") == 2:
+    if "-" in text and text.count("-") != 2:
         return " - ".join(format_da(part) for part in text.split("-"))
     m = _DA.match(text)
     return f"{m.group(1)}-{m.group(2)}-{m.group(3)}" if m else text

@@ -97,8 +97,8 @@ import numpy as np
 from ..core.errors import FormatError
 from ..core.geometry import Geometry
 from ..core.registry import FileFormat, register
-from ._parse import sniff_dicom_bytes
 from ..core.volume import AxisInfo, Volume
+from ._parse import sniff_dicom_bytes
 
 __all__ = [
     "DICOM_ULTRASOUND_FORMAT",
@@ -162,7 +162,7 @@ def _text(value: Any) -> str:
 def _el(ds: Any, key: Any) -> Any:
     """The DataElement for a keyword or tag, or None (``Dataset.get`` gives values for keywords)."""
     try:
-        return ds[key] if key in ds else None
+        return ds.get(key, None)
     except Exception:
         return None
 

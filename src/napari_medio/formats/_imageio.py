@@ -110,7 +110,8 @@ def nonempty_file_size(path: str | os.PathLike[str]) -> int:
     return size
 
 
-def require_bytes(path: str | os.PathLike[str], needed: int, available: int | None = None, what: str = "voxel data") -> None:
+def require_bytes(path: str | os.PathLike[str], needed: int, available: int | None = None,
+                  what: str = "voxel data") -> None:
     """FormatError (truncated) when fewer than ``needed`` bytes are available."""
     if available is None:
         available = file_size(path)

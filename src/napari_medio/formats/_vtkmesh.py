@@ -7,7 +7,7 @@ and VTK's own console output is silenced.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +96,7 @@ def _cells_from_array(ca: Any) -> tuple[np.ndarray, np.ndarray]:
     return _np(ca.GetOffsetsArray()).astype(np.int64), _np(ca.GetConnectivityArray()).astype(np.int64)
 
 
-def model_from_vtk(ds: Any, *, name: str = "", source: Optional[str] = None) -> Model:
+def model_from_vtk(ds: Any, *, name: str = "", source: str | None = None) -> Model:
     """A Model (points as in the file; caller converts RAS) from vtkPolyData / vtkUnstructuredGrid."""
     v = vtk()
     pts = ds.GetPoints()
@@ -170,9 +170,9 @@ def model_from_vtk(ds: Any, *, name: str = "", source: Optional[str] = None) -> 
     colors_name = None
     scalars_name = scalars.GetName() if scalars is not None else None
     for nm, arr in point_data.items():
-        if arr.dtype == np.uint8 and arr.ndim == 2 and arr.shape[1] in (3, 4):
-            if colors_name is None or nm == scalars_name:
-                colors_name = nm
+        if (arr.dtype == np.uint8 and arr.ndim == 2 and arr.shape[1] in (3, 4)
+                and (colors_name is None or nm == scalars_name)):
+            colors_name = nm
     if scalars_name == colors_name:
         scalars_name = None
     return Model(points, cell_types, offsets, connectivity, dataset=dataset, point_data=point_data,
@@ -201,7 +201,7 @@ def _cell_array(offsets: np.ndarray, conn: np.ndarray) -> Any:
     return ca
 
 
-def model_to_vtk(model: Model, points: Optional[np.ndarray] = None, *, field_data: Optional[dict] = None) -> Any:
+def model_to_vtk(model: Model, points: np.ndarray | None = None, *, field_data: dict | None = None) -> Any:
     """vtkPolyData / vtkUnstructuredGrid of ``model`` (with ``points`` replacing its points, e.g. in RAS)."""
     v = vtk()
     pts = v.vtkPoints()
@@ -225,7 +225,8 @@ def model_to_vtk(model: Model, points: Optional[np.ndarray] = None, *, field_dat
                 if ids.size < 64 or not np.all(sizes == sizes[0]) else \
                 model.connectivity[model.offsets[ids][:, None] + np.arange(sizes[0])].reshape(-1)
             ca = _cell_array(np.r_[0, np.cumsum(sizes)], conn)
-            getattr(ds, {"verts": "SetVerts", "lines": "SetLines", "polys": "SetPolys", "strips": "SetStrips"}[kind])(ca)
+            setter = {"verts": "SetVerts", "lines": "SetLines", "polys": "SetPolys", "strips": "SetStrips"}[kind]
+            getattr(ds, setter)(ca)
     pd = ds.GetPointData()
     for nm, arr in model.point_data.items():
         pd.AddArray(_vtk_array(nm, np.asarray(arr)))
@@ -278,7 +279,7 @@ def set_xml_compression(writer: Any, compress: bool) -> None:
         writer.SetCompressorTypeToNone()
 
 
-def space_of(text: str) -> Optional[str]:
+def space_of(text: str) -> str | None:
     """"RAS" / "LPS" when ``text`` holds Slicer's ``SPACE=`` marker (RAS checked first, as Slicer)."""
     if "SPACE=RAS" in text:
         return "RAS"
@@ -287,7 +288,7 @@ def space_of(text: str) -> Optional[str]:
     return None
 
 
-def to_lps(model: Model, space: Optional[str]) -> Model:
+def to_lps(model: Model, space: str | None) -> Model:
     """Convert a model read in ``space`` (None = LPS, Slicer's default) to LPS, in place."""
     model.coordinate_system = space
     if space == "RAS":

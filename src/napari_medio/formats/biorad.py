@@ -29,9 +29,9 @@ import numpy as np
 from ..core.errors import FormatError
 from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from .naming import base_name
 from ._imageio import (
     DIRECTION_LOSS_OPTION,
     LABELMAP_OPTION,
@@ -42,7 +42,7 @@ from ._imageio import (
     require_bytes,
     volume_kind,
 )
-from ..core.kinds import DataKind
+from .naming import base_name
 
 NAME = "biorad"
 

@@ -36,11 +36,11 @@ import numpy as np
 from ..core.errors import FormatError, MedioError
 from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from .naming import base_name
 from ._imageio import as_volume, check_writable, nonempty_file_size
-from ..core.kinds import DataKind
+from .naming import base_name
 
 NAME = "brains2-mask"
 

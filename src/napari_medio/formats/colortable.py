@@ -22,11 +22,11 @@ from typing import Any
 from ..core.colortable import TERMINOLOGY_PARTS, ColorEntry, ColorTable
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import write_text
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from .naming import base_name
 from ._text import read_text
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["read_ctbl", "read_colortable_csv", "write_colortable", "read_itksnap_labels"]
 
@@ -80,7 +80,7 @@ def _byte(value: str, path: Path, lineno: int, what: str) -> float:
     return min(255.0, max(0.0, f)) / 255.0
 
 
-def read_ctbl(path: "str | os.PathLike[str]") -> list[ColorTable]:
+def read_ctbl(path: str | os.PathLike[str]) -> list[ColorTable]:
     """A Slicer ``.ctbl``/``.txt`` colour table."""
     p = Path(path)
     text = _text(p)
@@ -120,7 +120,7 @@ def read_ctbl(path: "str | os.PathLike[str]") -> list[ColorTable]:
     return [t]
 
 
-def read_itksnap_labels(path: "str | os.PathLike[str]") -> list[ColorTable]:
+def read_itksnap_labels(path: str | os.PathLike[str]) -> list[ColorTable]:
     """An ITK-SNAP label description file (``IDX R G B A VIS MSH "LABEL"``)."""
     p = Path(path)
     entries: dict[int, ColorEntry] = {}
@@ -142,7 +142,7 @@ def read_itksnap_labels(path: "str | os.PathLike[str]") -> list[ColorTable]:
     return [t]
 
 
-def read_colortable_csv(path: "str | os.PathLike[str]") -> list[ColorTable]:
+def read_colortable_csv(path: str | os.PathLike[str]) -> list[ColorTable]:
     """A Slicer CSV colour table (``LabelValue,Name,Color_R,...`` with optional terminology)."""
     p = Path(path)
     delim = "\t" if p.name.lower().endswith(".tsv") else ","
@@ -157,7 +157,7 @@ def read_colortable_csv(path: "str | os.PathLike[str]") -> list[ColorTable]:
         if len(row) != len(header):
             raise FormatError(p, f"line {lineno}: {len(row)} cells, but the header has {len(header)} columns")
 
-        def cell(name: str, default: str = "") -> str:
+        def cell(name: str, default: str = "", row: list[str] = row) -> str:
             return row[col[name]].strip() if name in col else default
 
         try:
@@ -199,7 +199,7 @@ def _g(x: float) -> str:
     return f"{x * 255.0:.6g}"
 
 
-def write_colortable(obj: Any, path: "str | os.PathLike[str]") -> list[str]:
+def write_colortable(obj: Any, path: str | os.PathLike[str]) -> list[str]:
     """Write a colour table (or a Labels layer's names and colours): ``.ctbl``/``.txt`` or ``.csv``."""
     p = Path(path)
     t = _as_colortable(obj, p)

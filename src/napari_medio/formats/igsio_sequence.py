@@ -78,12 +78,12 @@ from ..core import registry
 from ..core.errors import FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.volume import AxisInfo, Volume
 from . import metaimage as _mi
 from . import nrrd as _nrrd
-from .nrrd import format_number
 from ._imageio import LABELMAP_OPTION, file_size, header_numbers, nonempty_file_size, require_bytes, volume_kind
-from ..core.kinds import DataKind
+from .nrrd import format_number
 
 __all__ = ["EXTENSIONS", "read", "sniff", "write"]
 

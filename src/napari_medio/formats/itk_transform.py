@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -85,11 +85,12 @@ def _parse_text(path: Path) -> list[dict]:
         if "Parameters" not in b:
             raise FormatError(path, f"line {b['line']}: transform {b['class']} has no Parameters (truncated file?)")
         if "FixedParameters" not in b:
-            raise FormatError(path, f"line {b['line']}: transform {b['class']} has no FixedParameters (truncated file?)")
+            raise FormatError(path, f"line {b['line']}: transform {b['class']} has no FixedParameters "
+                                    "(truncated file?)")
     return blocks
 
 
-def _linear_from_block(b: dict, path: Path) -> Optional[np.ndarray]:
+def _linear_from_block(b: dict, path: Path) -> np.ndarray | None:
     cls = b["class"].split("_")[0]
     p, fp = b["Parameters"], b["FixedParameters"]
     if cls in _MATRIX_CLASSES:
@@ -222,7 +223,7 @@ def _check_h5_grids(path: Path) -> None:
         raise FormatError(path, f"cannot read HDF5: {exc}") from None
 
 
-def _h5_dataset(group: Any, name: str) -> Optional[np.ndarray]:
+def _h5_dataset(group: Any, name: str) -> np.ndarray | None:
     """A parameter dataset of an ITK HDF5 transform group; older ITK spelled the names ``Tranform...``."""
     for key in (name, name.replace("Transform", "Tranform", 1)):
         if key in group:
@@ -230,7 +231,7 @@ def _h5_dataset(group: Any, name: str) -> Optional[np.ndarray]:
     return None
 
 
-def _read_h5_kernel(path: Path) -> Optional[Transform]:
+def _read_h5_kernel(path: Path) -> Transform | None:
     """A thin-plate spline in an ITK HDF5 file (SimpleITK cannot instantiate the class); None when not one."""
     import h5py
 
@@ -262,7 +263,7 @@ def _read_h5_kernel(path: Path) -> Optional[Transform]:
     return parts[0] if len(parts) == 1 else Transform("composite", components=parts)
 
 
-def read_itk_transform(path: "str | os.PathLike[str]") -> list[Transform]:
+def read_itk_transform(path: str | os.PathLike[str]) -> list[Transform]:
     """An ITK transform file as a from-parent LPS :class:`Transform`."""
     import SimpleITK as sitk
 
@@ -306,7 +307,7 @@ def read_itk_transform(path: "str | os.PathLike[str]") -> list[Transform]:
             raise FormatError(p, str(exc)) from None
     if t.is_linear:
         try:
-            t.matrix_to_parent_lps
+            _ = t.matrix_to_parent_lps  # computing it checks that the matrix is invertible
         except np.linalg.LinAlgError:
             raise FormatError(p, "the transform matrix is not invertible") from None
     t.source = os.fspath(p)
@@ -324,7 +325,7 @@ def _count_parameters(tx: Any) -> tuple[int, int]:
     return tx.GetNumberOfParameters(), tx.GetNumberOfFixedParameters()
 
 
-def write_itk_transform(transform: Any, path: "str | os.PathLike[str]") -> list[str]:
+def write_itk_transform(transform: Any, path: str | os.PathLike[str]) -> list[str]:
     """Write a transform as Slicer does: the from-parent LPS transform (linear as ``AffineTransform``)."""
     import SimpleITK as sitk
 
@@ -409,7 +410,7 @@ def _sniff_field(head: bytes, path: Path) -> bool:
     return False
 
 
-def read_displacement_field(path: "str | os.PathLike[str]", interpolation: str = "cubic") -> list[Transform]:
+def read_displacement_field(path: str | os.PathLike[str], interpolation: str = "cubic") -> list[Transform]:
     """A grid transform from a 3-component vector image (LPS vectors; resampling unless NRRD says modeling).
 
     ``interpolation`` between the grid nodes: ``cubic`` as Slicer maps points, or ``linear`` as ITK.
@@ -440,7 +441,7 @@ def read_displacement_field(path: "str | os.PathLike[str]", interpolation: str =
     return [t]
 
 
-def write_displacement_field(transform: Any, path: "str | os.PathLike[str]", **options: Any) -> list[str]:
+def write_displacement_field(transform: Any, path: str | os.PathLike[str], **options: Any) -> list[str]:
     """Write a grid transform as a vector image (``displacement field type`` in NRRD)."""
     from ..core import registry
 

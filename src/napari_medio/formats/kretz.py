@@ -122,11 +122,11 @@ import numpy as np
 
 from ..core.errors import FormatError, MedioError
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import DisplayWindow, Volume
-from .naming import base_name
 from ._imageio import nonempty_file_size
-from ..core.kinds import DataKind
+from .naming import base_name
 
 NAME = "ge-kretz"
 

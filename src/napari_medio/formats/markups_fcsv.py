@@ -20,18 +20,18 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import write_text
 from ..core.geometry import lps_to_ras
+from ..core.kinds import DataKind
 from ..core.markups import ControlPoint, Markups, flip_orientation
 from ..core.registry import FileFormat, register
-from .naming import base_name
 from ._text import read_text
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["read_fcsv", "read_acsv", "write_fcsv"]
 
@@ -62,7 +62,7 @@ def _int(value: str, default: int = 0) -> int:
         return default
 
 
-def _rgb(text: str) -> Optional[list[float]]:
+def _rgb(text: str) -> list[float] | None:
     try:
         vals = [float(x) for x in text.replace(" ", ",").split(",") if x]
     except ValueError:
@@ -102,7 +102,7 @@ def _split_csv(line: str) -> list[str]:
     return next(csv.reader([line], skipinitialspace=False))
 
 
-def read_fcsv(path: "str | os.PathLike[str]") -> list[Markups]:
+def read_fcsv(path: str | os.PathLike[str]) -> list[Markups]:
     """A point list from any Slicer ``.fcsv`` (positions converted to LPS)."""
     p = Path(path)
     text = _text(p)
@@ -117,9 +117,6 @@ def read_fcsv(path: "str | os.PathLike[str]") -> list[Markups]:
                 header[key.strip()] = value.strip()
             if key.strip() == "Markups fiducial file version":
                 versioned = True
-    if not versioned and not any(l.strip().startswith("#") for l in lines):
-        # a headerless file must at least look like label,x,y,z rows
-        pass
     m = Markups(type="Fiducial", name=base_name(p))
     if versioned:
         cs_text = header.get("CoordinateSystem", "LPS").upper()
@@ -159,7 +156,7 @@ def read_fcsv(path: "str | os.PathLike[str]") -> list[Markups]:
                 raise FormatError(p, f"line {lineno}: too many columns ({len(fields)}; at most 16)")
             xyz = np.array([_float(fields[i], p, lineno, "xyz"[i - 1]) for i in (1, 2, 3)])
             pos_lps = lps_to_ras(xyz) if m.coordinate_system == "RAS" else xyz
-            get = lambda i, d="": fields[i] if len(fields) > i else d  # noqa: E731
+            get = lambda i, d="", fields=fields: fields[i] if len(fields) > i else d  # noqa: E731
             ow, ox, oy, oz = (_float(get(i, dv), p, lineno, "orientation") for i, dv in
                               ((4, "0"), (5, "0"), (6, "0"), (7, "1")))
             orient_ras = _orientation_from_wxyz(ow, np.array([ox, oy, oz]))
@@ -184,7 +181,7 @@ def read_fcsv(path: "str | os.PathLike[str]") -> list[Markups]:
     return [m]
 
 
-def read_acsv(path: "str | os.PathLike[str]") -> list[Markups]:
+def read_acsv(path: str | os.PathLike[str]) -> list[Markups]:
     """Slicer 4 Annotation CSV: a fiducial (1 point), ruler (2 points, as a Line) or ROI (2 points, as an ROI)."""
     p = Path(path)
     text = _text(p)
@@ -267,7 +264,7 @@ def _quote(text: str) -> str:
     return text
 
 
-def write_fcsv(m: Markups, path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[str]:
+def write_fcsv(m: Markups, path: str | os.PathLike[str], *, coordinate_system: str | None = None) -> list[str]:
     """Write control points as a versioned ``.fcsv`` (any markup type: its control points)."""
     p = Path(path)
     if not isinstance(m, Markups):

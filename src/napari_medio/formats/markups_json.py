@@ -21,13 +21,14 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import write_text
 from ..core.geometry import lps_to_ras
+from ..core.kinds import DataKind
 from ..core.markups import (
     MARKUP_TYPES,
     POSITION_STATUSES,
@@ -37,9 +38,8 @@ from ..core.markups import (
     flip_orientation,
 )
 from ..core.registry import FileFormat, register
-from .naming import base_name
 from ._text import load_json
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["SCHEMA_URL", "read_markups_json", "write_markups_json", "markup_from_json", "markups_to_json", "schema",
            "validate"]
@@ -113,7 +113,7 @@ def _load_document(path: Path) -> dict:
     return load_json(path, "markups JSON file")
 
 
-def read_markups_json(path: "str | os.PathLike[str]") -> list[Markups]:
+def read_markups_json(path: str | os.PathLike[str]) -> list[Markups]:
     """Every markup in a Slicer markups JSON file (positions converted to LPS)."""
     p = Path(path)
     doc = _load_document(p)
@@ -144,7 +144,10 @@ def read_markups_json(path: "str | os.PathLike[str]") -> list[Markups]:
 
 
 def markup_from_json(item: dict, p: Path, where: str) -> Markups:
-    """One markup from its object in a ``.mrk.json`` ``markups`` list (points in LPS); errors name ``p`` and ``where``."""
+    """One markup from its object in a ``.mrk.json`` ``markups`` list, points in LPS.
+
+    Errors name the file ``p`` and the place ``where`` in it.
+    """
     mtype = item.get("type")
     if mtype not in MARKUP_TYPES:
         raise FormatError(p, f"{where}.type: unknown markup type {mtype!r}")
@@ -177,7 +180,8 @@ def markup_from_json(item: dict, p: Path, where: str) -> Markups:
         cps.append(ControlPoint(
             id=str(c.get("id", "")), label=str(c.get("label", "")), description=str(c.get("description", "")),
             associated_node_id=str(c.get("associatedNodeID", "")), position=position,
-            orientation=orient(c["orientation"], w + ".orientation") if "orientation" in c else flip_orientation(np.eye(3)),
+            orientation=(orient(c["orientation"], w + ".orientation") if "orientation" in c
+                         else flip_orientation(np.eye(3))),
             selected=bool(c.get("selected", True)), locked=bool(c.get("locked", False)),
             visibility=bool(c.get("visibility", True)), position_status=status,
             extra={k: v for k, v in c.items() if k not in _CP_KEYS},
@@ -255,7 +259,7 @@ def _list(a: Any) -> list:
     return [float(x) for x in np.asarray(a, dtype=float).reshape(-1)]
 
 
-def markups_to_json(m: Markups, coordinate_system: Optional[str] = None) -> dict:
+def markups_to_json(m: Markups, coordinate_system: str | None = None) -> dict:
     """The JSON document Slicer writes for one markup (``coordinate_system`` overrides the stored one)."""
     cs = (coordinate_system or m.coordinate_system or "LPS").upper()
     ras = cs == "RAS"
@@ -345,7 +349,7 @@ def markups_to_json(m: Markups, coordinate_system: Optional[str] = None) -> dict
     return {"@schema": SCHEMA_URL, "markups": [item]}
 
 
-def write_markups_json(m: Markups, path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[str]:
+def write_markups_json(m: Markups, path: str | os.PathLike[str], *, coordinate_system: str | None = None) -> list[str]:
     """Write one markup as Slicer does (the file validates against Slicer's schema)."""
     p = Path(path)
     if not isinstance(m, Markups):
@@ -355,7 +359,7 @@ def write_markups_json(m: Markups, path: "str | os.PathLike[str]", *, coordinate
     return write_text(p, text + "\n")
 
 
-def write_collection(items: list, path: "str | os.PathLike[str]") -> list[str]:
+def write_collection(items: list, path: str | os.PathLike[str]) -> list[str]:
     """Several markups in one file (the ``markups`` array; Slicer's Add Data loads each as a node)."""
     p = Path(path)
     docs = [markups_to_json(m)["markups"][0] for m in items]

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import FormatError
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from .naming import base_name
 from ._imageio import (
     LABELMAP_OPTION,
     as_volume,
@@ -36,7 +36,7 @@ from ._imageio import (
     to_sitk,
     write_sitk,
 )
-from ..core.kinds import DataKind
+from .naming import base_name
 
 NAME = "metaimage"
 
@@ -201,8 +201,8 @@ def _read_mapped(path: Path, labelmap: bool | None) -> Volume | None:
     """
     import SimpleITK as sitk
 
-    from ._imageio import volume_kind
     from ..core.itk_image import volume_from_parts
+    from ._imageio import volume_kind
 
     fields, offset = _parse_header(path)
     if fields.get("CompressedData", "False").strip().lower() == "true":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -34,8 +33,8 @@ def _sniff(head: bytes, path: Path) -> bool:
     return version == 1 and min(w, h, d, frames) > 0 and typ in (0, 1, 3, 4)
 
 
-def read_mgh(path: "str | os.PathLike[str]", *, labelmap: Optional[bool] = None,
-             name: Optional[str] = None) -> list[Volume]:
+def read_mgh(path: str | os.PathLike[str], *, labelmap: bool | None = None,
+             name: str | None = None) -> list[Volume]:
     """Read an MGH/MGZ volume into one Volume in LPS (frames as a leading axis)."""
     import nibabel as nib
 
@@ -73,7 +72,7 @@ def read_mgh(path: "str | os.PathLike[str]", *, labelmap: Optional[bool] = None,
                    source=os.fspath(p))]
 
 
-def write_mgh(volume: Volume, path: "str | os.PathLike[str]") -> list[str]:
+def write_mgh(volume: Volume, path: str | os.PathLike[str]) -> list[str]:
     """Write a Volume as MGH (.mgh) or gzip-compressed MGZ (.mgz); RAS vox2ras from the LPS geometry."""
     import nibabel as nib
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -30,7 +29,7 @@ def _sniff(head: bytes, path: Path) -> bool:
     return head[:3] in _MAGIC
 
 
-def tkr_to_scanner_offset(reference: "str | os.PathLike[str]") -> np.ndarray:
+def tkr_to_scanner_offset(reference: str | os.PathLike[str]) -> np.ndarray:
     """c_ras of a FreeSurfer volume: scanner RAS minus tkregister RAS (mm)."""
     import nibabel as nib
 
@@ -41,7 +40,7 @@ def tkr_to_scanner_offset(reference: "str | os.PathLike[str]") -> np.ndarray:
     raise FormatError(reference, "reference volume is not a FreeSurfer (MGH/MGZ) volume with c_ras")
 
 
-def read_freesurfer_surface(path: "str | os.PathLike[str]", *, reference: Optional[str] = None) -> list[Model]:
+def read_freesurfer_surface(path: str | os.PathLike[str], *, reference: str | None = None) -> list[Model]:
     """A FreeSurfer triangle surface as a Model in LPS (see the module docstring)."""
     import nibabel.freesurfer as fs
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from ..core.errors import FormatError
 from ..core.fileio import read_content
+from ..core.kinds import DataKind
 from ..core.model import Model
 from ..core.registry import FileFormat, register
-from .naming import base_name
 from ._vtkmesh import model_from_vtk, run_reader, to_lps, vtk
 from .models_vtk import check_model
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["read_byu", "read_ucd", "read_meta_mesh"]
 
@@ -36,7 +35,7 @@ def _text_head(path: Path, n: int = 4096) -> str:
     return head.decode("latin-1")
 
 
-def _finish(model: Model, path: Path, coordinate_system: Optional[str]) -> list[Model]:
+def _finish(model: Model, path: Path, coordinate_system: str | None) -> list[Model]:
     if model.n_points == 0 or model.n_cells == 0:
         raise FormatError(path, "the mesh is empty (no points or no cells)")
     to_lps(model, coordinate_system.upper() if coordinate_system else None)
@@ -50,7 +49,7 @@ def _sniff_byu(head: bytes, path: Path) -> bool:
     return len(first) == 4 and all(x.isdigit() for x in first)
 
 
-def read_byu(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
+def read_byu(path: str | os.PathLike[str], *, coordinate_system: str | None = None) -> list[Model]:
     """Movie.BYU geometry file (parts, vertices, polygons, edges)."""
     p = Path(path)
     text = read_content(p).decode("latin-1")
@@ -91,7 +90,7 @@ def _sniff_ucd(head: bytes, path: Path) -> bool:
     return False
 
 
-def read_ucd(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
+def read_ucd(path: str | os.PathLike[str], *, coordinate_system: str | None = None) -> list[Model]:
     """AVS UCD unstructured grid (ASCII or binary)."""
     p = Path(path)
     data = read_content(p)
@@ -133,7 +132,7 @@ def _sniff_meta(head: bytes, path: Path) -> bool:
     return re.search(rb"ObjectType\s*=\s*Mesh", head[:2048]) is not None
 
 
-def read_meta_mesh(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
+def read_meta_mesh(path: str | os.PathLike[str], *, coordinate_system: str | None = None) -> list[Model]:
     """ITK MetaMesh (.meta, ASCII): points, typed cells, transform matrix and offset applied."""
     p = Path(path)
     text = _text_head(p, 1 << 30)

@@ -21,7 +21,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from .naming import base_name
 __all__ = ["read_stl", "write_stl", "read_ply", "write_ply", "read_obj", "write_obj"]
 
 
-def _finish(model: Model, path: Path, space: Optional[str], default: Optional[str]) -> list[Model]:
+def _finish(model: Model, path: Path, space: str | None, default: str | None) -> list[Model]:
     from .models_vtk import check_model
 
     if model.n_points == 0:
@@ -85,7 +85,7 @@ def _merge_points(tri_pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat[first[order]], rank[inverse.reshape(-1)].reshape(-1, 3)
 
 
-def read_stl(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
+def read_stl(path: str | os.PathLike[str], *, coordinate_system: str | None = None) -> list[Model]:
     """Read an ASCII or binary STL (points merged as VTK's reader merges them)."""
     p = Path(path)
     data = read_content(p)
@@ -126,7 +126,7 @@ def read_stl(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     return _finish(model, p, space_of(header), coordinate_system)
 
 
-def write_stl(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: str = "LPS",
+def write_stl(model: Any, path: str | os.PathLike[str], *, coordinate_system: str = "LPS",
               compress: bool = True) -> list[str]:
     """Write STL (binary, or ASCII with ``compress=False``) with ``3D Slicer output. SPACE=...``."""
     p = Path(path)
@@ -284,7 +284,7 @@ def _read_ascii_elements(text_tokens: list, elements: list, path: Path) -> dict:
         out: dict[str, list] = {p[0]: [] for p in props}
         try:
             for _ in range(count):
-                for pname, t, it in props:
+                for pname, _t, it in props:
                     if it is None:
                         out[pname].append(float(text_tokens[pos]))
                         pos += 1
@@ -300,7 +300,7 @@ def _read_ascii_elements(text_tokens: list, elements: list, path: Path) -> dict:
     return result
 
 
-def read_ply(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
+def read_ply(path: str | os.PathLike[str], *, coordinate_system: str | None = None) -> list[Model]:
     """Read an ASCII or binary PLY: vertices with normals, colours and scalar properties; faces."""
     p = Path(path)
     data = read_content(p)
@@ -370,7 +370,7 @@ def read_ply(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     return _finish(model, p, space, coordinate_system)
 
 
-def write_ply(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: str = "LPS",
+def write_ply(model: Any, path: str | os.PathLike[str], *, coordinate_system: str = "LPS",
               compress: bool = True) -> list[str]:
     """Write PLY (binary little-endian, or ASCII with ``compress=False``), ``comment SPACE=...``."""
     p = Path(path)
@@ -454,7 +454,7 @@ def _sniff_obj(head: bytes, path: Path) -> bool:
     return bool(re.search(rb"^\s*v\s+[-+.\deE]+\s+[-+.\deE]+\s+[-+.\deE]+", head, re.MULTILINE))
 
 
-def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
+def read_obj(path: str | os.PathLike[str], *, coordinate_system: str | None = None) -> list[Model]:
     """Read a Wavefront OBJ: vertices (with optional colours), normals, texture coordinates, faces, lines."""
     p = Path(path)
     raw = read_content(p)
@@ -553,12 +553,14 @@ def read_obj(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str]
     if use_vn:
         narr = np.array(normals, dtype=np.float32).reshape(-1, 3)
         idx = np.array([a[1] for a in attrs])
-        point_data["Normals"] = np.where(idx[:, None] >= 0, narr[np.maximum(idx, 0)] if len(narr) else 0, 0).astype(np.float32)
+        picked = narr[np.maximum(idx, 0)] if len(narr) else 0
+        point_data["Normals"] = np.where(idx[:, None] >= 0, picked, 0).astype(np.float32)
         normals_name = "Normals"
     if use_vt:
         tarr = np.array(tcoords, dtype=np.float32).reshape(-1, 2)
         idx = np.array([a[0] for a in attrs])
-        point_data["TCoords"] = np.where(idx[:, None] >= 0, tarr[np.maximum(idx, 0)] if len(tarr) else 0, 0).astype(np.float32)
+        picked = tarr[np.maximum(idx, 0)] if len(tarr) else 0
+        point_data["TCoords"] = np.where(idx[:, None] >= 0, picked, 0).astype(np.float32)
     if colors and len(colors) == n_v:
         carr = np.array(colors, dtype=float)
         if carr.max() <= 1.0:
@@ -601,7 +603,7 @@ def _read_mtl(path: Path) -> dict[str, dict[str, list[float]]]:
     except OSError:
         return {}
     found: dict[str, dict[str, list[float]]] = {}
-    current: Optional[dict[str, list[float]]] = None
+    current: dict[str, list[float]] | None = None
     for line in text.splitlines():
         parts = line.split()
         if not parts or parts[0].startswith("#"):
@@ -641,7 +643,7 @@ def _obj_material(path: Path, materials: dict[str, list[str]], slicer: bool) -> 
     return out
 
 
-def write_obj(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: str = "LPS") -> list[str]:
+def write_obj(model: Any, path: str | os.PathLike[str], *, coordinate_system: str = "LPS") -> list[str]:
     """Write OBJ with ``# 3D Slicer output. SPACE=...``: exact vertices, normals, colours, polygons, lines."""
     p = Path(path)
     model, pts, pd = _prepare(model, p, coordinate_system)

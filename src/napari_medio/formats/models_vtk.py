@@ -17,7 +17,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +87,7 @@ _ITEM_SIZE = {b"float": 4, b"double": 8, b"int": 4, b"short": 2, b"long": 8, b"c
               b"vtktypeint64": 8}
 
 
-def _values(data: bytes, start: int, count: int, binary: bool, dtype: str) -> Optional[np.ndarray]:
+def _values(data: bytes, start: int, count: int, binary: bool, dtype: str) -> np.ndarray | None:
     """``count`` integers from ``start`` (big-endian binary or ASCII tokens); None when the file holds fewer."""
     if binary:
         item = np.dtype(dtype).itemsize
@@ -116,7 +116,7 @@ def _walk_counts(values: np.ndarray, n: int) -> bool:
     return pos == values.size
 
 
-def _check_cell_section(data: bytes, m: "re.Match[bytes]", binary: bool, path: Path) -> None:
+def _check_cell_section(data: bytes, m: re.Match[bytes], binary: bool, path: Path) -> None:
     """One ``POLYGONS n size`` / ``CELLS n size`` section holds what it announces (VTK does not check it)."""
     n, size = int(m.group(2)), int(m.group(3))
     start = data.find(b"\n", m.end()) + 1
@@ -218,7 +218,7 @@ def _check_xml_counts(path: Path, head: bytes) -> None:
             raise FormatError(path, f"{name}={count} is impossible for a file of {size} bytes")
 
 
-def read_vtk_model(path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None) -> list[Model]:
+def read_vtk_model(path: str | os.PathLike[str], *, coordinate_system: str | None = None) -> list[Model]:
     """Read a .vtk / .vtp / .vtu mesh into one Model in LPS.
 
     ``coordinate_system`` ("LPS"/"RAS") is used when the file has no marker
@@ -296,8 +296,9 @@ def prepare_for_writing(model: Any, path: Path, coordinate_system: str) -> tuple
     return model, dataclasses.replace(model, points=pts, point_data=pd)
 
 
-def write_vtk_model(model: Any, path: "str | os.PathLike[str]", *, coordinate_system: Optional[str] = None,
-                    compress: bool = True, carto: bool = False, patient_name: str = "", patient_id: str = "") -> list[str]:
+def write_vtk_model(model: Any, path: str | os.PathLike[str], *, coordinate_system: str | None = None,
+                    compress: bool = True, carto: bool = False, patient_name: str = "",
+                    patient_id: str = "") -> list[str]:
     """Write .vtk (legacy 4.2), .vtp or .vtu with Slicer's SPACE marker.
 
     ``carto=True`` (legacy .vtk only) writes what SlicerHeart's CartoExport writes for

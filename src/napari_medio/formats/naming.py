@@ -29,12 +29,12 @@ def strip_known_extension(name: str) -> str:
     return stem
 
 
-def base_name(path: "str | os.PathLike[str]") -> str:
+def base_name(path: str | os.PathLike[str]) -> str:
     """Layer/node name for a file: its name without the extension."""
     return strip_known_extension(Path(path).name)
 
 
-def looks_like_labelmap(path: "str | os.PathLike[str]") -> bool:
+def looks_like_labelmap(path: str | os.PathLike[str]) -> bool:
     """True when the file name says label map as Slicer guesses it (``-label``, ``_seg``, ``labels``)."""
     stem = base_name(path)
     return any(p.search(stem) for p in _LABEL_PATTERNS)
@@ -44,9 +44,8 @@ def numbered_siblings(path: str | os.PathLike[str]) -> list[Path]:
     """Files beside ``path`` whose names differ from it only in the last number (``slice_001.png``),
     in numeric order; ``[path]`` when the name has no number."""
     p = Path(path)
-    m = None
-    for m in re.finditer(r"\d+", p.name):
-        pass
+    numbers = list(re.finditer(r"\d+", p.name))
+    m = numbers[-1] if numbers else None
     if m is None:
         return [p]
     prefix, suffix = p.name[: m.start()], p.name[m.end():]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -71,10 +71,7 @@ def _sniff_analyze_pair(head: bytes, path: Path) -> bool:
             head = fh.read(348)
     if len(head) < 348:
         return False
-    for order in ("<", ">"):
-        if int(np.frombuffer(head[:4], dtype=order + "i4")[0]) == 348:
-            return True
-    return False
+    return any(int(np.frombuffer(head[:4], dtype=order + "i4")[0]) == 348 for order in ("<", ">"))
 
 
 def choose_orientation(header: Any) -> tuple[np.ndarray, str]:
@@ -83,11 +80,10 @@ def choose_orientation(header: Any) -> tuple[np.ndarray, str]:
     qform, qcode = header.get_qform(coded=True)
     scode = int(scode or 0)
     qcode = int(qcode or 0)
-    if sform is not None and qform is not None and scode > 0 and qcode > 0:
-        if np.allclose(sform[:3, :3], qform[:3, :3], atol=1e-5, rtol=0) and np.allclose(
-            sform[:3, 3], qform[:3, 3], atol=1e-7, rtol=0
-        ):
-            return np.asarray(sform, dtype=float), "sform"
+    if (sform is not None and qform is not None and scode > 0 and qcode > 0
+            and np.allclose(sform[:3, :3], qform[:3, :3], atol=1e-5, rtol=0)
+            and np.allclose(sform[:3, 3], qform[:3, 3], atol=1e-7, rtol=0)):
+        return np.asarray(sform, dtype=float), "sform"
     if sform is not None and scode > 0 and _orthonormal_columns(sform[:3, :3]):
         if qcode == 0 or scode == 1:
             return np.asarray(sform, dtype=float), "sform"
@@ -191,7 +187,7 @@ def _load_by_content(path: Path):
         raise FormatError(path, f"not a readable NIfTI file: {exc}") from None
 
 
-def _fast_gzip_voxels(proxy: Any, img: Any, path: Path, progress: Any) -> Optional[np.ndarray]:
+def _fast_gzip_voxels(proxy: Any, img: Any, path: Path, progress: Any) -> np.ndarray | None:
     """Voxels of a single-file .nii.gz inflated by :func:`~napari_medio.core.fileio.gzip_read`, or None.
 
     nibabel inflates with the standard library's zlib through a file object;
@@ -231,10 +227,10 @@ def _core_array(img: Any, path: Path, progress: Any = None) -> tuple[np.ndarray,
         expected = int(np.prod(img.shape)) * img.get_data_dtype().itemsize
         offset = int(getattr(proxy, "offset", 0))
         file_like = getattr(proxy, "file_like", None)
-        if isinstance(file_like, str) and not file_like.endswith(".gz") and os.path.exists(file_like):
-            if os.path.getsize(file_like) < offset + expected:
-                raise FormatError(path, f"data is truncated: {os.path.getsize(file_like) - offset} bytes "
-                                        f"for {expected} expected")
+        if (isinstance(file_like, str) and not file_like.endswith(".gz") and os.path.exists(file_like)
+                and os.path.getsize(file_like) < offset + expected):
+            raise FormatError(path, f"data is truncated: {os.path.getsize(file_like) - offset} bytes "
+                                    f"for {expected} expected")
         fast = _fast_gzip_voxels(proxy, img, path, progress)
         if fast is not None:
             data = fast
@@ -258,7 +254,7 @@ def _core_array(img: Any, path: Path, progress: Any = None) -> tuple[np.ndarray,
 
 
 def read_nifti(
-    path: "str | os.PathLike[str]", *, labelmap: Optional[bool] = None, name: Optional[str] = None,
+    path: str | os.PathLike[str], *, labelmap: bool | None = None, name: str | None = None,
     progress: Any = None
 ) -> list[Volume]:
     """Read NIfTI-1/2 or Analyze into one Volume in LPS (sform/qform chosen as ITK does).
@@ -298,7 +294,7 @@ def read_nifti(
     geometry = Geometry.from_index_to_ras(affine)
     # NIfTI axes: (i, j, k, t, c...) -> core (t, k, j, i, c)
     extra_dims = data.ndim - 3 - (1 if rgb else 0)
-    components: Optional[AxisInfo] = None
+    components: AxisInfo | None = None
     extra: list[AxisInfo] = []
     core = np.transpose(data, (2, 1, 0) + tuple(range(3, data.ndim)))
     if rgb:
@@ -466,7 +462,7 @@ def _is_displacement_field(volume: Volume) -> bool:
 
 
 def write_nifti(
-    volume: Volume, path: "str | os.PathLike[str]", *, compression_level: int = 6, progress: Any = None,
+    volume: Volume, path: str | os.PathLike[str], *, compression_level: int = 6, progress: Any = None,
 ) -> list[str]:
     """Write a Volume as NIfTI-1 (.nii, .nii.gz, or a .hdr/.img pair) with qform and sform set from LPS geometry."""
     p = Path(path)

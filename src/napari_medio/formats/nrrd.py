@@ -27,7 +27,7 @@ import os
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +119,7 @@ def _split_header(path: Path) -> tuple[list[str], int]:
     return text.splitlines(), offset
 
 
-def read_header(path: "str | os.PathLike[str]") -> tuple[dict, int]:
+def read_header(path: str | os.PathLike[str]) -> tuple[dict, int]:
     """Parsed NRRD header (pynrrd's field types) and the attached data offset."""
     import nrrd
 
@@ -250,7 +250,7 @@ def _custom_fields(header: dict) -> dict[str, str]:
     return {k: v for k, v in header.items() if k not in STANDARD_FIELDS and isinstance(v, str)}
 
 
-def _axis_values(custom: dict[str, str], nrrd_axis: int) -> tuple[Optional[list], Optional[str]]:
+def _axis_values(custom: dict[str, str], nrrd_axis: int) -> tuple[list | None, str | None]:
     values = custom.get(f"axis {nrrd_axis} index values")
     index_type = custom.get(f"axis {nrrd_axis} index type")
     if values is None:
@@ -280,7 +280,7 @@ def _sizes_and_kinds(header: dict, p: Path) -> tuple[list[int], list[str]]:
     return sizes, kinds
 
 
-def _space_flips(header: dict, p: Path) -> tuple[Optional[str], np.ndarray]:
+def _space_flips(header: dict, p: Path) -> tuple[str | None, np.ndarray]:
     """The NRRD ``space`` (lower case, None if absent) and the signs that take it to LPS."""
     space = str(header.get("space", "")).lower() or None
     if space and space not in _SPACE_TO_LPS:
@@ -366,7 +366,7 @@ def _axis_info(header: dict, sizes: list[int], kinds: list[str], nrrd_axis: int,
 
 
 def _non_spatial_axes(header: dict, array: np.ndarray, sizes: list[int], kinds: list[str], spatial: list[int],
-                      is_sequence: bool, p: Path) -> tuple[np.ndarray, list[AxisInfo], Optional[AxisInfo]]:
+                      is_sequence: bool, p: Path) -> tuple[np.ndarray, list[AxisInfo], AxisInfo | None]:
     """The array with its non-spatial axes placed: (array, leading extra axes, component axis).
 
     Axes slower than the spatial ones become leading extra axes; one axis faster
@@ -393,7 +393,7 @@ def _non_spatial_axes(header: dict, array: np.ndarray, sizes: list[int], kinds: 
     return array, extra, components
 
 
-def _metadata(header: dict, kinds: list[str], space: Optional[str], flips: np.ndarray,
+def _metadata(header: dict, kinds: list[str], space: str | None, flips: np.ndarray,
               is_sequence: bool) -> dict[str, Any]:
     """What the volume keeps of the header: NRRD fields, measurement frame (LPS), DWI, sequence."""
     custom = _custom_fields(header)
@@ -418,11 +418,11 @@ def _metadata(header: dict, kinds: list[str], space: Optional[str], flips: np.nd
 
 
 def read_nrrd(
-    path: "str | os.PathLike[str]",
+    path: str | os.PathLike[str],
     *,
-    labelmap: Optional[bool] = None,
+    labelmap: bool | None = None,
     mmap: bool = True,
-    name: Optional[str] = None,
+    name: str | None = None,
     progress: Any = None,
 ) -> list[Volume]:
     """Read an NRRD / NHDR / .seq.nrrd file into one Volume in LPS.
@@ -486,7 +486,7 @@ def _quote(text: str) -> str:
     return '"' + str(text).replace('"', "'") + '"'
 
 
-def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, sequence: bool) -> list[str]:
+def _header_lines(volume: Volume, data_file: str | None, encoding: str, sequence: bool) -> list[str]:
     arr_dtype = np.dtype(volume.array.dtype)
     key = arr_dtype.kind + str(arr_dtype.itemsize)
     if key not in _WRITE_TYPES:
@@ -500,7 +500,7 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
     dirs: list[str] = []
     labels: list[str] = []
     units: list[str] = []
-    axes_info: list[Optional[AxisInfo]] = []
+    axes_info: list[AxisInfo | None] = []
     if comps is not None:
         kinds.append(comps.kind if comps.kind in ("RGB-color", "RGBA-color", "vector", "list", "3-vector",
                                                   "covariant-vector", "normal", "3-color", "4-color",
@@ -557,7 +557,8 @@ def _header_lines(volume: Volume, data_file: Optional[str], encoding: str, seque
         for i, gvec in enumerate(dwi.get("gradients", [])):
             custom[f"DWMRI_gradient_{i:04d}"] = "   ".join(format_number(x) for x in gvec)
     if sequence:
-        custom.setdefault("DataNodeClassName", "vtkMRMLScalarVolumeNode" if comps is None else "vtkMRMLVectorVolumeNode")
+        node_class = "vtkMRMLScalarVolumeNode" if comps is None else "vtkMRMLVectorVolumeNode"
+        custom.setdefault("DataNodeClassName", node_class)
     for nrrd_axis, ax in enumerate(axes_info):
         if ax is not None and ax.values is not None and (sequence or nrrd_axis == dim - 1):
             numeric = all(isinstance(v, (int, float, np.integer, np.floating)) for v in ax.values)
@@ -625,11 +626,11 @@ def _c_order(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def write_nrrd(
     volume: Volume,
-    path: "str | os.PathLike[str]",
+    path: str | os.PathLike[str],
     *,
     compress: bool = True,
     compression_level: int = 6,
-    sequence: Optional[bool] = None,
+    sequence: bool | None = None,
     progress: Any = None,
 ) -> list[str]:
     """Write a Volume (LPS) as .nrrd, or .nhdr with a detached ``.raw.gz``/``.raw`` data file.

@@ -27,7 +27,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def _location(path: Any) -> str:
     return path if _is_url(path) else os.path.abspath(os.fspath(path))
 
 
-def _group_attrs_local(folder: Path) -> Optional[dict]:
+def _group_attrs_local(folder: Path) -> dict | None:
     """The OME attributes of a local Zarr group (v2 ``.zattrs`` or v3 ``zarr.json``), or None."""
     try:
         v2 = folder / ".zattrs"
@@ -92,7 +92,7 @@ def _sniff(head: bytes, path: Path) -> bool:
 
 
 # -- reading --------------------------------------------------------------------------------
-def _open_group(location: str, storage_options: Optional[dict] = None):
+def _open_group(location: str, storage_options: dict | None = None):
     import zarr
 
     try:
@@ -101,7 +101,7 @@ def _open_group(location: str, storage_options: Optional[dict] = None):
         return zarr.open_group(location, mode="r")
 
 
-def _transforms(entries: Optional[list], ndim: int) -> tuple[np.ndarray, np.ndarray]:
+def _transforms(entries: list | None, ndim: int) -> tuple[np.ndarray, np.ndarray]:
     scale = np.ones(ndim)
     translation = np.zeros(ndim)
     for t in entries or []:
@@ -134,7 +134,7 @@ def _axes(ms: dict, ndim: int) -> list[dict]:
 class _Opened:
     """The parsed multiscale of one OME-Zarr group: arrays (lazy) and their layout."""
 
-    def __init__(self, location: str, storage_options: Optional[dict] = None, image: int = 0) -> None:
+    def __init__(self, location: str, storage_options: dict | None = None, image: int = 0) -> None:
         import dask.array as da
 
         self.location = location
@@ -166,7 +166,7 @@ class _Opened:
             self.translations.append(t * global_scale + global_translation)
 
 
-def _layout(opened: _Opened) -> tuple[list[int], Optional[int], list[int]]:
+def _layout(opened: _Opened) -> tuple[list[int], int | None, list[int]]:
     """Axis numbers: (leading extra axes, channel axis or None, spatial axes)."""
     types = [str(a.get("type", "")).lower() for a in opened.axes]
     spatial = [i for i, t in enumerate(types) if t == "space"]
@@ -184,7 +184,7 @@ def _layout(opened: _Opened) -> tuple[list[int], Optional[int], list[int]]:
     return extra, channel, spatial
 
 
-def _arrange(arr: Any, extra: list[int], channel: Optional[int], spatial: list[int]) -> Any:
+def _arrange(arr: Any, extra: list[int], channel: int | None, spatial: list[int]) -> Any:
     """The dask array in Volume layout: extra axes, spatial axes, channel last."""
     order = extra + spatial + ([channel] if channel is not None else [])
     return arr.transpose(order) if order != list(range(arr.ndim)) else arr
@@ -209,11 +209,11 @@ def _geometry(opened: _Opened, spatial: list[int]) -> Geometry:
 
 
 def read_ome_zarr(
-    path: "str | os.PathLike[str]",
+    path: str | os.PathLike[str],
     *,
-    labelmap: Optional[bool] = None,
-    name: Optional[str] = None,
-    storage_options: Optional[dict] = None,
+    labelmap: bool | None = None,
+    name: str | None = None,
+    storage_options: dict | None = None,
     image: int = 0,
 ) -> list[Volume]:
     """Open an OME-Zarr image lazily (local folder or fsspec URL) as one Volume.
@@ -248,7 +248,7 @@ def read_ome_zarr(
             extra.append(AxisInfo(name=str(ax.get("name") or ("time" if is_time else "axis")),
                                   unit=_TIME_UNITS_BACK.get(str(ax.get("unit", "")), str(ax.get("unit", "") or "")),
                                   values=values, kind="time" if is_time else "list"))
-    components: Optional[AxisInfo] = None
+    components: AxisInfo | None = None
     if channel is not None:
         cm = medio.get("components")
         if cm:
@@ -282,7 +282,7 @@ def read_ome_zarr(
                    components=components, metadata=metadata, source=location, window=window)]
 
 
-def _window(opened: _Opened) -> Optional[DisplayWindow]:
+def _window(opened: _Opened) -> DisplayWindow | None:
     """The display window: napari-medio's own record, else the first omero channel's window."""
     window = DisplayWindow.from_dict(opened.medio.get("window"))
     if window is None and opened.omero and opened.omero.get("channels"):
@@ -295,7 +295,7 @@ def _window(opened: _Opened) -> Optional[DisplayWindow]:
     return window
 
 
-def _value_range(opened: _Opened) -> Optional[list[float]]:
+def _value_range(opened: _Opened) -> list[float] | None:
     """The voxel range of the coarsest level when it is small (a cheap contrast range), else None."""
     try:
         smallest = opened.arrays[-1]
@@ -346,7 +346,7 @@ def _base_name(location: str) -> str:
     return name
 
 
-def stored_levels(volume: Volume) -> Optional[list]:
+def stored_levels(volume: Volume) -> list | None:
     """All stored levels of a volume read from OME-Zarr, in the Volume's layout (lazy), or None."""
     md = getattr(volume, "metadata", None)
     info = (md.get("ome_zarr") if isinstance(md, dict) else None) or {}
@@ -473,7 +473,7 @@ def _lead_transforms(volume: Volume) -> tuple[list[float], list[float]]:
 
 
 def _pyramid_shapes(base_shape: tuple[int, ...], n_lead: int,
-                    levels: Optional[int]) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+                    levels: int | None) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """Stored shape of every level and the spatial reduction factors from each level to the next."""
     shapes = [base_shape]
     factors_per_level: list[tuple[int, ...]] = []
@@ -487,7 +487,7 @@ def _pyramid_shapes(base_shape: tuple[int, ...], n_lead: int,
 
 
 def _create_arrays(group: Any, shapes: list[tuple[int, ...]], dtype: np.dtype,
-                   chunks: Optional[tuple[int, ...]], n_sp: int, axes: list[dict], zarr_format: int) -> list:
+                   chunks: tuple[int, ...] | None, n_sp: int, axes: list[dict], zarr_format: int) -> list:
     """One empty Zarr array per level, named "0", "1", ..."""
     arrays = []
     for li, shape in enumerate(shapes):
@@ -589,11 +589,11 @@ def _group_attrs(volume: Volume, p: Path, axes: list[dict], n_lead: int,
 
 def write_ome_zarr(
     volume: Volume,
-    path: "str | os.PathLike[str]",
+    path: str | os.PathLike[str],
     *,
     ngff_version: str = "0.4",
-    levels: Optional[int] = None,
-    chunks: Optional[tuple[int, ...]] = None,
+    levels: int | None = None,
+    chunks: tuple[int, ...] | None = None,
     progress: Any = None,
 ) -> list[str]:
     """Write a volume or label map as OME-Zarr with a pyramid, atomically (a temp folder renamed).

@@ -85,7 +85,7 @@ def _points(values: Any, what: str, path: Path) -> np.ndarray:
     return out
 
 
-def load_osirix_contours(path: "str | os.PathLike[str]") -> list[dict]:
+def load_osirix_contours(path: str | os.PathLike[str]) -> list[dict]:
     """The contours of an OsiriX ROI JSON file, in file order.
 
     Each is ``{"name", "points" (n, 3) LPS mm, "slice" (or None), "fields"}`` where
@@ -239,12 +239,11 @@ def rasterise_contours(contours: list[dict], reference: Any, *, path: Any = None
         mask = masks.get(roi)
         layer = 0
         if mask is not None:
-            for layer, arr in enumerate(layers):
-                if not np.any(arr[mask]):
-                    break
-            else:
+            free = next((i for i, arr in enumerate(layers) if not np.any(arr[mask])), None)
+            if free is None:
                 layers.append(np.zeros(shape, dtype))
-                layer = len(layers) - 1
+                free = len(layers) - 1
+            layer = free
         label = 1 + sum(1 for s in segments if s.layer == layer)
         if mask is not None:
             layers[layer][mask] = label
@@ -259,7 +258,7 @@ def rasterise_contours(contours: list[dict], reference: Any, *, path: Any = None
                         source=os.fspath(path) if path is not None else None)
 
 
-def read_osirix_roi(path: "str | os.PathLike[str]", *, reference: Any = None, output: str = "markups") -> list:
+def read_osirix_roi(path: str | os.PathLike[str], *, reference: Any = None, output: str = "markups") -> list:
     """Read an OsiriX ROI JSON export (see the module doc for ``output`` and ``reference``)."""
     p = Path(path)
     contours = load_osirix_contours(p)

@@ -85,12 +85,12 @@ import numpy as np
 
 from ..core.errors import FormatError, MedioError
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, read_head, register
 from ..core.transform import Transform
 from ..core.volume import AxisInfo, Volume
-from .naming import base_name
 from ._imageio import nonempty_file_size
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["decode_pinnacle_dvf_header", "read_pinnacle_dvf", "registration_matrix_lps"]
 
@@ -281,7 +281,8 @@ def _origin_lps(path: Path, grid_origin: Sequence[float] | None,
 
 
 def read_pinnacle_dvf(path: str | os.PathLike[str], grid_origin: Sequence[float] | None = None,
-                      grid_origin_ras: Sequence[float] | None = None, registration_matrix: bool = True) -> list[Transform]:
+                      grid_origin_ras: Sequence[float] | None = None,
+                      registration_matrix: bool = True) -> list[Transform]:
     """A Pinnacle DVF as SlicerRT loads it: a to-parent LPS grid transform (+ the registration matrix).
 
     The grid's voxel (0, 0, 0) is at ``grid_origin`` (LPS mm) or

@@ -50,9 +50,9 @@ from ..core.errors import FormatError, MedioError
 from ..core.fileio import atomic_output, atomic_outputs
 from ..core.geometry import Geometry
 from ..core.jsonvalue import json_default
+from ..core.kinds import VOLUME_KINDS, DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
-from .naming import base_name, numbered_names, numbered_siblings
 from ._imageio import (
     DIRECTION_LOSS_OPTION,
     LABELMAP_OPTION,
@@ -67,7 +67,7 @@ from ._imageio import (
     volume_kind,
     write_files_atomically,
 )
-from ..core.kinds import VOLUME_KINDS, DataKind
+from .naming import base_name, numbered_names, numbered_siblings
 
 __all__ = ["component_axis", "read_bmp", "read_jpeg", "read_png", "read_series", "read_tiff"]
 
@@ -602,7 +602,8 @@ def _stored_series_geometry(files: Sequence[Path], count: int) -> Geometry | Non
             return None
     if any(b is None for b in blocks):
         return None
-    if [b.get("series_index") for b in blocks] != list(range(count)) or any(b.get("series_count") != count for b in blocks):
+    if ([b.get("series_index") for b in blocks] != list(range(count))
+            or any(b.get("series_count") != count for b in blocks)):
         return None
     try:
         g = Geometry.from_dict(blocks[0]["geometry"])

@@ -47,14 +47,15 @@ import numpy as np
 from ..core.errors import FormatError, MedioError
 from ..core.fileio import atomic_output
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
-from .naming import base_name
 from ._imageio import LABELMAP_OPTION, file_size, nonempty_file_size, volume_kind
+from .naming import base_name
 from .nrrd import format_vector
-from ..core.kinds import DataKind
 
-__all__ = ["RAW_DTYPES", "RAW_EXTENSIONS", "RawLayout", "guess_layouts", "read_raw", "read_raw_slice", "write_nhdr_for_raw"]
+__all__ = ["RAW_DTYPES", "RAW_EXTENSIONS", "RawLayout", "guess_layouts", "read_raw", "read_raw_slice",
+           "write_nhdr_for_raw"]
 
 NAME = "raw-volume"
 

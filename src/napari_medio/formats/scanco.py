@@ -51,11 +51,11 @@ import numpy as np
 
 from ..core.errors import FormatError
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from .naming import base_name
 from ._imageio import LABELMAP_OPTION, nonempty_file_size, require_bytes, volume_kind
-from ..core.kinds import DataKind
+from .naming import base_name
 
 NAME = "scanco"
 

@@ -22,7 +22,7 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -185,9 +185,9 @@ def _segments_from_values(present: list[list[int]], n_layers: int) -> list[Segme
 
 
 def read_segmentation_nrrd(
-    path: "str | os.PathLike[str]",
+    path: str | os.PathLike[str],
     *,
-    name: Optional[str] = None,
+    name: str | None = None,
     strict: bool = False,
 ) -> list[Segmentation]:
     """Read a ``.seg.nrrd`` / ``.seg.nhdr`` (or a segmentation-marked ``.nrrd``) into one Segmentation.
@@ -275,7 +275,7 @@ def _fmt_color(c: float) -> str:
     return f"{float(c):g}"  # C++ default stream formatting: 6 significant digits
 
 
-def _as_segmentation(obj: Any, path: Path) -> tuple[Segmentation, Optional[dict]]:
+def _as_segmentation(obj: Any, path: Path) -> tuple[Segmentation, dict | None]:
     """``obj`` as a Segmentation (a label-map Volume gets segments as Slicer names them).
 
     For a 3D integer label map, also the :func:`label_summary` of its voxels,
@@ -324,7 +324,7 @@ def _crop(seg: Segmentation, extents: dict) -> tuple[np.ndarray, Geometry, tuple
 
 def segmentation_header(seg: Segmentation, array_shape: tuple[int, ...], dtype: np.dtype, geometry: Geometry,
                         extents: dict, offset: tuple[int, int, int], encoding: str,
-                        data_file: Optional[str] = None) -> list[str]:
+                        data_file: str | None = None) -> list[str]:
     """The header lines Slicer writes for a binary-labelmap segmentation."""
     key = dtype.kind + str(dtype.itemsize)
     if key not in _TEEM_TYPES:
@@ -371,12 +371,12 @@ def segmentation_header(seg: Segmentation, array_shape: tuple[int, ...], dtype: 
     return lines
 
 
-def _segment_extents(seg: Segmentation, summaries: list[dict]) -> dict[str, Optional[tuple[int, ...]]]:
+def _segment_extents(seg: Segmentation, summaries: list[dict]) -> dict[str, tuple[int, ...] | None]:
     """Each segment's file-index extent: its stored extent when it still covers the data, else its bounding box.
 
     ``summaries``: :func:`label_summary` of each layer.
     """
-    out: dict[str, Optional[tuple[int, ...]]] = {}
+    out: dict[str, tuple[int, ...] | None] = {}
     if seg.metadata.get("empty"):
         return {s.id: None for s in seg.segments}
     shape = seg.spatial_shape
@@ -428,7 +428,7 @@ def _layout(obj: Any, p: Path, crop_to_minimum_extent: bool) -> tuple:
 
 def write_segmentation_nrrd(
     obj: Any,
-    path: "str | os.PathLike[str]",
+    path: str | os.PathLike[str],
     *,
     compress: bool = True,
     compression_level: int = 6,
@@ -479,7 +479,7 @@ registry.register(
                        "compress": "gzip the voxels (default True)", "compression_level": "gzip level (6)"},
     )
 )
-def write_plain_nrrd_name(obj: Any, path: "str | os.PathLike[str]", *, compress: bool = True,
+def write_plain_nrrd_name(obj: Any, path: str | os.PathLike[str], *, compress: bool = True,
                           compression_level: int = 6, crop_to_minimum_extent: bool = False,
                           progress: Any = None) -> list[str]:
     """A segmentation saved under a plain ``.nrrd``/``.nhdr`` name.

@@ -47,7 +47,7 @@ def _strings(field: dict, key: str) -> str | None:
     return str(v)
 
 
-def read_segmentation_vtm(path: "str | os.PathLike[str]") -> list[Model]:
+def read_segmentation_vtm(path: str | os.PathLike[str]) -> list[Model]:
     """One Model per segment block (see the module docstring)."""
     p = Path(path)
     v = vtk()
@@ -122,7 +122,7 @@ def _as_models(obj: Any, path: Path) -> list[Model]:
     raise WriteError(path, f"a .vtm segmentation holds closed surfaces, not {type(obj).__name__}")
 
 
-def write_segmentation_vtm(obj: Any, path: "str | os.PathLike[str]", *, compress: bool = True) -> list[str]:
+def write_segmentation_vtm(obj: Any, path: str | os.PathLike[str], *, compress: bool = True) -> list[str]:
     """Write closed surfaces as Slicer's ``.seg.vtm`` (RAS points, segment fields per block)."""
     p = Path(path)
     v = vtk()

@@ -15,11 +15,11 @@ from typing import Any
 
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import write_text
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.shader import SHADER_CODE_KEYS, UNIFORM_KEYS, ShaderProperty
-from .naming import base_name
 from ._text import json_head, json_path, load_json
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["read_shader_property", "write_shader_property"]
 
@@ -62,7 +62,7 @@ def validate_document(doc: dict, p: Path) -> None:
             _check(r, _REPLACEMENT_FIELDS, p, ["ShaderReplacements", i])
 
 
-def read_shader_property(path: "str | os.PathLike[str]") -> list[ShaderProperty]:
+def read_shader_property(path: str | os.PathLike[str]) -> list[ShaderProperty]:
     """A ``.sp`` file."""
     p = Path(path)
     doc = load_json(p, "shader property file")
@@ -70,7 +70,7 @@ def read_shader_property(path: "str | os.PathLike[str]") -> list[ShaderProperty]
     return [ShaderProperty(document=doc, name=base_name(p), source=os.fspath(p))]
 
 
-def write_shader_property(obj: Any, path: "str | os.PathLike[str]") -> list[str]:
+def write_shader_property(obj: Any, path: str | os.PathLike[str]) -> list[str]:
     """Write the shader property's document (every field, in its order)."""
     p = Path(path)
     if not isinstance(obj, ShaderProperty):

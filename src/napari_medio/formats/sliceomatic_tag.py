@@ -48,7 +48,7 @@ def _sniff(head: bytes, path: Path) -> bool:
     return {b"x", b"y", b"z"} <= names
 
 
-def read_tag_header(path: "str | os.PathLike[str]") -> dict:
+def read_tag_header(path: str | os.PathLike[str]) -> dict:
     """The header fields (``dims``, ``origin``, ``spacing``, ``axis_x``, ``axis_y``,
     ``header_size``, ``fields``); raises :class:`FormatError` naming the file."""
     p = Path(path)
@@ -101,7 +101,7 @@ def read_tag_header(path: "str | os.PathLike[str]") -> dict:
     }
 
 
-def read_sliceomatic_tag(path: "str | os.PathLike[str]") -> list:
+def read_sliceomatic_tag(path: str | os.PathLike[str]) -> list:
     """Read a sliceOmatic ``.tag`` file as a Segmentation (see the module doc)."""
     from ..core.geometry import Geometry
     from ..core.segmentation import Segment, Segmentation, default_color

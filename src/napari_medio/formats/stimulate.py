@@ -29,9 +29,9 @@ import numpy as np
 
 from ..core.errors import FormatError, MedioError
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
-from .naming import base_name
 from ._imageio import (
     DIRECTION_LOSS_OPTION,
     LABELMAP_OPTION,
@@ -46,7 +46,7 @@ from ._imageio import (
     volume_kind,
     write_files_atomically,
 )
-from ..core.kinds import DataKind
+from .naming import base_name
 
 NAME = "stimulate"
 

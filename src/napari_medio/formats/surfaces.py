@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def _image(labels: np.ndarray) -> Any:
 
 
 def _split(poly: Any, labels: list[int], method: str,
-           matrix: Optional[np.ndarray] = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+           matrix: np.ndarray | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Split VTK's multi-label surface into ``{label: (points, triangles)}``.
 
     Segment by segment: its faces in face order (surface nets: both sides of a face
@@ -119,7 +119,7 @@ def segment_surfaces(
     smooth: int = 0,
     decimate: float = 0.0,
     method: str = "surface_nets",
-    segments: Optional[list[str]] = None,
+    segments: list[str] | None = None,
 ) -> list[Model]:
     """One closed-surface Model per (non-empty) segment, points in LPS mm.
 
@@ -211,7 +211,7 @@ def _decimate(pts: np.ndarray, tris: np.ndarray, reduction: float) -> tuple[np.n
     return p, c
 
 
-def write_gltf(models: list[Model], path: "str | os.PathLike[str]") -> list[str]:
+def write_gltf(models: list[Model], path: str | os.PathLike[str]) -> list[str]:
     """All surfaces in one glTF (.gltf/.glb) with the segment colours (as SlicerOpenAnatomy exports).
 
     Coordinates are written in RAS millimetres (Slicer's world), one node per segment named after it.
@@ -247,8 +247,8 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^\w.+-]+", "_", name).strip("._") or "segment"
 
 
-def write_segment_surfaces(seg, outdir: "str | Path", fmt: str = "stl", smooth: int = 0, decimate: float = 0.0,
-                           method: str = "surface_nets", segments: "list[str] | None" = None,
+def write_segment_surfaces(seg, outdir: str | Path, fmt: str = "stl", smooth: int = 0, decimate: float = 0.0,
+                           method: str = "surface_nets", segments: list[str] | None = None,
                            stem: str = "") -> list[str]:
     """Write one ``<segment name>.<fmt>`` per non-empty segment of ``seg`` into ``outdir`` (or one glTF).
 

@@ -11,15 +11,15 @@ import csv
 import io
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import atomic_outputs
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.table import Table
-from .naming import base_name
 from ._text import read_text
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["read_table", "write_table", "schema_path"]
 
@@ -30,7 +30,7 @@ def _delimiter(path: Path) -> str:
     return "\t" if path.name.lower().endswith((".tsv", ".txt")) else ","
 
 
-def schema_path(path: "str | os.PathLike[str]") -> Path:
+def schema_path(path: str | os.PathLike[str]) -> Path:
     """``x.csv`` -> ``x.schema.csv`` (``x.tsv`` -> ``x.schema.tsv``)."""
     p = Path(path)
     return p.with_name(p.stem + ".schema" + p.suffix)
@@ -64,7 +64,7 @@ def _table_from_rows(path: Path, rows: list[tuple[int, list[str]]]) -> tuple[lis
     return header, body
 
 
-def read_table(path: "str | os.PathLike[str]", *, schema: Optional["str | os.PathLike[str]"] = None) -> list[Table]:
+def read_table(path: str | os.PathLike[str], *, schema: str | os.PathLike[str] | None = None) -> list[Table]:
     """A table and (when present) its schema."""
     p = Path(path)
     header, body = _table_from_rows(p, _read_rows(p))
@@ -75,7 +75,8 @@ def read_table(path: "str | os.PathLike[str]", *, schema: Optional["str | os.Pat
         if "columnName" not in sh:
             raise FormatError(sp, "line 1: a table schema needs a 'columnName' column")
         schema_rows = [dict(zip(sh, r)) for r in sb]
-        unknown = [r["columnName"] for r in schema_rows if r["columnName"] not in header and r["columnName"] != "<default>"]
+        unknown = [r["columnName"] for r in schema_rows
+                   if r["columnName"] not in header and r["columnName"] != "<default>"]
         if unknown:
             raise FormatError(sp, f"schema names columns the table does not have: {unknown}")
     t = Table(columns=header, rows=body, schema=schema_rows, name=base_name(p), source=os.fspath(p))
@@ -93,7 +94,7 @@ def _csv_text(header: list[str], rows: list[list[str]], delimiter: str) -> str:
     return out.getvalue()
 
 
-def write_table(table: Any, path: "str | os.PathLike[str]") -> list[str]:
+def write_table(table: Any, path: str | os.PathLike[str]) -> list[str]:
     """Write the table (and its schema beside it when it has one)."""
     p = Path(path)
     if not isinstance(table, Table):

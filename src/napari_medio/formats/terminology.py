@@ -16,15 +16,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..core.errors import FormatError, WriteError
 from ..core.fileio import write_text
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.terminology import Category, Code, Terminology, TerminologyType
-from .naming import base_name
 from ._text import json_head, json_path, load_json
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["read_terminology", "write_terminology", "builtin_terminology", "generic_anatomy_label_table"]
 
@@ -84,7 +84,7 @@ def _name(p: Path) -> str:
     return p.name[:-len(".term.json")] if p.name.lower().endswith(".term.json") else base_name(p)
 
 
-def read_terminology(path: "str | os.PathLike[str]") -> list[Terminology]:
+def read_terminology(path: str | os.PathLike[str]) -> list[Terminology]:
     """A segmentation-category/type context or an anatomic context."""
     p = Path(path)
     doc = load_json(p, "terminology file")
@@ -126,7 +126,7 @@ def read_terminology(path: "str | os.PathLike[str]") -> list[Terminology]:
     return [term]
 
 
-def write_terminology(obj: Any, path: "str | os.PathLike[str]") -> list[str]:
+def write_terminology(obj: Any, path: str | os.PathLike[str]) -> list[str]:
     """Write a terminology read from a file back (its document, unchanged)."""
     p = Path(path)
     if not isinstance(obj, Terminology) or not obj.document:
@@ -134,7 +134,7 @@ def write_terminology(obj: Any, path: "str | os.PathLike[str]") -> list[str]:
     return write_text(p, json.dumps(obj.document, indent=2, ensure_ascii=False) + "\n")
 
 
-def builtin_terminology() -> Optional[Terminology]:
+def builtin_terminology() -> Terminology | None:
     """Slicer's General Anatomy terminology shipped with the package (offered when naming segments)."""
     from importlib import resources
 

@@ -17,11 +17,11 @@ import os
 from pathlib import Path
 
 from ..core.errors import FormatError
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.text import Text
-from .naming import base_name
 from ._text import plain_text
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["read_text", "MAX_TEXT_BYTES"]
 
@@ -32,7 +32,7 @@ MAX_TEXT_BYTES = 64 * 1024 * 1024
 _OTHER_FORMAT_HEADS = (b"#Insight Transform File", b"<MRML", b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MRML")
 
 
-def read_text(path: "str | os.PathLike[str]") -> list[Text]:
+def read_text(path: str | os.PathLike[str]) -> list[Text]:
     """The file's text; JSON parsed (for display and ``info``) and XML's root element named when well formed."""
     p = Path(path)
     try:

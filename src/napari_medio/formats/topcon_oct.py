@@ -123,11 +123,11 @@ import numpy as np
 
 from ..core.errors import FormatError, MedioError
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
-from .naming import base_name
 from ._imageio import nonempty_file_size
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["NAME", "SLICER_DIRECTION_LPS", "contour_points", "read", "sniff"]
 

@@ -28,11 +28,11 @@ import numpy as np
 
 from ..core.errors import FormatError, MedioError
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.registry import FileFormat, register
 from ..core.volume import Volume
-from .naming import base_name
 from ._imageio import LABELMAP_OPTION, header_numbers, nonempty_file_size, require_bytes, volume_kind
-from ..core.kinds import DataKind
+from .naming import base_name
 
 NAME = "vff"
 

@@ -85,12 +85,12 @@ import numpy as np
 from ..core.errors import CancelledError, FormatError, MedioError, WriteError
 from ..core.fileio import atomic_outputs
 from ..core.geometry import Geometry
+from ..core.kinds import DataKind
 from ..core.progress import ensure_progress
 from ..core.registry import FileFormat, register
 from ..core.volume import AxisInfo, Volume
-from .naming import base_name
 from ._imageio import DIRECTION_LOSS_OPTION, as_volume, check_direction, nonempty_file_size
-from ..core.kinds import DataKind
+from .naming import base_name
 
 __all__ = ["read_video", "sniff", "write_video"]
 

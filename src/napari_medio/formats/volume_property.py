@@ -28,7 +28,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -66,10 +66,10 @@ class VolumeProperty:
     color: np.ndarray = field(default_factory=lambda: np.array([[0.0, 0, 0, 0], [1.0, 1, 1, 1]]))
     name: str = ""
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
     kind: DataKind = DataKind.VOLUME_PROPERTY
     # -- what only .vp.json stores (Slicer's defaults otherwise) --
-    effective_range: Optional[tuple[float, float]] = None
+    effective_range: tuple[float, float] | None = None
     iso_surface_values: list = field(default_factory=list)
     independent_components: bool = True
     use_clipped_voxel_intensity: bool = False
@@ -124,13 +124,13 @@ def _function(text: str, width: int, path: Path, lineno: int, what: str) -> np.n
     return np.array(values[1:], dtype=float).reshape(-1, width)
 
 
-def read_vp(path: "str | os.PathLike[str]") -> list[VolumeProperty]:
+def read_vp(path: str | os.PathLike[str]) -> list[VolumeProperty]:
     """A ``.vp`` file (exactly nine lines)."""
     p = Path(path)
     raw = read_content(p)
     if b"\x00" in raw:
         raise FormatError(p, "binary content, not a volume property file")
-    lines = [l for l in raw.decode("latin-1").splitlines() if l.strip()]
+    lines = [line for line in raw.decode("latin-1").splitlines() if line.strip()]
     if len(lines) < 9:
         raise FormatError(p, f"line {len(lines) + 1}: missing the {_LINES[len(lines)]} line "
                              f"(a .vp file has 9 lines, this one {len(lines)})")
@@ -154,7 +154,7 @@ def _fn(a: np.ndarray) -> str:
     return " ".join([str(flat.size)] + [f"{v:.15g}" for v in flat])
 
 
-def write_vp(vp: Any, path: "str | os.PathLike[str]") -> list[str]:
+def write_vp(vp: Any, path: str | os.PathLike[str]) -> list[str]:
     """Write the nine ``.vp`` lines."""
     p = Path(path)
     if not isinstance(vp, VolumeProperty):
@@ -256,7 +256,7 @@ def _property_from_json(item: dict, p: Path, where: str, name: str) -> VolumePro
     return vp
 
 
-def read_vp_json(path: "str | os.PathLike[str]") -> list[VolumeProperty]:
+def read_vp_json(path: str | os.PathLike[str]) -> list[VolumeProperty]:
     """Every volume property of a ``.vp.json`` file (validated against Slicer's schema)."""
     from ._text import json_path, load_json
 
@@ -303,7 +303,7 @@ def _function_json(vp: VolumeProperty, attr: str, kind: str, extra: dict) -> dic
     return {"type": kind, "points": points, **extra}
 
 
-def vp_json_document(vps: "VolumeProperty | list[VolumeProperty]") -> dict:
+def vp_json_document(vps: VolumeProperty | list[VolumeProperty]) -> dict:
     """The ``.vp.json`` document (Slicer's key order; kept extras written back)."""
     items = vps if isinstance(vps, list) else [vps]
     doc: dict[str, Any] = {"@schema": VP_JSON_SCHEMA_URL, "volumeProperties": []}
@@ -338,7 +338,7 @@ def vp_json_document(vps: "VolumeProperty | list[VolumeProperty]") -> dict:
     return doc
 
 
-def write_vp_json(vp: Any, path: "str | os.PathLike[str]") -> list[str]:
+def write_vp_json(vp: Any, path: str | os.PathLike[str]) -> list[str]:
     """Write a ``.vp.json`` (validated against Slicer's schema before anything is written)."""
     p = Path(path)
     if isinstance(vp, list) and vp and all(isinstance(v, VolumeProperty) for v in vp):

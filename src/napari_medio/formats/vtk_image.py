@@ -87,7 +87,8 @@ def _check_complete(path: Path) -> None:
     if int(pd.group(1)) != npoints:
         raise FormatError(path, f"VTK POINT_DATA {int(pd.group(1))} does not match DIMENSIONS ({npoints} points)")
     pos = pd.end()
-    attr = re.compile(rb"[ \t]*(SCALARS|VECTORS|NORMALS|COLOR_SCALARS|TENSORS)[ \t]+(\S+)(?:[ \t]+(\S+))?(?:[ \t]+(\d+))?[ \t]*\r?\n")
+    attr = re.compile(rb"[ \t]*(SCALARS|VECTORS|NORMALS|COLOR_SCALARS|TENSORS)[ \t]+(\S+)"
+                      rb"(?:[ \t]+(\S+))?(?:[ \t]+(\d+))?[ \t]*\r?\n")
     m = attr.match(data, pos)
     if not m:
         raise FormatError(path, "VTK POINT_DATA has no SCALARS/VECTORS/COLOR_SCALARS block")

@@ -10,7 +10,7 @@ below their header's width), and what is left goes to the ``stretch`` column.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QTableWidgetItem
@@ -28,7 +28,7 @@ TABLE_DOCK_WIDTH = 400
 class _Fitter(QObject):
     """Refits a table's columns when the table is resized or its rows change."""
 
-    def __init__(self, table: QTableView, stretch: Optional[int]) -> None:
+    def __init__(self, table: QTableView, stretch: int | None) -> None:
         super().__init__(table)
         self.table = table
         self.stretch = stretch
@@ -58,7 +58,7 @@ class _Fitter(QObject):
             self._busy = False
 
 
-def _fit(table: QTableView, stretch: Optional[int]) -> None:
+def _fit(table: QTableView, stretch: int | None) -> None:
     header = table.horizontalHeader()
     columns = [c for c in range(header.count()) if not header.isSectionHidden(c)]
     if not columns:
@@ -92,7 +92,7 @@ def _fit(table: QTableView, stretch: Optional[int]) -> None:
             header.resizeSection(c, widths[c])
 
 
-def fit_columns(table: QTableView, stretch: Optional[int] = None, row_numbers: bool = False,
+def fit_columns(table: QTableView, stretch: int | None = None, row_numbers: bool = False,
                 min_width: int = 0, data: bool = False) -> QTableView:
     """Make ``table``'s columns fit its width from now on; ``stretch`` takes the room left (default: last).
 
@@ -127,7 +127,7 @@ def refit(table: QTableView) -> None:
         fitter.fit()
 
 
-def text_item(text: Any, tooltip: Optional[str] = None, editable: bool = False) -> QTableWidgetItem:
+def text_item(text: Any, tooltip: str | None = None, editable: bool = False) -> QTableWidgetItem:
     """A cell with ``text`` ("" for None), its tooltip the text itself (or ``tooltip``)."""
     shown = "" if text is None else str(text)
     item = QTableWidgetItem(shown)
@@ -138,6 +138,6 @@ def text_item(text: Any, tooltip: Optional[str] = None, editable: bool = False) 
     return item
 
 
-def path_item(path: "str | os.PathLike[str]", editable: bool = False) -> QTableWidgetItem:
+def path_item(path: str | os.PathLike[str], editable: bool = False) -> QTableWidgetItem:
     """A cell showing a path (elided in the middle by the table), the full path as its tooltip."""
     return text_item(os.fspath(path), tooltip=os.fspath(path), editable=editable)

@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def _doc(m: Markups) -> dict:
     return markups_to_json(m, "LPS")["markups"][0] | {"coordinateSystem": "LPS", "_stored_cs": m.coordinate_system}
 
 
-def _markup_from_meta(medio: dict) -> Optional[Markups]:
+def _markup_from_meta(medio: dict) -> Markups | None:
     item = medio.get("markups") if medio else None
     if not isinstance(item, dict):
         return None

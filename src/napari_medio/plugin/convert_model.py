@@ -12,7 +12,7 @@ what was read -- with the vertices the layer now has.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from .layers import data_to_world_matrix, from_layer, register_from_layer, regis
 __all__ = ["model_to_layer_data", "model_from_surface", "write_surface"]
 
 
-def model_to_layer_data(model: Model, *, values: Optional[str] = None, **_: Any) -> list:
+def model_to_layer_data(model: Model, *, values: str | None = None, **_: Any) -> list:
     """Surface LayerData for a model (a Points layer when it has no surface, e.g. only lines)."""
     vertices = np.ascontiguousarray(model.points[:, ::-1])
     faces = model.triangles()
@@ -75,13 +75,13 @@ def _world_points(vertices: np.ndarray, attributes: dict) -> np.ndarray:
     return np.ascontiguousarray(world[:, -3:][:, ::-1])
 
 
-def model_from_surface(data: Any, attributes: dict) -> Optional[Model]:
+def model_from_surface(data: Any, attributes: dict) -> Model | None:
     """The Model a Surface layer shows (the stored model with the layer's vertices, or a new triangle mesh)."""
     vertices, faces = np.asarray(data[0]), np.asarray(data[1], dtype=np.int64)
     values = np.asarray(data[2]) if len(data) > 2 and data[2] is not None else None
     medio = (attributes.get("metadata") or {}).get("medio") or {}
     points = _world_points(vertices, attributes)
-    stored: Optional[Model] = medio.get("model")
+    stored: Model | None = medio.get("model")
     if isinstance(stored, Model) and stored.n_points == len(points):
         same_faces = np.array_equal(stored.triangles(), faces)
         if same_faces:

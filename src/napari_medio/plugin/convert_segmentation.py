@@ -12,7 +12,7 @@ the segmentation back, with the names and colours the user edited.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..core.segmentation import Segmentation
 from .layers import labels_from_layer, register_from_layer, register_to_layer, volume_to_layer_data
@@ -20,7 +20,7 @@ from .layers import labels_from_layer, register_from_layer, register_to_layer, v
 __all__ = ["segmentation_to_layer_data", "segmentation_from_labels"]
 
 
-def _features(seg: Segmentation, layer: Optional[int], label_of: Optional[dict] = None) -> dict:
+def _features(seg: Segmentation, layer: int | None, label_of: dict | None = None) -> dict:
     segs = seg.segments if layer is None else seg.segments_in_layer(layer)
     rows = [(0, "background", "")]
     for s in segs:
@@ -53,7 +53,7 @@ def segmentation_to_layer_data(seg: Segmentation, *, merge_layers: bool = False,
     return out
 
 
-def segmentation_from_labels(data: Any, attributes: dict) -> Optional[Segmentation]:
+def segmentation_from_labels(data: Any, attributes: dict) -> Segmentation | None:
     """The Segmentation a Labels layer holds when it came from one (else None: a plain label map)."""
     medio = (attributes.get("metadata") or {}).get("medio") or {}
     if not (medio.get("metadata") or {}).get("segmentation"):

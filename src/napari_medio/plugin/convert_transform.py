@@ -1,4 +1,6 @@
-"""Transforms, tables, colour tables (and volume/shader properties, terminologies, text) in napari (imported by ``layers._load_converters``).
+"""Transforms, tables, colour tables (and volume/shader properties, terminologies, text) in napari.
+
+Imported by ``layers._load_converters``.
 
 These objects are not layers.  Reading one puts it in :data:`STORE` (the
 Transforms / Tables docks list what is there) and returns napari's "no layer"
@@ -15,7 +17,8 @@ so :func:`revert_transform` restores them until :func:`harden_transform` drops t
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +144,7 @@ def _outer_affine(layer: Any) -> np.ndarray:
     return np.array(layer.affine.affine_matrix, dtype=float)
 
 
-def transform_from_layer(layer: Any, name: Optional[str] = None) -> Transform:
+def transform_from_layer(layer: Any, name: str | None = None) -> Transform:
     """The linear transform a layer's ``affine`` holds (to parent, LPS), e.g. to save it as .tfm/.h5/.mat."""
     a = _outer_affine(layer)
     nd = a.shape[0] - 1

@@ -11,7 +11,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -114,11 +114,11 @@ class TransformsDock(QWidget):
         row = self.transforms.currentRow()
         return STORE.transforms[row] if 0 <= row < len(STORE.transforms) else None
 
-    def _layers(self, names: Optional[list[str]] = None) -> list:
+    def _layers(self, names: list[str] | None = None) -> list:
         names = self.checked_layers() if names is None else names
         return [self.viewer.layers[n] for n in names if n in self.viewer.layers]
 
-    def apply(self, names: Optional[list[str]] = None) -> None:
+    def apply(self, names: list[str] | None = None) -> None:
         t = self.current_transform()
         if t is None:
             self.status.setText("no transform selected")
@@ -127,11 +127,11 @@ class TransformsDock(QWidget):
             apply_transform(layer, t)
         self.status.setText(f"applied {t.name}")
 
-    def revert(self, names: Optional[list[str]] = None) -> None:
+    def revert(self, names: list[str] | None = None) -> None:
         for layer in self._layers(names):
             revert_transform(layer)
 
-    def harden(self, names: Optional[list[str]] = None) -> None:
+    def harden(self, names: list[str] | None = None) -> None:
         for layer in self._layers(names):
             harden_transform(layer)
 
@@ -140,7 +140,7 @@ class TransformsDock(QWidget):
         if layer is not None:
             STORE.add(transform_from_layer(layer))
 
-    def save(self, path: Optional[str] = None) -> list[str]:
+    def save(self, path: str | None = None) -> list[str]:
         t = self.current_transform()
         if t is None:
             return []
@@ -239,19 +239,19 @@ class TablesDock(QWidget):
         self.view.setSortingEnabled(True)
         refit(self.view)
 
-    def attach(self, layer_name: Optional[str] = None) -> None:
+    def attach(self, layer_name: str | None = None) -> None:
         t = self.current_table()
         name = layer_name or self.target.currentText()
         if t is not None and name in self.viewer.layers:
             table_as_features(self.viewer.layers[name], t)
 
-    def apply_colors(self, layer_name: Optional[str] = None) -> None:
+    def apply_colors(self, layer_name: str | None = None) -> None:
         i = self.colortables.currentIndex()
         name = layer_name or self.target.currentText()
         if 0 <= i < len(STORE.colortables) and name in self.viewer.layers:
             apply_color_table(self.viewer.layers[name], STORE.colortables[i])
 
-    def apply_volume_property(self, layer_name: Optional[str] = None) -> None:
+    def apply_volume_property(self, layer_name: str | None = None) -> None:
         i = self.volume_properties.currentIndex()
         name = layer_name or self.target.currentText()
         if 0 <= i < len(STORE.volume_properties) and name in self.viewer.layers:

@@ -10,7 +10,7 @@ setting (``dicom_database`` in napari-medio's settings).
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -100,10 +100,10 @@ def fill_table(table: QTableWidget, rows: list[dict], columns: list) -> None:
 class DicomBrowser(QWidget):
     """Dock widget over a :class:`~napari_medio.dicom.database.DicomDatabase`."""
 
-    def __init__(self, napari_viewer: Any = None, database: "str | os.PathLike[str] | None" = None) -> None:
+    def __init__(self, napari_viewer: Any = None, database: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.db: Optional[DicomDatabase] = None
+        self.db: DicomDatabase | None = None
         self._worker: Any = None
         self._cancelled = False
         self._patients: list[dict] = []
@@ -195,7 +195,7 @@ class DicomBrowser(QWidget):
     def _table(columns: list) -> QTableWidget:
         return series_table(columns)
 
-    def set_database(self, folder: "str | os.PathLike[str]", persist: bool = True) -> None:
+    def set_database(self, folder: str | os.PathLike[str], persist: bool = True) -> None:
         """Open (or create) the database in ``folder``; ``persist`` saves it as the setting."""
         if self.db is not None:
             self.db.close()
@@ -255,7 +255,7 @@ class DicomBrowser(QWidget):
     def _selected(self, table: QTableWidget) -> list[int]:
         return sorted({i.row() for i in table.selectedIndexes()})
 
-    def _patient_changed(self, keep_study: Optional[list] = None) -> None:
+    def _patient_changed(self, keep_study: list | None = None) -> None:
         rows = self._selected(self.patient_table)
         if not rows or self.db is None:
             return
@@ -439,7 +439,7 @@ class DicomBrowser(QWidget):
         return worker
 
     # -- load / delete / header ----------------------------------------------------------------
-    def load_selected(self, uids: Optional[list] = None):
+    def load_selected(self, uids: list | None = None):
         """Load the selected series into the viewer (thread worker); returns the worker."""
         uids = list(uids) if uids else self.selected_series()
         if not uids:
@@ -482,7 +482,7 @@ class DicomBrowser(QWidget):
         inst = self.db.instances(uids[0])
         return self.db.header_text(inst[0]["sop_uid"]) if inst else ""
 
-    def show_header(self) -> Optional[QDialog]:
+    def show_header(self) -> QDialog | None:
         """A window with every tag of the first instance of the selected series."""
         text = self.header_text()
         if not text:

@@ -7,7 +7,7 @@ database); other layers are skipped with a message.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -46,7 +46,7 @@ def _folder_row(parent: QWidget, edit: QLineEdit, title: str) -> QWidget:
 class DicomExportWidget(QWidget):
     """Export chosen layers to DICOM (a folder or the DICOM database)."""
 
-    def __init__(self, napari_viewer: Any, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
         self._cancel = False

@@ -325,8 +325,8 @@ def _features(color_table: dict) -> dict:
     labels = sorted(int(k) for k in color_table)
     if 0 not in labels:
         labels = [0] + labels
-    names = [color_table.get(l, color_table.get(str(l), {})).get("name", "background" if l == 0 else str(l))
-             for l in labels]
+    names = [color_table.get(v, color_table.get(str(v), {})).get("name", "background" if v == 0 else str(v))
+             for v in labels]
     return {"index": labels, "name": names}
 
 
@@ -380,7 +380,8 @@ def volume_from_layer(data: Any, attributes: dict, kind: str | None = None) -> V
     block = np.eye(n_sp + 1)
     block[:n_sp, :n_sp] = matrix[n_lead:ndim, n_lead:ndim]
     block[:n_sp, n_sp] = matrix[n_lead:ndim, ndim]
-    if n_lead and (np.abs(matrix[n_lead:ndim, :n_lead]).max() > 1e-9 or np.abs(matrix[:n_lead, n_lead:ndim]).max() > 1e-9):
+    if n_lead and (np.abs(matrix[n_lead:ndim, :n_lead]).max() > 1e-9
+                   or np.abs(matrix[:n_lead, n_lead:ndim]).max() > 1e-9):
         raise MedioError(attributes.get("name"), "the layer transform mixes non-spatial and spatial axes")
     view_geometry = geometry_from_napari_affine(block)
     placement = medio.get("placement") or {}

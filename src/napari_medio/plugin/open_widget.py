@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class OpenWithOptionsWidget(Container):
     """Pick a file or folder, choose label map and oblique handling, and load it into the viewer."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer") -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self._viewer = napari_viewer
         self._path = FileEdit(label="File", mode="r")

@@ -7,7 +7,7 @@ progress and Cancel; errors (refused, wrong AE title, server stopped) show as on
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from qtpy.QtWidgets import (
     QComboBox,
@@ -39,7 +39,7 @@ _TITLES = {"PatientName": "Name", "PatientID": "ID", "StudyDate": "Date",
 class PacsWidget(QWidget):
     """Query a PACS, retrieve studies into the database, send series, run a listener."""
 
-    def __init__(self, napari_viewer: Any = None, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
         self._cancel = False
@@ -180,7 +180,7 @@ class PacsWidget(QWidget):
         QApplication.processEvents()
 
     # -- actions ---------------------------------------------------------------------------------------
-    def echo(self) -> Optional[float]:
+    def echo(self) -> float | None:
         seconds = self._run("Echo", lambda: self.client().echo())
         if seconds is not None:
             self.status.setText(f"Echo OK ({seconds * 1000:.0f} ms)")
@@ -211,7 +211,7 @@ class PacsWidget(QWidget):
                     item.setToolTip(f"{text}\nStudy UID: {display_value(row.get('StudyInstanceUID'))}".strip())
                 self.table.setItem(r, c, item)
 
-    def retrieve(self, rows: Optional[list[int]] = None) -> Optional[Any]:
+    def retrieve(self, rows: list[int] | None = None) -> Any | None:
         if rows is None or rows is False:
             rows = sorted({i.row() for i in self.table.selectedIndexes()})
         if not rows:
@@ -238,7 +238,7 @@ class PacsWidget(QWidget):
             self.status.setText(f"{n} instance(s) retrieved into the database")
         return results
 
-    def send(self) -> Optional[dict]:
+    def send(self) -> dict | None:
         uids = self.send_series.text().split()
         if not uids:
             self.status.setText("enter series UIDs to send")

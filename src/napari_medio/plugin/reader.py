@@ -185,7 +185,7 @@ def describe(obj: Any) -> str:
     return f"{kind}{named}"
 
 
-def scene_annotations(path: PathLike, loaded: "set[str] | frozenset[str]" = frozenset()) -> Counter:
+def scene_annotations(path: PathLike, loaded: set[str] | frozenset[str] = frozenset()) -> Counter:
     """Slicer 4 annotation nodes of a scene (.mrml, .mrb) not among the ``loaded`` node IDs: tag -> count."""
     from ..scene.mrml import parse_mrml
 
@@ -214,7 +214,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def announcement(path: PathLike, stored: list, shown: int, loaded: "set[str] | frozenset[str]" = frozenset()) -> str:
+def announcement(path: PathLike, stored: list, shown: int, loaded: set[str] | frozenset[str] = frozenset()) -> str:
     """The one-line message for what ``path`` gave besides layers ("" when there is nothing to say).
 
     ``loaded``: the scene node IDs the objects read came from (annotations among them are shown).
@@ -241,7 +241,7 @@ def announcement(path: PathLike, stored: list, shown: int, loaded: "set[str] | f
     return f"{Path(os.fspath(path)).name}: " + "; ".join(parts)
 
 
-def announce(path: PathLike, stored: list, shown: int, loaded: "set[str] | frozenset[str]" = frozenset()) -> str:
+def announce(path: PathLike, stored: list, shown: int, loaded: set[str] | frozenset[str] = frozenset()) -> str:
     """Notify (one line) what ``path`` gave besides layers and open the docks that show it."""
     message = announcement(path, stored, shown, loaded)
     if not message:

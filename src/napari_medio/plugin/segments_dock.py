@@ -17,7 +17,7 @@ napari-medio layer.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from qtpy.QtCore import Qt
@@ -297,7 +297,7 @@ class SegmentsDock(QWidget):
                 self.table.selectRow(i)
                 self.table.blockSignals(False)
 
-    def selected_value(self) -> Optional[int]:
+    def selected_value(self) -> int | None:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
         return self.rows[rows[0]]["value"] if rows and rows[0] < len(self.rows) else None
 
@@ -450,7 +450,7 @@ class SegmentsDock(QWidget):
         self.viewer.layers.selection.active = layer
         self.status.setText(f"{len(self._surfaces)} surface(s) shown in 3D")
 
-    def export(self, folder: Optional[str] = None, fmt: Optional[str] = None) -> list[str]:
+    def export(self, folder: str | None = None, fmt: str | None = None) -> list[str]:
         """Write one closed surface per segment into ``folder`` (asked when None); returns the paths."""
         from ..core.errors import MedioError
         from ..formats.surfaces import write_segment_surfaces

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
@@ -46,7 +46,7 @@ def _row_dict(row: SeriesRow, loaded: bool) -> dict:
 class SeriesChooser(QWidget):
     """Pick series of a scanned DICOM folder to load into the viewer."""
 
-    def __init__(self, napari_viewer: Any, scan: Any, rows: list[SeriesRow], loaded: Optional[set] = None) -> None:
+    def __init__(self, napari_viewer: Any, scan: Any, rows: list[SeriesRow], loaded: set | None = None) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.scan = scan
@@ -110,7 +110,7 @@ class SeriesChooser(QWidget):
     def cancel(self) -> None:
         self._cancelled = True
 
-    def load(self, keys: Optional[list[str]] = None):
+    def load(self, keys: list[str] | None = None):
         """Load the given (else the selected) series in a thread worker; returns the worker (None: nothing to do)."""
         from napari.qt.threading import thread_worker
         from napari.utils import progress as napari_progress
@@ -190,7 +190,7 @@ class SeriesChooser(QWidget):
         self.load_all_button.setEnabled(not busy)
 
 
-def open_series_chooser(viewer: Any, scan: Any, rows: list[SeriesRow], loaded: Optional[set] = None) -> SeriesChooser:
+def open_series_chooser(viewer: Any, scan: Any, rows: list[SeriesRow], loaded: set | None = None) -> SeriesChooser:
     """Add (or replace) the chooser dock for ``scan``'s folder in ``viewer``'s window."""
     name = f"DICOM series: {Path(os.fspath(scan.path)).name}"
     window = viewer.window

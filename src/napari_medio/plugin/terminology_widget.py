@@ -16,7 +16,7 @@ files are offered too.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def available_terminologies() -> list[Terminology]:
 _BUILTIN: list = []
 
 
-def _builtin_cache() -> Optional[Terminology]:
+def _builtin_cache() -> Terminology | None:
     if not _BUILTIN:
         from ..formats.terminology import builtin_terminology
 
@@ -97,7 +97,7 @@ def _unique_id(base: str, used: set) -> str:
 
 
 def apply_terminology(layer: Any, label_value: int, choice: TerminologyChoice, *,
-                      name: Optional[str] = None) -> dict:
+                      name: str | None = None) -> dict:
     """Name label ``label_value`` of a Labels layer from a terminology entry; returns the segment written.
 
     The name (``name`` or the entry's Slicer name), the recommended colour and the
@@ -146,7 +146,7 @@ def apply_terminology(layer: Any, label_value: int, choice: TerminologyChoice, *
     return dict(target)
 
 
-def label_terminology(layer: Any, label_value: int) -> Optional[str]:
+def label_terminology(layer: Any, label_value: int) -> str | None:
     """The ``TerminologyEntry`` stored for a label value of a Labels layer (None when unset)."""
     table = (((layer.metadata or {}).get("medio") or {}).get("metadata") or {}).get("segmentation") or {}
     merged = table.get("merged_label_values")
@@ -215,7 +215,7 @@ class TerminologyDock(_QWidget):  # type: ignore[misc,valid-type]
     def refresh(self, *_: Any) -> None:
         terms = available_terminologies()
         for combo, items in ((self.terminologies, [t.name or t.context_name for t in terms]),
-                             (self.layer, [l.name for l in self.viewer.layers if type(l).__name__ == "Labels"])):
+                             (self.layer, [lyr.name for lyr in self.viewer.layers if type(lyr).__name__ == "Labels"])):
             current = combo.currentText()
             combo.blockSignals(True)
             combo.clear()
@@ -226,7 +226,7 @@ class TerminologyDock(_QWidget):  # type: ignore[misc,valid-type]
         self.show_entries()
         self._layer_changed()
 
-    def current_terminology(self) -> Optional[Terminology]:
+    def current_terminology(self) -> Terminology | None:
         terms = available_terminologies()
         i = self.terminologies.currentIndex()
         return terms[i] if 0 <= i < len(terms) else None
@@ -251,7 +251,7 @@ class TerminologyDock(_QWidget):  # type: ignore[misc,valid-type]
                 return
         raise KeyError(text)
 
-    def current_choice(self) -> Optional[TerminologyChoice]:
+    def current_choice(self) -> TerminologyChoice | None:
         i = self.entries.currentRow()
         return self._choices[i] if 0 <= i < len(self._choices) else None
 
@@ -266,7 +266,7 @@ class TerminologyDock(_QWidget):  # type: ignore[misc,valid-type]
             sel = int(getattr(self.viewer.layers[name], "selected_label", 1) or 1)
             self.value.setValue(max(1, sel))
 
-    def apply(self) -> Optional[dict]:
+    def apply(self) -> dict | None:
         c = self.current_choice()
         name = self.layer.currentText()
         if c is None or name not in self.viewer.layers:

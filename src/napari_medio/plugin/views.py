@@ -123,7 +123,7 @@ def _on_inserted(viewer: Any, event: Any) -> None:
     if value_range and hasattr(layer, "contrast_limits_range"):  # the slider spans the sampled values
         low, high = layer.contrast_limits_range
         layer.contrast_limits_range = [min(low, value_range[0]), max(high, value_range[1])]
-    if _is_volume_layer(layer) and not [l for l in viewer.layers if l is not layer and _is_volume_layer(l)]:
+    if _is_volume_layer(layer) and not [lyr for lyr in viewer.layers if lyr is not layer and _is_volume_layer(lyr)]:
         set_view(viewer, ViewName.AXIAL)  # the first volume shows axial
     # One scroll step is one slice: vertex layers take the images' step.
     for other in ([layer] if type(layer).__name__ not in ("Image", "Labels") else list(viewer.layers)):

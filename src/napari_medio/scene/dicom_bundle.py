@@ -13,7 +13,7 @@ import datetime
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +29,7 @@ CREATOR_PREFIX = "3D Slicer"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
-def is_scene_capture(path: "str | os.PathLike[str]") -> bool:
+def is_scene_capture(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` is a DICOM file whose private creator ``(cadb,0010)`` names a Slicer bundle."""
     import pydicom
 
@@ -45,7 +45,7 @@ def _sniff(head: bytes, path: Path) -> bool:
     return head[128:132] == b"DICM" and SECONDARY_CAPTURE.encode() in head and is_scene_capture(path)
 
 
-def read_scene_capture(path: "str | os.PathLike[str]", *, strict: bool = False, progress: Any = None,
+def read_scene_capture(path: str | os.PathLike[str], *, strict: bool = False, progress: Any = None,
                        cancel: Any = None) -> list:
     """The scene a Slicer Data Bundle DICOM file holds: its ``.mrb`` read as napari-medio reads a bundle."""
     import pydicom
@@ -84,7 +84,9 @@ def _thumbnail(objects: list) -> np.ndarray:
         if getattr(obj, "geometry", None) is not None and array is not None and np.ndim(array) == 3:
             plane = np.asarray(array)[np.shape(array)[0] // 2].astype(float)
             lo, hi = float(plane.min()), float(plane.max())
-            return np.zeros(plane.shape, np.uint8) if hi <= lo else ((plane - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+            if hi <= lo:
+                return np.zeros(plane.shape, np.uint8)
+            return ((plane - lo) * (255.0 / (hi - lo))).astype(np.uint8)
     return np.zeros((64, 64), np.uint8)
 
 
@@ -120,7 +122,7 @@ def _capture_dataset(thumbnail: np.ndarray, patient: dict) -> Any:
     return ds
 
 
-def write_scene_capture(objects: list, path: "str | os.PathLike[str]", *, patient: Optional[dict] = None) -> list[str]:
+def write_scene_capture(objects: list, path: str | os.PathLike[str], *, patient: dict | None = None) -> list[str]:
     """Write ``objects`` as a Slicer scene (``.mrb``) inside a DICOM Secondary Capture, as Slicer exports it.
 
     ``patient``: DICOM attributes by keyword (PatientName, PatientID, StudyInstanceUID, SeriesDescription, ...).

@@ -260,7 +260,8 @@ class MrmlDocument:
             return "/".join(reversed(names))
         # Legacy hierarchy nodes.
         for n in self.nodes:
-            if n.tag in ("ModelHierarchy", "Hierarchy", "DisplayableHierarchy") and n.reference("associated") == node_id:
+            hierarchy = n.tag in ("ModelHierarchy", "Hierarchy", "DisplayableHierarchy")
+            if hierarchy and n.reference("associated") == node_id:
                 names = []
                 seen = set()
                 parent = self.node(n.reference("parent"))
@@ -383,7 +384,8 @@ def _sh_xml(items: list[ShItem], indent: str) -> str:
             parts.append(f' dataNode="{xml_attr(it.data_node)}"')
         else:
             parts.append(f' name="{xml_attr(it.name)}"')
-        parts.append(f' parent="{it.parent}" type="{xml_attr(it.type)}" expanded="{"true" if it.expanded else "false"}"')
+        expanded = "true" if it.expanded else "false"
+        parts.append(f' parent="{it.parent}" type="{xml_attr(it.type)}" expanded="{expanded}"')
         at = attrs_text(it)
         if at:
             parts.append(f' attributes="{xml_attr(at)}"')

@@ -15,8 +15,8 @@ from typing import Any
 from ..core.kinds import DataKind
 from .mrml import format_floats
 
-__all__ = ["ANNOTATION_TAGS", "DATA_TAGS", "MARKUP_TAGS", "TRANSFORM_TAGS", "NodeSpec", "is_data_tag", "kind_of_tag", "safe_file_base",
-           "spec_for", "volume_geometry_attrs"]
+__all__ = ["ANNOTATION_TAGS", "DATA_TAGS", "MARKUP_TAGS", "TRANSFORM_TAGS", "NodeSpec", "is_data_tag", "kind_of_tag",
+           "safe_file_base", "spec_for", "volume_geometry_attrs"]
 
 #: Markups element tags -> markup type (core.markups.MARKUP_TYPES).
 MARKUP_TAGS = {

@@ -68,7 +68,7 @@ def parse_index_values(text: str | None) -> list[tuple[str, str]]:
 
 
 def index_axis(node: MrmlNode, values: list[str]) -> Any:
-    """The sequence axis (:class:`~napari_medio.core.volume.AxisInfo`) a ``Sequence`` node's index attributes describe."""
+    """The sequence axis (an :class:`~napari_medio.core.volume.AxisInfo`) a ``Sequence`` node describes."""
     from ..core.volume import AxisInfo
 
     index_type = (node.get("indexType") or "numeric").strip().lower()
