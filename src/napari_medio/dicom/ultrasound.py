@@ -162,7 +162,7 @@ def _text(value: Any) -> str:
 def _el(ds: Any, key: Any) -> Any:
     """The DataElement for a keyword or tag, or None (``Dataset.get`` gives values for keywords)."""
     try:
-        return ds.get(key, None)
+        return ds[key] if key in ds else None  # noqa: SIM401 - Dataset.get gives the value, not the element
     except Exception:
         return None
 
