@@ -351,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # output piped into `head` and closed
         try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open as stdout until exit
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open as stdout until exit  # noqa: SIM115 - stays open as stdout until exit
         except OSError:
             pass
         return 0

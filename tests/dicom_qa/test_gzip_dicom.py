@@ -10,9 +10,9 @@ import pytest
 
 import napari_medio
 from napari_medio.core import registry
+from napari_medio.dicom._parse import NotDicomError
 from napari_medio.dicom.database import DicomDatabase
 from napari_medio.dicom.gzipped import parse_any_header
-from napari_medio.dicom._parse import NotDicomError
 from tests.conftest import fixture_file
 
 

@@ -19,9 +19,10 @@ import gzip as _stdlib_gzip
 import os
 import uuid
 import zlib as _stdlib_zlib
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, BinaryIO, Iterable, Iterator, Optional, Sequence
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def _temp_beside(target: Path, token: str) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_outputs(targets: Sequence["str | os.PathLike[str]"]) -> Iterator[list[Path]]:
+def atomic_outputs(targets: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]]:
     """Temporary paths for several files written together (e.g. ``.nhdr`` + ``.raw``).
 
     All are renamed into place after the block succeeds; on any error every
@@ -91,20 +92,20 @@ def atomic_outputs(targets: Sequence["str | os.PathLike[str]"]) -> Iterator[list
 
 
 @contextlib.contextmanager
-def atomic_output(target: "str | os.PathLike[str]") -> Iterator[Path]:
+def atomic_output(target: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path for ``target``, renamed into place when the block succeeds."""
     with atomic_outputs([target]) as temps:
         yield temps[0]
 
 
-def write_text(target: "str | os.PathLike[str]", text: str) -> list[str]:
+def write_text(target: str | os.PathLike[str], text: str) -> list[str]:
     """Write ``text`` (UTF-8) to ``target`` atomically; returns ``[target]``."""
     with atomic_output(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return [os.fspath(target)]
 
 
-def check_regular(path: "str | os.PathLike[str]") -> None:
+def check_regular(path: str | os.PathLike[str]) -> None:
     """FormatError naming ``path`` when it is a named pipe, device or socket: reading one may block forever
     or never end. Folders, regular files and paths that do not exist pass (their readers decide)."""
     import stat
@@ -120,7 +121,7 @@ def check_regular(path: "str | os.PathLike[str]") -> None:
     raise FormatError(Path(path), f"is {kind}, not a regular file: refusing to read it")
 
 
-def read_content(path: "str | os.PathLike[str]") -> bytes:
+def read_content(path: str | os.PathLike[str]) -> bytes:
     """All bytes of a file; FormatError naming it when it cannot be read or holds only white space."""
     p = Path(path)
     check_regular(p)
@@ -181,8 +182,8 @@ def _gzip_writer(fh: BinaryIO, level: int, threads: int = GZIP_THREADS) -> Binar
         return _stdlib_gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=level, mtime=0)
 
 
-def gzip_write(fh: BinaryIO, chunks: Iterable[Any], *, level: int = 6, progress: Optional[Progress] = None,
-               total: Optional[int] = None, threads: int = GZIP_THREADS) -> int:
+def gzip_write(fh: BinaryIO, chunks: Iterable[Any], *, level: int = 6, progress: Progress | None = None,
+               total: int | None = None, threads: int = GZIP_THREADS) -> int:
     """Write ``chunks`` (bytes-like pieces, in order) to the open file ``fh`` as one gzip member.
 
     ``level`` is zlib's 0-9; ``threads`` the library's deflate workers (one suits
@@ -216,7 +217,7 @@ def gzip_decompress(data: bytes) -> bytes:
 DEFLATE_MAX_RATIO = 1032
 
 
-def _check_inflatable(path: "str | os.PathLike[str]", offset: int, size: int) -> None:
+def _check_inflatable(path: str | os.PathLike[str], offset: int, size: int) -> None:
     """FormatError before allocating when the compressed bytes cannot hold ``size`` inflated bytes."""
     try:
         packed = max(os.stat(path).st_size - offset, 0)
@@ -227,8 +228,8 @@ def _check_inflatable(path: "str | os.PathLike[str]", offset: int, size: int) ->
                                       f"hold the {size} bytes the header declares")
 
 
-def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: Optional[int] = None, *,
-              progress: Optional[Progress] = None) -> np.ndarray:
+def gzip_read(path: str | os.PathLike[str], offset: int = 0, size: int | None = None, *,
+              progress: Progress | None = None) -> np.ndarray:
     """Inflate the gzip data at byte ``offset`` of ``path`` into a writable uint8 array.
 
     With ``size`` (the uncompressed bytes the file's header declares) the array
@@ -260,7 +261,7 @@ def gzip_read(path: "str | os.PathLike[str]", offset: int = 0, size: Optional[in
     return out if size is not None else np.frombuffer(out, np.uint8)
 
 
-def _inflate_members(zlib: ModuleType, fh: BinaryIO, out: Any, size: Optional[int], prog: Progress) -> tuple[int, bool]:
+def _inflate_members(zlib: ModuleType, fh: BinaryIO, out: Any, size: int | None, prog: Progress) -> tuple[int, bool]:
     """Inflate the gzip members read from ``fh`` into ``out``, :data:`_OUT_PIECE` bytes a step.
 
     ``out``: an array of ``size`` bytes, or a bytearray that grows when ``size``

@@ -23,8 +23,9 @@ from __future__ import annotations
 import colorsys
 import re
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -65,7 +66,7 @@ def default_color(index: int) -> tuple[float, float, float]:
     return tuple(round(c, 6) for c in colorsys.hsv_to_rgb(h, 0.55, 0.9))  # type: ignore[return-value]
 
 
-def parse_terminology(text: Optional[str]) -> Optional[dict]:
+def parse_terminology(text: str | None) -> dict | None:
     """Split a serialized ``TerminologyEntry`` (7 ``~`` parts) into its context names and code triplets.
 
     Triplets are ``{"scheme", "value", "meaning"}`` or None when unset (``^^``).
@@ -77,7 +78,7 @@ def parse_terminology(text: Optional[str]) -> Optional[dict]:
     if len(parts) != 7:
         return None
 
-    def triplet(s: str) -> Optional[dict]:
+    def triplet(s: str) -> dict | None:
         t = s.split("^")
         if len(t) != 3 or not any(t):
             return None
@@ -100,7 +101,7 @@ def parse_terminology(text: Optional[str]) -> Optional[dict]:
 def format_terminology(entry: dict) -> str:
     """Inverse of :func:`parse_terminology` (unset triplets as ``^^``)."""
 
-    def triplet(t: Optional[dict]) -> str:
+    def triplet(t: dict | None) -> str:
         if not t:
             return "^^"
         return f"{t.get('scheme', '')}^{t.get('value', '')}^{t.get('meaning', '')}"
@@ -126,18 +127,18 @@ class Segment:
     label_value: int = 1
     layer: int = 0
     color: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    extent: Optional[tuple[int, int, int, int, int, int]] = None
+    extent: tuple[int, int, int, int, int, int] | None = None
     tags: dict = field(default_factory=dict)
     name_auto_generated: bool = False
     color_auto_generated: bool = False
 
     @property
-    def terminology(self) -> Optional[str]:
+    def terminology(self) -> str | None:
         """The stored ``TerminologyEntry`` string, or None."""
         return self.tags.get(TERMINOLOGY_TAG)
 
     @property
-    def status(self) -> Optional[str]:
+    def status(self) -> str | None:
         """Slicer's segment status tag (notstarted, inprogress, completed, flagged) or None."""
         return self.tags.get(STATUS_TAG)
 
@@ -157,7 +158,7 @@ class Segment:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Segment":
+    def from_dict(cls, d: dict) -> Segment:
         """Inverse of :meth:`to_dict`."""
         tags = dict(d.get("tags") or {})
         if d.get("terminology") and TERMINOLOGY_TAG not in tags:
@@ -200,7 +201,7 @@ class Segmentation:
     segments: list[Segment] = field(default_factory=list)
     name: str = ""
     metadata: dict = field(default_factory=dict)
-    source: Optional[str] = None
+    source: str | None = None
 
     kind = DataKind.SEGMENTATION
 
@@ -239,7 +240,7 @@ class Segmentation:
         """Segments stored in ``layer``, in segmentation order."""
         return [s for s in self.segments if s.layer == layer]
 
-    def segment(self, key: "str | int") -> Segment:
+    def segment(self, key: str | int) -> Segment:
         """A segment by ID, name or index."""
         if isinstance(key, int):
             return self.segments[key]
@@ -251,12 +252,12 @@ class Segmentation:
                 return s
         raise KeyError(key)
 
-    def mask(self, key: "str | int | Segment") -> np.ndarray:
+    def mask(self, key: str | int | Segment) -> np.ndarray:
         """Boolean (k, j, i) mask of one segment."""
         seg = key if isinstance(key, Segment) else self.segment(key)
         return np.asarray(self.layer_array(seg.layer)) == seg.label_value
 
-    def check(self, path: Any = None, *, present: Optional[Sequence[Iterable[int]]] = None) -> list[str]:
+    def check(self, path: Any = None, *, present: Sequence[Iterable[int]] | None = None) -> list[str]:
         """Consistency problems: layers out of range, duplicate IDs or label values in a layer.
 
         Raises ValueError for problems that make the segments unplaceable; returns
@@ -276,7 +277,8 @@ class Segmentation:
                 raise ValueError(f"segment {s.id!r} has label value {s.label_value}; it must be positive")
             key = (s.layer, s.label_value)
             if key in seen:
-                raise ValueError(f"segments {seen[key]!r} and {s.id!r} share label value {s.label_value} in layer {s.layer}")
+                raise ValueError(f"segments {seen[key]!r} and {s.id!r} share label value {s.label_value} "
+                                 f"in layer {s.layer}")
             seen[key] = s.id
         if not self.metadata.get("empty"):
             for layer in range(self.n_layers):
@@ -291,13 +293,16 @@ class Segmentation:
         return problems
 
     # -- conversions -------------------------------------------------------------------------
-    def color_table(self, layer: Optional[int] = None) -> dict:
+    def color_table(self, layer: int | None = None) -> dict:
         """``{label: {"name", "color": [r, g, b, 1]}}`` of one layer (all when single-layer)."""
         segs = self.segments if layer is None else self.segments_in_layer(layer)
         return {int(s.label_value): {"name": s.name, "color": [float(c) for c in s.color] + [1.0]} for s in segs}
 
-    def table(self, layer: Optional[int] = None) -> dict:
-        """JSON-ready description of the segmentation (all segments) for metadata; ``layer`` marks which one a view shows."""
+    def table(self, layer: int | None = None) -> dict:
+        """JSON-ready description of the segmentation (all segments) for metadata.
+
+        ``layer`` marks which layer a view shows.
+        """
         return {
             "segments": [s.to_dict() for s in self.segments],
             "layer": layer,
@@ -306,7 +311,7 @@ class Segmentation:
             "name": self.name,
         }
 
-    def labelmap(self, layer: Optional[int] = None) -> Volume:
+    def labelmap(self, layer: int | None = None) -> Volume:
         """A label-map Volume: one layer, or (``layer=None``) all layers merged into one.
 
         Merging keeps label values where they do not collide; a segment of a later
@@ -354,8 +359,8 @@ class Segmentation:
         return None
 
     @classmethod
-    def from_labelmap(cls, volume: Volume, *, name: Optional[str] = None,
-                      present: Optional[Iterable[int]] = None) -> "Segmentation":
+    def from_labelmap(cls, volume: Volume, *, name: str | None = None,
+                      present: Iterable[int] | None = None) -> Segmentation:
         """A single-layer segmentation from a label-map Volume.
 
         Segments come from ``volume.metadata["segmentation"]`` (the table a
@@ -408,7 +413,7 @@ class Segmentation:
             claimed.add(seg.label_value)
             segments.append(seg)
         used_ids = {s.id for s in segments}
-        for i, value in enumerate(v for v in present if v not in claimed):
+        for value in (v for v in present if v not in claimed):
             entry = colors.get(value) or {}
             seg_name = str(entry.get("name") or f"Segment_{value}")
             color = entry.get("color")
@@ -476,7 +481,7 @@ def present_labels(labels: Any) -> list[int]:
 Extent = tuple[int, int, int, int, int, int]
 
 
-def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = False) -> dict[int, Optional[Extent]]:
+def label_summary(labels: Any, *, extents: bool = True, include_zero: bool = False) -> dict[int, Extent | None]:
     """``{value: (i0, i1, j0, j1, k0, k1)}`` for every value present in a 2D or 3D label array.
 
     0 is left out unless ``include_zero``; with ``extents=False`` the values map to
@@ -523,11 +528,11 @@ def _slices_extent(box: tuple[slice, ...]) -> Extent:
     return (i.start, i.stop - 1, j.start, j.stop - 1, k.start, k.stop - 1)
 
 
-def _extent_is_empty(extent: Optional[Sequence[int]]) -> bool:
+def _extent_is_empty(extent: Sequence[int] | None) -> bool:
     return extent is not None and any(extent[2 * a] > extent[2 * a + 1] for a in range(3))
 
 
-def bounding_extent(mask_or_labels: np.ndarray, value: Optional[int] = None) -> Optional[Extent]:
+def bounding_extent(mask_or_labels: np.ndarray, value: int | None = None) -> Extent | None:
     """``(i0, i1, j0, j1, k0, k1)`` of the voxels equal to ``value`` (non-zero when None), or None when none."""
     a = np.asarray(mask_or_labels)
     while a.ndim < 3:
@@ -539,7 +544,7 @@ def bounding_extent(mask_or_labels: np.ndarray, value: Optional[int] = None) -> 
     return _box(m, m.max(axis=(1, 2)))
 
 
-def _box(m: np.ndarray, slice_max: np.ndarray) -> Optional[Extent]:
+def _box(m: np.ndarray, slice_max: np.ndarray) -> Extent | None:
     """The extent of the non-zero voxels of a non-negative 3D array, given the maximum of each k slice."""
     ks = np.flatnonzero(slice_max)
     if not len(ks):
@@ -550,7 +555,7 @@ def _box(m: np.ndarray, slice_max: np.ndarray) -> Optional[Extent]:
     return (int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), int(ks[0]), int(ks[-1]))
 
 
-def _plane_box(a: np.ndarray, plane: np.ndarray, block: int = 8) -> Optional[Extent]:
+def _plane_box(a: np.ndarray, plane: np.ndarray, block: int = 8) -> Extent | None:
     """The extent of the non-zero voxels of a non-negative 3D array, given its maximum over k (``plane``).
 
     (j, i) come from the plane; k from the first and last occupied slices of that
@@ -570,7 +575,7 @@ def _plane_box(a: np.ndarray, plane: np.ndarray, block: int = 8) -> Optional[Ext
     return (int(is_[0]), int(is_[-1]), int(js[0]), int(js[-1]), k0, k1)
 
 
-def label_extents(labels: np.ndarray, values: Iterable[int]) -> dict[int, Optional[Extent]]:
+def label_extents(labels: np.ndarray, values: Iterable[int]) -> dict[int, Extent | None]:
     """Bounding extents of several label values (None for a value not in the data)."""
     values = [int(v) for v in values]
     boxes = label_summary(labels, include_zero=0 in values) if values else {}

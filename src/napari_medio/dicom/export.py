@@ -23,9 +23,10 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -93,25 +94,25 @@ class ExportTags:
     even when the source carries ``metadata["dicom"]``.
     """
 
-    patient_name: Optional[str] = None
-    patient_id: Optional[str] = None
-    patient_birth_date: Optional[str] = None
-    patient_sex: Optional[str] = None
-    study_instance_uid: Optional[str] = None
-    study_description: Optional[str] = None
-    study_id: Optional[str] = None
-    study_date: Optional[str] = None
-    study_time: Optional[str] = None
-    accession_number: Optional[str] = None
-    series_description: Optional[str] = None
-    series_number: Optional[int] = None
-    modality: Optional[str] = None
-    frame_of_reference_uid: Optional[str] = None
+    patient_name: str | None = None
+    patient_id: str | None = None
+    patient_birth_date: str | None = None
+    patient_sex: str | None = None
+    study_instance_uid: str | None = None
+    study_description: str | None = None
+    study_id: str | None = None
+    study_date: str | None = None
+    study_time: str | None = None
+    accession_number: str | None = None
+    series_description: str | None = None
+    series_number: int | None = None
+    modality: str | None = None
+    frame_of_reference_uid: str | None = None
     manufacturer: str = MANUFACTURER
     inherit: bool = True
     extra: dict = field(default_factory=dict)
 
-    def resolve(self, source: Optional[dict] = None, default_description: str = "") -> dict:
+    def resolve(self, source: dict | None = None, default_description: str = "") -> dict:
         """Concrete DICOM keyword values: explicit values, else inherited from ``source``, else new.
 
         A study is inherited only with its patient: naming another patient ID starts a new study.
@@ -147,7 +148,7 @@ class ExportTags:
         return out
 
     @classmethod
-    def from_mapping(cls, values: dict) -> "ExportTags":
+    def from_mapping(cls, values: dict) -> ExportTags:
         """From a dict with this class's field names (unknown keys go to ``extra``)."""
         names = {f.name for f in fields(cls)}
         known = {k: v for k, v in values.items() if k in names}
@@ -187,7 +188,7 @@ def _ds(x: float):
     return DSfloat(x, auto_format=True)
 
 
-def _check_cancel(cancel: Optional[Callable[[], bool]]) -> None:
+def _check_cancel(cancel: Callable[[], bool] | None) -> None:
     if cancel is not None and cancel():
         raise CancelledError(None, "export cancelled")
 
@@ -389,8 +390,8 @@ def _set_plane(ds: Any, geometry: Geometry, k: int, nk: int, thickness: float,
         ds.SpacingBetweenSlices = _ds(thickness)
 
 
-def volume_to_datasets(volume: Volume, tags: Optional[ExportTags] = None, *, enhanced: bool = False,
-                       cancel: Optional[Callable[[], bool]] = None) -> list:
+def volume_to_datasets(volume: Volume, tags: ExportTags | None = None, *, enhanced: bool = False,
+                       cancel: Callable[[], bool] | None = None) -> list:
     """pydicom datasets of a new image series holding ``volume`` (sorted by slice).
 
     Voxels are stored as 16-bit integers with Rescale Slope/Intercept (exact for
@@ -486,8 +487,8 @@ def _series_folder(out_dir: Path, ds: Any) -> Path:
     return out_dir / f"{ds.Modality}_{number}_{str(ds.SeriesInstanceUID)[-12:]}"
 
 
-def _write_series(datasets: Sequence, out_dir: "str | os.PathLike[str]", progress: Optional[ProgressCallback],
-                  cancel: Optional[Callable[[], bool]], subfolder: bool = True) -> list[Path]:
+def _write_series(datasets: Sequence, out_dir: str | os.PathLike[str], progress: ProgressCallback | None,
+                  cancel: Callable[[], bool] | None, subfolder: bool = True) -> list[Path]:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise WriteError(out, "not a folder")
@@ -509,16 +510,16 @@ def _write_series(datasets: Sequence, out_dir: "str | os.PathLike[str]", progres
     return written
 
 
-def export_volume(volume: Volume, out_dir: "str | os.PathLike[str]", tags: Optional[ExportTags] = None, *,
-                  enhanced: bool = False, progress: Optional[ProgressCallback] = None,
-                  cancel: Optional[Callable[[], bool]] = None, subfolder: bool = True) -> list[Path]:
+def export_volume(volume: Volume, out_dir: str | os.PathLike[str], tags: ExportTags | None = None, *,
+                  enhanced: bool = False, progress: ProgressCallback | None = None,
+                  cancel: Callable[[], bool] | None = None, subfolder: bool = True) -> list[Path]:
     """Write ``volume`` as a new DICOM series into ``out_dir`` (a sub-folder per series); returns the files."""
     datasets = volume_to_datasets(volume, tags, enhanced=enhanced, cancel=cancel)
     return _write_series(datasets, out_dir, progress, cancel, subfolder)
 
 
 # -- reference series -----------------------------------------------------------------------------
-def load_reference_series(source: "str | os.PathLike[str] | Sequence", series_uid: Optional[str] = None) -> list:
+def load_reference_series(source: str | os.PathLike[str] | Sequence, series_uid: str | None = None) -> list:
     """Image datasets (with pixels) of one series: a folder, a file list or datasets, sorted along the normal.
 
     When the source holds several image series, ``series_uid`` chooses; otherwise the
@@ -620,7 +621,7 @@ def cielab_to_rgb(dicom_value: Sequence[int]) -> tuple[float, float, float]:
     return (round(r / 255.0, 6), round(g / 255.0, 6), round(b / 255.0, 6))
 
 
-def _code(triplet: Optional[dict], default: tuple[str, str, str]) -> Any:
+def _code(triplet: dict | None, default: tuple[str, str, str]) -> Any:
     from highdicom.sr import CodedConcept
 
     if triplet and triplet.get("value") and triplet.get("scheme"):
@@ -667,7 +668,7 @@ def _hd_affine(geometry: Geometry) -> np.ndarray:
     return m
 
 
-def segmentation_to_seg(obj: Any, reference: "str | os.PathLike[str] | Sequence", tags: Optional[ExportTags] = None,
+def segmentation_to_seg(obj: Any, reference: str | os.PathLike[str] | Sequence, tags: ExportTags | None = None,
                         *, fractional: bool = False, omit_empty_frames: bool = False,
                         algorithm_type: str = "MANUAL") -> Any:
     """A highdicom Segmentation (DICOM SEG) of ``obj`` referencing the ``reference`` image series.
@@ -700,7 +701,8 @@ def segmentation_to_seg(obj: Any, reference: "str | os.PathLike[str] | Sequence"
             segmented_property_type=codes["type"],
             algorithm_type=algorithm_type,
             algorithm_identification=None if algorithm_type == "MANUAL" else hd.AlgorithmIdentificationSequence(
-                name="napari-medio", version=_version(), family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing")),
+                name="napari-medio", version=_version(),
+                family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing")),
             tracking_uid=new_uid(),
             tracking_id=str(s.id)[:64],
             anatomic_regions=[codes["region"]] if "region" in codes else None,
@@ -762,8 +764,8 @@ def _ref_ident(ds: Any) -> dict:
     return {k: str(ds.get(k)) for k in keys if ds.get(k) not in (None, "")}
 
 
-def export_segmentation(obj: Any, out_dir: "str | os.PathLike[str]", reference: Any,
-                        tags: Optional[ExportTags] = None, *, subfolder: bool = True, **options: Any) -> list[Path]:
+def export_segmentation(obj: Any, out_dir: str | os.PathLike[str], reference: Any,
+                        tags: ExportTags | None = None, *, subfolder: bool = True, **options: Any) -> list[Path]:
     """Write ``obj`` as a DICOM SEG file referencing ``reference``; returns ``[path]``."""
     ds = segmentation_to_seg(obj, reference, tags, **options)
     out = Path(out_dir)
@@ -771,9 +773,9 @@ def export_segmentation(obj: Any, out_dir: "str | os.PathLike[str]", reference: 
     return [_write_dataset(ds, folder / "SEG00001.dcm")]
 
 
-def export_object(obj: Any, out_dir: "str | os.PathLike[str]", tags: Optional[ExportTags] = None, *,
-                  reference: Any = None, enhanced: bool = False, progress: Optional[ProgressCallback] = None,
-                  cancel: Optional[Callable[[], bool]] = None) -> list[Path]:
+def export_object(obj: Any, out_dir: str | os.PathLike[str], tags: ExportTags | None = None, *,
+                  reference: Any = None, enhanced: bool = False, progress: ProgressCallback | None = None,
+                  cancel: Callable[[], bool] | None = None) -> list[Path]:
     """Export one data object: a segmentation or label map -> SEG (needs ``reference``), a volume -> series.
 
     Models, markups and other objects raise a clear :class:`MedioError` (DICOM export skips them).
@@ -796,9 +798,9 @@ def export_object(obj: Any, out_dir: "str | os.PathLike[str]", tags: Optional[Ex
 
 
 # -- files -> folder (DICOMDIR or flat) -----------------------------------------------------------------
-def export_files(files: Iterable["str | os.PathLike[str]"], out_dir: "str | os.PathLike[str]", *,
-                 dicomdir: bool = True, progress: Optional[ProgressCallback] = None,
-                 cancel: Optional[Callable[[], bool]] = None) -> list[Path]:
+def export_files(files: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
+                 dicomdir: bool = True, progress: ProgressCallback | None = None,
+                 cancel: Callable[[], bool] | None = None) -> list[Path]:
     """Copy DICOM instances into ``out_dir``: as a DICOM File-set with a DICOMDIR, or flat.
 
     DICOMDIR mode adds to an existing File-set in ``out_dir`` (instances already in it
@@ -865,9 +867,9 @@ def _write_fileset(fs: Any, out: Path) -> None:
 
 
 # -- database ----------------------------------------------------------------------------------------------
-def export_to_database(obj: Any, database: Any, tags: Optional[ExportTags] = None, *, reference: Any = None,
-                       enhanced: bool = False, progress: Optional[ProgressCallback] = None,
-                       cancel: Optional[Callable[[], bool]] = None) -> list[str]:
+def export_to_database(obj: Any, database: Any, tags: ExportTags | None = None, *, reference: Any = None,
+                       enhanced: bool = False, progress: ProgressCallback | None = None,
+                       cancel: Callable[[], bool] | None = None) -> list[str]:
     """Export ``obj`` as new DICOM instances and import them (copied) into a DICOM database.
 
     ``database`` is an open :class:`~napari_medio.dicom.database.DicomDatabase` (or anything
@@ -913,10 +915,10 @@ def _reference_from_database(obj: Any, database: Any) -> Any:
     return None
 
 
-def export_from_database(database: Any, out_dir: "str | os.PathLike[str]", *, series: Sequence[str] = (),
+def export_from_database(database: Any, out_dir: str | os.PathLike[str], *, series: Sequence[str] = (),
                          studies: Sequence[str] = (), dicomdir: bool = True,
-                         progress: Optional[ProgressCallback] = None,
-                         cancel: Optional[Callable[[], bool]] = None) -> list[Path]:
+                         progress: ProgressCallback | None = None,
+                         cancel: Callable[[], bool] | None = None) -> list[Path]:
     """Copy chosen series and studies out of an open DICOM database into ``out_dir`` (DICOMDIR or flat)."""
     if isinstance(database, (str, os.PathLike)):
         raise MedioError(database, "export_from_database needs an open DicomDatabase, not a folder")

@@ -17,7 +17,6 @@ import os
 import shutil
 import tempfile
 import zlib
-from typing import Optional
 
 from ..core.errors import FormatError
 from ._parse import NotDicomError, parse_header, sniff_dicom_bytes
@@ -31,7 +30,7 @@ MAX_DECOMPRESSED = 2 << 30
 #: Decompressed bytes sniffed for DICOM before a file is decompressed whole.
 SNIFF_BYTES = 8192
 
-_cache_dir: Optional[str] = None
+_cache_dir: str | None = None
 
 
 def is_gzip_head(head: bytes) -> bool:
@@ -39,7 +38,7 @@ def is_gzip_head(head: bytes) -> bool:
     return head[:2] == GZIP_MAGIC
 
 
-def gunzipped_head(path: "str | os.PathLike[str]", size: int = SNIFF_BYTES) -> bytes:
+def gunzipped_head(path: str | os.PathLike[str], size: int = SNIFF_BYTES) -> bytes:
     """The first ``size`` decompressed bytes of a gzip file (fewer when it is shorter or corrupt)."""
     try:
         with gzip.open(path, "rb") as fh:
@@ -56,7 +55,7 @@ def _cache_folder() -> str:
     return _cache_dir
 
 
-def plain_copy(path: "str | os.PathLike[str]") -> str:
+def plain_copy(path: str | os.PathLike[str]) -> str:
     """Path of a decompressed copy of gzipped DICOM ``path`` (made once per file version).
 
     Raises :class:`NotDicomError` when the decompressed start is not DICOM, :class:`FormatError`
@@ -94,7 +93,7 @@ def _gunzip_bounded(path: str, out: str) -> None:
         raise FormatError(path, f"corrupt gzip data: {exc}") from None
 
 
-def parse_any_header(path: "str | os.PathLike[str]") -> dict:
+def parse_any_header(path: str | os.PathLike[str]) -> dict:
     """:func:`parse_header` of ``path``, through a plain copy when the file is gzip-compressed."""
     path = os.fspath(path)
     with open(path, "rb") as fh:

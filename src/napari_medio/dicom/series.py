@@ -32,8 +32,9 @@ import math
 import os
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,8 @@ __all__ = [
 #: Modalities that hold no image volume (listed in the database, not loaded as images).
 NON_IMAGE_MODALITIES = frozenset(("SEG", "RTSTRUCT", "RTPLAN", "RTRECORD", "SR", "PR", "KO", "REG", "DOC", "RWV",
                                   "FID", "PLAN", "AU", "ECG", "HD"))
-_NON_IMAGE_SOP_PREFIXES = ("1.2.840.10008.5.1.4.1.1.66", "1.2.840.10008.5.1.4.1.1.88", "1.2.840.10008.5.1.4.1.1.481.3", "1.2.840.10008.5.1.4.1.1.481.5", "1.2.840.10008.5.1.4.1.1.11",
+_NON_IMAGE_SOP_PREFIXES = ("1.2.840.10008.5.1.4.1.1.66", "1.2.840.10008.5.1.4.1.1.88", "1.2.840.10008.5.1.4.1.1.481.3",
+                           "1.2.840.10008.5.1.4.1.1.481.5", "1.2.840.10008.5.1.4.1.1.11",
                            "1.2.840.10008.5.1.4.39", "1.2.840.10008.5.1.4.1.1.104")
 _NON_IMAGE_SOP_EXACT = frozenset(("1.2.840.10008.1.3.10",))  # Media Storage Directory (DICOMDIR)
 
@@ -76,7 +78,7 @@ class DicomWarning(UserWarning):
 
 
 # -- files and headers ----------------------------------------------------------------------------
-def scan_files(paths: Iterable["str | os.PathLike[str]"], recursive: bool = True) -> list[str]:
+def scan_files(paths: Iterable[str | os.PathLike[str]], recursive: bool = True) -> list[str]:
     """Every file under ``paths`` (folders walked recursively), in a stable order."""
     out: list[str] = []
     for p in paths:
@@ -97,7 +99,7 @@ def scan_files(paths: Iterable["str | os.PathLike[str]"], recursive: bool = True
     return out
 
 
-def dicomdir_files(path: "str | os.PathLike[str]") -> list[str]:
+def dicomdir_files(path: str | os.PathLike[str]) -> list[str]:
     """Files a DICOMDIR references (that exist), relative to its folder."""
     import pydicom
 
@@ -111,7 +113,8 @@ def dicomdir_files(path: "str | os.PathLike[str]") -> list[str]:
         ref = rec.get("ReferencedFileID")
         if not ref:
             continue
-        parts = [str(x) for x in (ref if isinstance(ref, (list, tuple)) or hasattr(ref, "__iter__") and not isinstance(ref, str) else [ref])]
+        many = isinstance(ref, (list, tuple)) or hasattr(ref, "__iter__") and not isinstance(ref, str)
+        parts = [str(x) for x in (ref if many else [ref])]
         candidate = base.joinpath(*parts)
         if not candidate.exists():
             # Media file IDs are upper case; file systems may not be.
@@ -123,7 +126,7 @@ def dicomdir_files(path: "str | os.PathLike[str]") -> list[str]:
     return out
 
 
-def _case_insensitive(base: Path, parts: Sequence[str]) -> Optional[Path]:
+def _case_insensitive(base: Path, parts: Sequence[str]) -> Path | None:
     cur = base
     for part in parts:
         try:
@@ -137,8 +140,8 @@ def _case_insensitive(base: Path, parts: Sequence[str]) -> Optional[Path]:
     return cur
 
 
-def read_headers(files: Sequence[str], progress: Optional[Callable[[int, int], None]] = None,
-                 cancel: Optional[Callable[[], bool]] = None) -> tuple[list[dict], list[tuple[str, str]], int]:
+def read_headers(files: Sequence[str], progress: Callable[[int, int], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> tuple[list[dict], list[tuple[str, str]], int]:
     """Headers of the DICOM files among ``files``: (headers, problems, non-DICOM count).
 
     ``problems`` lists (path, reason) for files that look like DICOM but cannot
@@ -206,7 +209,7 @@ def series_name(h: dict) -> str:
 
 
 # -- small helpers --------------------------------------------------------------------------------
-def _floats(value: Any, n: int) -> Optional[np.ndarray]:
+def _floats(value: Any, n: int) -> np.ndarray | None:
     if value is None:
         return None
     vals = value if isinstance(value, list) else [value]
@@ -219,7 +222,7 @@ def _floats(value: Any, n: int) -> Optional[np.ndarray]:
     return arr[:n]
 
 
-def _first_number(value: Any, default: Optional[float] = None) -> Optional[float]:
+def _first_number(value: Any, default: float | None = None) -> float | None:
     if isinstance(value, list):
         value = value[0] if value else None
     if value is None or value == "":
@@ -258,7 +261,7 @@ def _slice_step(h: dict) -> float:
 _ORIENT_CACHE: dict = {}
 
 
-def _orientation(h: dict) -> Optional[np.ndarray]:
+def _orientation(h: dict) -> np.ndarray | None:
     raw = h.get("ImageOrientationPatient")
     key = tuple(raw) if isinstance(raw, list) else raw
     try:
@@ -277,7 +280,7 @@ def _orientation(h: dict) -> Optional[np.ndarray]:
     return out
 
 
-def _orientation_uncached(h: dict) -> Optional[np.ndarray]:
+def _orientation_uncached(h: dict) -> np.ndarray | None:
     iop = _floats(h.get("ImageOrientationPatient"), 6)
     if iop is None:
         return None
@@ -377,8 +380,8 @@ def _sort_key(rec: dict) -> tuple:
 class _Plan:
     """How one volume is built: a (T x K) grid of records, geometry and axis description."""
 
-    def __init__(self, grid: list[list[dict]], geometry: Geometry, axis: Optional[AxisInfo], label: str,
-                 notes: list[str], resample: Optional[dict] = None, tilt: float = 0.0) -> None:
+    def __init__(self, grid: list[list[dict]], geometry: Geometry, axis: AxisInfo | None, label: str,
+                 notes: list[str], resample: dict | None = None, tilt: float = 0.0) -> None:
         self.grid = grid
         self.geometry = geometry
         self.axis = axis
@@ -401,15 +404,18 @@ def _plans_for_series(headers: list[dict], warn: list[str]) -> list[_Plan]:
         r["_ipp"] = ipp
         geom = orient is not None and ipp is not None
         key = (
-            int(r.get("Rows") or 0), int(r.get("Columns") or 0), int(_first_number(r.get("SamplesPerPixel"), 1) or 1),
-            int(_first_number(r.get("BitsAllocated"), 16) or 16), int(_first_number(r.get("PixelRepresentation"), 0) or 0),
+            int(r.get("Rows") or 0), int(r.get("Columns") or 0),
+            int(_first_number(r.get("SamplesPerPixel"), 1) or 1),
+            int(_first_number(r.get("BitsAllocated"), 16) or 16),
+            int(_first_number(r.get("PixelRepresentation"), 0) or 0),
             _photometric(r) in ("MONOCHROME1", "MONOCHROME2"),
             tuple(np.round(orient[:, :2].T.reshape(-1), 4)) if geom else None,
             tuple(np.round(_pixel_spacing(r), 4)),
         )
         groups[key].append(r)
     if len(groups) > 1:
-        warn.append(f"{len(groups)} different image sizes, pixel formats or orientations: loaded as {len(groups)} volumes")
+        warn.append(f"{len(groups)} different image sizes, pixel formats or orientations: "
+                    f"loaded as {len(groups)} volumes")
     plans: list[_Plan] = []
     ordered = sorted(groups.items(), key=lambda kv: min(_sort_key(r) for r in kv[1]))
     for gi, (key, recs) in enumerate(ordered):
@@ -432,8 +438,8 @@ def _stack_plan(recs: list[dict], label: str, warn: list[str]) -> _Plan:
     if len({r["_path"] for r in recs}) > 1:
         notes.append("no position/orientation tags: images stacked in instance-number order")
         warn.append(notes[-1])
-    geometry = Geometry([sp[0], sp[1], _slice_step(recs[0]) if len(recs) > 1 and recs[0].get("SpacingBetweenSlices") else 1.0],
-                        np.zeros(3), np.eye(3))
+    step = _slice_step(recs[0]) if len(recs) > 1 and recs[0].get("SpacingBetweenSlices") else 1.0
+    geometry = Geometry([sp[0], sp[1], step], np.zeros(3), np.eye(3))
     return _Plan([recs], geometry, None, label, notes)
 
 
@@ -482,7 +488,7 @@ def _geometric_plans(recs: list[dict], label: str, warn: list[str]) -> list[_Pla
                 base.notes.append(f"{t} volumes on one grid ({name}): loaded as 4D")
                 return [base]
     # Unequal counts: split into volumes by the first key that gives unique positions.
-    for key, name, kind, unit in _SPLIT_KEYS[:-1]:
+    for key, name, _kind, _unit in _SPLIT_KEYS[:-1]:
         parts: dict[Any, list[dict]] = defaultdict(list)
         for r in recs:
             parts[_key_value(r, key)].append(r)
@@ -499,7 +505,8 @@ def _geometric_plans(recs: list[dict], label: str, warn: list[str]) -> list[_Pla
             plans = []
             for value, part in sorted(parts.items(), key=lambda kv: str(kv[0])):
                 d = np.array([float(r["_ipp"] @ normal) for r in part])
-                plan = _volume_plan(part, d, f"{label} ({name} {jsonable(value) if key != '_path' else Path(value).name})", warn)
+                shown = jsonable(value) if key != "_path" else Path(value).name
+                plan = _volume_plan(part, d, f"{label} ({name} {shown})", warn)
                 plans.append(plan)
             return plans
     # Nothing explains the duplicates: keep one image per position.
@@ -664,7 +671,7 @@ _IMAGECODECS = {
 }
 
 
-def _imagecodecs_decode(ds: Any, h: dict) -> Optional[np.ndarray]:
+def _imagecodecs_decode(ds: Any, h: dict) -> np.ndarray | None:
     """Decode encapsulated frames with imagecodecs when pydicom's plugins cannot (e.g. 12-bit JPEG)."""
     ts = str(h.get("_ts") or "")
     name = _IMAGECODECS.get(ts)
@@ -709,7 +716,8 @@ class _Loader:
         self.rescales = [[_rescale_of(r) for r in row] for row in plan.grid]
         flat = [rs for row in self.rescales for rs in row]
         self.identity = all(s == 1.0 and b == 0.0 for s, b in flat)
-        self.integer = self.stored.kind in "iu" and all(float(s).is_integer() and float(b).is_integer() for s, b in flat)
+        self.integer = self.stored.kind in "iu" and all(float(s).is_integer() and float(b).is_integer()
+                                                        for s, b in flat)
         # Output type: stored, a wider integer, or float.
         if self.colour or self.identity:
             self.out_dtype = self.stored
@@ -741,7 +749,7 @@ class _Loader:
     def fill_file(self, path: str, targets: list[tuple[int, int, dict]]) -> None:
         h = targets[0][2]["_hdr"]
         try:
-            if _fast_ok(h) and targets[0][2].get("_tile") is None and (self.colour or h.get("_pixel_tag") == 0x7FE00010 or True):
+            if _fast_ok(h) and targets[0][2].get("_tile") is None:
                 self._fill_native(h, targets)
             else:
                 arr = _Decoded.decode(h)
@@ -895,7 +903,7 @@ class _Loader:
                     new[t, k] = self.out[t, k]
         return new
 
-    def window(self) -> Optional[tuple[float, float]]:
+    def window(self) -> tuple[float, float] | None:
         r = self.plan.grid[0][len(self.plan.grid[0]) // 2]
         c = _first_number(r.get("WindowCenter"))
         w = _first_number(r.get("WindowWidth"))
@@ -943,8 +951,8 @@ def _resample_k(arr: np.ndarray, dist: Sequence[float], targets: Sequence[float]
     return out
 
 
-def _run(loaders: list[_Loader], progress: Optional[Callable[[int, int], None]],
-         cancel: Optional[Callable[[], bool]]) -> None:
+def _run(loaders: list[_Loader], progress: Callable[[int, int], None] | None,
+         cancel: Callable[[], bool] | None) -> None:
     jobs = [(ld, path, targets) for ld in loaders for path, targets in ld.tasks()]
     for n, (ld, path, targets) in enumerate(jobs, 1):
         if cancel is not None and cancel():
@@ -967,8 +975,8 @@ def _identity(headers: list[dict], instance_uids: list[str]) -> dict:
     return out
 
 
-def assemble_series(headers: list[dict], progress: Optional[Callable[[int, int], None]] = None,
-                    cancel: Optional[Callable[[], bool]] = None) -> tuple[list[Volume], list[str], dict[str, str]]:
+def assemble_series(headers: list[dict], progress: Callable[[int, int], None] | None = None,
+                    cancel: Callable[[], bool] | None = None) -> tuple[list[Volume], list[str], dict[str, str]]:
     """Volumes of one series: (volumes, warnings, failed files {path: reason})."""
     return _assemble_many([headers], progress, cancel)
 
@@ -1018,7 +1026,7 @@ def _assemble_many(series_list: list[list[dict]], progress, cancel) -> tuple[lis
     return volumes, warnings_out, all_failed
 
 
-def _precheck(h: dict) -> Optional[str]:
+def _precheck(h: dict) -> str | None:
     if not h.get("_pixel_tag"):
         return "no pixel data"
     if not h.get("Rows") or not h.get("Columns"):
@@ -1032,9 +1040,9 @@ def _precheck(h: dict) -> Optional[str]:
         have = min(h.get("_pixel_length", 0), max(0, h.get("_size", 0) - h.get("_pixel_offset", 0)))
         if have < need:
             return f"pixel data is truncated: {have} of {need} bytes present"
-    elif h.get("_ts") in NATIVE_SYNTAXES and h.get("_pixel_offset", -1) >= 0 and h.get("_pixel_length", -1) >= 0:
-        if h["_pixel_offset"] + h["_pixel_length"] > h.get("_size", 0):
-            return "pixel data is truncated"
+    elif (h.get("_ts") in NATIVE_SYNTAXES and h.get("_pixel_offset", -1) >= 0 and h.get("_pixel_length", -1) >= 0
+          and h["_pixel_offset"] + h["_pixel_length"] > h.get("_size", 0)):
+        return "pixel data is truncated"
     else:
         return _compressed_size_check(h)
     return None
@@ -1047,7 +1055,7 @@ MAX_DECODE_RATIO = 1000
 DECODE_ALLOWANCE = 256 << 20
 
 
-def _compressed_size_check(h: dict) -> Optional[str]:
+def _compressed_size_check(h: dict) -> str | None:
     """Rows x Columns x NumberOfFrames of compressed pixel data bounded by what the file can hold,
     before anything is allocated: each frame needs at least one 8-byte item, each byte decodes to at
     most :data:`MAX_DECODE_RATIO` bytes."""
@@ -1095,8 +1103,9 @@ def _volume_from(plan: _Plan, ld: _Loader, headers: list[dict], name: str, warn:
                   components=components, metadata=meta, source=headers[0]["_path"], window=window)
 
 
-def load_volumes(headers: list[dict], progress: Optional[Callable[[int, int], None]] = None,
-                 cancel: Optional[Callable[[], bool]] = None, warn: bool = True) -> tuple[list[Volume], list[str], dict[str, str], list[dict]]:
+def load_volumes(headers: list[dict], progress: Callable[[int, int], None] | None = None,
+                 cancel: Callable[[], bool] | None = None,
+                 warn: bool = True) -> tuple[list[Volume], list[str], dict[str, str], list[dict]]:
     """Volumes of every image series in ``headers``, ordered by series number.
 
     Returns (volumes, warnings, failed files {path: reason}, non-image headers).
@@ -1155,8 +1164,8 @@ class DicomScan:
         return dict(groups)
 
 
-def scan_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[[int, int], None]] = None,
-                    cancel: Optional[Callable[[], bool]] = None) -> DicomScan:
+def scan_dicom_path(path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None,
+                    cancel: Callable[[], bool] | None = None) -> DicomScan:
     """Headers (no pixels) of a DICOM file, DICOMDIR or folder (recursive), for :func:`read_dicom_path`."""
     p = Path(path)
     if p.is_dir():
@@ -1169,17 +1178,15 @@ def scan_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[
         files = [os.fspath(p)]
     headers, problems, skipped = read_headers(files, progress=progress, cancel=cancel)
     headers = [h for h in headers if not h.get("_dicomdir") and h.get("_media_sop_class") != "1.2.840.10008.1.3.10"]
-    if not p.is_dir() and p.name.upper() != "DICOMDIR":
-        if not headers:
-            reason = problems[0][1] if problems else "not a DICOM file"
-            raise FormatError(p, reason)
+    if not p.is_dir() and p.name.upper() != "DICOMDIR" and not headers:
+        raise FormatError(p, problems[0][1] if problems else "not a DICOM file")
     return DicomScan(p, headers, problems, skipped)
 
 
-def read_dicom_path(path: "str | os.PathLike[str]", progress: Optional[Callable[[int, int], None]] = None,
-                    cancel: Optional[Callable[[], bool]] = None,
-                    delegate: Optional[Callable[[list], list]] = None, *,
-                    scan: Optional[DicomScan] = None, series: Optional[Iterable[str]] = None) -> list:
+def read_dicom_path(path: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None,
+                    cancel: Callable[[], bool] | None = None,
+                    delegate: Callable[[list], list] | None = None, *,
+                    scan: DicomScan | None = None, series: Iterable[str] | None = None) -> list:
     """Every image series in a DICOM file, DICOMDIR, folder (recursive) or .zip, as volumes.
 
     ``delegate(non_image_headers)`` may return further data objects for the
