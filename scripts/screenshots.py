@@ -66,8 +66,7 @@ def ct_with_segmentation(out: Path, data: Path) -> None:
     [seg] = viewer.open(data / "segmentations" / "Segmentation.seg.nrrd", plugin="napari-medio")
     seg.opacity = 0.5
     for view in ("axial", "coronal", "sagittal"):
-        set_view(viewer, view)
-        viewer.reset_view()
+        set_view(viewer, view)  # set_view frames the data (reset_view would undo the 3D camera)
         _save(viewer.screenshot(canvas_only=True, flash=False), out / f"ct-seg-{view}.png")
     _, dock = viewer.window.add_plugin_dock_widget("napari-medio", "Segments")
     dock.select(5)
@@ -84,7 +83,6 @@ def ct_with_segmentation(out: Path, data: Path) -> None:
         if row["name"] == "tissue":
             dock.set_visible(i, False)
     set_view(viewer, "3d")
-    viewer.reset_view()
     _save(viewer.screenshot(canvas_only=True, flash=False), out / "ct-seg-3d.png")
     viewer.close()
 
