@@ -94,15 +94,8 @@ def test_open_with_options_on_a_transform_adds_no_layer_and_says_so(make_napari_
 
 def test_slicer4_annotations_with_files_load_silently(make_napari_viewer, messages):
     """Slicer's AnnotationFiducialsTest scene: the fiducials load (as markups), so nothing is said about them."""
-    from pathlib import Path
-
-    from tests.conftest import REPO_ROOT
-
-    folder = REPO_ROOT / "tests" / "data" / "scenes" / "AnnotationTest"
-    scenes = sorted(Path(folder).glob("*.mrml")) if folder.is_dir() else []
-    if not scenes:
-        pytest.skip("no Slicer 4 annotation scene in the test data")
+    scene = fixture_file("scenes/AnnotationTest/AnnotationFiducialsTest.mrml")
     viewer = make_napari_viewer()
-    layers = viewer.open(scenes[0], plugin="napari-medio")
+    layers = viewer.open(scene, plugin="napari-medio")
     assert layers
     assert not any("annotations not shown" in m for m in messages), messages
